@@ -1,0 +1,143 @@
+import { z } from 'zod';
+
+/**
+ * Every Foresight option, programmatic and environment, in one schema. Each field
+ * documents its environment variable in ENV_VARIABLES below; `.env.example` lists them.
+ */
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const influxOptions = z
+	.object({
+		/** e.g. http://127.0.0.1:8086 */
+		url: z.url({ protocol: /^https?$/ }),
+		database: z.string().regex(/^[A-Za-z0-9_\-]+$/, 'letters, digits, _ and - only').default('foresight'),
+		username: z.string().optional(),
+		password: z.string().optional(),
+		/** InfluxDB duration of the raw retention policy (e.g. 24h). */
+		rawRetention: z.string().regex(/^\d+[hdw]$/, 'an InfluxDB duration like 24h, 7d or 2w').default('24h'),
+		/** Retention of the 1-minute downsampled means (e.g. 30d). */
+		downsampledRetention: z.string().regex(/^\d+[hdw]$/, 'an InfluxDB duration like 24h, 7d or 2w').default('30d'),
+		/** Largest batch of points sent in one write. */
+		batchSize: z.int().min(1).max(100_000).default(5000),
+		/** Longest a point waits before its batch is sent. */
+		flushIntervalMs: z.int().min(10).max(60_000).default(1000),
+		/** Outage buffer bounds: beyond either, the oldest points are dropped and counted. */
+		maxBufferedPoints: z.int().min(1).default(500_000),
+		maxBufferedBytes: z.int().min(1024).default(128 * 1024 * 1024),
+	})
+	.strict();
+
+export const foresightOptionsSchema = z
+	.object({
+		logLevel: logLevel.default('info'),
+		/** Worker CPU/RSS sampling period. */
+		loadSampleIntervalMs: z.int().min(50).max(60_000).default(1000),
+		/** Period of getStats() rounds for profiles. */
+		statsIntervalMs: z.int().min(100).max(60_000).default(1000),
+		/** When absent, profiles live in the embedded in-memory store. */
+		influx: influxOptions.optional(),
+		/** Allocation manager only logs what it would do. */
+		dryRun: z.boolean().default(false),
+	})
+	.strict();
+
+export type ForesightOptions = z.input<typeof foresightOptionsSchema>;
+export type ResolvedForesightOptions = z.output<typeof foresightOptionsSchema>;
+export type InfluxOptions = z.output<typeof influxOptions>;
+
+export class ForesightConfigError extends Error {
+	constructor(
+		message: string,
+		/** Dotted option path (or environment variable) of each offending field. */
+		public readonly fields: string[],
+	) {
+		super(message);
+		this.name = 'ForesightConfigError';
+	}
+}
+
+function describeIssues(issues: z.core.$ZodIssue[], nameOf: (path: PropertyKey[]) => string): ForesightConfigError {
+	const fields: string[] = [];
+	const lines: string[] = [];
+	for (const issue of issues) {
+		// An unknown key is an error of the key itself, not of the object holding it.
+		const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
+		for (const path of paths) {
+			const name = nameOf(path) || '(options)';
+			const allowed = issue.code === 'invalid_value' ? ` (allowed: ${issue.values.map(String).join(', ')})` : '';
+			const message = issue.code === 'unrecognized_keys' ? 'unknown option' : issue.message;
+			fields.push(name);
+			lines.push(`${name}: ${message}${allowed}`);
+		}
+	}
+	return new ForesightConfigError(`invalid Foresight configuration:\n  ${lines.join('\n  ')}`, fields);
+}
+
+export function parseOptions(input: unknown): ResolvedForesightOptions {
+	const res = foresightOptionsSchema.safeParse(input ?? {});
+	if (!res.success) throw describeIssues(res.error.issues, (p) => p.map(String).join('.'));
+	return res.data;
+}
+
+type OptionPath = readonly [keyof ForesightOptions] | readonly ['influx', keyof z.input<typeof influxOptions>];
+
+/** Environment variable → option path. Numbers and booleans are coerced from strings. */
+export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: 'string' | 'int' | 'bool'; doc: string }> = {
+	FORESIGHT_LOG_LEVEL: { path: ['logLevel'], kind: 'string', doc: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+	FORESIGHT_LOAD_INTERVAL_MS: { path: ['loadSampleIntervalMs'], kind: 'int', doc: 'worker load sampling period in ms (default 1000)' },
+	FORESIGHT_STATS_INTERVAL_MS: { path: ['statsIntervalMs'], kind: 'int', doc: 'profile getStats() period in ms (default 1000)' },
+	FORESIGHT_DRY_RUN: { path: ['dryRun'], kind: 'bool', doc: 'true: allocation manager only logs (default false)' },
+	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB 1.x URL; unset: embedded in-memory store' },
+	INFLUX_DATABASE: { path: ['influx', 'database'], kind: 'string', doc: 'database name (default foresight)' },
+	INFLUX_USERNAME: { path: ['influx', 'username'], kind: 'string', doc: 'optional' },
+	INFLUX_PASSWORD: { path: ['influx', 'password'], kind: 'string', doc: 'optional' },
+	INFLUX_RAW_RETENTION: { path: ['influx', 'rawRetention'], kind: 'string', doc: 'raw data retention (default 24h)' },
+	INFLUX_DOWNSAMPLED_RETENTION: { path: ['influx', 'downsampledRetention'], kind: 'string', doc: '1-minute means retention (default 30d)' },
+	INFLUX_BATCH_SIZE: { path: ['influx', 'batchSize'], kind: 'int', doc: 'points per write (default 5000)' },
+	INFLUX_FLUSH_INTERVAL_MS: { path: ['influx', 'flushIntervalMs'], kind: 'int', doc: 'max wait before a batch is sent (default 1000)' },
+	INFLUX_MAX_BUFFERED_POINTS: { path: ['influx', 'maxBufferedPoints'], kind: 'int', doc: 'outage buffer bound in points (default 500000)' },
+	INFLUX_MAX_BUFFERED_BYTES: { path: ['influx', 'maxBufferedBytes'], kind: 'int', doc: 'outage buffer bound in bytes (default 128 MiB)' },
+};
+
+function coerce(raw: string, kind: 'string' | 'int' | 'bool'): unknown {
+	if (kind === 'int') return /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+	if (kind === 'bool') {
+		if (/^(1|true|yes|on)$/i.test(raw)) return true;
+		if (/^(0|false|no|off)$/i.test(raw)) return false;
+		return raw;
+	}
+	return raw;
+}
+
+/**
+ * Options from the environment, overlaid by programmatic ones. Errors name the
+ * environment variable when the bad value came from there.
+ */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env, overrides: ForesightOptions = {}): ResolvedForesightOptions {
+	const fromEnv: Record<string, unknown> = {};
+	const sourceOf = new Map<string, string>();
+	for (const [name, spec] of Object.entries(ENV_VARIABLES)) {
+		const raw = env[name];
+		if (raw === undefined || raw === '') continue;
+		let target: Record<string, unknown> = fromEnv;
+		for (const key of spec.path.slice(0, -1)) {
+			target[key] ??= {};
+			target = target[key] as Record<string, unknown>;
+		}
+		target[spec.path[spec.path.length - 1] as string] = coerce(raw, spec.kind);
+		sourceOf.set(spec.path.join('.'), name);
+	}
+	const merged: Record<string, unknown> = { ...fromEnv, ...overrides };
+	if (fromEnv.influx !== undefined && overrides.influx !== undefined) {
+		merged.influx = { ...(fromEnv.influx as object), ...overrides.influx };
+	}
+	const res = foresightOptionsSchema.safeParse(merged);
+	if (!res.success) {
+		throw describeIssues(res.error.issues, (p) => {
+			const dotted = p.map(String).join('.');
+			const envName = sourceOf.get(dotted);
+			return envName && !(dotted.split('.')[0]! in overrides) ? `${envName} (${dotted})` : dotted;
+		});
+	}
+	return res.data;
+}

@@ -1,0 +1,107 @@
+import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../log';
+import type { WorkerLoadSample } from '../profile/schema';
+import { TypedEmitter } from '../util/typedEmitter';
+import { cpuPercentBetween, rssFromProcStatus, type CpuReading } from './cpu';
+import type { Registry, WorkerNode } from './registry';
+
+export type WorkerLoadEvents = {
+	sample: [WorkerLoadSample];
+};
+
+/**
+ * Samples every registered worker's CPU (from getResourceUsage() deltas), RSS
+ * and entity counts on a fixed period. One tick is one getResourceUsage()
+ * request per worker; ticks never overlap, and a worker closing while its
+ * request is in flight is simply skipped.
+ */
+export class WorkerLoadSampler extends TypedEmitter<WorkerLoadEvents> {
+	private readonly previous = new Map<string, CpuReading>();
+	private timer: NodeJS.Timeout | undefined;
+	private inFlight = false;
+	private readonly onRemoved = (node: { kind: string; id: string }): void => {
+		if (node.kind === 'worker') this.previous.delete(node.id);
+	};
+
+	constructor(
+		private readonly registry: Registry,
+		private readonly intervalMs: number,
+		private readonly log: Logger,
+	) {
+		super((event, error) => log.error({ err: error, event }, 'listener of a worker load event threw'));
+		registry.on('removed', this.onRemoved);
+	}
+
+	start(): void {
+		if (this.timer) return;
+		const schedule = (): void => {
+			this.timer = setTimeout(() => {
+				void this.tick().finally(() => {
+					if (this.timer) schedule();
+				});
+			}, this.intervalMs);
+			// A monitoring timer must never keep the app's process alive.
+			this.timer.unref();
+		};
+		schedule();
+		// Baseline readings now, so the first tick already yields a CPU figure.
+		void this.tick();
+	}
+
+	stop(): void {
+		clearTimeout(this.timer);
+		this.timer = undefined;
+		this.registry.off('removed', this.onRemoved);
+		this.previous.clear();
+	}
+
+	/** One sampling round over all workers; resolves with the samples it emitted. */
+	async tick(): Promise<WorkerLoadSample[]> {
+		if (this.inFlight) return [];
+		this.inFlight = true;
+		try {
+			const results = await Promise.all([...this.registry.all('worker')].map((w) => this.sampleWorker(w)));
+			return results.filter((s): s is WorkerLoadSample => s !== undefined);
+		} finally {
+			this.inFlight = false;
+		}
+	}
+
+	private async sampleWorker(node: WorkerNode): Promise<WorkerLoadSample | undefined> {
+		let usage: Awaited<ReturnType<WorkerNode['handle']['getResourceUsage']>>;
+		try {
+			usage = await node.handle.getResourceUsage();
+		} catch (error) {
+			if (!node.handle.closed) this.log.warn({ err: error, workerId: node.id }, 'getResourceUsage failed');
+			return undefined;
+		}
+		// The worker may have closed while the request was in flight.
+		if (node.handle.closed || !this.registry.has(node.id)) return undefined;
+		const reading: CpuReading = { cpuMs: usage.ru_utime + usage.ru_stime, atMs: performance.now() };
+		const prev = this.previous.get(node.id);
+		this.previous.set(node.id, reading);
+		if (!prev) return undefined;
+		const cpuPct = cpuPercentBetween(prev, reading);
+		if (cpuPct === undefined) return undefined;
+		const sample: WorkerLoadSample = {
+			ts: Date.now(),
+			workerId: node.id,
+			pid: node.pid,
+			cpuPct,
+			rssBytes: (await this.currentRss(node.pid)) ?? usage.ru_maxrss * 1024,
+			...this.registry.countsOf(node.id),
+		};
+		this.emit('sample', sample);
+		return sample;
+	}
+
+	private async currentRss(pid: number): Promise<number | undefined> {
+		try {
+			return rssFromProcStatus(await readFile(`/proc/${pid}/status`, 'utf8'));
+		} catch {
+			// Not Linux, or the process just exited: the caller falls back to ru_maxrss.
+			return undefined;
+		}
+	}
+}

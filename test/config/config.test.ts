@@ -1,0 +1,59 @@
+import * as mediasoup from 'mediasoup';
+import { attach, ENV_VARIABLES, ForesightConfigError, optionsFromEnv, parseOptions } from '../../plugin';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+function configError(fn: () => unknown): ForesightConfigError {
+	try {
+		fn();
+	} catch (e) {
+		if (e instanceof ForesightConfigError) return e;
+		throw e;
+	}
+	throw new Error('expected a ForesightConfigError');
+}
+
+describe('configuration', () => {
+	test('defaults are complete and valid', () => {
+		expect(parseOptions({})).toEqual({ logLevel: 'info', loadSampleIntervalMs: 1000, statsIntervalMs: 1000, dryRun: false });
+	});
+
+	test('a bad option passed to attach() names the field and the allowed values', () => {
+		const err = configError(() => attach(mediasoup, { useEnv: false, logLevel: 'loud' as never }));
+		expect(err.fields).toEqual(['logLevel']);
+		expect(err.message).toMatch(/logLevel/);
+		expect(err.message).toMatch(/allowed: fatal, error, warn, info, debug, trace, silent/);
+	});
+
+	test('nested and unknown options are named by their path', () => {
+		const err = configError(() => parseOptions({ influx: { url: 'ftp://x', batchSize: 0 }, statsIntervalMS: 5 }));
+		expect(err.fields.sort()).toEqual(['influx.batchSize', 'influx.url', 'statsIntervalMS'].sort());
+		expect(err.message).toMatch(/statsIntervalMS: unknown option/);
+	});
+
+	test('a bad environment variable is named', () => {
+		const err = configError(() => optionsFromEnv({ FORESIGHT_LOAD_INTERVAL_MS: 'soon', INFLUX_URL: 'http://127.0.0.1:8086' }));
+		expect(err.fields).toEqual(['FORESIGHT_LOAD_INTERVAL_MS (loadSampleIntervalMs)']);
+		expect(err.message).toMatch(/FORESIGHT_LOAD_INTERVAL_MS/);
+		const err2 = configError(() => optionsFromEnv({ INFLUX_URL: 'not a url' }));
+		expect(err2.message).toMatch(/INFLUX_URL \(influx\.url\)/);
+	});
+
+	test('environment values are coerced and explicit options win', () => {
+		const opts = optionsFromEnv(
+			{ FORESIGHT_DRY_RUN: 'true', INFLUX_URL: 'http://127.0.0.1:8086', INFLUX_BATCH_SIZE: '100' },
+			{ influx: { url: 'http://127.0.0.1:9999' } },
+		);
+		expect(opts.dryRun).toBe(true);
+		expect(opts.influx).toMatchObject({ url: 'http://127.0.0.1:9999', batchSize: 100, database: 'foresight' });
+	});
+
+	test('.env.example documents every variable the schema reads', () => {
+		const example = readFileSync(join(__dirname, '../../.env.example'), 'utf8');
+		for (const name of Object.keys(ENV_VARIABLES)) expect(example).toMatch(new RegExp(`^#?\\s*${name}=`, 'm'));
+	});
+
+	test('attach() rejects something that is not the mediasoup module', () => {
+		expect(() => attach({} as never)).toThrow(/expected the mediasoup module/);
+	});
+});
