@@ -34,6 +34,21 @@ export const foresightOptionsSchema = z
 		loadSampleIntervalMs: z.int().min(50).max(60_000).default(1000),
 		/** Period of getStats() rounds for profiles. */
 		statsIntervalMs: z.int().min(100).max(60_000).default(1000),
+		/** Trace/tap duty cycles: the profiler's overhead budget (see plugin/profile/profiler.ts). */
+		profiling: z
+			.object({
+				/** Off: getStats() only, no traces or taps (for apps that use producer traces themselves). */
+				sampling: z.boolean().default(true),
+				traceEveryMs: z.int().min(100).default(10_000),
+				traceWindowMs: z.int().min(50).default(1000),
+				tapEveryMs: z.int().min(100).default(10_000),
+				tapWindowMs: z.int().min(50).default(1000),
+				resolutionRefreshMs: z.int().min(1000).default(300_000),
+				/** Opt-in: keywords counted in string data messages (counts only, never content). */
+				keywords: z.array(z.string().min(1).max(64)).max(256).default([]),
+			})
+			.strict()
+			.prefault({}),
 		/** When absent, profiles live in the embedded in-memory store. */
 		influx: influxOptions.optional(),
 		/** Allocation manager only logs what it would do. */
@@ -79,13 +94,14 @@ export function parseOptions(input: unknown): ResolvedForesightOptions {
 	return res.data;
 }
 
-type OptionPath = readonly [keyof ForesightOptions] | readonly ['influx', keyof z.input<typeof influxOptions>];
+type OptionPath = readonly [keyof ForesightOptions] | readonly ['influx' | 'profiling', string];
 
 /** Environment variable → option path. Numbers and booleans are coerced from strings. */
 export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: 'string' | 'int' | 'bool'; doc: string }> = {
 	FORESIGHT_LOG_LEVEL: { path: ['logLevel'], kind: 'string', doc: 'fatal|error|warn|info|debug|trace|silent (default info)' },
 	FORESIGHT_LOAD_INTERVAL_MS: { path: ['loadSampleIntervalMs'], kind: 'int', doc: 'worker load sampling period in ms (default 1000)' },
 	FORESIGHT_STATS_INTERVAL_MS: { path: ['statsIntervalMs'], kind: 'int', doc: 'profile getStats() period in ms (default 1000)' },
+	FORESIGHT_PROFILE_SAMPLING: { path: ['profiling', 'sampling'], kind: 'bool', doc: 'false: getStats() only, no traces or taps (default true)' },
 	FORESIGHT_DRY_RUN: { path: ['dryRun'], kind: 'bool', doc: 'true: allocation manager only logs (default false)' },
 	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB 1.x URL; unset: embedded in-memory store' },
 	INFLUX_DATABASE: { path: ['influx', 'database'], kind: 'string', doc: 'database name (default foresight)' },
@@ -128,8 +144,10 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env, overrides: 
 		sourceOf.set(spec.path.join('.'), name);
 	}
 	const merged: Record<string, unknown> = { ...fromEnv, ...overrides };
-	if (fromEnv.influx !== undefined && overrides.influx !== undefined) {
-		merged.influx = { ...(fromEnv.influx as object), ...overrides.influx };
+	for (const group of ['influx', 'profiling'] as const) {
+		if (fromEnv[group] !== undefined && overrides[group] !== undefined) {
+			merged[group] = { ...(fromEnv[group] as object), ...overrides[group] };
+		}
 	}
 	const res = foresightOptionsSchema.safeParse(merged);
 	if (!res.success) {

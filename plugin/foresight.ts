@@ -4,12 +4,15 @@ import { createLogger, type Logger } from './log';
 import { GraphObserver, type MediasoupModule } from './observe/attach';
 import type { Registry } from './observe/registry';
 import { WorkerLoadSampler } from './observe/workerLoad';
-import type { WorkerLoadSample } from './profile/schema';
+import { Profiler } from './profile/profiler';
+import type { ConnectionProfile, StreamProfile, WorkerLoadSample } from './profile/schema';
 import { TypedEmitter } from './util/typedEmitter';
 
 export type ForesightEvents = {
 	workerLoad: [WorkerLoadSample];
 	workerDied: [workerId: string];
+	/** One profiling round of one worker: every stream and connection on it. */
+	profiles: [{ workerId: string; streams: StreamProfile[]; connections: ConnectionProfile[] }];
 };
 
 export interface AttachOptions extends ForesightOptions {
@@ -28,6 +31,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	readonly log: Logger;
 	private readonly graph: GraphObserver;
 	private readonly loadSampler: WorkerLoadSampler;
+	private readonly profiler: Profiler;
 	private detached = false;
 
 	constructor(mediasoup: MediasoupModule, options: ResolvedForesightOptions, logger: Logger) {
@@ -39,6 +43,13 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.loadSampler = new WorkerLoadSampler(this.graph.registry, options.loadSampleIntervalMs, logger);
 		this.loadSampler.on('sample', (s) => this.emit('workerLoad', s));
 		this.loadSampler.start();
+		this.profiler = new Profiler(
+			this.graph.registry,
+			{ statsIntervalMs: options.statsIntervalMs, ...options.profiling },
+			logger,
+		);
+		this.profiler.on('profiles', (p) => this.emit('profiles', p));
+		this.profiler.start();
 	}
 
 	/** The live graph of workers, routers, transports, producers and consumers. */
@@ -56,11 +67,22 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		return this.loadSampler.tick();
 	}
 
+	/** One immediate profiling round (also runs every statsIntervalMs). */
+	async sampleProfiles(): Promise<ForesightEvents['profiles'][0][]> {
+		return this.profiler.tick();
+	}
+
+	/** Latest profile of one producer, consumer, data producer or data consumer. */
+	profileOf(streamId: string): StreamProfile | undefined {
+		return this.profiler.profileOf(streamId);
+	}
+
 	/** Stops sampling and removes every listener Foresight added to mediasoup. */
 	async detach(): Promise<void> {
 		if (this.detached) return;
 		this.detached = true;
 		this.loadSampler.stop();
+		await this.profiler.stop();
 		this.graph.detach();
 		this.removeAllListeners();
 	}

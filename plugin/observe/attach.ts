@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import type { Logger } from '../log';
 import { Subscriptions, TypedEmitter, type ListenerTarget } from '../util/typedEmitter';
+import { isInternal } from './internal';
 import { Registry, type GraphNode, type WorkerNode } from './registry';
 
 /** What Foresight needs of the mediasoup module: its observer. */
@@ -60,7 +61,7 @@ export class GraphObserver extends TypedEmitter<GraphObserverEvents> {
 
 	/** Registers a node; returns the subscription group for its listeners, or undefined if it was not added. */
 	private track(node: GraphNode): Subscriptions | undefined {
-		if (!this.attached || !this.registry.add(node)) return undefined;
+		if (!this.attached || isInternal(node.handle) || !this.registry.add(node)) return undefined;
 		const subs = new Subscriptions();
 		this.perEntity.set(node.id, subs);
 		return subs;

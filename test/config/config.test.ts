@@ -15,7 +15,21 @@ function configError(fn: () => unknown): ForesightConfigError {
 
 describe('configuration', () => {
 	test('defaults are complete and valid', () => {
-		expect(parseOptions({})).toEqual({ logLevel: 'info', loadSampleIntervalMs: 1000, statsIntervalMs: 1000, dryRun: false });
+		expect(parseOptions({})).toEqual({
+			logLevel: 'info',
+			loadSampleIntervalMs: 1000,
+			statsIntervalMs: 1000,
+			dryRun: false,
+			profiling: {
+				sampling: true,
+				traceEveryMs: 10_000,
+				traceWindowMs: 1000,
+				tapEveryMs: 10_000,
+				tapWindowMs: 1000,
+				resolutionRefreshMs: 300_000,
+				keywords: [],
+			},
+		});
 	});
 
 	test('a bad option passed to attach() names the field and the allowed values', () => {

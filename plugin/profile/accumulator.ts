@@ -1,0 +1,350 @@
+/**
+ * Per-stream profile state, fed by the profiler's I/O side (stats rounds, sampled
+ * traces, the payload tap) and turned into a StreamProfile on demand. Pure: no
+ * mediasoup, no clocks of its own (every input carries its time), so it is unit
+ * tested with recorded or constructed inputs.
+ */
+import { parseAudioLevel, VoiceActivity } from './features/audioLevel';
+import { classifyVideoSource } from './features/classify';
+import { audioComplexity, dataComplexity, videoComplexity } from './features/complexity';
+import { EntropyTracker } from './features/entropy';
+import { frameStats, type RtpFrameEvent } from './features/frames';
+import { OpusSummary } from './features/opus';
+import { SceneChangeDetector } from './features/spikes';
+import { quantile } from './features/stats';
+import { varianceProfile } from './features/variance';
+import { TimeSeriesWindow } from './features/windows';
+import {
+	PROFILE_SCHEMA_VERSION,
+	type DataType,
+	type LayerProfile,
+	type StreamEntityKind,
+	type StreamProfile,
+} from './schema';
+
+export interface StreamMeta {
+	streamId: string;
+	entity: StreamEntityKind;
+	kind: 'audio' | 'video' | 'data';
+	workerId: string;
+	routerId: string;
+	transportId: string;
+	producerId?: string;
+	mimeType?: string;
+	clockRate?: number;
+	/** Negotiated channels (Opus: 2 only with stereo=1; its rtpParameters always say 2). */
+	channels?: number;
+	/** Encodings as negotiated: one per simulcast layer (or one for SVC/single). */
+	encodings: Array<{ ssrc?: number; rid?: string; temporalLayers?: number; spatialLayers?: number }>;
+	/** The app's appData.source (e.g. 'webcam', 'screen', 'mic', 'chat'). */
+	appDataSource?: unknown;
+	/** The app's own per-layer resolution (appData), preferred over the tap when present. */
+	appDataResolution?: Array<{ width: number; height: number }>;
+	/** Keywords to count in string data messages (opt-in; counts only). */
+	keywords?: readonly string[];
+}
+
+/** One getStats() round for an RTP stream, normalized by the I/O side. */
+export interface RtpStatsSample {
+	atMs: number;
+	byteCount: number;
+	packetCount: number;
+	/** Per encoding, matched to meta.encodings by ssrc or rid. */
+	layers: Array<{ ssrc?: number; rid?: string; byteCount: number; packetCount: number }>;
+	/** RTCP fraction lost, 0..255. */
+	fractionLost: number;
+	/** RTP timestamp units. */
+	jitter: number;
+	nackCount: number;
+	pliCount: number;
+	firCount: number;
+	score?: number;
+	roundTripTimeMs?: number;
+	/** For consumers: the spatial/temporal layer currently forwarded. */
+	currentLayers?: { spatialLayer: number; temporalLayer?: number };
+}
+
+export interface DataStatsSample {
+	atMs: number;
+	messageCount: number;
+	byteCount: number;
+}
+
+interface Counter {
+	atMs: number;
+	bytes: number;
+	packets: number;
+}
+
+const MAX_FRAME_EVENTS = 4096;
+const MAX_DATA_SIZES = 2048;
+/** 1 s samples for an hour: the longest variance window plus slack. */
+const SERIES_CAPACITY = 3600;
+
+export class StreamAccumulator {
+	private readonly bitrate = new TimeSeriesWindow(SERIES_CAPACITY);
+	private readonly entropy = new EntropyTracker();
+	private readonly sceneChanges = new SceneChangeDetector();
+	private readonly layerRates = new Map<number, { bps: number; pps: number; last?: Counter }>();
+	private last: Counter | undefined;
+	private lastStats: RtpStatsSample | undefined;
+	private lastBps = 0;
+	private lastPps = 0;
+	private lastPliFir = 0;
+	private readonly frameEvents: RtpFrameEvent[] = [];
+	private readonly resolution = new Map<number, { width: number; height: number }>();
+	private readonly opus = new OpusSummary();
+	private readonly voice = new VoiceActivity();
+	private readonly dataSizes: number[] = [];
+	private dataStrings = 0;
+	private dataMessages = 0;
+	private dataLast: DataStatsSample | undefined;
+	private dataRate = { messagesPerS: 0, bytesPerS: 0 };
+	private readonly keywordCounts = new Map<string, number>();
+
+	constructor(readonly meta: StreamMeta) {
+		meta.appDataResolution?.forEach((r, layer) => this.resolution.set(layer, r));
+		for (const k of meta.keywords ?? []) this.keywordCounts.set(k, 0);
+	}
+
+	/** A getStats() round for a producer or consumer. */
+	addRtpStats(s: RtpStatsSample): void {
+		const cur: Counter = { atMs: s.atMs, bytes: s.byteCount, packets: s.packetCount };
+		if (this.last && cur.atMs > this.last.atMs && cur.bytes >= this.last.bytes) {
+			const dt = (cur.atMs - this.last.atMs) / 1000;
+			this.lastBps = (8 * (cur.bytes - this.last.bytes)) / dt;
+			this.lastPps = Math.max(0, cur.packets - this.last.packets) / dt;
+			this.bitrate.add(s.atMs, this.lastBps);
+			this.entropy.add(this.lastBps);
+			const requests = s.pliCount + s.firCount;
+			// A keyframe answering a PLI/FIR is not a scene change.
+			if (requests > this.lastPliFir) this.sceneChanges.addKeyframeRequest(s.atMs);
+			if (this.meta.kind === 'video') this.sceneChanges.add(s.atMs, this.lastBps);
+		}
+		this.lastPliFir = s.pliCount + s.firCount;
+		this.last = cur;
+		s.layers.forEach((layer, i) => {
+			const index = this.layerIndex(layer, i);
+			const state = this.layerRates.get(index) ?? { bps: 0, pps: 0 };
+			const now: Counter = { atMs: s.atMs, bytes: layer.byteCount, packets: layer.packetCount };
+			if (state.last && now.atMs > state.last.atMs && now.bytes >= state.last.bytes) {
+				const dt = (now.atMs - state.last.atMs) / 1000;
+				state.bps = (8 * (now.bytes - state.last.bytes)) / dt;
+				state.pps = Math.max(0, now.packets - state.last.packets) / dt;
+			}
+			state.last = now;
+			this.layerRates.set(index, state);
+		});
+		this.lastStats = s;
+	}
+
+	/** A sampled `rtp` trace event (or a tapped packet) of a video stream. */
+	addRtpEvent(event: RtpFrameEvent & { spatialLayer?: number }): void {
+		if (this.frameEvents.length >= MAX_FRAME_EVENTS) this.frameEvents.splice(0, this.frameEvents.length - MAX_FRAME_EVENTS / 2);
+		this.frameEvents.push(event);
+	}
+
+	/** A keyframe seen (keyframe trace or tap), with its size when known. */
+	addKeyframe(atMs: number, bytes: number | undefined, inducedByFores: boolean): void {
+		// Keyframes Foresight itself caused (tap resumes) say nothing about the content.
+		if (inducedByFores) this.sceneChanges.addKeyframeRequest(atMs);
+		else if (bytes !== undefined) this.sceneChanges.add(atMs, bytes * 8, true);
+	}
+
+	setResolution(spatialLayer: number, width: number, height: number): void {
+		// The app's own figures win: it knows its capture settings.
+		if (this.meta.appDataResolution?.[spatialLayer]) return;
+		this.resolution.set(spatialLayer, { width, height });
+	}
+
+	/** A tapped audio packet: Opus payload and, if negotiated, its ssrc-audio-level extension. */
+	addAudioPacket(atMs: number, payload: Uint8Array, audioLevelExtension?: Uint8Array): void {
+		this.opus.add(payload);
+		if (audioLevelExtension) {
+			const level = parseAudioLevel(audioLevelExtension);
+			if (level) this.voice.add(atMs, level);
+		}
+	}
+
+	addDataStats(s: DataStatsSample): void {
+		const prev = this.dataLast;
+		if (prev && s.atMs > prev.atMs && s.byteCount >= prev.byteCount) {
+			const dt = (s.atMs - prev.atMs) / 1000;
+			this.dataRate = {
+				messagesPerS: Math.max(0, s.messageCount - prev.messageCount) / dt,
+				bytesPerS: (s.byteCount - prev.byteCount) / dt,
+			};
+			this.bitrate.add(s.atMs, 8 * this.dataRate.bytesPerS);
+			this.entropy.add(8 * this.dataRate.bytesPerS);
+		}
+		this.dataLast = s;
+	}
+
+	/** A tapped data message; its text is scanned for keywords and then forgotten. */
+	addDataMessage(size: number, text: string | undefined): void {
+		this.dataMessages++;
+		if (this.dataSizes.length >= MAX_DATA_SIZES) this.dataSizes.shift();
+		this.dataSizes.push(size);
+		if (text === undefined) return;
+		this.dataStrings++;
+		if (this.keywordCounts.size === 0) return;
+		const lower = text.toLowerCase();
+		for (const [k, n] of this.keywordCounts) {
+			const needle = k.toLowerCase();
+			let from = 0;
+			let found = 0;
+			for (;;) {
+				const at = lower.indexOf(needle, from);
+				if (at === -1 || needle.length === 0) break;
+				found++;
+				from = at + needle.length;
+			}
+			this.keywordCounts.set(k, n + found);
+		}
+	}
+
+	get currentBitrateBps(): number {
+		return this.meta.kind === 'data' ? 8 * this.dataRate.bytesPerS : this.lastBps;
+	}
+
+	profile(nowMs: number): StreamProfile {
+		const m = this.meta;
+		const variance = varianceProfile(this.bitrate, nowMs);
+		const entropyScores = this.entropy.scores();
+		const base = {
+			schemaVersion: PROFILE_SCHEMA_VERSION,
+			ts: nowMs,
+			streamId: m.streamId,
+			entity: m.entity,
+			kind: m.kind,
+			workerId: m.workerId,
+			routerId: m.routerId,
+			transportId: m.transportId,
+			...(m.producerId !== undefined ? { producerId: m.producerId } : {}),
+			...(m.mimeType !== undefined ? { mimeType: m.mimeType } : {}),
+			variance,
+			entropy: entropyScores?.predictive ?? 0,
+		};
+		if (m.kind === 'data') {
+			const sizes = this.dataSizes;
+			return {
+				...base,
+				dataType: this.dataMessages > 0 && this.dataStrings / this.dataMessages < 0.5 ? 'binary' : 'text',
+				flow: { ...this.flow(), bitrateBps: 8 * this.dataRate.bytesPerS, packetRate: this.dataRate.messagesPerS },
+				layers: [],
+				data: {
+					messagesPerS: this.dataRate.messagesPerS,
+					bytesPerS: this.dataRate.bytesPerS,
+					meanBytes: sizes.length ? sizes.reduce((a, b) => a + b, 0) / sizes.length : 0,
+					p95Bytes: sizes.length ? quantile(sizes, 0.95) : 0,
+					stringShare: this.dataMessages ? this.dataStrings / this.dataMessages : 0,
+					...(this.keywordCounts.size ? { keywordCounts: Object.fromEntries(this.keywordCounts) } : {}),
+				},
+				complexity: dataComplexity(this.dataRate.bytesPerS),
+			};
+		}
+		if (m.kind === 'audio') {
+			const voiceActivity = this.voice.ratio(nowMs);
+			const audio = {
+				clockRate: m.clockRate ?? 48000,
+				// What the encoder actually sends (TOC stereo flag) beats what was negotiated.
+				channels: this.opus.packets > 0 ? (this.opus.stereoShare >= 0.5 ? 2 : 1) : (m.channels ?? 1),
+				...this.opus.summary(),
+				...(voiceActivity !== undefined ? { voiceActivity } : {}),
+			};
+			return {
+				...base,
+				dataType: 'audio',
+				flow: this.flow(),
+				layers: this.layers(undefined),
+				audio,
+				complexity: audioComplexity(audio),
+			};
+		}
+		const frames = frameStats(this.frameEvents, { clockRate: m.clockRate ?? 90000 });
+		const scenes = this.sceneChanges.summary(nowMs, 60_000);
+		const layers = this.layers(frames.fps);
+		const active = layers.filter((l) => l.active);
+		const top = [...active].sort((a, b) => (b.width ?? 0) * (b.height ?? 0) - (a.width ?? 0) * (a.height ?? 0))[0];
+		const video = {
+			...(top?.width !== undefined ? { width: top.width, height: top.height } : {}),
+			...(frames.fps !== undefined ? { fps: frames.fps } : {}),
+			activeLayers: active.length,
+			...(m.encodings[0]?.temporalLayers !== undefined ? { temporalLayers: m.encodings[0].temporalLayers } : {}),
+			...(frames.keyframesPerMin !== undefined ? { keyframesPerMin: frames.keyframesPerMin } : {}),
+			...(frames.frameBytes ? { frameBytes: frames.frameBytes } : {}),
+			sceneChanges: scenes,
+		};
+		const source = classifyVideoSource({
+			appDataSource: m.appDataSource,
+			...(video.width !== undefined ? { width: video.width, height: video.height } : {}),
+			...(video.fps !== undefined ? { fps: video.fps } : {}),
+			burstiness: variance.burstiness,
+			...(video.frameBytes ? { frameBytes: video.frameBytes } : {}),
+		});
+		return {
+			...base,
+			dataType: source.dataType satisfies DataType,
+			flow: this.flow(),
+			layers,
+			video,
+			complexity: videoComplexity({
+				...(m.mimeType !== undefined ? { mimeType: m.mimeType } : {}),
+				layers,
+				sceneChangesPerMin: scenes.perMin,
+				bitrateBps: this.lastBps,
+			}),
+		};
+	}
+
+	private flow(): StreamProfile['flow'] {
+		const s = this.lastStats;
+		const clockRate = this.meta.clockRate ?? 90000;
+		return {
+			bitrateBps: this.lastBps,
+			packetRate: this.lastPps,
+			lossFraction: s ? Math.min(1, s.fractionLost / 256) : 0,
+			jitterMs: s ? (1000 * s.jitter) / clockRate : 0,
+			...(s?.roundTripTimeMs !== undefined ? { rttMs: s.roundTripTimeMs } : {}),
+			nackCount: s?.nackCount ?? 0,
+			pliCount: s?.pliCount ?? 0,
+			firCount: s?.firCount ?? 0,
+			...(s?.score !== undefined ? { score: s.score } : {}),
+		};
+	}
+
+	/** Layers as negotiated; for consumers, the one(s) being forwarded are active. */
+	private layers(topFps: number | undefined): LayerProfile[] {
+		const m = this.meta;
+		const count = Math.max(m.encodings.length, m.encodings[0]?.spatialLayers ?? 1);
+		const current = this.lastStats?.currentLayers;
+		const out: LayerProfile[] = [];
+		for (let i = 0; i < count; i++) {
+			const enc = m.encodings[i];
+			const rate = this.layerRates.get(i);
+			const res = this.resolution.get(i);
+			const active = m.entity === 'consumer' ? (current ? current.spatialLayer >= i : (rate?.bps ?? 0) > 0) : (rate?.bps ?? 0) > 0;
+			out.push({
+				spatialLayer: i,
+				...(enc?.rid !== undefined ? { rid: enc.rid } : {}),
+				...(enc?.ssrc !== undefined ? { ssrc: enc.ssrc } : {}),
+				bitrateBps: rate?.bps ?? 0,
+				packetRate: rate?.pps ?? 0,
+				...(res ? { width: res.width, height: res.height } : {}),
+				// Simulcast layers share the capture framerate unless the encoder drops frames.
+				...(topFps !== undefined && m.kind === 'video' ? { fps: topFps } : {}),
+				...(enc?.temporalLayers !== undefined ? { temporalLayers: enc.temporalLayers } : {}),
+				active,
+			});
+		}
+		return out;
+	}
+
+	private layerIndex(layer: { ssrc?: number; rid?: string }, position: number): number {
+		const encodings = this.meta.encodings;
+		const byId = encodings.findIndex(
+			(e) => (layer.ssrc !== undefined && e.ssrc === layer.ssrc) || (layer.rid !== undefined && e.rid === layer.rid),
+		);
+		return byId === -1 ? position : byId;
+	}
+}

@@ -1,0 +1,516 @@
+/**
+ * The profiler's I/O side: for every producer, consumer, data producer and data
+ * consumer in the registry it runs getStats() rounds (one round of channel
+ * requests per worker per tick), samples `rtp` traces on a low duty cycle, keeps
+ * `keyframe` traces on, and taps payloads through a per-router DirectTransport
+ * (audio TOC/levels, video keyframe headers, data message sizes). Everything it
+ * learns goes into a pure StreamAccumulator per stream.
+ *
+ * Overhead knobs (ProfilerOptions): statsIntervalMs, traceEveryMs/traceWindowMs
+ * (the rtp trace costs the worker ~1 µs per packet while on), tapEveryMs/
+ * tapWindowMs (an audio tap costs one packet copy to Node per packet while on),
+ * resolutionRefreshMs (each video resolution probe makes the sender produce one
+ * keyframe per simulcast layer — the same cost as a new viewer joining).
+ */
+import { z } from 'zod';
+import type { types } from 'mediasoup';
+import type { Logger } from '../log';
+import type { ConsumerNode, DataConsumerNode, DataProducerNode, GraphNode, ProducerNode, Registry, TransportNode } from '../observe/registry';
+import { INTERNAL_APPDATA } from '../observe/internal';
+import { TypedEmitter } from '../util/typedEmitter';
+import { StreamAccumulator, type RtpStatsSample, type StreamMeta } from './accumulator';
+import { dataTypeDistribution } from './features/classify';
+import { parseRtp } from './features/rtp';
+import { parseVp8Payload } from './features/vp8';
+import { parseVp9Payload } from './features/vp9';
+import { findSps, parseSps } from './features/h264';
+import { PROFILE_SCHEMA_VERSION, type ConnectionProfile, type StreamProfile } from './schema';
+
+export interface ProfilerOptions {
+	statsIntervalMs: number;
+	traceEveryMs: number;
+	traceWindowMs: number;
+	tapEveryMs: number;
+	tapWindowMs: number;
+	resolutionRefreshMs: number;
+	/** Opt-in keyword counting on string data messages (counts only). */
+	keywords: readonly string[];
+	/** Off: no traces and no taps, getStats() only (for apps that use traces themselves). */
+	sampling: boolean;
+}
+
+export const DEFAULT_PROFILER_OPTIONS: ProfilerOptions = {
+	statsIntervalMs: 1000,
+	traceEveryMs: 10_000,
+	traceWindowMs: 1000,
+	tapEveryMs: 10_000,
+	tapWindowMs: 1000,
+	resolutionRefreshMs: 300_000,
+	keywords: [],
+	sampling: true,
+};
+
+export type ProfilerEvents = {
+	profiles: [{ workerId: string; streams: StreamProfile[]; connections: ConnectionProfile[] }];
+};
+
+const AUDIO_LEVEL_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
+
+const traceDump = z.object({
+	rtpPacket: z.object({
+		timestamp: z.number(),
+		marker: z.boolean(),
+		ssrc: z.number(),
+		isKeyFrame: z.boolean(),
+		size: z.union([z.bigint(), z.number()]),
+		payloadSize: z.union([z.bigint(), z.number()]),
+		spatialLayer: z.number().optional(),
+	}),
+	isRtx: z.boolean().optional(),
+});
+
+/** Transport.getStats() is typed unknown[] on the base class; take only what we use. */
+const transportRates = z.object({ recvBitrate: z.number(), sendBitrate: z.number() });
+
+interface StreamState {
+	acc: StreamAccumulator;
+	node: ProducerNode | ConsumerNode | DataProducerNode | DataConsumerNode;
+	timers: NodeJS.Timeout[];
+	tap?: types.Consumer | types.DataConsumer;
+	/** Keyframes until this time were caused by our own tap. */
+	inducedUntilMs: number;
+	traceSsrc?: number;
+	/** Counts rtp trace windows, so frames of different windows never join one segment. */
+	traceWindow: number;
+	/** Undo actions for listeners added to the app's entities. */
+	disposers: Array<() => void>;
+	/** Where tapped RTP packets go (set by the audio tap or the resolution probe). */
+	onTapPacket?: (rtp: NonNullable<ReturnType<typeof parseRtp>>) => void;
+}
+
+export class Profiler extends TypedEmitter<ProfilerEvents> {
+	private readonly streams = new Map<string, StreamState>();
+	private readonly taps = new Map<string, Promise<types.DirectTransport | undefined>>();
+	private timer: NodeJS.Timeout | undefined;
+	private inFlight = false;
+	private readonly onAdded = (node: GraphNode): void => this.adopt(node);
+	private readonly onRemoved = (node: GraphNode): void => this.forget(node.id);
+
+	constructor(
+		private readonly registry: Registry,
+		private readonly options: ProfilerOptions,
+		private readonly log: Logger,
+	) {
+		super((event, error) => log.error({ err: error, event }, 'listener of a profiler event threw'));
+	}
+
+	start(): void {
+		if (this.timer) return;
+		this.registry.on('added', this.onAdded);
+		this.registry.on('removed', this.onRemoved);
+		for (const kind of ['producer', 'consumer', 'dataProducer', 'dataConsumer'] as const) {
+			for (const node of this.registry.all(kind)) this.adopt(node);
+		}
+		this.timer = setInterval(() => void this.tick(), this.options.statsIntervalMs);
+		this.timer.unref();
+	}
+
+	async stop(): Promise<void> {
+		clearInterval(this.timer);
+		this.timer = undefined;
+		this.registry.off('added', this.onAdded);
+		this.registry.off('removed', this.onRemoved);
+		for (const id of [...this.streams.keys()]) this.forget(id);
+		const transports = await Promise.all(this.taps.values());
+		this.taps.clear();
+		for (const t of transports) if (t && !t.closed) t.close();
+	}
+
+	/** Latest profile of one stream, if it is being profiled. */
+	profileOf(streamId: string, nowMs = Date.now()): StreamProfile | undefined {
+		return this.streams.get(streamId)?.acc.profile(nowMs);
+	}
+
+	/** One stats round over all workers; resolves with what it emitted. */
+	async tick(): Promise<Array<ProfilerEvents['profiles'][0]>> {
+		if (this.inFlight) return [];
+		this.inFlight = true;
+		try {
+			const workers = [...this.registry.all('worker')].map((w) => w.id);
+			const results = await Promise.all(workers.map((id) => this.tickWorker(id)));
+			for (const r of results) this.emit('profiles', r);
+			return results;
+		} finally {
+			this.inFlight = false;
+		}
+	}
+
+	private async tickWorker(workerId: string): Promise<ProfilerEvents['profiles'][0]> {
+		const mine = [...this.streams.values()].filter((s) => s.node.workerId === workerId);
+		const transports = [...this.registry.all('transport')].filter((t) => t.workerId === workerId);
+		// All of this worker's requests go out together: one round trip per tick.
+		const [, transportStats] = await Promise.all([
+			Promise.all(mine.map((s) => this.collect(s))),
+			Promise.all(transports.map((t) => t.handle.getStats().then((r) => transportRates.safeParse(r[0]).data, () => undefined))),
+		]);
+		const now = Date.now();
+		const streams = mine.filter((s) => this.streams.has(s.node.id)).map((s) => s.acc.profile(now));
+		const byTransport = new Map<string, StreamProfile[]>();
+		for (const p of streams) byTransport.set(p.transportId, [...(byTransport.get(p.transportId) ?? []), p]);
+		const connections: ConnectionProfile[] = [];
+		transports.forEach((t, i) => {
+			const stats = transportStats[i];
+			if (!stats || !this.registry.has(t.id)) return;
+			const own = byTransport.get(t.id) ?? [];
+			connections.push({
+				schemaVersion: PROFILE_SCHEMA_VERSION,
+				ts: now,
+				transportId: t.id,
+				workerId,
+				routerId: t.routerId,
+				transportType: t.transportType,
+				recvBitrateBps: stats.recvBitrate,
+				sendBitrateBps: stats.sendBitrate,
+				distribution: dataTypeDistribution(own.map((p) => ({ dataType: p.dataType, bytes: p.flow.bitrateBps }))),
+				streamIds: own.map((p) => p.streamId),
+			});
+		});
+		return { workerId, streams, connections };
+	}
+
+	private async collect(s: StreamState): Promise<void> {
+		const at = Date.now();
+		try {
+			switch (s.node.kind) {
+				case 'producer': {
+					const stats = await s.node.handle.getStats();
+					s.acc.addRtpStats(rtpSample(at, stats));
+					break;
+				}
+				case 'consumer': {
+					const stats = await s.node.handle.getStats();
+					const out = stats.filter((x) => x.type === 'outbound-rtp');
+					const current = s.node.handle.currentLayers;
+					s.acc.addRtpStats({ ...rtpSample(at, out), ...(current ? { currentLayers: current } : {}) });
+					break;
+				}
+				case 'dataProducer': {
+					const [st] = await s.node.handle.getStats();
+					if (st) s.acc.addDataStats({ atMs: at, messageCount: st.messagesReceived, byteCount: st.bytesReceived });
+					break;
+				}
+				case 'dataConsumer': {
+					const [st] = await s.node.handle.getStats();
+					if (st) s.acc.addDataStats({ atMs: at, messageCount: st.messagesSent, byteCount: st.bytesSent });
+					break;
+				}
+			}
+		} catch (error) {
+			// Closed while the request was in flight: its removal is already under way.
+			if (!s.node.handle.closed) this.log.debug({ err: error, streamId: s.node.id }, 'getStats failed');
+		}
+	}
+
+	private adopt(node: GraphNode): void {
+		if (node.kind !== 'producer' && node.kind !== 'consumer' && node.kind !== 'dataProducer' && node.kind !== 'dataConsumer') return;
+		if (this.streams.has(node.id) || !this.timer) return;
+		const state: StreamState = { acc: new StreamAccumulator(this.metaOf(node)), node, timers: [], inducedUntilMs: 0, traceWindow: 0, disposers: [] };
+		this.streams.set(node.id, state);
+		if (this.options.sampling && node.kind === 'producer') this.startSampling(state, node);
+		if (this.options.sampling && node.kind === 'dataProducer') void this.tapData(state, node);
+	}
+
+	private forget(id: string): void {
+		const s = this.streams.get(id);
+		if (!s) return;
+		this.streams.delete(id);
+		for (const t of s.timers) clearTimeout(t);
+		for (const dispose of s.disposers.splice(0)) dispose();
+		if (s.tap && !s.tap.closed) s.tap.close();
+	}
+
+	private metaOf(node: ProducerNode | ConsumerNode | DataProducerNode | DataConsumerNode): StreamMeta {
+		const appData = node.handle.appData as Record<string, unknown>;
+		const base = {
+			streamId: node.id,
+			entity: node.kind,
+			workerId: node.workerId,
+			routerId: node.routerId,
+			transportId: node.transportId,
+			appDataSource: appData.source,
+			keywords: this.options.keywords,
+		};
+		if (node.kind === 'dataProducer' || node.kind === 'dataConsumer') {
+			return { ...base, kind: 'data', encodings: [], ...(node.kind === 'dataConsumer' ? { producerId: node.dataProducerId } : {}) };
+		}
+		const rtp = node.handle.rtpParameters;
+		const codec = rtp.codecs.find((c) => !/\/(rtx|red|ulpfec)$/i.test(c.mimeType)) ?? rtp.codecs[0];
+		const producer = node.kind === 'consumer' ? this.registry.get('producer', node.producerId) : node;
+		const producerAppData = (producer?.handle.appData ?? appData) as Record<string, unknown>;
+		const resolution = z
+			.array(z.object({ width: z.number().positive(), height: z.number().positive() }))
+			.safeParse(producerAppData.layers);
+		const encodings =
+			node.kind === 'consumer' && producer
+				? // A consumer's layers are its producer's (its own rtpParameters carry one encoding).
+					producer.handle.rtpParameters.encodings ?? []
+				: (rtp.encodings ?? []);
+		return {
+			...base,
+			appDataSource: producerAppData.source,
+			kind: node.mediaKind,
+			...(node.kind === 'consumer' ? { producerId: node.producerId } : {}),
+			...(codec ? { mimeType: codec.mimeType, clockRate: codec.clockRate } : {}),
+			channels: /\/opus$/i.test(codec?.mimeType ?? '') ? (codec?.parameters?.stereo === 1 ? 2 : 1) : (codec?.channels ?? 1),
+			encodings: encodings.map((e) => ({
+				...(e.ssrc !== undefined ? { ssrc: e.ssrc } : {}),
+				...(e.rid !== undefined ? { rid: e.rid } : {}),
+				...scalability(e.scalabilityMode),
+			})),
+			...(resolution.success ? { appDataResolution: resolution.data } : {}),
+		};
+	}
+
+	// ------------------------------------------------------------ sampling
+
+	private startSampling(s: StreamState, node: ProducerNode): void {
+		const producer = node.handle;
+		const video = node.mediaKind === 'video';
+		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe'] : [];
+		const onTrace = (trace: types.ProducerTraceEventData): void => this.onTrace(s, trace);
+		producer.observer.on('trace', onTrace);
+		s.disposers.push(() => producer.observer.off('trace', onTrace));
+		if (video) void producer.enableTraceEvent(baseTypes).catch(() => undefined);
+
+		// Random phase so many producers do not switch traces on in the same instant.
+		const phase = Math.random() * this.options.traceEveryMs;
+		const traceCycle = (): void => {
+			if (!this.streams.has(node.id) || producer.closed) return;
+			s.traceWindow++;
+			void producer.enableTraceEvent([...baseTypes, 'rtp']).catch(() => undefined);
+			this.later(s, this.options.traceWindowMs, () => {
+				if (!producer.closed) void producer.enableTraceEvent(baseTypes).catch(() => undefined);
+			});
+			this.later(s, this.options.traceEveryMs, traceCycle);
+		};
+		if (video) this.later(s, phase, traceCycle);
+		else this.later(s, phase, () => void this.tapAudio(s, node));
+		if (video && !s.acc.meta.appDataResolution) this.later(s, 500 + phase / 10, () => void this.probeResolution(s, node));
+	}
+
+	private later(s: StreamState, ms: number, fn: () => void): void {
+		const t = setTimeout(() => {
+			s.timers.splice(s.timers.indexOf(t), 1);
+			fn();
+		}, ms);
+		t.unref();
+		s.timers.push(t);
+	}
+
+	private onTrace(s: StreamState, trace: types.ProducerTraceEventData): void {
+		const parsed = traceDump.safeParse(trace.info);
+		if (!parsed.success || parsed.data.isRtx) return;
+		const p = parsed.data.rtpPacket;
+		const now = Date.now();
+		if (trace.type === 'keyframe') {
+			s.acc.addKeyframe(now, undefined, now <= s.inducedUntilMs);
+			return;
+		}
+		if (trace.type !== 'rtp') return;
+		// Frames of one layer only: the top encoding's SSRC when it flows.
+		const top = s.acc.meta.encodings.at(-1)?.ssrc;
+		s.traceSsrc ??= top ?? p.ssrc;
+		if (p.ssrc !== s.traceSsrc) {
+			if (p.ssrc === top) s.traceSsrc = top;
+			else return;
+		}
+		s.acc.addRtpEvent({
+			arrivalMs: now,
+			rtpTimestamp: p.timestamp,
+			marker: p.marker,
+			bytes: Number(p.payloadSize),
+			isKeyframe: p.isKeyFrame,
+			segment: s.traceWindow,
+		});
+	}
+
+	private tapTransport(routerId: string): Promise<types.DirectTransport | undefined> {
+		let t = this.taps.get(routerId);
+		if (!t) {
+			const router = this.registry.get('router', routerId)?.handle;
+			t = router
+				? router.createDirectTransport({ maxMessageSize: 262_144, appData: INTERNAL_APPDATA }).catch(() => undefined)
+				: Promise.resolve(undefined);
+			this.taps.set(routerId, t);
+		}
+		return t;
+	}
+
+	private async tapConsumer(s: StreamState, node: ProducerNode): Promise<types.Consumer | undefined> {
+		if (s.tap) return s.tap as types.Consumer;
+		const transport = await this.tapTransport(node.routerId);
+		const router = this.registry.get('router', node.routerId)?.handle;
+		if (!transport || !router || transport.closed || node.handle.closed) return undefined;
+		try {
+			const consumer = await transport.consume({
+				producerId: node.id,
+				rtpCapabilities: router.rtpCapabilities,
+				paused: true,
+				appData: INTERNAL_APPDATA,
+			});
+			if (!this.streams.has(node.id)) {
+				consumer.close();
+				return undefined;
+			}
+			s.tap = consumer;
+			consumer.on('rtp', (packet: Buffer) => {
+				const rtp = s.onTapPacket && parseRtp(packet);
+				if (rtp) s.onTapPacket?.(rtp);
+			});
+			return consumer;
+		} catch (error) {
+			this.log.debug({ err: error, producerId: node.id }, 'tap consumer failed');
+			return undefined;
+		}
+	}
+
+	/** Audio: resume the tap for tapWindowMs every tapEveryMs; Opus TOC and audio levels. */
+	private async tapAudio(s: StreamState, node: ProducerNode): Promise<void> {
+		const consumer = await this.tapConsumer(s, node);
+		if (!consumer) return;
+		const levelId = consumer.rtpParameters.headerExtensions?.find((h) => h.uri === AUDIO_LEVEL_URI)?.id;
+		s.onTapPacket = (rtp) =>
+			s.acc.addAudioPacket(Date.now(), rtp.payload, levelId !== undefined ? rtp.extensions.get(levelId) : undefined);
+		const cycle = (): void => {
+			if (consumer.closed) return;
+			void consumer.resume().catch(() => undefined);
+			this.later(s, this.options.tapWindowMs, () => void consumer.pause().catch(() => undefined));
+			this.later(s, this.options.tapEveryMs, cycle);
+		};
+		cycle();
+	}
+
+	/**
+	 * Video resolution per layer from keyframe headers: resume the tap on each
+	 * spatial layer in turn until a keyframe arrives, then pause. The keyframes
+	 * this causes are marked as induced, so they never count as scene changes.
+	 */
+	private async probeResolution(s: StreamState, node: ProducerNode): Promise<void> {
+		const consumer = await this.tapConsumer(s, node);
+		if (!consumer) return;
+		const mime = s.acc.meta.mimeType?.toLowerCase() ?? '';
+		const layers = Math.max(1, s.acc.meta.encodings.length, s.acc.meta.encodings[0]?.spatialLayers ?? 1);
+		let wanted = -1;
+		let done: (() => void) | undefined;
+		s.onTapPacket = (rtp) => {
+			const size = wanted >= 0 ? resolutionOf(mime, rtp.payload) : undefined;
+			if (!size) return;
+			s.acc.setResolution(wanted, size.width, size.height);
+			done?.();
+		};
+		for (let layer = layers - 1; layer >= 0 && !consumer.closed; layer--) {
+			wanted = layer;
+			s.inducedUntilMs = Date.now() + this.options.tapWindowMs + 1000;
+			try {
+				if (layers > 1) await consumer.setPreferredLayers({ spatialLayer: layer });
+				await consumer.resume();
+				await new Promise<void>((resolve) => {
+					done = resolve;
+					this.later(s, this.options.tapWindowMs * 2, resolve);
+				});
+				await consumer.pause();
+			} catch {
+				break;
+			}
+		}
+		wanted = -1;
+		s.onTapPacket = undefined;
+		if (this.streams.has(node.id)) this.later(s, this.options.resolutionRefreshMs, () => void this.probeResolution(s, node));
+	}
+
+	/** Data producers: a direct data consumer sees every message (sizes, string share, keywords). */
+	private async tapData(s: StreamState, node: DataProducerNode): Promise<void> {
+		const transport = await this.tapTransport(node.routerId);
+		if (!transport || transport.closed || node.handle.closed) return;
+		try {
+			const dc = await transport.consumeData({ dataProducerId: node.id, appData: INTERNAL_APPDATA });
+			if (!this.streams.has(node.id)) {
+				dc.close();
+				return;
+			}
+			s.tap = dc;
+			dc.on('message', (message: Buffer, ppid: number) => {
+				// WebRTC PPIDs: 51 string, 56 empty string; 53 binary, 57 empty binary.
+				const isString = ppid === 51 || ppid === 56;
+				s.acc.addDataMessage(ppid === 56 || ppid === 57 ? 0 : message.length, isString ? message.toString('utf8') : undefined);
+			});
+		} catch (error) {
+			this.log.debug({ err: error, dataProducerId: node.id }, 'data tap failed');
+		}
+	}
+}
+
+function rtpSample(atMs: number, stats: ReadonlyArray<types.RtpStreamRecvStats | types.RtpStreamSendStats>): RtpStatsSample {
+	let bytes = 0;
+	let packets = 0;
+	let fractionLost = 0;
+	let jitter = 0;
+	let nack = 0;
+	let pli = 0;
+	let fir = 0;
+	let score: number | undefined;
+	let rtt: number | undefined;
+	for (const st of stats) {
+		bytes += st.byteCount;
+		packets += st.packetCount;
+		fractionLost = Math.max(fractionLost, st.fractionLost);
+		if ('jitter' in st) jitter = Math.max(jitter, st.jitter);
+		nack += st.nackCount;
+		pli += st.pliCount;
+		fir += st.firCount;
+		score = score === undefined ? st.score : Math.min(score, st.score);
+		if (st.roundTripTime !== undefined) rtt = Math.max(rtt ?? 0, st.roundTripTime);
+	}
+	return {
+		atMs,
+		byteCount: bytes,
+		packetCount: packets,
+		layers: stats.map((st) => ({
+			ssrc: st.ssrc,
+			...(st.rid ? { rid: st.rid } : {}),
+			byteCount: st.byteCount,
+			packetCount: st.packetCount,
+		})),
+		fractionLost,
+		jitter,
+		nackCount: nack,
+		pliCount: pli,
+		firCount: fir,
+		...(score !== undefined ? { score } : {}),
+		...(rtt !== undefined ? { roundTripTimeMs: rtt } : {}),
+	};
+}
+
+/** "L1T3" / "S3T3" / "L3T3_KEY" → layer counts. */
+export function scalability(mode: string | undefined): { spatialLayers?: number; temporalLayers?: number } {
+	const m = /^[LS](\d+)T(\d+)/.exec(mode ?? '');
+	return m ? { spatialLayers: Number(m[1]), temporalLayers: Number(m[2]) } : {};
+}
+
+export function resolutionOf(mimeType: string, payload: Uint8Array): { width: number; height: number } | undefined {
+	if (mimeType.endsWith('/vp8')) {
+		const r = parseVp8Payload(payload)?.resolution;
+		return r ? { width: r.width, height: r.height } : undefined;
+	}
+	if (mimeType.endsWith('/vp9')) {
+		const v = parseVp9Payload(payload);
+		const size = v?.descriptor.ss?.sizes?.at(-1);
+		return size ? { width: size.width, height: size.height } : undefined;
+	}
+	if (mimeType.endsWith('/h264')) {
+		const sps = findSps(payload);
+		const parsed = sps ? parseSps(sps) : undefined;
+		return parsed ? { width: parsed.width, height: parsed.height } : undefined;
+	}
+	return undefined;
+}

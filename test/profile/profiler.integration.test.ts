@@ -1,0 +1,100 @@
+import * as mediasoup from 'mediasoup';
+import { attach, connectionProfileSchema, streamProfileSchema, type Foresight, type StreamProfile } from '../../plugin';
+import { parseOpusToc } from '../../plugin/profile/features/opus';
+import { parseRtp } from '../../plugin/profile/features/rtp';
+import { captureRealRtp } from '../../training/media/ffmpegRtp';
+import { MEDIA_CODECS, startReceivingPeer, startSendingPeer, waitFor } from '../../training/media/rig';
+
+/**
+ * The profiler on a real worker fed with real ffmpeg-encoded VP8 (640×360 at
+ * 30 fps) and Opus, plus a data producer: every figure is checked against what
+ * the media itself says.
+ */
+describe('Profiler on a real worker', () => {
+	let foresight: Foresight;
+	afterEach(async () => foresight?.detach());
+
+	test('profiles video, audio, data and connections from live media', async () => {
+		foresight = attach(mediasoup, {
+			useEnv: false,
+			logLevel: 'silent',
+			statsIntervalMs: 500,
+			profiling: { traceEveryMs: 1500, traceWindowMs: 1000, tapEveryMs: 1500, tapWindowMs: 1000, keywords: ['foresight', 'sfu'] },
+		});
+		const media = await captureRealRtp();
+		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
+		const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
+		const send = await startSendingPeer(router, 60_000);
+		const recv = await startReceivingPeer(router, [send.video, send.audio]);
+		const direct = await router.createDirectTransport();
+		const chat = await direct.produceData({ label: 'chat' });
+		const messages = ['hello foresight', 'the SFU is fine', 'no keyword here', 'foresight, foresight!'];
+		try {
+			// The data tap attaches a couple of channel round trips after produceData(), well
+			// before a real client's data channel opens; only then do messages start here.
+			await new Promise((r) => setTimeout(r, 300));
+			for (let round = 0; round < 5; round++) {
+				for (const m of messages) chat.send(m);
+				chat.send(Buffer.from([1, 2, 3, 4, 5, 6, 7]));
+				await new Promise((r) => setTimeout(r, 400));
+			}
+			// Ground truth from the captured packets themselves.
+			const tocs = media.opus.packets.map((p) => parseOpusToc(parseRtp(p)!.payload)!);
+			const stereoShare = tocs.filter((t) => t.stereo).length / tocs.length;
+
+			let video: StreamProfile | undefined;
+			await waitFor(
+				() => {
+					video = foresight.profileOf(send.video.id);
+					return video?.layers[0]?.width !== undefined && video.video?.fps !== undefined;
+				},
+				15_000,
+				'video resolution and fps',
+			);
+			await new Promise((r) => setTimeout(r, 1000));
+			const rounds = await foresight.sampleProfiles();
+			const round = rounds.find((r) => r.workerId === String(worker.pid))!;
+			for (const p of round.streams) expect(streamProfileSchema.safeParse(p).error).toBeUndefined();
+			for (const c of round.connections) expect(connectionProfileSchema.safeParse(c).error).toBeUndefined();
+			const byId = new Map(round.streams.map((p) => [p.streamId, p]));
+
+			video = byId.get(send.video.id)!;
+			expect(video).toMatchObject({ entity: 'producer', kind: 'video', dataType: 'video', mimeType: 'video/VP8' });
+			expect(video.layers[0]).toMatchObject({ width: 640, height: 360, active: true });
+			expect(video.video!.fps!).toBeGreaterThan(30 * 0.98);
+			expect(video.video!.fps!).toBeLessThan(30 * 1.02);
+			expect(video.flow.bitrateBps).toBeGreaterThan(200_000);
+			expect(video.complexity).toBeGreaterThan(0);
+
+			const audio = byId.get(send.audio.id)!;
+			expect(audio).toMatchObject({ kind: 'audio', dataType: 'audio', mimeType: 'audio/opus' });
+			expect(audio.audio).toMatchObject({
+				clockRate: 48000,
+				channels: stereoShare >= 0.5 ? 2 : 1,
+				opusBandwidth: tocs[tocs.length >> 1]!.bandwidth,
+				opusMode: tocs[tocs.length >> 1]!.mode,
+				frameMs: tocs[tocs.length >> 1]!.frameMs,
+			});
+
+			const consumer = byId.get(recv.consumers[0]!.id)!;
+			expect(consumer).toMatchObject({ entity: 'consumer', producerId: send.video.id, transportId: recv.transport.id });
+			expect(consumer.flow.bitrateBps).toBeGreaterThan(100_000);
+
+			const data = byId.get(chat.id)!;
+			expect(data).toMatchObject({ entity: 'dataProducer', kind: 'data', dataType: 'text' });
+			expect(data.data!.keywordCounts).toEqual({ foresight: 5 * 3, sfu: 5 * 1 });
+			expect(data.data!.stringShare).toBeCloseTo(4 / 5, 5);
+			const sizes = [...messages.map((m) => Buffer.byteLength(m)), 7];
+			expect(data.data!.meanBytes).toBeCloseTo(sizes.reduce((a, b) => a + b) / sizes.length, 5);
+
+			const sending = round.connections.find((c) => c.transportId === send.transport.id)!;
+			expect(sending.recvBitrateBps).toBeGreaterThan(200_000);
+			expect(sending.distribution.video! + sending.distribution.audio!).toBeCloseTo(1, 5);
+			expect(sending.distribution.video!).toBeGreaterThan(sending.distribution.audio!);
+		} finally {
+			send.sender.stop();
+			recv.sink.close();
+			worker.close();
+		}
+	});
+});
