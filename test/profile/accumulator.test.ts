@@ -1,0 +1,89 @@
+import { StreamAccumulator, type RtpStatsSample, type StreamMeta } from '../../plugin/profile/accumulator';
+import { streamProfileSchema } from '../../plugin/profile/schema';
+
+const videoMeta: StreamMeta = {
+	streamId: 'p1',
+	entity: 'producer',
+	kind: 'video',
+	workerId: 'w',
+	routerId: 'r',
+	transportId: 't',
+	mimeType: 'video/VP8',
+	clockRate: 90000,
+	encodings: [{ ssrc: 1, rid: 'r0' }, { ssrc: 2, rid: 'r1' }, { ssrc: 3, rid: 'r2' }],
+};
+
+function stats(atMs: number, bytes: number[], extra: Partial<RtpStatsSample> = {}): RtpStatsSample {
+	return {
+		atMs,
+		byteCount: bytes.reduce((a, b) => a + b, 0),
+		packetCount: bytes.reduce((a, b) => a + Math.floor(b / 1000), 0),
+		layers: bytes.map((b, i) => ({ ssrc: i + 1, byteCount: b, packetCount: Math.floor(b / 1000) })),
+		fractionLost: 0,
+		jitter: 0,
+		nackCount: 0,
+		pliCount: 0,
+		firCount: 0,
+		...extra,
+	};
+}
+
+describe('StreamAccumulator (pure)', () => {
+	test('bitrate and per-layer rates come from counter deltas; inactive layers are reported inactive', () => {
+		const acc = new StreamAccumulator(videoMeta);
+		acc.addRtpStats(stats(0, [0, 0, 0]));
+		acc.addRtpStats(stats(1000, [12_500, 50_000, 0], { fractionLost: 64, jitter: 900 }));
+		const p = acc.profile(1000);
+		expect(streamProfileSchema.safeParse(p).error).toBeUndefined();
+		expect(p.flow.bitrateBps).toBeCloseTo(8 * 62_500);
+		expect(p.flow.lossFraction).toBeCloseTo(0.25);
+		expect(p.flow.jitterMs).toBeCloseTo(10);
+		expect(p.layers.map((l) => [l.rid, l.bitrateBps, l.active])).toEqual([
+			['r0', 100_000, true],
+			['r1', 400_000, true],
+			['r2', 0, false],
+		]);
+		expect(p.video?.activeLayers).toBe(2);
+	});
+
+	test('app-given resolution wins over the tap; the top active layer sets the video size', () => {
+		const acc = new StreamAccumulator({ ...videoMeta, appDataResolution: [{ width: 320, height: 180 }] });
+		acc.setResolution(0, 999, 999);
+		acc.setResolution(1, 640, 360);
+		acc.addRtpStats(stats(0, [0, 0, 0]));
+		acc.addRtpStats(stats(1000, [10_000, 40_000, 0]));
+		const p = acc.profile(1000);
+		expect(p.layers[0]).toMatchObject({ width: 320, height: 180 });
+		expect(p.video).toMatchObject({ width: 640, height: 360 });
+	});
+
+	test('entropy is ~0 for a constant bitrate and high for an i.i.d. random one', () => {
+		const steady = new StreamAccumulator(videoMeta);
+		const noisy = new StreamAccumulator(videoMeta);
+		let a = 0;
+		let b = 0;
+		let seed = 7;
+		const rand = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+		for (let t = 0; t <= 120; t++) {
+			a += 125_000;
+			b += Math.floor(250_000 * rand());
+			steady.addRtpStats(stats(t * 1000, [a]));
+			noisy.addRtpStats(stats(t * 1000, [b]));
+		}
+		expect(steady.profile(120_000).entropy).toBeLessThan(0.1);
+		expect(noisy.profile(120_000).entropy).toBeGreaterThan(0.6);
+		expect(noisy.profile(120_000).variance.windows[0]!.cv).toBeGreaterThan(steady.profile(120_000).variance.windows[0]!.cv);
+	});
+
+	test('data: rates from stats, sizes and keywords from the tap, content never kept', () => {
+		const acc = new StreamAccumulator({ ...videoMeta, kind: 'data', entity: 'dataProducer', encodings: [], keywords: ['Hello'] });
+		acc.addDataStats({ atMs: 0, messageCount: 0, byteCount: 0 });
+		acc.addDataMessage(11, 'hello HELLO');
+		acc.addDataMessage(4, undefined);
+		acc.addDataStats({ atMs: 2000, messageCount: 2, byteCount: 15 });
+		const p = acc.profile(2000);
+		expect(p.dataType).toBe('text');
+		expect(p.data).toMatchObject({ messagesPerS: 1, bytesPerS: 7.5, meanBytes: 7.5, stringShare: 0.5, keywordCounts: { Hello: 2 } });
+		expect(JSON.stringify(p)).not.toMatch(/hello HELLO/);
+	});
+});
