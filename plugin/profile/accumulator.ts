@@ -10,8 +10,8 @@ import { audioComplexity, dataComplexity, videoComplexity } from './features/com
 import { EntropyTracker } from './features/entropy';
 import { frameStats, type RtpFrameEvent } from './features/frames';
 import { OpusSummary } from './features/opus';
-import { SceneChangeDetector } from './features/spikes';
-import { quantile } from './features/stats';
+import { DataMessageStats } from './features/dataMessages';
+import { BITRATE_SCENE_DEFAULTS, SceneChangeDetector } from './features/spikes';
 import { varianceProfile } from './features/variance';
 import { TimeSeriesWindow } from './features/windows';
 import {
@@ -77,14 +77,15 @@ interface Counter {
 }
 
 const MAX_FRAME_EVENTS = 4096;
-const MAX_DATA_SIZES = 2048;
 /** 1 s samples for an hour: the longest variance window plus slack. */
 const SERIES_CAPACITY = 3600;
 
 export class StreamAccumulator {
 	private readonly bitrate = new TimeSeriesWindow(SERIES_CAPACITY);
 	private readonly entropy = new EntropyTracker();
-	private readonly sceneChanges = new SceneChangeDetector();
+	private readonly sceneChanges = new SceneChangeDetector(BITRATE_SCENE_DEFAULTS);
+	/** Natural (not Foresight-induced) keyframes seen by the keyframe trace, for the keyframe rate. */
+	private readonly keyframes = new TimeSeriesWindow(1024);
 	private readonly layerRates = new Map<number, { bps: number; pps: number; last?: Counter }>();
 	private last: Counter | undefined;
 	private lastStats: RtpStatsSample | undefined;
@@ -95,16 +96,13 @@ export class StreamAccumulator {
 	private readonly resolution = new Map<number, { width: number; height: number }>();
 	private readonly opus = new OpusSummary();
 	private readonly voice = new VoiceActivity();
-	private readonly dataSizes: number[] = [];
-	private dataStrings = 0;
-	private dataMessages = 0;
+	private readonly messages: DataMessageStats;
 	private dataLast: DataStatsSample | undefined;
 	private dataRate = { messagesPerS: 0, bytesPerS: 0 };
-	private readonly keywordCounts = new Map<string, number>();
 
 	constructor(readonly meta: StreamMeta) {
 		meta.appDataResolution?.forEach((r, layer) => this.resolution.set(layer, r));
-		for (const k of meta.keywords ?? []) this.keywordCounts.set(k, 0);
+		this.messages = new DataMessageStats({ keywords: meta.keywords ?? [] });
 	}
 
 	/** A getStats() round for a producer or consumer. */
@@ -147,8 +145,12 @@ export class StreamAccumulator {
 	/** A keyframe seen (keyframe trace or tap), with its size when known. */
 	addKeyframe(atMs: number, bytes: number | undefined, inducedByFores: boolean): void {
 		// Keyframes Foresight itself caused (tap resumes) say nothing about the content.
-		if (inducedByFores) this.sceneChanges.addKeyframeRequest(atMs);
-		else if (bytes !== undefined) this.sceneChanges.add(atMs, bytes * 8, true);
+		if (inducedByFores) {
+			this.sceneChanges.addKeyframeRequest(atMs);
+			return;
+		}
+		this.keyframes.add(atMs, 1);
+		if (bytes !== undefined) this.sceneChanges.add(atMs, bytes * 8, true);
 	}
 
 	setResolution(spatialLayer: number, width: number, height: number): void {
@@ -181,26 +183,8 @@ export class StreamAccumulator {
 	}
 
 	/** A tapped data message; its text is scanned for keywords and then forgotten. */
-	addDataMessage(size: number, text: string | undefined): void {
-		this.dataMessages++;
-		if (this.dataSizes.length >= MAX_DATA_SIZES) this.dataSizes.shift();
-		this.dataSizes.push(size);
-		if (text === undefined) return;
-		this.dataStrings++;
-		if (this.keywordCounts.size === 0) return;
-		const lower = text.toLowerCase();
-		for (const [k, n] of this.keywordCounts) {
-			const needle = k.toLowerCase();
-			let from = 0;
-			let found = 0;
-			for (;;) {
-				const at = lower.indexOf(needle, from);
-				if (at === -1 || needle.length === 0) break;
-				found++;
-				from = at + needle.length;
-			}
-			this.keywordCounts.set(k, n + found);
-		}
+	addDataMessage(atMs: number, size: number, text: string | undefined): void {
+		this.messages.add(atMs, size, text !== undefined, text);
 	}
 
 	get currentBitrateBps(): number {
@@ -226,20 +210,14 @@ export class StreamAccumulator {
 			entropy: entropyScores?.predictive ?? 0,
 		};
 		if (m.kind === 'data') {
-			const sizes = this.dataSizes;
+			// Rates from the worker's counters (exact); sizes, string share and keywords from the tap.
+			const tapped = this.messages.summary(nowMs);
 			return {
 				...base,
-				dataType: this.dataMessages > 0 && this.dataStrings / this.dataMessages < 0.5 ? 'binary' : 'text',
+				dataType: tapped.stringShare < 0.5 && tapped.meanBytes > 0 ? 'binary' : 'text',
 				flow: { ...this.flow(), bitrateBps: 8 * this.dataRate.bytesPerS, packetRate: this.dataRate.messagesPerS },
 				layers: [],
-				data: {
-					messagesPerS: this.dataRate.messagesPerS,
-					bytesPerS: this.dataRate.bytesPerS,
-					meanBytes: sizes.length ? sizes.reduce((a, b) => a + b, 0) / sizes.length : 0,
-					p95Bytes: sizes.length ? quantile(sizes, 0.95) : 0,
-					stringShare: this.dataMessages ? this.dataStrings / this.dataMessages : 0,
-					...(this.keywordCounts.size ? { keywordCounts: Object.fromEntries(this.keywordCounts) } : {}),
-				},
+				data: { ...tapped, messagesPerS: this.dataRate.messagesPerS, bytesPerS: this.dataRate.bytesPerS },
 				complexity: dataComplexity(this.dataRate.bytesPerS),
 			};
 		}
@@ -271,7 +249,7 @@ export class StreamAccumulator {
 			...(frames.fps !== undefined ? { fps: frames.fps } : {}),
 			activeLayers: active.length,
 			...(m.encodings[0]?.temporalLayers !== undefined ? { temporalLayers: m.encodings[0].temporalLayers } : {}),
-			...(frames.keyframesPerMin !== undefined ? { keyframesPerMin: frames.keyframesPerMin } : {}),
+			...this.keyframeRate(nowMs, frames.keyframesPerMin),
 			...(frames.frameBytes ? { frameBytes: frames.frameBytes } : {}),
 			sceneChanges: scenes,
 		};
@@ -295,6 +273,13 @@ export class StreamAccumulator {
 				bitrateBps: this.lastBps,
 			}),
 		};
+	}
+
+	/** The keyframe trace sees every keyframe; sampled frames only some (and a tap starts at one). */
+	private keyframeRate(nowMs: number, sampled: number | undefined): { keyframesPerMin?: number } {
+		const seen = this.keyframes.valuesSince(nowMs - 60_000, nowMs).length;
+		if (this.keyframes.size > 0) return { keyframesPerMin: seen };
+		return sampled !== undefined ? { keyframesPerMin: sampled } : {};
 	}
 
 	private flow(): StreamProfile['flow'] {

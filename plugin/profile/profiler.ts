@@ -20,6 +20,7 @@ import { INTERNAL_APPDATA } from '../observe/internal';
 import { TypedEmitter } from '../util/typedEmitter';
 import { StreamAccumulator, type RtpStatsSample, type StreamMeta } from './accumulator';
 import { dataTypeDistribution } from './features/classify';
+import { isStringPpid } from './features/dataMessages';
 import { parseRtp } from './features/rtp';
 import { parseVp8Payload } from './features/vp8';
 import { parseVp9Payload } from './features/vp9';
@@ -440,9 +441,10 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			}
 			s.tap = dc;
 			dc.on('message', (message: Buffer, ppid: number) => {
-				// WebRTC PPIDs: 51 string, 56 empty string; 53 binary, 57 empty binary.
-				const isString = ppid === 51 || ppid === 56;
-				s.acc.addDataMessage(ppid === 56 || ppid === 57 ? 0 : message.length, isString ? message.toString('utf8') : undefined);
+				// PPIDs 56/57 are WebRTC's empty string/binary messages (one placeholder byte on the wire).
+				const empty = ppid === 56 || ppid === 57;
+				const text = isStringPpid(ppid) ? (empty ? '' : message.toString('utf8')) : undefined;
+				s.acc.addDataMessage(Date.now(), empty ? 0 : message.length, text);
 			});
 		} catch (error) {
 			this.log.debug({ err: error, dataProducerId: node.id }, 'data tap failed');

@@ -78,12 +78,15 @@ describe('StreamAccumulator (pure)', () => {
 	test('data: rates from stats, sizes and keywords from the tap, content never kept', () => {
 		const acc = new StreamAccumulator({ ...videoMeta, kind: 'data', entity: 'dataProducer', encodings: [], keywords: ['Hello'] });
 		acc.addDataStats({ atMs: 0, messageCount: 0, byteCount: 0 });
-		acc.addDataMessage(11, 'hello HELLO');
-		acc.addDataMessage(4, undefined);
+		acc.addDataMessage(500, 11, 'hello HELLO');
+		acc.addDataMessage(900, 4, undefined);
 		acc.addDataStats({ atMs: 2000, messageCount: 2, byteCount: 15 });
 		const p = acc.profile(2000);
 		expect(p.dataType).toBe('text');
 		expect(p.data).toMatchObject({ messagesPerS: 1, bytesPerS: 7.5, meanBytes: 7.5, stringShare: 0.5, keywordCounts: { Hello: 2 } });
+		acc.addDataMessage(1000, 16, 'Hellothere hello');
+		// Whole words only.
+		expect(acc.profile(2000).data?.keywordCounts).toEqual({ Hello: 3 });
 		expect(JSON.stringify(p)).not.toMatch(/hello HELLO/);
 	});
 });

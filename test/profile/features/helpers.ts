@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseRtp, type RtpPacket } from '../../../plugin/profile/features/rtp';
+
+/** Packets captured by fixtures/capture.mjs, one hex line each. */
+export function loadPackets(name: string): Uint8Array[] {
+	return readFileSync(join(__dirname, 'fixtures', `${name}.hex`), 'utf8')
+		.split('\n')
+		.filter((line) => line.length > 0)
+		.map((line) => Uint8Array.from(Buffer.from(line, 'hex')));
+}
+
+export function loadRtp(name: string): RtpPacket[] {
+	return loadPackets(name).map((bytes) => {
+		const packet = parseRtp(bytes);
+		if (!packet) throw new Error(`fixture ${name} holds a packet that is not RTP`);
+		return packet;
+	});
+}
+
+export function loadJson<T>(name: string): T {
+	return JSON.parse(readFileSync(join(__dirname, 'fixtures', name), 'utf8')) as T;
+}
+
+/** Deterministic PRNG (mulberry32) so property tests are reproducible. */
+export function rng(seed: number): () => number {
+	let a = seed >>> 0;
+	return () => {
+		a = (a + 0x6d2b79f5) >>> 0;
+		let t = a;
+		t = Math.imul(t ^ (t >>> 15), t | 1);
+		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+	};
+}
+
+export function gaussian(random: () => number): () => number {
+	return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+
+/** MSB-first bit writer for hand-built headers whose layout the RFCs give bit by bit. */
+export class BitWriter {
+	private readonly bitsOut: number[] = [];
+
+	bits(value: number, n: number): this {
+		for (let i = n - 1; i >= 0; i--) this.bitsOut.push(Math.floor(value / 2 ** i) % 2);
+		return this;
+	}
+
+	ue(value: number): this {
+		const code = value + 1;
+		const length = Math.floor(Math.log2(code));
+		return this.bits(0, length).bits(code, length + 1);
+	}
+
+	se(value: number): this {
+		return this.ue(value > 0 ? 2 * value - 1 : -2 * value);
+	}
+
+	/** rbsp_trailing_bits, then bytes. */
+	bytes(trailing = true): Uint8Array {
+		if (trailing) {
+			this.bitsOut.push(1);
+		}
+		while (this.bitsOut.length % 8 !== 0) this.bitsOut.push(0);
+		const out = new Uint8Array(this.bitsOut.length / 8);
+		for (let i = 0; i < out.length; i++) for (let b = 0; b < 8; b++) out[i] = ((out[i] as number) << 1) | (this.bitsOut[i * 8 + b] as number);
+		return out;
+	}
+}
+
+/** Builds an RTP packet (RFC 3550) with optional CSRCs, extension block and padding. */
+export function buildRtp(options: {
+	marker?: boolean;
+	payloadType?: number;
+	sequenceNumber?: number;
+	timestamp?: number;
+	ssrc?: number;
+	csrcs?: number[];
+	extension?: { profile: number; block: number[] };
+	payload?: number[];
+	padding?: number;
+}): Uint8Array {
+	const csrcs = options.csrcs ?? [];
+	const out: number[] = [];
+	const b0 = 0x80 | (options.padding ? 0x20 : 0) | (options.extension ? 0x10 : 0) | csrcs.length;
+	out.push(b0, (options.marker ? 0x80 : 0) | (options.payloadType ?? 96));
+	const u16 = (v: number): void => void out.push((v >> 8) & 0xff, v & 0xff);
+	const u32 = (v: number): void => void out.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+	u16(options.sequenceNumber ?? 1);
+	u32(options.timestamp ?? 1000);
+	u32(options.ssrc ?? 0x11223344);
+	for (const c of csrcs) u32(c);
+	if (options.extension) {
+		const block = [...options.extension.block];
+		while (block.length % 4 !== 0) block.push(0);
+		u16(options.extension.profile);
+		u16(block.length / 4);
+		out.push(...block);
+	}
+	out.push(...(options.payload ?? []));
+	if (options.padding) {
+		for (let i = 1; i < options.padding; i++) out.push(0);
+		out.push(options.padding);
+	}
+	return Uint8Array.from(out);
+}
