@@ -1,0 +1,548 @@
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import type { types } from 'mediasoup';
+import { Rng } from '../../plugin/allocate/sim/rng';
+import type { Recording, RecordedStream } from '../record/format';
+import { prepare, type PreparedLayer, type PreparedRecording } from './prepared';
+
+/**
+ * Replays recordings of real browser media into mediasoup routers at any scale.
+ *
+ * Each published copy gets its own PlainTransport (comedia, rtcp-mux) fed over
+ * real UDP from its own connected socket, fresh SSRCs and random sequence-number,
+ * timestamp and VP8 picture-id offsets, and keeps the recorded inter-packet
+ * timing. One timer drives every copy: each tick sends all packets that became
+ * due, so the cost is per packet, never per timer. Simulcast layers are produced
+ * as separate encodings with their own SSRCs, as mediasoup expects from a plain
+ * RTP sender. RTCP sender reports go out once a second per SSRC so that
+ * simulcast consumers can switch layers the way they do with browsers.
+ *
+ * Subscribers consume through PlainTransports with SRTP (the worker encrypts
+ * egress as for a browser) into one shared local UDP sink that only counts.
+ */
+
+export interface ReplayerOptions {
+	/** Timer period; packets due within a tick leave together at its start. */
+	tickMs?: number;
+	seed?: number;
+	listenIp?: string;
+}
+
+export interface PublishOptions {
+	/** Stream labels to publish (camera, screen, mic…); all by default. */
+	labels?: string[];
+	/** Publish only the lowest N simulcast layers. */
+	maxLayers?: number;
+	/** Start over at the end instead of finishing. */
+	loop?: boolean;
+	/** Begin sending at once (default); otherwise call Replayer.start(publisher), e.g. after consumers exist. */
+	autoStart?: boolean;
+	/** Replay the recorded data-channel messages through a DirectTransport DataProducer. */
+	data?: boolean;
+	appData?: Record<string, unknown>;
+}
+
+export interface SubscribeOptions {
+	/** SRTP on the consumer transport (default true): the worker pays egress encryption. */
+	srtp?: boolean;
+	/** For simulcast producers: highest spatial layer to receive. */
+	preferredSpatialLayer?: number;
+}
+
+export interface PublishedLayer {
+	label: string;
+	spatialIndex: number;
+	ssrc: number;
+	recordedSsrc: number;
+	/** Packets and bytes of this layer in one pass over the recording. */
+	packets: number;
+	bytes: number;
+}
+
+interface LayerState {
+	prepared: PreparedLayer;
+	ssrc: number;
+	seqAdd: number;
+	tsAdd: number;
+	sentPackets: number;
+	sentOctets: number;
+	/** Timestamp (unwrapped by tsAdd) and wall time of the last packet, for SRs. */
+	lastTs: number;
+	lastSentMs: number;
+}
+
+export class Publisher {
+	readonly producers = new Map<string, types.Producer>();
+	dataProducer: types.DataProducer | undefined;
+	/** Resolves when a non-looping replay has sent its last packet. */
+	readonly done: Promise<void>;
+	packetsSent = 0;
+	bytesSent = 0;
+	closed = false;
+	finished = false;
+	private started = false;
+	private resolveDone!: () => void;
+	/** Per recording layer index; undefined for layers not published. */
+	private readonly layerState: Array<LayerState | undefined>;
+	private next = 0;
+	private loopIndex = 0;
+	private startMs = 0;
+	private nextSrMs = 0;
+	private nextMessage = 0;
+	private readonly pictureIdAdd: number;
+	private readonly tl0Add: number;
+
+	constructor(
+		readonly recording: PreparedRecording,
+		readonly transport: types.PlainTransport,
+		private readonly socket: Socket,
+		layerState: Array<LayerState | undefined>,
+		private readonly directTransport: types.DirectTransport | undefined,
+		private readonly loop: boolean,
+		rng: Rng,
+	) {
+		this.layerState = layerState;
+		this.pictureIdAdd = rng.int(0, 0x7fff);
+		this.tl0Add = rng.int(0, 0xff);
+		this.done = new Promise((r) => (this.resolveDone = r));
+	}
+
+	/** Published layers in producer-encoding order, with their replay SSRCs and recorded volume. */
+	get layers(): PublishedLayer[] {
+		return this.layerState
+			.filter((s): s is LayerState => s !== undefined)
+			.map((s) => ({ label: s.prepared.stream.label, spatialIndex: s.prepared.spatialIndex, ssrc: s.ssrc, recordedSsrc: s.prepared.ssrc, packets: s.prepared.packets, bytes: s.prepared.bytes }));
+	}
+
+	start(nowMs: number): void {
+		this.started = true;
+		this.startMs = nowMs;
+		this.nextSrMs = nowMs;
+	}
+
+	/** Packets (of all published layers) the schedule holds up to `nowMs`, for checking that sends keep up. */
+	scheduledBy(nowMs: number): number {
+		if (!this.started) return 0;
+		const rec = this.recording;
+		const elapsedUs = (nowMs - this.startMs) * 1000;
+		const loops = this.loop ? Math.floor(elapsedUs / rec.durationUs) : 0;
+		const withinUs = this.loop ? elapsedUs - loops * rec.durationUs : elapsedUs;
+		let lo = 0;
+		let hi = rec.arrivalUs.length;
+		while (lo < hi) {
+			const mid = (lo + hi) >>> 1;
+			if (rec.arrivalUs[mid]! <= withinUs) lo = mid + 1;
+			else hi = mid;
+		}
+		let due = 0;
+		for (let i = 0; i < rec.data.length; i++) {
+			if (this.layerState[rec.layerOf[i]!]) due += i < lo ? loops + 1 : loops;
+		}
+		return due;
+	}
+
+	/** Sends everything due by `nowMs`; returns false once finished. */
+	pump(nowMs: number): boolean {
+		if (this.closed || this.finished || !this.started) return false;
+		const rec = this.recording;
+		const n = rec.data.length;
+		const elapsedUs = (nowMs - this.startMs) * 1000 - this.loopIndex * rec.durationUs;
+		while (this.next < n && rec.arrivalUs[this.next]! <= elapsedUs) {
+			const i = this.next++;
+			const state = this.layerState[rec.layerOf[i]!];
+			if (state) this.sendPacket(state, rec.data[i]!, rec.vp8Offset[i]!, nowMs);
+		}
+		this.pumpMessages(elapsedUs);
+		if (nowMs >= this.nextSrMs) {
+			this.sendSenderReports(nowMs);
+			this.nextSrMs = nowMs + 1000;
+		}
+		if (this.next >= n && elapsedUs >= rec.durationUs) {
+			if (!this.loop) {
+				this.finished = true;
+				this.resolveDone();
+				return false;
+			}
+			this.next = 0;
+			this.nextMessage = 0;
+			this.loopIndex++;
+			for (const s of this.layerState) {
+				if (!s) continue;
+				s.seqAdd += s.prepared.seqSpan;
+				s.tsAdd += s.prepared.tsSpan;
+			}
+		}
+		return true;
+	}
+
+	private sendPacket(state: LayerState, original: Buffer, vp8Offset: number, nowMs: number): void {
+		// The socket keeps the buffer until the datagram leaves, so each send needs its own copy.
+		const out = Buffer.allocUnsafe(original.length);
+		original.copy(out);
+		out.writeUInt16BE((out.readUInt16BE(2) + state.seqAdd) & 0xffff, 2);
+		const ts = (out.readUInt32BE(4) + state.tsAdd) >>> 0;
+		out.writeUInt32BE(ts, 4);
+		out.writeUInt32BE(state.ssrc, 8);
+		if (vp8Offset >= 0) this.rewriteVp8(out, vp8Offset);
+		this.socket.send(out);
+		state.sentPackets++;
+		state.sentOctets += out.length;
+		state.lastTs = ts;
+		state.lastSentMs = nowMs;
+		this.packetsSent++;
+		this.bytesSent += out.length;
+	}
+
+	/** Shifts picture id and TL0PICIDX so copies (and loops) look like distinct senders. */
+	private rewriteVp8(p: Buffer, off: number): void {
+		if (off >= p.length || !(p[off]! & 0x80)) return;
+		const x = p[off + 1]!;
+		let o = off + 2;
+		if (x & 0x80) {
+			const loopShift = this.loopIndex * 0x1000;
+			if (p[o]! & 0x80) {
+				const pid = (((p[o]! & 0x7f) << 8) | p[o + 1]!) + this.pictureIdAdd + loopShift;
+				p[o] = 0x80 | ((pid >> 8) & 0x7f);
+				p[o + 1] = pid & 0xff;
+				o += 2;
+			} else {
+				p[o] = (p[o]! + this.pictureIdAdd + loopShift) & 0x7f;
+				o += 1;
+			}
+		}
+		if (x & 0x40) p[o] = (p[o]! + this.tl0Add + this.loopIndex * 0x40) & 0xff;
+	}
+
+	private sendSenderReports(nowMs: number): void {
+		const wallMs = Date.now();
+		const ntpSec = Math.floor(wallMs / 1000) + 2208988800;
+		const ntpFrac = Math.floor(((wallMs % 1000) / 1000) * 4294967296);
+		for (const s of this.layerState) {
+			if (!s || s.sentPackets === 0) continue;
+			const sr = Buffer.allocUnsafe(28);
+			sr[0] = 0x80;
+			sr[1] = 200;
+			sr.writeUInt16BE(6, 2);
+			sr.writeUInt32BE(s.ssrc, 4);
+			sr.writeUInt32BE(ntpSec >>> 0, 8);
+			sr.writeUInt32BE(ntpFrac >>> 0, 12);
+			sr.writeUInt32BE((s.lastTs + Math.round(((nowMs - s.lastSentMs) / 1000) * s.prepared.clockRate)) >>> 0, 16);
+			sr.writeUInt32BE(s.sentPackets >>> 0, 20);
+			sr.writeUInt32BE(s.sentOctets >>> 0, 24);
+			this.socket.send(sr);
+		}
+	}
+
+	private pumpMessages(elapsedUs: number): void {
+		const dp = this.dataProducer;
+		const messages = this.recording.recording.header.dataChannel?.messages;
+		if (!dp || !messages) return;
+		while (this.nextMessage < messages.length && messages[this.nextMessage]!.tMs * 1000 <= elapsedUs) {
+			const m = messages[this.nextMessage++]!;
+			dp.send(m.text, m.ppid);
+		}
+	}
+
+	close(): void {
+		if (this.closed) return;
+		this.closed = true;
+		this.transport.close();
+		this.directTransport?.close();
+		this.socket.close();
+		this.resolveDone();
+	}
+}
+
+export class Subscriber {
+	readonly consumers: types.Consumer[] = [];
+
+	constructor(
+		readonly router: types.Router,
+		readonly transport: types.PlainTransport,
+		private readonly options: SubscribeOptions,
+	) {}
+
+	get localPort(): number {
+		return this.transport.tuple.localPort;
+	}
+
+	/** Consumes more producers on this bot's transport. */
+	async consume(producers: Iterable<types.Producer>): Promise<types.Consumer[]> {
+		const added: types.Consumer[] = [];
+		for (const p of producers) {
+			const consumer = await this.transport.consume({ producerId: p.id, rtpCapabilities: this.router.rtpCapabilities });
+			if (this.options.preferredSpatialLayer !== undefined && consumer.type === 'simulcast') {
+				await consumer.setPreferredLayers({ spatialLayer: this.options.preferredSpatialLayer });
+			}
+			// Consumers close with their producer; keep only live ones.
+			consumer.observer.once('close', () => {
+				const i = this.consumers.indexOf(consumer);
+				if (i >= 0) this.consumers.splice(i, 1);
+			});
+			this.consumers.push(consumer);
+			added.push(consumer);
+		}
+		return added;
+	}
+
+	close(): void {
+		this.transport.close();
+	}
+}
+
+/** One UDP socket receiving what every subscriber's transport sends; counts per source port. */
+class CountingSink {
+	packets = 0;
+	bytes = 0;
+	readonly byPort = new Map<number, { packets: number; bytes: number }>();
+
+	private constructor(readonly socket: Socket) {
+		socket.on('message', (m, rinfo) => {
+			this.packets++;
+			this.bytes += m.length;
+			const c = this.byPort.get(rinfo.port);
+			if (c) {
+				c.packets++;
+				c.bytes += m.length;
+			}
+		});
+	}
+
+	static async open(ip: string): Promise<CountingSink> {
+		const socket = createSocket('udp4');
+		await new Promise<void>((r) => socket.bind(0, ip, r));
+		socket.setRecvBufferSize(8 * 1024 * 1024);
+		return new CountingSink(socket);
+	}
+
+	get port(): number {
+		return this.socket.address().port;
+	}
+}
+
+export interface ReplayerStats {
+	publishers: number;
+	subscribers: number;
+	packetsSent: number;
+	bytesSent: number;
+	sinkPackets: number;
+	sinkBytes: number;
+	/** Largest lateness of a tick behind its schedule, ms. */
+	maxTickLagMs: number;
+}
+
+function toMediasoupRtpParameters(stream: RecordedStream, layers: LayerState[], cname: string): types.RtpParameters {
+	const p = stream.rtpParameters;
+	return {
+		codecs: p.codecs as types.RtpCodecParameters[],
+		headerExtensions: (p.headerExtensions ?? []) as types.RtpHeaderExtensionParameters[],
+		encodings: layers.map((l) => {
+			const e = p.encodings[l.prepared.spatialIndex];
+			return { ssrc: l.ssrc, ...(e?.scalabilityMode ? { scalabilityMode: e.scalabilityMode } : {}) };
+		}),
+		rtcp: { cname, reducedSize: true },
+	};
+}
+
+export class Replayer {
+	private readonly tickMs: number;
+	private readonly rng: Rng;
+	private readonly listenIp: string;
+	private readonly publishers = new Set<Publisher>();
+	private readonly subscribers = new Set<Subscriber>();
+	private sink: CountingSink | undefined;
+	private timer: NodeJS.Timeout | undefined;
+	private lastTickMs = 0;
+	private closedPacketsSent = 0;
+	private closedBytesSent = 0;
+	maxTickLagMs = 0;
+
+	constructor(options: ReplayerOptions = {}) {
+		this.tickMs = options.tickMs ?? 2;
+		this.rng = new Rng(options.seed ?? 1);
+		this.listenIp = options.listenIp ?? '127.0.0.1';
+	}
+
+	/** Publishes one copy of a recording into a router; its packets start flowing on the next tick. */
+	async publish(router: types.Router, recording: Recording, options: PublishOptions = {}): Promise<Publisher> {
+		const prepared = prepare(recording);
+		const labels = options.labels ?? recording.header.streams.map((s) => s.label);
+		const maxLayers = options.maxLayers ?? Number.POSITIVE_INFINITY;
+		const usedSsrcs = new Set<number>();
+		const freshSsrc = (): number => {
+			for (;;) {
+				const s = this.rng.int(1, 0xfffffffe);
+				if (!usedSsrcs.has(s)) {
+					usedSsrcs.add(s);
+					return s;
+				}
+			}
+		};
+		const layerState: Array<LayerState | undefined> = prepared.layers.map((l) =>
+			labels.includes(l.stream.label) && l.spatialIndex < maxLayers && l.packets > 0
+				? {
+						prepared: l,
+						ssrc: freshSsrc(),
+						seqAdd: this.rng.int(0, 0xffff),
+						tsAdd: this.rng.int(0, 0xffffffff),
+						sentPackets: 0,
+						sentOctets: 0,
+						lastTs: 0,
+						lastSentMs: 0,
+					}
+				: undefined,
+		);
+		const transport = await router.createPlainTransport({
+			listenInfo: { protocol: 'udp', ip: this.listenIp },
+			rtcpMux: true,
+			comedia: true,
+			appData: { ...options.appData, replay: recording.header.name },
+		});
+		const socket = createSocket('udp4');
+		try {
+			await new Promise<void>((r) => socket.bind(0, this.listenIp, r));
+			socket.setSendBufferSize(4 * 1024 * 1024);
+			await new Promise<void>((resolve, reject) => {
+				socket.once('error', reject);
+				socket.connect(transport.tuple.localPort, transport.tuple.localAddress ?? this.listenIp, () => {
+					socket.off('error', reject);
+					resolve();
+				});
+			});
+			// RTCP from the worker (RR, NACK, PLI) has nothing to act on in a replay; drain it.
+			socket.on('message', () => undefined);
+			const cname = randomBytes(8).toString('hex');
+			const producers = new Map<string, types.Producer>();
+			for (const stream of recording.header.streams) {
+				const layers = layerState.filter((s): s is LayerState => s !== undefined && s.prepared.stream.index === stream.index);
+				if (layers.length === 0) continue;
+				const producer = await transport.produce({
+					kind: stream.kind,
+					rtpParameters: toMediasoupRtpParameters(stream, layers, cname),
+					appData: { ...options.appData, label: stream.label, replay: recording.header.name },
+				});
+				producers.set(stream.label, producer);
+			}
+			let direct: types.DirectTransport | undefined;
+			let dataProducer: types.DataProducer | undefined;
+			if (options.data && recording.header.dataChannel) {
+				direct = await router.createDirectTransport();
+				dataProducer = await direct.produceData({ label: recording.header.dataChannel.label, appData: { ...options.appData } });
+			}
+			const publisher = new Publisher(prepared, transport, socket, layerState, direct, options.loop ?? false, this.rng);
+			for (const [label, p] of producers) publisher.producers.set(label, p);
+			publisher.dataProducer = dataProducer;
+			this.publishers.add(publisher);
+			if (options.autoStart ?? true) this.start(publisher);
+			return publisher;
+		} catch (err) {
+			transport.close();
+			socket.close();
+			throw err;
+		}
+	}
+
+	start(publisher: Publisher): void {
+		publisher.start(performance.now());
+		this.ensureTimer();
+	}
+
+	/** A consumer bot: one PlainTransport (SRTP by default) to the shared sink, consuming the given producers. */
+	async subscribe(router: types.Router, producers: types.Producer[], options: SubscribeOptions = {}): Promise<Subscriber> {
+		const sink = await this.ensureSink();
+		const srtp = options.srtp ?? true;
+		const transport = await router.createPlainTransport({
+			listenInfo: { protocol: 'udp', ip: this.listenIp },
+			rtcpMux: true,
+			comedia: false,
+			enableSrtp: srtp,
+			srtpCryptoSuite: 'AES_CM_128_HMAC_SHA1_80',
+		});
+		try {
+			await transport.connect({
+				ip: this.listenIp,
+				port: sink.port,
+				...(srtp ? { srtpParameters: { cryptoSuite: 'AES_CM_128_HMAC_SHA1_80' as const, keyBase64: randomBytes(30).toString('base64') } } : {}),
+			});
+			sink.byPort.set(transport.tuple.localPort, { packets: 0, bytes: 0 });
+			const sub = new Subscriber(router, transport, options);
+			await sub.consume(producers);
+			this.subscribers.add(sub);
+			return sub;
+		} catch (err) {
+			transport.close();
+			throw err;
+		}
+	}
+
+	/** Packets and bytes a subscriber's transport has delivered to the sink. */
+	received(sub: Subscriber): { packets: number; bytes: number } {
+		return this.sink?.byPort.get(sub.localPort) ?? { packets: 0, bytes: 0 };
+	}
+
+	unpublish(p: Publisher): void {
+		p.close();
+		this.forget(p);
+	}
+
+	unsubscribe(s: Subscriber): void {
+		s.close();
+		this.subscribers.delete(s);
+		this.sink?.byPort.delete(s.localPort);
+	}
+
+	stats(): ReplayerStats {
+		let packetsSent = this.closedPacketsSent;
+		let bytesSent = this.closedBytesSent;
+		for (const p of this.publishers) {
+			packetsSent += p.packetsSent;
+			bytesSent += p.bytesSent;
+		}
+		return {
+			publishers: this.publishers.size,
+			subscribers: this.subscribers.size,
+			packetsSent,
+			bytesSent,
+			sinkPackets: this.sink?.packets ?? 0,
+			sinkBytes: this.sink?.bytes ?? 0,
+			maxTickLagMs: this.maxTickLagMs,
+		};
+	}
+
+	close(): void {
+		if (this.timer) clearInterval(this.timer);
+		this.timer = undefined;
+		for (const p of [...this.publishers]) this.unpublish(p);
+		for (const s of [...this.subscribers]) this.unsubscribe(s);
+		this.sink?.socket.close();
+		this.sink = undefined;
+	}
+
+	private forget(p: Publisher): void {
+		if (!this.publishers.delete(p)) return;
+		this.closedPacketsSent += p.packetsSent;
+		this.closedBytesSent += p.bytesSent;
+	}
+
+	private async ensureSink(): Promise<CountingSink> {
+		this.sink ??= await CountingSink.open(this.listenIp);
+		return this.sink;
+	}
+
+	private ensureTimer(): void {
+		if (this.timer) return;
+		this.lastTickMs = performance.now();
+		this.timer = setInterval(() => this.tick(), this.tickMs);
+	}
+
+	private tick(): void {
+		const now = performance.now();
+		const lag = now - this.lastTickMs - this.tickMs;
+		if (lag > this.maxTickLagMs) this.maxTickLagMs = lag;
+		this.lastTickMs = now;
+		for (const p of this.publishers) {
+			// Finished copies stay listed (their producers live on) but cost nothing.
+			p.pump(now);
+		}
+	}
+}
