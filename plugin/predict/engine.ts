@@ -1,0 +1,350 @@
+import type { Logger } from '../log';
+import type { StreamProfile } from '../profile/schema';
+import { evaluatePredictor } from './evaluate';
+import { ModelLoadError, TfPredictor } from './model';
+import {
+	HORIZONS_S,
+	TARGETS,
+	zeroResources,
+	type HorizonS,
+	type Predictor,
+	type ResourceNeeds,
+	type ResourceVector,
+	type StreamContext,
+	type TrainingExample,
+	type WorkerPrediction,
+	type WorkerSnapshot,
+} from './types';
+
+/**
+ * Page-Hinkley test for an increase in the mean of a series (here: the live absolute
+ * CPU error). It accumulates x − x̄ − δ and fires when the sum rises λ above its
+ * running minimum: δ is the change too small to care about, λ trades detection delay
+ * for false alarms (units of x × observations).
+ */
+export class PageHinkley {
+	private n = 0;
+	private mean = 0;
+	private cumulative = 0;
+	private minimum = 0;
+	/** Statistic at the last alarm. */
+	lastAlarm = Number.NaN;
+
+	constructor(
+		readonly delta: number,
+		readonly lambda: number,
+	) {
+		if (!(delta >= 0) || !(lambda > 0)) throw new RangeError(`Page-Hinkley needs δ ≥ 0 and λ > 0, got δ=${delta}, λ=${lambda}`);
+	}
+
+	/** Adds one value; true when drift is detected (the detector then restarts). */
+	update(x: number): boolean {
+		if (!Number.isFinite(x)) return false;
+		this.n++;
+		this.mean += (x - this.mean) / this.n;
+		this.cumulative += x - this.mean - this.delta;
+		this.minimum = Math.min(this.minimum, this.cumulative);
+		if (this.statistic > this.lambda) {
+			this.lastAlarm = this.statistic;
+			this.reset();
+			return true;
+		}
+		return false;
+	}
+
+	get statistic(): number {
+		return this.cumulative - this.minimum;
+	}
+
+	reset(): void {
+		this.n = 0;
+		this.mean = 0;
+		this.cumulative = 0;
+		this.minimum = 0;
+	}
+}
+
+export interface Observation {
+	workerId: string;
+	/** Milliseconds since the epoch. */
+	ts: number;
+	actual: ResourceVector;
+}
+
+export interface DriftEvent {
+	workerId: string;
+	ts: number;
+	predictor: string;
+	statistic: number;
+}
+
+export interface EngineOptions {
+	/** The specification's kNN (or any model-free predictor): used whenever no model is usable. */
+	fallback: Predictor;
+	/** The engine owns it: replaced models are disposed. */
+	model?: TfPredictor;
+	logger?: Logger;
+	/** EWMA weight of each new residual in the per-worker bias. Default 0.1. */
+	biasAlpha?: number;
+	/** Page-Hinkley δ in CPU percentage points. Default 0.5. */
+	driftDelta?: number;
+	/** Page-Hinkley λ in percentage points × observations. Default 50. */
+	driftLambda?: number;
+	/** Horizon whose CPU error is watched for drift. Default 15. */
+	driftHorizon?: HorizonS;
+	/** An observation matches a prediction made h s earlier within this many ms. Default 500 (half the default sampling period). */
+	matchToleranceMs?: number;
+	onDrift?: (event: DriftEvent) => void;
+}
+
+export interface ReplaceDecision {
+	replaced: boolean;
+	metric: string;
+	deployed: { name: string; score: number };
+	candidate: { name: string; score: number };
+	examples: number;
+}
+
+interface Pending {
+	madeAt: number;
+	predictor: string;
+	/** Uncorrected worker means, so the bias learns the model's own error. */
+	means: Record<HorizonS, ResourceVector>;
+	/** Horizons already scored, so dense observations do not count one prediction twice. */
+	scored: Set<HorizonS>;
+}
+
+interface WorkerState {
+	bias: Record<HorizonS, ResourceVector>;
+	pending: Pending[];
+	drift: PageHinkley;
+}
+
+/** Pending predictions per worker before old ones are dropped in predict() too. */
+const PENDING_SOFT_LIMIT = 256;
+
+/** Replacement is judged on this one figure: the acceptance metric of the issue. */
+const REPLACE_METRIC = 'mae_cpuPct_15s';
+
+/** Mean absolute CPU error at 15 s of a predictor on examples. */
+export function scoreCpuMae15(predictor: Predictor, examples: readonly TrainingExample[]): number {
+	return evaluatePredictor(predictor, examples).mae[15].cpuPct;
+}
+
+const finitePrediction = (p: WorkerPrediction): boolean =>
+	HORIZONS_S.every((h) => TARGETS.every((t) => Number.isFinite(p.horizons[h].total[t].mean) && Number.isFinite(p.horizons[h].total[t].p95)));
+
+/**
+ * Serves predictions from the trained model when one is loaded and healthy, else from
+ * the fallback; corrects each worker's predictions by the EWMA of its past residuals
+ * (added to the base term, so attribution still sums), watches the live error for
+ * drift, and swaps models only on evidence.
+ */
+export class PredictionEngine {
+	private model: TfPredictor | undefined;
+	private readonly fallback: Predictor;
+	private readonly logger: Logger | undefined;
+	private readonly biasAlpha: number;
+	private readonly driftDelta: number;
+	private readonly driftLambda: number;
+	private readonly driftHorizon: HorizonS;
+	private readonly matchToleranceMs: number;
+	private readonly onDrift: ((event: DriftEvent) => void) | undefined;
+	private readonly workers = new Map<string, WorkerState>();
+
+	constructor(options: EngineOptions) {
+		this.fallback = options.fallback;
+		this.model = options.model;
+		this.logger = options.logger;
+		this.biasAlpha = options.biasAlpha ?? 0.1;
+		this.driftDelta = options.driftDelta ?? 0.5;
+		this.driftLambda = options.driftLambda ?? 50;
+		this.driftHorizon = options.driftHorizon ?? 15;
+		this.matchToleranceMs = options.matchToleranceMs ?? 500;
+		this.onDrift = options.onDrift;
+		if (!(this.biasAlpha > 0 && this.biasAlpha <= 1)) throw new RangeError(`biasAlpha must be in (0, 1], got ${this.biasAlpha}`);
+	}
+
+	get active(): Predictor {
+		return this.model ?? this.fallback;
+	}
+
+	get usingFallback(): boolean {
+		return this.model === undefined;
+	}
+
+	/**
+	 * Loads a model directory. On any problem the error is logged and returned, and the
+	 * engine keeps serving from its current predictor (the fallback when none is loaded).
+	 */
+	async loadModel(dir: string): Promise<{ ok: true; name: string } | { ok: false; error: ModelLoadError }> {
+		try {
+			const model = await TfPredictor.load(dir);
+			this.setModel(model);
+			this.logger?.info({ dir, model: model.name }, 'prediction model loaded');
+			return { ok: true, name: model.name };
+		} catch (e) {
+			const error = e instanceof ModelLoadError ? e : new ModelLoadError('corrupt', dir, (e as Error).message);
+			this.logger?.error({ dir, problem: error.problem, file: error.file, err: error.message, serving: this.active.name }, 'prediction model unusable; keeping current predictor');
+			return { ok: false, error };
+		}
+	}
+
+	/** Installs a model (or removes it: undefined); biases and drift state restart since they belong to the old one. */
+	setModel(model: TfPredictor | undefined): void {
+		if (this.model && this.model !== model) this.model.dispose();
+		this.model = model;
+		this.workers.clear();
+	}
+
+	predict(snapshots: readonly WorkerSnapshot[]): WorkerPrediction[] {
+		let raw: WorkerPrediction[] | undefined;
+		if (this.model) {
+			try {
+				raw = this.model.predict(snapshots);
+				if (!raw.every(finitePrediction)) {
+					this.logger?.warn({ model: this.model.name }, 'model produced non-finite predictions; using fallback for this call');
+					raw = undefined;
+				}
+			} catch (e) {
+				this.logger?.warn({ model: this.model.name, err: (e as Error).message }, 'model prediction failed; using fallback for this call');
+				raw = undefined;
+			}
+		}
+		raw ??= this.fallback.predict(snapshots);
+		return raw.map((p, i) => {
+			const state = this.state(p.workerId);
+			const means = {} as Record<HorizonS, ResourceVector>;
+			for (const h of HORIZONS_S) {
+				means[h] = zeroResources();
+				for (const t of TARGETS) means[h][t] = p.horizons[h].total[t].mean;
+			}
+			const madeAt = snapshots[i]!.now;
+			state.pending.push({ madeAt, predictor: p.predictor, means, scored: new Set() });
+			// Without observations nothing else would ever drop them.
+			if (state.pending.length > PENDING_SOFT_LIMIT) state.pending = state.pending.filter((x) => x.madeAt >= madeAt - this.pendingWindowMs());
+			return this.corrected(p, state);
+		});
+	}
+
+	predictResourceNeeds(streams: StreamProfile | readonly StreamProfile[], contexts?: ReadonlyMap<string, StreamContext>): ResourceNeeds {
+		if (this.model) {
+			try {
+				return this.model.predictResourceNeeds(streams, contexts);
+			} catch (e) {
+				this.logger?.warn({ model: this.model.name, err: (e as Error).message }, 'model needs estimate failed; using fallback');
+			}
+		}
+		return this.fallback.predictResourceNeeds(streams, contexts);
+	}
+
+	/**
+	 * Feeds what actually happened. Each horizon's residual against the prediction made
+	 * h seconds earlier updates the worker's bias; the CPU error at the drift horizon
+	 * feeds Page-Hinkley.
+	 */
+	observe(obs: Observation): { matchedHorizons: HorizonS[]; drift: boolean } {
+		const state = this.state(obs.workerId);
+		const matchedHorizons: HorizonS[] = [];
+		let drift = false;
+		for (const h of HORIZONS_S) {
+			const p = this.match(state.pending, obs.ts, h);
+			if (!p) continue;
+			p.scored.add(h);
+			matchedHorizons.push(h);
+			if (h === this.driftHorizon) {
+				const liveError = Math.abs(obs.actual.cpuPct - (p.means[h].cpuPct + state.bias[h].cpuPct));
+				if (state.drift.update(liveError)) {
+					drift = true;
+					const event = { workerId: obs.workerId, ts: obs.ts, predictor: p.predictor, statistic: state.drift.lastAlarm };
+					this.logger?.warn(event, 'prediction drift detected');
+					this.onDrift?.(event);
+				}
+			}
+			for (const t of TARGETS) {
+				const residual = obs.actual[t] - p.means[h][t];
+				if (Number.isFinite(residual)) state.bias[h][t] += this.biasAlpha * (residual - state.bias[h][t]);
+			}
+		}
+		const oldest = obs.ts - this.pendingWindowMs();
+		state.pending = state.pending.filter((p) => p.madeAt >= oldest);
+		return { matchedHorizons, drift };
+	}
+
+	/** Predictions of a worker still waiting for their actuals. */
+	pendingPredictions(workerId: string): number {
+		return this.workers.get(workerId)?.pending.length ?? 0;
+	}
+
+	bias(workerId: string): Record<HorizonS, ResourceVector> | undefined {
+		return this.workers.get(workerId)?.bias;
+	}
+
+	/**
+	 * Swaps in `candidate` only if its 15 s CPU MAE on the most recent held-out examples
+	 * is strictly lower than the serving predictor's; logs both scores either way.
+	 * A rejected candidate is disposed.
+	 */
+	maybeReplace(candidate: TfPredictor, recentHeldOut: readonly TrainingExample[]): ReplaceDecision {
+		const deployed = this.active;
+		const deployedScore = scoreCpuMae15(deployed, recentHeldOut);
+		const candidateScore = scoreCpuMae15(candidate, recentHeldOut);
+		const replaced = recentHeldOut.length > 0 && Number.isFinite(candidateScore) && !(candidateScore >= deployedScore);
+		const decision: ReplaceDecision = {
+			replaced,
+			metric: REPLACE_METRIC,
+			deployed: { name: deployed.name, score: deployedScore },
+			candidate: { name: candidate.name, score: candidateScore },
+			examples: recentHeldOut.length,
+		};
+		this.logger?.info(decision, replaced ? 'candidate model deployed' : 'candidate model rejected');
+		if (replaced) this.setModel(candidate);
+		else candidate.dispose();
+		return decision;
+	}
+
+	/** A prediction older than this can no longer match any observation. */
+	private pendingWindowMs(): number {
+		return HORIZONS_S[HORIZONS_S.length - 1]! * 1000 + this.matchToleranceMs;
+	}
+
+	private state(workerId: string): WorkerState {
+		let s = this.workers.get(workerId);
+		if (!s) {
+			const bias = {} as Record<HorizonS, ResourceVector>;
+			for (const h of HORIZONS_S) bias[h] = zeroResources();
+			s = { bias, pending: [], drift: new PageHinkley(this.driftDelta, this.driftLambda) };
+			this.workers.set(workerId, s);
+		}
+		return s;
+	}
+
+	private match(pending: readonly Pending[], ts: number, h: HorizonS): Pending | undefined {
+		let best: Pending | undefined;
+		let bestGap = Number.POSITIVE_INFINITY;
+		for (const p of pending) {
+			const gap = Math.abs(p.madeAt + h * 1000 - ts);
+			if (!p.scored.has(h) && gap <= this.matchToleranceMs && gap < bestGap) {
+				best = p;
+				bestGap = gap;
+			}
+		}
+		return best;
+	}
+
+	private corrected(p: WorkerPrediction, state: WorkerState): WorkerPrediction {
+		const horizons = {} as WorkerPrediction['horizons'];
+		for (const h of HORIZONS_S) {
+			const hp = p.horizons[h];
+			const base = { ...hp.base };
+			const total = { ...hp.total };
+			for (const t of TARGETS) {
+				const b = state.bias[h][t];
+				base[t] += b;
+				total[t] = { mean: hp.total[t].mean + b, p95: hp.total[t].p95 + b };
+			}
+			horizons[h] = { base, total };
+		}
+		return { ...p, horizons };
+	}
+}
