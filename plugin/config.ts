@@ -51,6 +51,8 @@ export const foresightOptionsSchema = z
 			.prefault({}),
 		/** When absent, profiles live in the embedded in-memory store. */
 		influx: influxOptions.optional(),
+		/** Directory of a trained model (models/<name>); default: the shipped models/default. Bad files → kNN fallback. */
+		modelDir: z.string().min(1).optional(),
 		/** Allocation manager only logs what it would do. */
 		dryRun: z.boolean().default(false),
 	})
@@ -102,6 +104,7 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: 'string' | 
 	FORESIGHT_LOAD_INTERVAL_MS: { path: ['loadSampleIntervalMs'], kind: 'int', doc: 'worker load sampling period in ms (default 1000)' },
 	FORESIGHT_STATS_INTERVAL_MS: { path: ['statsIntervalMs'], kind: 'int', doc: 'profile getStats() period in ms (default 1000)' },
 	FORESIGHT_PROFILE_SAMPLING: { path: ['profiling', 'sampling'], kind: 'bool', doc: 'false: getStats() only, no traces or taps (default true)' },
+	FORESIGHT_MODEL_DIR: { path: ['modelDir'], kind: 'string', doc: 'trained model directory (default: the shipped models/default)' },
 	FORESIGHT_DRY_RUN: { path: ['dryRun'], kind: 'bool', doc: 'true: allocation manager only logs (default false)' },
 	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB 1.x URL; unset: embedded in-memory store' },
 	INFLUX_DATABASE: { path: ['influx', 'database'], kind: 'string', doc: 'database name (default foresight)' },

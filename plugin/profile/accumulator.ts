@@ -93,6 +93,8 @@ export class StreamAccumulator {
 	private lastPps = 0;
 	private lastPliFir = 0;
 	private readonly frameEvents: RtpFrameEvent[] = [];
+	/** frameStats() of frameEvents, recomputed only after new events (they arrive in sampled bursts). */
+	private frameCache: ReturnType<typeof frameStats> | undefined;
 	private readonly resolution = new Map<number, { width: number; height: number }>();
 	private readonly opus = new OpusSummary();
 	private readonly voice = new VoiceActivity();
@@ -140,6 +142,7 @@ export class StreamAccumulator {
 	addRtpEvent(event: RtpFrameEvent & { spatialLayer?: number }): void {
 		if (this.frameEvents.length >= MAX_FRAME_EVENTS) this.frameEvents.splice(0, this.frameEvents.length - MAX_FRAME_EVENTS / 2);
 		this.frameEvents.push(event);
+		this.frameCache = undefined;
 	}
 
 	/** A keyframe seen (keyframe trace or tap), with its size when known. */
@@ -239,7 +242,7 @@ export class StreamAccumulator {
 				complexity: audioComplexity(audio),
 			};
 		}
-		const frames = frameStats(this.frameEvents, { clockRate: m.clockRate ?? 90000 });
+		const frames = (this.frameCache ??= frameStats(this.frameEvents, { clockRate: m.clockRate ?? 90000 }));
 		const scenes = this.sceneChanges.summary(nowMs, 60_000);
 		const layers = this.layers(frames.fps);
 		const active = layers.filter((l) => l.active);

@@ -57,18 +57,25 @@ export type ProfilerEvents = {
 
 const AUDIO_LEVEL_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
 
-const traceDump = z.object({
-	rtpPacket: z.object({
-		timestamp: z.number(),
-		marker: z.boolean(),
-		ssrc: z.number(),
-		isKeyFrame: z.boolean(),
-		size: z.union([z.bigint(), z.number()]),
-		payloadSize: z.union([z.bigint(), z.number()]),
-		spatialLayer: z.number().optional(),
-	}),
-	isRtx: z.boolean().optional(),
-});
+/** The part of a producer trace's `info` (mediasoup's RtpPacketDump) the profiler reads. */
+interface TracedPacket {
+	timestamp: number;
+	marker: boolean;
+	ssrc: number;
+	isKeyFrame: boolean;
+	payloadSize: bigint | number;
+}
+
+/**
+ * Trace info comes from our own peer dependency, not from outside, and arrives
+ * at packet rate while a trace window is open: a structural check, not zod.
+ */
+function tracedPacket(info: Record<string, unknown> | undefined): TracedPacket | undefined {
+	if (!info || info.isRtx === true) return undefined;
+	const p = info.rtpPacket as Partial<TracedPacket> | undefined;
+	if (!p || typeof p.timestamp !== 'number' || typeof p.ssrc !== 'number') return undefined;
+	return p as TracedPacket;
+}
 
 /** Transport.getStats() is typed unknown[] on the base class; take only what we use. */
 const transportRates = z.object({ recvBitrate: z.number(), sendBitrate: z.number() });
@@ -309,9 +316,8 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	}
 
 	private onTrace(s: StreamState, trace: types.ProducerTraceEventData): void {
-		const parsed = traceDump.safeParse(trace.info);
-		if (!parsed.success || parsed.data.isRtx) return;
-		const p = parsed.data.rtpPacket;
+		const p = tracedPacket(trace.info);
+		if (!p) return;
 		const now = Date.now();
 		if (trace.type === 'keyframe') {
 			s.acc.addKeyframe(now, undefined, now <= s.inducedUntilMs);

@@ -87,6 +87,20 @@ describe('Profiler on a real worker', () => {
 			const sizes = [...messages.map((m) => Buffer.byteLength(m)), 7];
 			expect(data.data!.meanBytes).toBeCloseTo(sizes.reduce((a, b) => a + b) / sizes.length, 5);
 
+			// The live predictor sees the same streams and attributes the worker's load to them.
+			await foresight.sampleLoad();
+			await foresight.sampleLoad();
+			const prediction = foresight.predictNow().find((p) => p.workerId === String(worker.pid))!;
+			expect(Object.keys(prediction.horizons).sort()).toEqual(['15', '30', '5']);
+			for (const h of [5, 15, 30] as const) {
+				const { base, total } = prediction.horizons[h];
+				const attributed = prediction.streams.reduce((a, st) => a + st.cost[h].cpuPct, 0);
+				expect(total.cpuPct.mean).toBeCloseTo(base.cpuPct + attributed, 6);
+				expect(total.cpuPct.p95).toBeGreaterThanOrEqual(total.cpuPct.mean);
+			}
+			const costOf = (id: string): number => prediction.streams.find((st) => st.streamId === id)!.cost[15].cpuPct;
+			expect(costOf(send.video.id)).toBeGreaterThan(costOf(send.audio.id));
+
 			const sending = round.connections.find((c) => c.transportId === send.transport.id)!;
 			expect(sending.recvBitrateBps).toBeGreaterThan(200_000);
 			expect(sending.distribution.video! + sending.distribution.audio!).toBeCloseTo(1, 5);
