@@ -1,0 +1,122 @@
+/**
+ * Allocation policies compared on the trace-driven simulator: every scenario at 32
+ * workers, each policy seeing only noisy, lagged observations and the predictor.
+ *
+ *   npx tsx bench/allocation.ts [--seed N] [--duration S] [--workers W]
+ *
+ * Figures of the last line (Foresight against the baseline with the least exposure):
+ * - exposure_gain_vs_best_baseline = (E_best + 1) / (E_foresight + 1), where E is the
+ *   overload exposure summed over all scenarios: consumer-seconds of un-paused consumers
+ *   on workers whose true CPU demand exceeded 85% of a core. The +1 consumer-second keeps
+ *   the ratio finite when a policy reaches zero.
+ * - quality_cost_ratio_vs_that_baseline = (Q_foresight + 1) / (Q_best + 1), Q summed over
+ *   scenarios: 0.5 × layer-downgrade consumer-seconds + 1 × paused consumer-seconds
+ *   + 60 × (dropped consumers + consumers refused peers would have had).
+ * - mean_slack: Foresight's unused share of a core on workers hosting any stream,
+ *   time-averaged per scenario, then averaged over scenarios.
+ * - median_lead_time_s: median over Foresight's threshold crossings (counterfactual load
+ *   of a worker passing 85% after being below 70%) of crossing time − first corrective
+ *   action on that worker since it was last below 70%; crossings with no action within
+ *   30 s after are counted separately as unanswered.
+ */
+import { parseArgs } from 'node:util';
+import { baselinePolicies, guardedForesight } from '../plugin/allocate/policies';
+import { buildScenario, SCENARIO_NAMES } from '../plugin/allocate/sim/scenarios';
+import { simulate } from '../plugin/allocate/sim/simulator';
+import { median, type ScenarioMetrics } from '../plugin/allocate/sim/metrics';
+
+const { values } = parseArgs({
+	options: {
+		seed: { type: 'string', default: '1' },
+		duration: { type: 'string', default: '600' },
+		workers: { type: 'string', default: '32' },
+	},
+});
+const scenarioOptions = { seed: Number(values.seed), durationS: Number(values.duration), workers: Number(values.workers) };
+const policies = [...baselinePolicies(), guardedForesight()];
+const FORESIGHT = 'foresight';
+
+const results: ScenarioMetrics[] = [];
+const started = Date.now();
+for (const name of SCENARIO_NAMES) {
+	const scenario = buildScenario(name, scenarioOptions);
+	for (const policy of policies) {
+		results.push(simulate(scenario, policy).metrics);
+		process.stderr.write(`\r${name} ${policy.name}                    `);
+	}
+}
+process.stderr.write(`\rsimulated in ${((Date.now() - started) / 1000).toFixed(0)} s${' '.repeat(40)}\n`);
+
+const fmt = (v: number | null, digits = 0): string => (v === null ? '—' : v.toFixed(digits));
+const columns = ['policy', 'exposure c·s', 'loss c·s', 'downgrade c·s', 'paused c·s', 'dropped', 'refused', 'quality cost', 'migrations', 'moved', 'actions', 'slack', 'lead med s', 'crossings (unans.)', 'peak streams', 'decide ms'];
+function row(m: ScenarioMetrics): string[] {
+	return [
+		m.policy,
+		fmt(m.exposureConsumerS),
+		fmt(m.overloadLossConsumerS),
+		fmt(m.layerDowngradeS),
+		fmt(m.pausedConsumerS),
+		fmt(m.droppedConsumers),
+		fmt(m.refusedPeers),
+		fmt(m.qualityCost),
+		fmt(m.migrations),
+		fmt(m.movedConsumers),
+		fmt(m.actions),
+		fmt(m.meanSlack, 3),
+		fmt(median(m.leadTimesS), 1),
+		`${m.crossings} (${m.unansweredCrossings})`,
+		fmt(m.peakStreams),
+		fmt(m.decisionMsMedian, 2),
+	];
+}
+function printTable(title: string, rows: string[][]): void {
+	const widths = columns.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
+	console.log(`\n${title}`);
+	console.log(columns.map((c, i) => c.padStart(widths[i]!)).join('  '));
+	for (const r of rows) console.log(r.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  '));
+}
+for (const name of SCENARIO_NAMES) printTable(`${name} (${scenarioOptions.workers} workers, ${scenarioOptions.durationS} s, seed ${scenarioOptions.seed})`, results.filter((m) => m.scenario === name).map(row));
+
+interface Totals {
+	policy: string;
+	exposure: number;
+	quality: number;
+	slack: number;
+	leadTimes: number[];
+	crossings: number;
+	unanswered: number;
+}
+const totals: Totals[] = policies.map((p) => {
+	const mine = results.filter((m) => m.policy === p.name);
+	return {
+		policy: p.name,
+		exposure: mine.reduce((s, m) => s + m.exposureConsumerS, 0),
+		quality: mine.reduce((s, m) => s + m.qualityCost, 0),
+		slack: mine.reduce((s, m) => s + m.meanSlack, 0) / mine.length,
+		leadTimes: mine.flatMap((m) => m.leadTimesS),
+		crossings: mine.reduce((s, m) => s + m.crossings, 0),
+		unanswered: mine.reduce((s, m) => s + m.unansweredCrossings, 0),
+	};
+});
+console.log('\nall scenarios');
+for (const t of totals) {
+	console.log(`${t.policy.padEnd(22)} exposure ${fmt(t.exposure).padStart(9)} c·s   quality cost ${fmt(t.quality).padStart(9)} c·s   mean slack ${t.slack.toFixed(3)}   lead median ${fmt(median(t.leadTimes), 1).padStart(5)} s   crossings ${t.crossings} (${t.unanswered} unanswered)`);
+}
+const foresight = totals.find((t) => t.policy === FORESIGHT)!;
+const best = totals.filter((t) => t.policy !== FORESIGHT).reduce((a, b) => (b.exposure < a.exposure ? b : a));
+console.log(`best baseline by exposure: ${best.policy}`);
+console.log(
+	JSON.stringify({
+		exposure_gain_vs_best_baseline: Number(((best.exposure + 1) / (foresight.exposure + 1)).toFixed(2)),
+		quality_cost_ratio_vs_that_baseline: Number(((foresight.quality + 1) / (best.quality + 1)).toFixed(3)),
+		mean_slack: Number(foresight.slack.toFixed(3)),
+		median_lead_time_s: median(foresight.leadTimes),
+		best_baseline: best.policy,
+		foresight_exposure_consumer_s: Math.round(foresight.exposure),
+		best_baseline_exposure_consumer_s: Math.round(best.exposure),
+		foresight_quality_cost: Math.round(foresight.quality),
+		best_baseline_quality_cost: Math.round(best.quality),
+		lead_time_samples: foresight.leadTimes.length,
+		unanswered_crossings: foresight.unanswered,
+	}),
+);

@@ -1,0 +1,155 @@
+import type { AllocationSnapshot } from './snapshot';
+
+/**
+ * Allocation actions, cheapest first. Every action names the worker whose load it
+ * concerns and the policy's predicted load of that worker before and after, so the
+ * audit log can later compare prediction with measured reality.
+ */
+
+interface ActionBase {
+	reason: string;
+	workerId: string;
+	/** Predicted p95 CPU of `workerId` before the action, % of one core. */
+	predictedBeforePct: number;
+	/** Predicted p95 CPU of `workerId` after the action. */
+	predictedAfterPct: number;
+}
+
+/** Admit a joining peer onto a worker (its room's router there is created on demand). */
+export interface PlaceAction extends ActionBase {
+	type: 'place';
+	peerId: string;
+	roomId: string;
+}
+
+/** Serve some consumers of a hot producer from another worker through pipeToRouter. */
+export interface SpreadFanoutAction extends ActionBase {
+	type: 'spreadFanout';
+	producerId: string;
+	/** Worker the consumers currently run on (`workerId` is the one relieved = this). */
+	toWorkerId: string;
+	consumerIds: string[];
+}
+
+/** Move a producer's send transport to another worker; remote consumers are re-piped. */
+export interface MigrateProducerAction extends ActionBase {
+	type: 'migrateProducer';
+	producerId: string;
+	toWorkerId: string;
+}
+
+export interface SetConsumerLayersAction extends ActionBase {
+	type: 'setConsumerLayers';
+	consumerId: string;
+	spatial: number;
+	temporal: number;
+}
+
+/** Back to the layers the client wants. */
+export interface RestoreLayersAction extends ActionBase {
+	type: 'restoreLayers';
+	consumerId: string;
+}
+
+export interface PauseConsumerAction extends ActionBase {
+	type: 'pauseConsumer';
+	consumerId: string;
+}
+
+export interface ResumeConsumerAction extends ActionBase {
+	type: 'resumeConsumer';
+	consumerId: string;
+}
+
+export interface DropConsumerAction extends ActionBase {
+	type: 'dropConsumer';
+	consumerId: string;
+}
+
+export interface RefuseAction extends ActionBase {
+	type: 'refuse';
+	peerId: string;
+	roomId: string;
+}
+
+/** Send the peer to another deployment (`target` is app-defined, e.g. a region). */
+export interface RedirectAction extends ActionBase {
+	type: 'redirect';
+	peerId: string;
+	roomId: string;
+	target: string;
+}
+
+export type AllocationAction =
+	| PlaceAction
+	| SpreadFanoutAction
+	| MigrateProducerAction
+	| SetConsumerLayersAction
+	| RestoreLayersAction
+	| PauseConsumerAction
+	| ResumeConsumerAction
+	| DropConsumerAction
+	| RefuseAction
+	| RedirectAction;
+
+export type ActionType = AllocationAction['type'];
+
+/** Admission answers a join; rebalancing moves load; degrade costs quality; restore gives it back. */
+export type ActionClass = 'admission' | 'rebalance' | 'degrade' | 'restore';
+
+export function actionClass(action: AllocationAction): ActionClass {
+	switch (action.type) {
+		case 'place':
+		case 'redirect':
+		case 'refuse':
+			return 'admission';
+		case 'spreadFanout':
+		case 'migrateProducer':
+			return 'rebalance';
+		case 'setConsumerLayers':
+		case 'pauseConsumer':
+		case 'dropConsumer':
+			return 'degrade';
+		case 'restoreLayers':
+		case 'resumeConsumer':
+			return 'restore';
+	}
+}
+
+/**
+ * The entities an action changes, for cooldowns. A spread changes where its consumers
+ * run, not the producer: another batch of the same producer may follow at once, while
+ * the moved consumers themselves must not bounce back.
+ */
+export function actionEntities(action: AllocationAction): string[] {
+	switch (action.type) {
+		case 'place':
+		case 'redirect':
+		case 'refuse':
+			return [`peer:${action.peerId}`];
+		case 'spreadFanout':
+			return action.consumerIds.map((id) => `consumer:${id}`);
+		case 'migrateProducer':
+			return [`producer:${action.producerId}`];
+		case 'setConsumerLayers':
+		case 'restoreLayers':
+		case 'pauseConsumer':
+		case 'resumeConsumer':
+		case 'dropConsumer':
+			return [`consumer:${action.consumerId}`];
+	}
+}
+
+/** Policy signature: pure, returns its next state instead of mutating. */
+export interface AllocationPolicy<State> {
+	readonly name: string;
+	initialState(): State;
+	decide(snapshot: AllocationSnapshot, state: State): { actions: AllocationAction[]; state: State };
+}
+
+/** An action before its load estimate is attached (distributes over the union). */
+export type UnestimatedAction = AllocationAction extends infer A
+	? A extends AllocationAction
+		? Omit<A, 'predictedBeforePct' | 'predictedAfterPct'>
+		: never
+	: never;

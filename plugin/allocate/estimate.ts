@@ -1,0 +1,148 @@
+import type {
+	AllocationSnapshot,
+	ConsumerView,
+	CostModel,
+	LayerChoice,
+	MediaClass,
+	PendingJoin,
+	ProducerView,
+	RoomView,
+	WorkerView,
+} from './snapshot';
+import { packetCostPct } from './snapshot';
+
+/**
+ * Load estimates shared by every policy: what a stream costs where, and what a
+ * worker's load would become after an action. Built only from snapshot data.
+ */
+
+/** Typical per-layer packet rates of a freshly joining sender, before its profile exists. */
+export const TYPICAL_LAYER_RATES: Readonly<Record<MediaClass, readonly number[]>> = Object.freeze({
+	// 720p VP8 simulcast: low, mid, top ≈ 30 + 60 + 150 pkt/s ≈ 2.5 Mbit/s.
+	video: [30, 60, 150],
+	audio: [50],
+	// A screen share idles at a few pkt/s and bursts on slide changes; p95, not the mean.
+	screen: [400],
+});
+
+/** Share of a spatial layer's packets kept at each temporal layer (L1T3: 1/4, 1/2, all). */
+const TEMPORAL_SHARE = [0.25, 0.5, 1] as const;
+
+export function temporalShare(temporal: number): number {
+	return TEMPORAL_SHARE[Math.max(0, Math.min(TEMPORAL_SHARE.length - 1, temporal))]!;
+}
+
+/** Packets per second a consumer receives at `choice` (the SFU never forwards an inactive layer). */
+export function consumerPacketRate(producer: ProducerView, choice: LayerChoice): number {
+	if (producer.layers.length === 0) return producer.expectedPacketRate;
+	if (producer.layers.length === 1) return producer.layers[0]!.packetRate * (producer.mediaClass === 'audio' ? 1 : temporalShare(choice.temporal));
+	const spatial = Math.max(0, Math.min(producer.layers.length - 1, choice.spatial));
+	return producer.layers[spatial]!.packetRate * temporalShare(choice.temporal);
+}
+
+export function consumerCostPct(producer: ProducerView, choice: LayerChoice, model: CostModel): number {
+	return packetCostPct(consumerPacketRate(producer, choice), model.egressUsPerPacket);
+}
+
+/** What a consumer costs now (zero while paused). */
+export function currentConsumerCostPct(consumer: ConsumerView, producer: ProducerView, model: CostModel): number {
+	return consumer.paused ? 0 : consumerCostPct(producer, consumer.current, model);
+}
+
+/** Extra load on the producer's worker (plain-RTP egress) and on the receiving one (pipe ingress). */
+export function pipeCostPct(producer: ProducerView, model: CostModel): { source: number; target: number } {
+	return {
+		source: packetCostPct(producer.expectedPacketRate, model.pipeEgressUsPerPacket),
+		target: packetCostPct(producer.expectedPacketRate, model.pipeIngressUsPerPacket),
+	};
+}
+
+/** The forecast a policy plans against: the worst p95 over the predictor's horizons. */
+export function riskPct(worker: WorkerView): number {
+	let risk = worker.cpuPct;
+	for (const f of worker.forecast) risk = Math.max(risk, f.p95Pct);
+	return risk;
+}
+
+export interface SnapshotIndex {
+	workers: Map<string, WorkerView>;
+	producers: Map<string, ProducerView>;
+	rooms: Map<string, RoomView>;
+	producersByWorker: Map<string, ProducerView[]>;
+	producersByRoom: Map<string, ProducerView[]>;
+	consumersByWorker: Map<string, ConsumerView[]>;
+	consumersByProducer: Map<string, ConsumerView[]>;
+	/** producerId → workers that receive it through a pipe. */
+	pipedTo: Map<string, Set<string>>;
+	/** Distinct receive transports per worker (peer × worker pairs with consumers). */
+	recvTransports: Map<string, Set<string>>;
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+	const list = map.get(key);
+	if (list) list.push(value);
+	else map.set(key, [value]);
+}
+
+export function indexSnapshot(snapshot: AllocationSnapshot): SnapshotIndex {
+	const index: SnapshotIndex = {
+		workers: new Map(snapshot.workers.map((w) => [w.id, w])),
+		producers: new Map(),
+		rooms: new Map(snapshot.rooms.map((r) => [r.id, r])),
+		producersByWorker: new Map(),
+		producersByRoom: new Map(),
+		consumersByWorker: new Map(),
+		consumersByProducer: new Map(),
+		pipedTo: new Map(),
+		recvTransports: new Map(),
+	};
+	for (const p of snapshot.producers) {
+		index.producers.set(p.id, p);
+		push(index.producersByWorker, p.workerId, p);
+		push(index.producersByRoom, p.roomId, p);
+	}
+	for (const c of snapshot.consumers) {
+		push(index.consumersByWorker, c.workerId, c);
+		push(index.consumersByProducer, c.producerId, c);
+		const producer = index.producers.get(c.producerId);
+		if (producer && producer.workerId !== c.workerId) {
+			let set = index.pipedTo.get(producer.id);
+			if (!set) index.pipedTo.set(producer.id, (set = new Set()));
+			set.add(c.workerId);
+		}
+		let transports = index.recvTransports.get(c.workerId);
+		if (!transports) index.recvTransports.set(c.workerId, (transports = new Set()));
+		transports.add(c.peerId);
+	}
+	return index;
+}
+
+/** Expected ingress packet rate of a sender that has not produced yet. */
+export function typicalIngressRate(mediaClass: MediaClass): number {
+	return TYPICAL_LAYER_RATES[mediaClass].reduce((a, b) => a + b, 0);
+}
+
+/** Expected egress packet rate of one consumer of a producer at the top layer. */
+function topLayerRate(producer: ProducerView): number {
+	return consumerPacketRate(producer, { spatial: producer.layers.length - 1, temporal: 2 });
+}
+
+/**
+ * Load a join adds to `workerId` if placed there: its own ingress, receive transport,
+ * egress of everything it will consume, and pipe ingress for room producers that are
+ * not yet piped there. Its producers' egress to other members lands on their workers
+ * whatever the choice, except for members on `workerId` itself.
+ */
+export function joinCostPct(join: PendingJoin, workerId: string, index: SnapshotIndex, model: CostModel): number {
+	let cost = 0;
+	for (const cls of join.sends) cost += packetCostPct(typicalIngressRate(cls), model.ingressUsPerPacket);
+	const roomProducers = index.producersByRoom.get(join.roomId) ?? [];
+	if (join.consumes && roomProducers.length > 0) {
+		cost += model.transportPct;
+		for (const p of roomProducers) {
+			cost += packetCostPct(topLayerRate(p), model.egressUsPerPacket);
+			if (p.workerId !== workerId && !index.pipedTo.get(p.id)?.has(workerId)) cost += pipeCostPct(p, model).target;
+		}
+	}
+	return cost;
+}

@@ -1,0 +1,129 @@
+import { actionClass, actionEntities, type AllocationAction, type AllocationPolicy } from './actions';
+import type { AllocationSnapshot } from './snapshot';
+
+/**
+ * The safety layer wraps any policy. It never invents actions; it only lets through
+ * those that respect hysteresis bands, cooldowns and a global rate, and records why
+ * every other one was held back. Admission answers are never held back: a joining peer
+ * must be told where to go, and that moves nothing that already runs.
+ */
+export interface SafetyOptions {
+	/** Rebalancing and degrading need the concerned worker predicted at or above this. */
+	highBandPct: number;
+	/** Restoring needs the worker predicted at or below this after the restore. */
+	lowBandPct: number;
+	/** Minimum time between two actions on the same entity. */
+	entityCooldownS: number;
+	/** No restore on a worker this soon after something there was degraded or moved. */
+	restoreHoldS: number;
+	/** Token bucket: sustained actions per second … */
+	ratePerS: number;
+	/** … and the largest burst. */
+	burst: number;
+	/** Decide and audit, but let nothing but admission answers through. */
+	dryRun: boolean;
+}
+
+export const SAFETY_DEFAULTS: Readonly<SafetyOptions> = Object.freeze({
+	highBandPct: 75,
+	lowBandPct: 72,
+	entityCooldownS: 30,
+	restoreHoldS: 30,
+	ratePerS: 50,
+	burst: 400,
+	dryRun: false,
+});
+
+export type AuditOutcome = 'applied' | 'dryRun' | 'cooldown' | 'hysteresis' | 'restoreHold' | 'rateLimited';
+
+export interface AuditRecord {
+	t: number;
+	action: AllocationAction;
+	outcome: AuditOutcome;
+	/** Filled in by the actuator once the worker has been measured after the action. */
+	measuredAfterPct?: number;
+}
+
+export interface SafetyState {
+	tokens: number;
+	lastT: number | null;
+	/** entity → time of its last let-through action */
+	entityLastT: Record<string, number>;
+	/** worker → time of the last rebalance/degrade concerning it */
+	workerPressureT: Record<string, number>;
+}
+
+export function initialSafetyState(options: SafetyOptions): SafetyState {
+	return { tokens: options.burst, lastT: null, entityLastT: {}, workerPressureT: {} };
+}
+
+function verdict(action: AllocationAction, t: number, state: SafetyState, options: SafetyOptions): AuditOutcome {
+	const cls = actionClass(action);
+	if (cls === 'admission') return options.dryRun ? 'dryRun' : 'applied';
+	if ((cls === 'rebalance' || cls === 'degrade') && action.predictedBeforePct < options.highBandPct) return 'hysteresis';
+	if (cls === 'restore' && action.predictedAfterPct > options.lowBandPct) return 'hysteresis';
+	if (cls === 'restore' && t - (state.workerPressureT[action.workerId] ?? -Infinity) < options.restoreHoldS) return 'restoreHold';
+	if (actionEntities(action).some((e) => t - (state.entityLastT[e] ?? -Infinity) < options.entityCooldownS)) return 'cooldown';
+	if (state.tokens < 1) return 'rateLimited';
+	return options.dryRun ? 'dryRun' : 'applied';
+}
+
+/** Copies only entries still inside their window, so the state stays bounded by recent activity. */
+function recentOnly(times: Record<string, number>, t: number, windowS: number): Record<string, number> {
+	const kept: Record<string, number> = {};
+	for (const key in times) if (t - times[key]! < windowS) kept[key] = times[key]!;
+	return kept;
+}
+
+/** Pure filter: the actions let through, an audit record per action, and the next state. */
+export function guard(
+	actions: readonly AllocationAction[],
+	t: number,
+	previous: SafetyState,
+	options: SafetyOptions,
+): { approved: AllocationAction[]; audit: AuditRecord[]; state: SafetyState } {
+	const elapsed = previous.lastT === null ? 0 : Math.max(0, t - previous.lastT);
+	const state: SafetyState = {
+		tokens: Math.min(options.burst, previous.tokens + elapsed * options.ratePerS),
+		lastT: t,
+		entityLastT: recentOnly(previous.entityLastT, t, options.entityCooldownS),
+		workerPressureT: recentOnly(previous.workerPressureT, t, options.restoreHoldS),
+	};
+	const approved: AllocationAction[] = [];
+	const audit: AuditRecord[] = [];
+	for (const action of actions) {
+		const outcome = verdict(action, t, state, options);
+		audit.push({ t, action, outcome });
+		if (outcome !== 'applied' && outcome !== 'dryRun') continue;
+		const cls = actionClass(action);
+		if (cls !== 'admission') {
+			// Dry runs spend tokens and cooldowns as a live run would, so the log shows what would really happen.
+			state.tokens -= 1;
+			for (const e of actionEntities(action)) state.entityLastT[e] = t;
+			if (cls !== 'restore') state.workerPressureT[action.workerId] = t;
+		}
+		if (outcome === 'applied' || cls === 'admission') approved.push(action);
+	}
+	return { approved, audit, state };
+}
+
+export interface GuardedState<Inner> {
+	inner: Inner;
+	safety: SafetyState;
+	/** Audit records of the last decision. */
+	audit: AuditRecord[];
+}
+
+/** A policy whose every decision goes through `guard`. */
+export function withSafety<Inner>(policy: AllocationPolicy<Inner>, overrides: Partial<SafetyOptions> = {}): AllocationPolicy<GuardedState<Inner>> {
+	const options: SafetyOptions = { ...SAFETY_DEFAULTS, ...overrides };
+	return {
+		name: policy.name,
+		initialState: () => ({ inner: policy.initialState(), safety: initialSafetyState(options), audit: [] }),
+		decide(snapshot: AllocationSnapshot, state: GuardedState<Inner>) {
+			const decision = policy.decide(snapshot, state.inner);
+			const guarded = guard(decision.actions, snapshot.t, state.safety, options);
+			return { actions: guarded.approved, state: { inner: decision.state, safety: guarded.state, audit: guarded.audit } };
+		},
+	};
+}

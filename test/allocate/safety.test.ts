@@ -1,0 +1,130 @@
+import { guard, initialSafetyState, SAFETY_DEFAULTS, withSafety, type SafetyOptions } from '../../plugin/allocate/safety';
+import { foresightPolicy, FORESIGHT_DEFAULTS } from '../../plugin/allocate/policies/foresight';
+import type { AllocationAction, AllocationPolicy } from '../../plugin/allocate/actions';
+import type { AllocationSnapshot, ConsumerView } from '../../plugin/allocate/snapshot';
+import { consumerCostPct } from '../../plugin/allocate/estimate';
+import { Rng } from '../../plugin/allocate/sim/rng';
+import { SnapshotBuilder } from './fixtures';
+
+const options: SafetyOptions = { ...SAFETY_DEFAULTS };
+const lower = (consumerId: string, before: number, workerId = 'w0'): AllocationAction => ({ type: 'setConsumerLayers', consumerId, workerId, spatial: 1, temporal: 2, reason: 'test', predictedBeforePct: before, predictedAfterPct: before - 1 });
+const restore = (consumerId: string, after: number, workerId = 'w0'): AllocationAction => ({ type: 'restoreLayers', consumerId, workerId, reason: 'test', predictedBeforePct: after - 1, predictedAfterPct: after });
+const place = (peerId: string): AllocationAction => ({ type: 'place', peerId, roomId: 'r', workerId: 'w0', reason: 'test', predictedBeforePct: 99, predictedAfterPct: 99 });
+
+describe('safety guard', () => {
+	it('holds back degrading below the high band and restoring above the low band', () => {
+		const { approved, audit } = guard([lower('a', options.highBandPct - 1), restore('b', options.lowBandPct + 1), lower('c', options.highBandPct + 5)], 100, initialSafetyState(options), options);
+		expect(audit.map((r) => r.outcome)).toEqual(['hysteresis', 'hysteresis', 'applied']);
+		expect(approved).toHaveLength(1);
+	});
+
+	it('applies per-entity cooldowns and holds restores on a worker under pressure', () => {
+		let state = initialSafetyState(options);
+		state = guard([lower('a', 90)], 0, state, options).state;
+		const again = guard([lower('a', 90), restore('b', 50)], 10, state, options);
+		expect(again.audit.map((r) => r.outcome)).toEqual(['cooldown', 'restoreHold']);
+		const later = guard([lower('a', 90), restore('b', 50, 'w0')], options.entityCooldownS + 1, state, options);
+		expect(later.audit.map((r) => r.outcome)).toEqual(['applied', 'restoreHold']);
+		const muchLater = guard([restore('b', 50)], options.entityCooldownS + options.restoreHoldS + 2, later.state, options);
+		expect(muchLater.audit.map((r) => r.outcome)).toEqual(['applied']);
+	});
+
+	it('rate-limits with a token bucket but always answers joins', () => {
+		const tight = { ...options, burst: 3, ratePerS: 1 };
+		const first = guard([lower('a', 90), lower('b', 90), lower('c', 90), lower('d', 90), place('p1')], 0, initialSafetyState(tight), tight);
+		expect(first.audit.map((r) => r.outcome)).toEqual(['applied', 'applied', 'applied', 'rateLimited', 'applied']);
+		const refill = guard([lower('d', 90), lower('e', 90), lower('f', 90)], 2, first.state, tight);
+		expect(refill.audit.map((r) => r.outcome)).toEqual(['applied', 'applied', 'rateLimited']);
+	});
+
+	it('in dry-run only audits, letting nothing but admission answers through', () => {
+		const dry = { ...options, dryRun: true };
+		const { approved, audit } = guard([lower('a', 90), place('p')], 0, initialSafetyState(dry), dry);
+		expect(approved.map((a) => a.type)).toEqual(['place']);
+		expect(audit.map((r) => [r.action.type, r.outcome])).toEqual([
+			['setConsumerLayers', 'dryRun'],
+			['place', 'dryRun'],
+		]);
+		expect(audit[0]!.action.predictedBeforePct).toBe(90);
+	});
+});
+
+/**
+ * Closed loop on one worker: exogenous load hovering around the action threshold plus
+ * what the consumers cost at their current layers; actions are applied to the next
+ * snapshot. Returns per-consumer action times.
+ */
+function driveHoveringLoad<S>(policy: AllocationPolicy<S>, durationS: number, center: number): Map<string, Array<{ t: number; type: string }>> {
+	const rng = new Rng(42);
+	const base = new SnapshotBuilder().worker('w0', 0).worker('w1', 95).producer('v', 'x', 'r', 'w0').consume('v', 'w0', 40, { priority: 50 }).build();
+	const producer = base.producers[0]!;
+	let consumers: ConsumerView[] = base.consumers.map((c) => ({ ...c }));
+	const fullCost = consumers.reduce((s, c) => s + consumerCostPct(producer, c.current, base.costModel), 0);
+	const history = new Map<string, Array<{ t: number; type: string }>>();
+	let state = policy.initialState();
+	for (let t = 0; t < durationS; t++) {
+		const cost = consumers.reduce((s, c) => s + (c.paused ? 0 : consumerCostPct(producer, c.current, base.costModel)), 0);
+		const load = center - fullCost + cost + rng.normal(0, 2);
+		const snapshot: AllocationSnapshot = { ...base, t, consumers, workers: [{ ...base.workers[0]!, cpuPct: load, forecast: [{ horizonS: 5, meanPct: load, p95Pct: load + 1 }] }, base.workers[1]!] };
+		const decision = policy.decide(snapshot, state);
+		state = decision.state;
+		consumers = consumers.map((c) => {
+			let next = c;
+			for (const a of decision.actions) {
+				if (!('consumerId' in a) || a.consumerId !== c.id) continue;
+				if (a.type === 'setConsumerLayers') next = { ...next, current: { spatial: a.spatial, temporal: a.temporal } };
+				if (a.type === 'restoreLayers') next = { ...next, current: next.wanted };
+				if (a.type === 'pauseConsumer') next = { ...next, paused: true };
+				if (a.type === 'resumeConsumer') next = { ...next, paused: false };
+				const list = history.get(c.id) ?? [];
+				list.push({ t, type: a.type });
+				history.set(c.id, list);
+			}
+			return next;
+		});
+	}
+	return history;
+}
+
+/** A naive controller that flaps: degrade everything above 75, restore everything below. */
+const flappingPolicy: AllocationPolicy<null> = {
+	name: 'flapping',
+	initialState: () => null,
+	decide(snapshot) {
+		const load = snapshot.workers[0]!.forecast[0]!.p95Pct;
+		const actions: AllocationAction[] = snapshot.consumers.map((c) =>
+			load > 75
+				? { type: 'setConsumerLayers', consumerId: c.id, workerId: 'w0', spatial: 1, temporal: 2, reason: 'flap', predictedBeforePct: load, predictedAfterPct: load - 5 }
+				: { type: 'restoreLayers', consumerId: c.id, workerId: 'w0', reason: 'flap', predictedBeforePct: load, predictedAfterPct: load + 5 },
+		);
+		return { actions, state: null };
+	},
+};
+
+const reversals = (list: Array<{ type: string }>): number => list.slice(1).filter((a, i) => (a.type === 'restoreLayers' || a.type === 'resumeConsumer') !== (list[i]!.type === 'restoreLayers' || list[i]!.type === 'resumeConsumer')).length;
+
+describe('no oscillation at the threshold', () => {
+	const durationS = 600;
+
+	it('Foresight behind the guard acts a bounded number of times on a load hovering at its threshold', () => {
+		// Nowhere to spread to (the other worker is full): the load hovers where quality actions start.
+		const history = driveHoveringLoad(withSafety(foresightPolicy()), durationS, FORESIGHT_DEFAULTS.degradeAbovePct);
+		const total = [...history.values()].reduce((n, l) => n + l.length, 0);
+		// Each of the 40 consumers can step down two layers and be paused at most once; nothing flaps back.
+		expect(total).toBeGreaterThan(0);
+		expect(total).toBeLessThanOrEqual(40 * 3);
+		for (const list of history.values()) expect(reversals(list)).toBe(0);
+	});
+
+	it('the guard bounds even a flapping policy to one action per entity per cooldown', () => {
+		const unguarded = driveHoveringLoad(flappingPolicy, durationS, 75);
+		const guarded = driveHoveringLoad(withSafety(flappingPolicy, { highBandPct: 80, lowBandPct: 70 }), durationS, 75);
+		const count = (h: Map<string, unknown[]>) => [...h.values()].reduce((n, l) => n + l.length, 0);
+		expect(count(unguarded)).toBe(40 * durationS);
+		// Hysteresis bands alone already stop it here; the cooldown bound holds regardless.
+		expect(count(guarded)).toBeLessThanOrEqual(40 * Math.ceil(durationS / SAFETY_DEFAULTS.entityCooldownS));
+		for (const list of guarded.values()) {
+			for (let i = 1; i < list.length; i++) expect(list[i]!.t - list[i - 1]!.t).toBeGreaterThanOrEqual(SAFETY_DEFAULTS.entityCooldownS);
+		}
+	});
+});

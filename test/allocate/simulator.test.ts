@@ -1,0 +1,98 @@
+import { buildScenario, SCENARIO_NAMES, type Scenario } from '../../plugin/allocate/sim/scenarios';
+import { simulate } from '../../plugin/allocate/sim/simulator';
+import { guardedForesight, roundRobinPolicy } from '../../plugin/allocate/policies';
+import type { ScenarioMetrics } from '../../plugin/allocate/sim/metrics';
+import type { AllocationSnapshot } from '../../plugin/allocate/snapshot';
+import type { AllocationPolicy } from '../../plugin/allocate/actions';
+
+const small = (seed: number): Scenario => buildScenario('bursty-joins', { workers: 8, durationS: 60, seed });
+const withoutTiming = ({ decisionMsMedian: _ignored, ...rest }: ScenarioMetrics) => rest;
+
+/** Peak concurrent producers + consumers if every join were admitted (events only, no costs). */
+function peakStreams(scenario: Scenario): number {
+	const rooms = new Map<string, Map<string, { consumes: boolean; sends: Set<string> }>>();
+	const roomOf = new Map<string, string>();
+	let peak = 0;
+	const count = (): number => {
+		let n = 0;
+		for (const peers of rooms.values()) {
+			const consumers = [...peers.values()].filter((p) => p.consumes).length;
+			for (const p of peers.values()) n += p.sends.size * (1 + consumers - (p.consumes ? 1 : 0));
+		}
+		return n;
+	};
+	let lastT = -1;
+	for (const e of scenario.events) {
+		if (e.t !== lastT) {
+			peak = Math.max(peak, count());
+			lastT = e.t;
+		}
+		if (e.type === 'join') {
+			let peers = rooms.get(e.roomId);
+			if (!peers) rooms.set(e.roomId, (peers = new Map()));
+			peers.set(e.peerId, { consumes: e.consumes, sends: new Set(e.sends) });
+			roomOf.set(e.peerId, e.roomId);
+		} else if (e.type === 'leave') rooms.get(roomOf.get(e.peerId) ?? '')?.delete(e.peerId);
+		else if (e.type === 'startProducer') rooms.get(roomOf.get(e.peerId) ?? '')?.get(e.peerId)?.sends.add(e.mediaClass);
+		else if (e.type === 'stopProducer') rooms.get(roomOf.get(e.peerId) ?? '')?.get(e.peerId)?.sends.delete(e.mediaClass);
+	}
+	return Math.max(peak, count());
+}
+
+describe('scenarios', () => {
+	it.each(SCENARIO_NAMES)('%s runs at ≥ 32 workers and ≥ 5,000 streams', (name) => {
+		const scenario = buildScenario(name);
+		expect(scenario.workers).toBeGreaterThanOrEqual(32);
+		expect(peakStreams(scenario)).toBeGreaterThanOrEqual(5000);
+	});
+
+	it('builds the same timeline for the same seed and another for another seed', () => {
+		expect(buildScenario('steady-meeting', { seed: 5 }).events).toEqual(buildScenario('steady-meeting', { seed: 5 }).events);
+		expect(buildScenario('steady-meeting', { seed: 6 }).events).not.toEqual(buildScenario('steady-meeting', { seed: 5 }).events);
+	});
+});
+
+describe('simulator', () => {
+	it('is deterministic for a seed', () => {
+		const a = simulate(small(3), guardedForesight()).metrics;
+		const b = simulate(small(3), guardedForesight()).metrics;
+		expect(withoutTiming(a)).toEqual(withoutTiming(b));
+		expect(a.peakStreams).toBeGreaterThan(0);
+		const other = simulate(small(4), guardedForesight()).metrics;
+		expect(withoutTiming(other)).not.toEqual(withoutTiming(a));
+	});
+
+	it('shows a policy measurements and forecasts, never the ground truth', () => {
+		const seen: AllocationSnapshot[] = [];
+		const truth: number[] = [];
+		const spy: AllocationPolicy<null> = {
+			name: 'spy',
+			initialState: () => null,
+			decide(snapshot) {
+				seen.push(snapshot);
+				return { actions: roundRobinPolicy.decide(snapshot, { next: snapshot.t }).actions, state: null };
+			},
+		};
+		simulate(small(3), spy, { onTick: ({ t, demand }) => t === 40 && truth.push(...demand.values()) });
+		const at41 = seen[41]!;
+		// Measured CPU is last second's truth with noise: close, never identical.
+		const measured = at41.workers.map((w) => w.cpuPct);
+		expect(measured.some((m, i) => m !== Math.min(100, truth[i]!))).toBe(true);
+		for (let i = 0; i < measured.length; i++) if (truth[i]! > 10) expect(Math.abs(measured[i]! - Math.min(100, truth[i]!)) / truth[i]!).toBeLessThan(0.15);
+		// Views carry exactly the live fields: no hidden cost factors, no true rates.
+		const producerKeys = new Set(at41.producers.flatMap((p) => Object.keys(p)));
+		expect([...producerKeys].sort()).toEqual(['activeSpeaker', 'ageS', 'expectedPacketRate', 'id', 'layers', 'mediaClass', 'packetRate', 'peerId', 'roomId', 'workerId']);
+		const consumerKeys = new Set(at41.consumers.flatMap((c) => Object.keys(c)));
+		expect([...consumerKeys].sort()).toEqual(['current', 'id', 'packetRate', 'paused', 'peerId', 'priority', 'producerId', 'wanted', 'workerId']);
+		expect(at41.workers.every((w) => w.forecast.length > 0)).toBe(true);
+	});
+
+	it('charges exposure to round-robin on a room it cannot fit, and none to Foresight', () => {
+		const scenario = buildScenario('webinar-fanout', { workers: 8, durationS: 120, seed: 2 });
+		const rr = simulate(scenario, roundRobinPolicy).metrics;
+		const fs = simulate(scenario, guardedForesight()).metrics;
+		expect(rr.exposureConsumerS).toBeGreaterThan(0);
+		expect(fs.exposureConsumerS).toBeLessThan(rr.exposureConsumerS / 10);
+		expect(fs.unansweredJoins).toBe(0);
+	});
+});
