@@ -5,6 +5,14 @@ import { GraphObserver, type MediasoupModule } from './observe/attach';
 import type { Registry } from './observe/registry';
 import { WorkerLoadSampler } from './observe/workerLoad';
 import { existsSync } from 'node:fs';
+import { Actuator } from './act/actuator';
+import type { MigrationHooks } from './act/hooks';
+import { AllocationManager, type AuditEntry } from './act/manager';
+import type { MediaCodecsOption } from './act/rooms';
+import type { PendingJoin } from './allocate/snapshot';
+import { InfluxStore } from './store/influxStore';
+import { MemoryStore } from './store/memoryStore';
+import type { ProfileStore } from './store/types';
 import { join } from 'node:path';
 import { PredictionEngine } from './predict/engine';
 import { KnnPredictor } from './predict/knn';
@@ -21,6 +29,8 @@ export type ForesightEvents = {
 	profiles: [{ workerId: string; streams: StreamProfile[]; connections: ConnectionProfile[] }];
 	/** Every worker's predicted load at each horizon, with per-stream attribution. */
 	predictions: [WorkerPrediction[]];
+	/** An allocation decision (applied, or logged only in dry-run), and later its measured effect. */
+	audit: [AuditEntry];
 };
 
 export interface AttachOptions extends ForesightOptions {
@@ -28,6 +38,16 @@ export interface AttachOptions extends ForesightOptions {
 	logger?: Logger;
 	/** Read FORESIGHT_* and INFLUX_* variables (default true); explicit options win. */
 	useEnv?: boolean;
+	/** Where profiles, load and audit records go; default: InfluxDB when configured, else in memory. */
+	store?: ProfileStore;
+	/**
+	 * The app's signaling side of moving media between workers (see plugin/act/hooks.ts).
+	 * Without it Foresight still places peers, lowers layers and pauses consumers,
+	 * but does not spread fan-out or migrate producers.
+	 */
+	hooks?: MigrationHooks;
+	/** Codecs for routers Foresight creates for a room (default: those of the room's existing router). */
+	mediaCodecs?: MediaCodecsOption;
 }
 
 /**
@@ -44,9 +64,19 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	readonly predictor: PredictionEngine;
 	private predictTimer: NodeJS.Timeout | undefined;
 	private lastPredictions: WorkerPrediction[] = [];
+	private readonly latestSamples = new Map<string, WorkerLoadSample>();
+	private currentStore: ProfileStore;
+	private readonly actuator: Actuator;
+	private readonly manager: AllocationManager;
+	private storeRetry: NodeJS.Timeout | undefined;
 	private detached = false;
 
-	constructor(mediasoup: MediasoupModule, options: ResolvedForesightOptions, logger: Logger) {
+	constructor(
+		mediasoup: MediasoupModule,
+		options: ResolvedForesightOptions,
+		logger: Logger,
+		extra: Pick<AttachOptions, 'store' | 'hooks' | 'mediaCodecs'> = {},
+	) {
 		super((event, error) => logger.error({ err: error, event }, 'listener of a Foresight event threw'));
 		this.options = options;
 		this.log = logger;
@@ -54,8 +84,12 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.graph.on('workerDied', (workerId) => this.emit('workerDied', workerId));
 		this.loadSampler = new WorkerLoadSampler(this.graph.registry, options.loadSampleIntervalMs, logger);
 		this.predictor = new PredictionEngine({ fallback: new KnnPredictor([]), logger });
+		this.currentStore = extra.store ?? new MemoryStore();
+		if (!extra.store && options.influx) this.openInflux(1000);
 		this.loadSampler.on('sample', (s) => {
+			this.latestSamples.set(s.workerId, s);
 			this.history.addSample(s);
+			void this.currentStore.writeWorkerLoad([s]).catch((err: unknown) => this.log.warn({ err }, 'worker load not stored'));
 			const network = networkOfStreams(this.history.streamsOf(s.workerId));
 			this.predictor.observe({ workerId: s.workerId, ts: s.ts, actual: { cpuPct: s.cpuPct, rssBytes: s.rssBytes, ...network } });
 			this.emit('workerLoad', s);
@@ -68,6 +102,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		);
 		this.profiler.on('profiles', (p) => {
 			this.history.setStreams(p.workerId, p.streams);
+			void this.currentStore.writeStreamProfiles(p.streams).catch((err: unknown) => this.log.warn({ err }, 'profiles not stored'));
+			void this.currentStore.writeConnectionProfiles(p.connections).catch((err: unknown) => this.log.warn({ err }, 'profiles not stored'));
 			this.emit('profiles', p);
 		});
 		this.profiler.start();
@@ -77,15 +113,87 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			}
 		});
 		this.graph.registry.on('removed', (node) => {
-			if (node.kind === 'worker') this.history.removeWorker(node.id);
+			if (node.kind === 'worker') {
+				this.history.removeWorker(node.id);
+				this.latestSamples.delete(node.id);
+			}
 			else if (node.kind === 'producer' || node.kind === 'consumer' || node.kind === 'dataProducer' || node.kind === 'dataConsumer') {
 				this.history.addEvent(node.workerId, Date.now(), 'leave', node.id, node.kind);
 			}
 		});
 		const modelDir = options.modelDir ?? defaultModelDir();
 		if (modelDir) void this.predictor.loadModel(modelDir);
-		this.predictTimer = setInterval(() => this.predictNow(), options.loadSampleIntervalMs);
+		this.actuator = new Actuator(this.graph.registry, {
+			hooks: extra.hooks ?? NO_MIGRATION_HOOKS,
+			...(extra.mediaCodecs ? { mediaCodecs: extra.mediaCodecs } : {}),
+			logger,
+		});
+		this.manager = new AllocationManager(
+			{
+				registry: this.graph.registry,
+				latestSample: (id) => this.latestSamples.get(id),
+				prediction: (id) => this.lastPredictions.find((p) => p.workerId === id),
+				profile: (id) => this.profiler.profileOf(id),
+			},
+			this.actuator,
+			() => this.currentStore,
+			{ dryRun: options.dryRun, canMigrate: extra.hooks !== undefined },
+			logger,
+		);
+		this.manager.on('audit', (entry) => this.emit('audit', entry));
+		this.predictTimer = setInterval(() => {
+			this.predictNow();
+			void this.manager.tick();
+		}, options.loadSampleIntervalMs);
 		this.predictTimer.unref();
+	}
+
+	/** Where profiles, worker load and audit records are kept. */
+	get store(): ProfileStore {
+		return this.currentStore;
+	}
+
+	/**
+	 * Where should a joining peer (or a new room) go? Answered by predicted p95 load and
+	 * headroom including the peer's expected load; the room's router on the chosen worker
+	 * is created on demand (with `appData.roomId`). May refuse or redirect when every
+	 * worker is predicted over its limit.
+	 */
+	place(join: PendingJoin): ReturnType<AllocationManager['place']> {
+		return this.manager.place(join);
+	}
+
+	/** One allocation decision round now (also runs every loadSampleIntervalMs). */
+	allocateNow(): Promise<AuditEntry[]> {
+		return this.manager.tick();
+	}
+
+	/**
+	 * InfluxDB in the background: until it answers, profiles go to the in-memory
+	 * store, and what it holds is copied over once InfluxDB is there.
+	 */
+	private openInflux(delayMs: number): void {
+		const influx = this.options.influx!;
+		void InfluxStore.open({ ...influx, logger: this.log }).then(
+			async (store) => {
+				if (this.detached) return void store.close();
+				const memory = this.currentStore;
+				this.currentStore = store;
+				const now = Date.now();
+				await store.writeWorkerLoad(await memory.workerLoadHistory(0, now));
+				await store.writeStreamProfiles(await memory.streamHistory(0, now));
+				await store.writeConnectionProfiles(await memory.connectionHistory(0, now));
+				for (const a of await memory.actionHistory(0, now)) await store.writeAction(a);
+				await memory.close();
+				this.log.info({ url: influx.url, database: influx.database }, 'InfluxDB store open');
+			},
+			(error: unknown) => {
+				if (this.detached) return;
+				this.log.error({ err: error, url: influx.url, retryInMs: delayMs }, 'InfluxDB unavailable; profiles stay in memory until it answers');
+				this.storeRetry = setTimeout(() => this.openInflux(Math.min(delayMs * 2, 30_000)), delayMs);
+				this.storeRetry.unref();
+			},
+		);
 	}
 
 	/** Predicts every worker's load now (also runs every loadSampleIntervalMs). */
@@ -137,12 +245,24 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		if (this.detached) return;
 		this.detached = true;
 		clearInterval(this.predictTimer);
+		clearTimeout(this.storeRetry);
+		this.manager.close();
+		this.actuator.close();
 		this.loadSampler.stop();
 		await this.profiler.stop();
 		this.graph.detach();
 		this.removeAllListeners();
+		await this.currentStore.close();
 	}
 }
+
+/** Stands in when the app gives no hooks; the manager never sends migrating actions there. */
+const NO_MIGRATION_HOOKS: MigrationHooks = {
+	migrateProducer: () => Promise.reject(new Error('no migration hooks: pass `hooks` to attach()')),
+	moveConsumers: () => Promise.reject(new Error('no migration hooks: pass `hooks` to attach()')),
+	producerMigrated: () => undefined,
+	consumerDropped: () => undefined,
+};
 
 /** The model shipped with the package (models/default), if present. */
 function defaultModelDir(): string | undefined {
@@ -162,7 +282,11 @@ export function attach(mediasoup: MediasoupModule, options: AttachOptions = {}):
 	if (!mediasoup || typeof mediasoup !== 'object' || typeof mediasoup.observer?.on !== 'function') {
 		throw new TypeError('attach(mediasoup): expected the mediasoup module (with its `observer` emitter)');
 	}
-	const { logger, useEnv = true, ...rest } = options;
+	const { logger, useEnv = true, store, hooks, mediaCodecs, ...rest } = options;
 	const resolved = optionsFromEnv(useEnv ? process.env : {}, rest);
-	return new Foresight(mediasoup, resolved, createLogger(resolved.logLevel, logger));
+	return new Foresight(mediasoup, resolved, createLogger(resolved.logLevel, logger), {
+		...(store ? { store } : {}),
+		...(hooks ? { hooks } : {}),
+		...(mediaCodecs ? { mediaCodecs } : {}),
+	});
 }

@@ -24,3 +24,12 @@ export type {
 	DataConsumerNode,
 } from './observe/registry';
 export * from './profile/schema';
+export type { MigrationHooks } from './act/hooks';
+export type { AuditEntry } from './act/manager';
+export type { ActionOutcome, ActionRecord } from './act/outcome';
+export type { AllocationAction, ActionType } from './allocate/actions';
+export type { PendingJoin, MediaClass } from './allocate/snapshot';
+export type { WorkerPrediction, HorizonS, ResourceEstimate } from './predict/types';
+export type { ProfileStore, StoreStats } from './store/types';
+export { MemoryStore } from './store/memoryStore';
+export { InfluxStore } from './store/influxStore';

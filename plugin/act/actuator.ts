@@ -111,6 +111,16 @@ export class Actuator extends TypedEmitter<ActuatorEvents> {
 		}
 	}
 
+	/** Whether Foresight (not the app) has this consumer paused. */
+	pausedByForesight(consumerId: string): boolean {
+		return this.claims.get(consumerId)?.paused === true;
+	}
+
+	/** The app's own preferred layers of a consumer whose layers Foresight lowered (the restore target). */
+	appLayersOf(consumerId: string): types.ConsumerLayers | undefined {
+		return this.claims.get(consumerId)?.layers?.app;
+	}
+
 	/** The app takes a consumer back: Foresight will neither restore its layers nor resume it. */
 	releaseConsumer(consumerId: string): void {
 		const claim = this.claims.get(consumerId);

@@ -1,0 +1,254 @@
+/**
+ * The live allocation manager: each tick it builds a snapshot of what Foresight
+ * observes (registry, profiles, load samples, predictions), lets the guarded
+ * Foresight policy decide, applies what the safety guard let through with the
+ * Actuator (nothing but admission answers in dry-run), and writes an audit record
+ * of every decision — reason, predicted load before/after, and the load measured
+ * on that worker a few seconds later — to the store and as typed events.
+ */
+import type { types } from 'mediasoup';
+import type { AllocationAction, AllocationPolicy } from '../allocate/actions';
+import { buildLiveSnapshot, type LiveConsumer, type LiveProducer, type LiveWorker } from '../allocate/live';
+import { guardedForesight } from '../allocate/policies';
+import type { GuardedState, SafetyOptions } from '../allocate/safety';
+import type { PendingJoin } from '../allocate/snapshot';
+import type { Logger } from '../log';
+import type { Registry } from '../observe/registry';
+import type { WorkerPrediction } from '../predict/types';
+import type { StreamProfile, WorkerLoadSample } from '../profile/schema';
+import type { ProfileStore } from '../store/types';
+import { TypedEmitter } from '../util/typedEmitter';
+import type { Actuator } from './actuator';
+import type { ActionOutcome } from './outcome';
+
+export interface AuditEntry {
+	/** Milliseconds since the epoch. */
+	ts: number;
+	action: AllocationAction;
+	/** applied / dryRun (safety verdicts that let it through or would have). */
+	verdict: 'applied' | 'dryRun';
+	/** What mediasoup did (absent in dry-run). */
+	outcome?: ActionOutcome;
+	/** CPU of the concerned worker measured after the action settled (filled in later). */
+	measuredAfterPct?: number;
+}
+
+export type ManagerEvents = {
+	audit: [AuditEntry];
+};
+
+export interface ManagerSources {
+	registry: Registry;
+	latestSample(workerId: string): WorkerLoadSample | undefined;
+	prediction(workerId: string): WorkerPrediction | undefined;
+	profile(streamId: string): StreamProfile | undefined;
+}
+
+export interface ManagerOptions {
+	dryRun: boolean;
+	/** How long after an action the concerned worker's CPU is read for the audit. */
+	measureAfterMs?: number;
+	safety?: Partial<SafetyOptions>;
+	/** Spread and migration need the app's hooks; without them those actions are not proposed to mediasoup. */
+	canMigrate: boolean;
+}
+
+const MIGRATING_TYPES = new Set<AllocationAction['type']>(['spreadFanout', 'migrateProducer']);
+
+export class AllocationManager extends TypedEmitter<ManagerEvents> {
+	private readonly policy: AllocationPolicy<GuardedState<unknown>>;
+	private state: GuardedState<unknown>;
+	private deciding: Promise<unknown> = Promise.resolve();
+	private readonly measureTimers = new Set<NodeJS.Timeout>();
+	private closed = false;
+
+	constructor(
+		private readonly sources: ManagerSources,
+		private readonly actuator: Actuator,
+		private readonly store: () => ProfileStore,
+		private readonly options: ManagerOptions,
+		private readonly log: Logger,
+	) {
+		super((event, error) => log.error({ err: error, event }, 'listener of an allocation event threw'));
+		this.policy = guardedForesight({}, { ...options.safety, dryRun: options.dryRun }) as AllocationPolicy<GuardedState<unknown>>;
+		this.state = this.policy.initialState();
+	}
+
+	/** One decision round (the manager's timer calls it every sampling interval). */
+	tick(): Promise<AuditEntry[]> {
+		return this.serialized(() => this.decideAndApply([]));
+	}
+
+	/**
+	 * Where should a joining peer go? Answered by predicted p95 load and headroom
+	 * including the peer's expected load; the room's router on the chosen worker is
+	 * created on demand. Refusal and redirect are answers too.
+	 */
+	async place(join: PendingJoin): Promise<
+		| { decision: 'place'; workerId: string; router: types.Router }
+		| { decision: 'refuse'; reason: string }
+		| { decision: 'redirect'; target: string; reason: string }
+	> {
+		const entries = await this.serialized(() => this.decideAndApply([join]));
+		const answer = entries.find(
+			(e) => (e.action.type === 'place' || e.action.type === 'refuse' || e.action.type === 'redirect') && e.action.peerId === join.peerId,
+		);
+		if (!answer) return { decision: 'refuse', reason: 'no worker available' };
+		const a = answer.action;
+		if (a.type === 'refuse') return { decision: 'refuse', reason: a.reason };
+		if (a.type === 'redirect') return { decision: 'redirect', target: a.target, reason: a.reason };
+		if (a.type !== 'place') return { decision: 'refuse', reason: 'unexpected decision' };
+		const outcome = answer.outcome;
+		const router = outcome?.status === 'ok' && outcome.effect.type === 'place' ? this.sources.registry.get('router', outcome.effect.routerId)?.handle : undefined;
+		if (!router) return { decision: 'refuse', reason: outcome?.status === 'error' ? outcome.reason : 'router unavailable' };
+		return { decision: 'place', workerId: a.workerId, router };
+	}
+
+	close(): void {
+		this.closed = true;
+		for (const t of this.measureTimers) clearTimeout(t);
+		this.measureTimers.clear();
+		this.removeAllListeners();
+	}
+
+	/** Decisions never interleave: the policy state is a chain. */
+	private serialized<T>(fn: () => Promise<T>): Promise<T> {
+		const next = this.deciding.then(fn, fn);
+		this.deciding = next.catch(() => undefined);
+		return next;
+	}
+
+	private async decideAndApply(pendingJoins: PendingJoin[]): Promise<AuditEntry[]> {
+		if (this.closed) return [];
+		const snapshot = buildLiveSnapshot({ nowMs: Date.now(), ...this.observe(), pendingJoins });
+		if (snapshot.workers.length === 0) return [];
+		let decision: ReturnType<typeof this.policy.decide>;
+		try {
+			decision = this.policy.decide(snapshot, this.state);
+		} catch (error) {
+			this.log.error({ err: error }, 'allocation policy failed; no action this round');
+			return [];
+		}
+		this.state = decision.state;
+		const entries: AuditEntry[] = [];
+		for (const record of decision.state.audit) {
+			if (record.outcome !== 'applied' && record.outcome !== 'dryRun') {
+				this.log.debug({ action: record.action.type, verdict: record.outcome }, 'allocation action held back by the safety guard');
+				continue;
+			}
+			const approved = decision.actions.includes(record.action);
+			const migrating = MIGRATING_TYPES.has(record.action.type);
+			let outcome: ActionOutcome | undefined;
+			if (approved && (!migrating || this.options.canMigrate)) outcome = await this.actuator.apply(record.action);
+			else if (approved) outcome = { status: 'skipped', reason: 'the app provided no migration hooks' };
+			const entry: AuditEntry = { ts: Date.now(), action: record.action, verdict: record.outcome, ...(outcome ? { outcome } : {}) };
+			entries.push(entry);
+			this.record(entry);
+		}
+		return entries;
+	}
+
+	private record(entry: AuditEntry): void {
+		this.emit('audit', entry);
+		void this.persist(entry);
+		const timer = setTimeout(() => {
+			this.measureTimers.delete(timer);
+			const sample = this.sources.latestSample(entry.action.workerId);
+			if (!sample || this.closed) return;
+			entry.measuredAfterPct = sample.cpuPct;
+			this.emit('audit', entry);
+			void this.persist(entry);
+		}, this.options.measureAfterMs ?? 5000);
+		timer.unref();
+		this.measureTimers.add(timer);
+	}
+
+	private async persist(entry: AuditEntry): Promise<void> {
+		const a = entry.action;
+		try {
+			await this.store().writeAction({
+				ts: entry.ts,
+				action: a.type,
+				targetIds: targetIds(a),
+				workerId: a.workerId,
+				...('toWorkerId' in a ? { toWorkerId: a.toWorkerId } : {}),
+				reason: a.reason,
+				predictedBefore: { cpuPct: Math.max(0, a.predictedBeforePct) },
+				predictedAfter: { cpuPct: Math.max(0, a.predictedAfterPct) },
+				...(entry.measuredAfterPct !== undefined ? { actualAfter: { cpuPct: entry.measuredAfterPct } } : {}),
+				dryRun: entry.verdict === 'dryRun',
+			});
+		} catch (error) {
+			this.log.warn({ err: error }, 'audit record not stored');
+		}
+	}
+
+	/** The live graph as plain data for the snapshot builder. */
+	private observe(): { workers: LiveWorker[]; producers: LiveProducer[]; consumers: LiveConsumer[] } {
+		const { registry } = this.sources;
+		const workers: LiveWorker[] = [...registry.all('worker')].map((w) => ({
+			id: w.id,
+			sample: this.sources.latestSample(w.id),
+			prediction: this.sources.prediction(w.id),
+		}));
+		const roomOf = (routerId: string): string => {
+			const roomId = registry.get('router', routerId)?.handle.appData.roomId;
+			return typeof roomId === 'string' ? roomId : routerId;
+		};
+		const peerOf = (transportId: string): string => {
+			const peerId = registry.get('transport', transportId)?.handle.appData.peerId;
+			return typeof peerId === 'string' ? peerId : transportId;
+		};
+		const producers: LiveProducer[] = [];
+		for (const p of registry.all('producer')) {
+			if (p.handle.closed) continue;
+			producers.push({
+				id: p.id,
+				workerId: p.workerId,
+				roomId: roomOf(p.routerId),
+				peerId: peerOf(p.transportId),
+				kind: p.mediaKind,
+				profile: this.sources.profile(p.id),
+				seenAt: p.seenAt,
+				activeSpeaker: p.handle.appData.activeSpeaker === true,
+			});
+		}
+		const consumers: LiveConsumer[] = [];
+		for (const c of registry.all('consumer')) {
+			const h = c.handle;
+			if (h.closed) continue;
+			const pausedByForesight = this.actuator.pausedByForesight(c.id);
+			// Consumers the app or the remote side paused are not ours to weigh.
+			if ((h.paused || h.producerPaused) && !pausedByForesight) continue;
+			const wanted = this.actuator.appLayersOf(c.id) ?? h.preferredLayers;
+			const current = h.preferredLayers;
+			consumers.push({
+				id: c.id,
+				workerId: c.workerId,
+				producerId: c.producerId,
+				peerId: peerOf(c.transportId),
+				priority: h.priority,
+				pausedByManager: pausedByForesight,
+				wanted: { spatial: wanted?.spatialLayer ?? 0, temporal: wanted?.temporalLayer ?? 2 },
+				current: { spatial: current?.spatialLayer ?? 0, temporal: current?.temporalLayer ?? 2 },
+				profile: this.sources.profile(c.id),
+			});
+		}
+		return { workers, producers, consumers };
+	}
+}
+
+function targetIds(a: AllocationAction): string[] {
+	switch (a.type) {
+		case 'place':
+		case 'refuse':
+		case 'redirect':
+			return [a.peerId];
+		case 'spreadFanout':
+			return [a.producerId, ...a.consumerIds];
+		case 'migrateProducer':
+			return [a.producerId];
+		default:
+			return [a.consumerId];
+	}
+}

@@ -1,0 +1,44 @@
+import * as mediasoup from 'mediasoup';
+import { attach, type Foresight } from '../../plugin';
+import type { AuditEntry } from '../../plugin/act/manager';
+import { MEDIA_CODECS } from '../../training/media/rig';
+
+/** The live manager on real workers: placement through the guarded policy, audited to the store. */
+describe('allocation manager (attach → place → audit)', () => {
+	let foresight: Foresight;
+	const workers: mediasoup.types.Worker[] = [];
+	afterEach(async () => {
+		await foresight.detach();
+		for (const w of workers.splice(0)) w.close();
+	});
+
+	test('places a room on a worker, keeps it there, and audits each decision', async () => {
+		foresight = attach(mediasoup, { useEnv: false, logLevel: 'silent', loadSampleIntervalMs: 200, mediaCodecs: MEDIA_CODECS });
+		const audits: AuditEntry[] = [];
+		foresight.on('audit', (e) => audits.push(e));
+		workers.push(await mediasoup.createWorker({ logLevel: 'warn' }), await mediasoup.createWorker({ logLevel: 'warn' }));
+		// Load samples and predictions exist before the first decision.
+		await foresight.sampleLoad();
+		await new Promise((r) => setTimeout(r, 300));
+		await foresight.sampleLoad();
+		foresight.predictNow();
+
+		const first = await foresight.place({ peerId: 'alice', roomId: 'standup', sends: ['video', 'audio'], consumes: true, priority: 100 });
+		expect(first.decision).toBe('place');
+		if (first.decision !== 'place') return;
+		expect(first.router.appData.roomId).toBe('standup');
+		expect(workers.map((w) => String(w.pid))).toContain(first.workerId);
+		expect(foresight.registry.get('router', first.router.id)?.workerId).toBe(first.workerId);
+
+		const second = await foresight.place({ peerId: 'bob', roomId: 'standup', sends: ['audio'], consumes: true, priority: 100 });
+		expect(second).toMatchObject({ decision: 'place', workerId: first.workerId });
+		if (second.decision === 'place') expect(second.router.id).toBe(first.router.id);
+
+		const placed = audits.filter((a) => a.action.type === 'place');
+		expect(placed.map((a) => a.verdict)).toEqual(['applied', 'applied']);
+		expect(placed.every((a) => a.outcome?.status === 'ok')).toBe(true);
+		const stored = await foresight.store.actionHistory(0, Date.now() + 1000);
+		expect(stored.filter((a) => a.action === 'place').map((a) => a.targetIds[0])).toEqual(['alice', 'bob']);
+		expect(stored.every((a) => a.dryRun === false && a.reason.length > 0)).toBe(true);
+	});
+});
