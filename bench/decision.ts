@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { guardedForesight, leastLoadedPolicy } from '../plugin/allocate/policies';
 import { consumerCostPct } from '../plugin/allocate/estimate';
 import { median } from '../plugin/allocate/sim/metrics';
-import { Rng } from '../plugin/allocate/sim/rng';
+import { Rng } from '../plugin/util/rng';
 import {
 	MEASURED_COST_MODEL,
 	packetCostPct,

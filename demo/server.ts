@@ -1,47 +1,243 @@
 /**
- * `npm run demo` (foundation stage): real mediasoup workers with Foresight
- * attached, one peer sending real VP8 + Opus (ffmpeg-encoded, replayed over UDP)
- * to three receivers, and live worker profiles printed every second.
- * The browser room and dashboard replace this printout in the demo-room issue.
+ * `npm run demo`: a mediasoup SFU with Foresight attached, a browser room at /
+ * and a live operator dashboard at /dashboard. Also importable: startDemo()
+ * is what the end-to-end and fuzz tests run.
  */
-import { cpus } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import express from 'express';
 import * as mediasoup from 'mediasoup';
-import { attach } from '../plugin';
-import { MEDIA_CODECS, startReceivingPeer, startSendingPeer } from '../training/media/rig';
+import type { types } from 'mediasoup';
+import pino, { type Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { attach, type Foresight } from '../plugin';
+import { actionEntities, type PendingJoin } from '../plugin/allocate';
+import { createProfileStore, registerStoreMetrics } from '../plugin/store';
+import { AllocationManager } from './allocation';
+import { BotManager, DEFAULT_RECORDINGS_DIR } from './bots';
+import { BUILD_DIR, buildClient } from './build';
+import { demoConfigFromEnv, type DemoConfig } from './config';
+import { DashboardFeed } from './feed';
+import { DemoMetrics } from './metrics';
+import { MAX_MESSAGE_BYTES } from './protocol';
+import { Room } from './room';
+import { SignalingSession, type SignalingStats } from './signaling';
 
-async function main(): Promise<void> {
-	const foresight = attach(mediasoup);
-	const workerCount = Math.max(2, cpus().length);
-	const workers = await Promise.all(
-		Array.from({ length: workerCount }, () => mediasoup.createWorker({ logLevel: 'warn' })),
-	);
-	const router = await workers[0]!.createRouter({ mediaCodecs: MEDIA_CODECS });
-	const sender = await startSendingPeer(router, 50_000);
-	const receivers = await Promise.all(
-		[0, 1, 2].map(() => startReceivingPeer(router, [sender.video, sender.audio])),
-	);
-	await Promise.all(workers.slice(1).map((w) => w.createRouter({ mediaCodecs: MEDIA_CODECS })));
+export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
+	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
+	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, parameters: { 'x-google-start-bitrate': 1000 } },
+];
 
-	foresight.on('workerLoad', (s) => {
-		process.stdout.write(
-			`${new Date(s.ts).toISOString()} worker ${s.workerId}: cpu ${s.cpuPct.toFixed(2)}% rss ${(s.rssBytes / 2 ** 20).toFixed(1)} MiB ` +
-				`routers ${s.routers} transports ${s.transports} producers ${s.producers} consumers ${s.consumers}\n`,
-		);
-	});
-	process.stdout.write(`demo: ${workerCount} workers with Foresight attached; Ctrl-C to stop\n`);
+const PUBLIC_DIR = join(__dirname, 'public');
 
-	const shutdown = async (): Promise<void> => {
-		sender.sender.stop();
-		for (const r of receivers) r.sink.close();
-		await foresight.detach();
-		for (const w of workers) w.close();
-		process.exit(0);
-	};
-	process.once('SIGINT', () => void shutdown());
-	process.once('SIGTERM', () => void shutdown());
+export interface DemoServer {
+	url: string;
+	config: DemoConfig;
+	foresight: Foresight;
+	workers: types.Worker[];
+	room: Room;
+	feed: DashboardFeed;
+	bots: BotManager;
+	signalingStats: SignalingStats;
+	buildMs: number;
+	close(): Promise<void>;
 }
 
-main().catch((error: unknown) => {
-	process.stderr.write(`demo failed: ${error instanceof Error ? error.stack : String(error)}\n`);
-	process.exit(1);
-});
+const scenarioRequest = z.object({ name: z.string().min(1).max(64) });
+
+export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS.ProcessEnv = process.env): Promise<DemoServer> {
+	const config = demoConfigFromEnv(env, overrides);
+	const log: Logger = pino({ name: 'demo', level: config.logLevel });
+	const built = buildClient();
+
+	// Attach before creating workers: Foresight discovers them through mediasoup.observer.
+	const foresight = attach(mediasoup, { logger: log, logLevel: config.logLevel, dryRun: config.dryRun });
+	const workers = await Promise.all(Array.from({ length: config.workers }, () => mediasoup.createWorker({ logLevel: 'warn' })));
+	for (const w of workers) w.on('died', (err) => log.error({ pid: w.pid, err: err.message }, 'mediasoup worker died'));
+	// Keyed by Foresight's worker ids, which the policy's decisions name.
+	const workersById = new Map<string, types.Worker>();
+	for (const node of foresight.registry.all('worker')) workersById.set(node.id, node.handle);
+	const room = new Room('demo', workersById, MEDIA_CODECS, config, log);
+	await room.anyRouter;
+
+	const labelOf = (transportId: string): string => {
+		const node = foresight.registry.get('transport', transportId);
+		const appData = node?.handle.appData ?? {};
+		const peerId = typeof appData.peerId === 'string' ? appData.peerId : undefined;
+		const peer = peerId ? room.peers.get(peerId) : undefined;
+		if (peer) return `${peer.displayName} (${String(appData.direction ?? '')})`;
+		if (peerId) return peerId;
+		if (typeof appData.replay === 'string') return `replay ${String(appData.peer ?? '')} ${appData.replay}`.trim();
+		if (node?.transportType === 'pipe') return 'pipe (producers shared across workers)';
+		return node?.transportType === 'plain' ? 'bot subscriber' : transportId.slice(0, 8);
+	};
+	// Profiles, load and decisions are kept in the plugin's store: InfluxDB when INFLUX_URL is set, else in memory.
+	const store = await createProfileStore(foresight.options, log);
+	const stored = (what: string, p: Promise<unknown>): void => void p.catch((err: unknown) => log.warn({ err: String(err), what }, 'store write failed'));
+	foresight.on('profiles', (p) => {
+		stored('streams', store.writeStreamProfiles(p.streams));
+		stored('connections', store.writeConnectionProfiles(p.connections));
+	});
+	foresight.on('workerLoad', (s) => stored('load', store.writeWorkerLoad([s])));
+	const feed = new DashboardFeed(foresight, labelOf);
+	const allocation = new AllocationManager(foresight, feed, { dryRun: config.dryRun, capacityPct: config.workerCapacityPct, log });
+	allocation.onDecision = (action, outcome) =>
+		stored(
+			'action',
+			store.writeAction({
+				ts: Date.now(),
+				action: action.type,
+				targetIds: actionEntities(action),
+				workerId: action.workerId,
+				reason: `${action.reason} [${outcome}]`,
+				predictedBefore: { cpuPct: action.predictedBeforePct },
+				predictedAfter: { cpuPct: action.predictedAfterPct },
+				dryRun: outcome === 'dryRun',
+				...('toWorkerId' in action ? { toWorkerId: action.toWorkerId } : {}),
+			}),
+		);
+	allocation.onMigrate = async (action) => {
+		if (action.type !== 'spreadFanout') return 0;
+		let moved = 0;
+		for (const consumerId of action.consumerIds) if (await room.migrateConsumer(consumerId, action.toWorkerId)) moved++;
+		return moved;
+	};
+	const place = (join: PendingJoin): Promise<string> => allocation.place(join);
+	const bots = new BotManager(room, workersById, place, config.recordingsDir ?? DEFAULT_RECORDINGS_DIR, log);
+	feed.botStatus = () => bots.status();
+	const signalingStats: SignalingStats = { accepted: 0, rejected: { invalid: 0, rateLimited: 0, failed: 0 } };
+	const metrics = new DemoMetrics(signalingStats, 5);
+	registerStoreMetrics(store, metrics.registry);
+
+	const app = express();
+	app.disable('x-powered-by');
+	app.use(express.json({ limit: '4kb' }));
+	const page = (file: string) => (_req: express.Request, res: express.Response) => res.type('html').send(readFileSync(join(PUBLIC_DIR, file)));
+	app.get('/', page('room.html'));
+	app.get('/dashboard', page('dashboard.html'));
+	app.use('/static', express.static(PUBLIC_DIR));
+	app.use('/build', express.static(BUILD_DIR));
+	app.get('/metrics', async (_req, res) => {
+		res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+	});
+	app.get('/api/status', (_req, res) => {
+		res.json({ workers: workers.map((w) => ({ pid: w.pid, closed: w.closed })), peers: room.peers.size, ...bots.status(), scenarios: BotManager.scenarioNames(), dryRun: config.dryRun });
+	});
+	app.post('/api/bots', async (_req, res) => {
+		try {
+			res.json({ id: await bots.add() });
+		} catch (err) {
+			res.status(409).json({ error: err instanceof Error ? err.message : String(err) });
+		}
+	});
+	app.delete('/api/bots', (_req, res) => {
+		res.json({ id: bots.remove() ?? null });
+	});
+	app.post('/api/scenario', async (req, res) => {
+		const parsed = scenarioRequest.safeParse(req.body);
+		if (!parsed.success) return void res.status(400).json({ error: 'expected {"name": "<scenario>"}' });
+		try {
+			const workerId = await bots.startScenario(parsed.data.name);
+			res.json({ started: parsed.data.name, workerId });
+		} catch (err) {
+			res.status(409).json({ error: err instanceof Error ? err.message : String(err) });
+		}
+	});
+	app.delete('/api/scenario', (_req, res) => {
+		bots.stopScenario();
+		res.json({ stopping: true });
+	});
+	app.post('/api/allocation', (req, res) => {
+		const parsed = z.object({ dryRun: z.boolean() }).safeParse(req.body);
+		if (!parsed.success) return void res.status(400).json({ error: 'expected {"dryRun": boolean}' });
+		allocation.dryRun = parsed.data.dryRun;
+		res.json({ dryRun: allocation.dryRun });
+	});
+
+	const server: Server = createServer(app);
+	// maxPayload above our own limit so oversized messages get a polite error reply first.
+	const signalingWss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_MESSAGE_BYTES });
+	const dashboardWss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
+	server.on('upgrade', (req, socket, head) => {
+		const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+		const target = path === '/ws' ? signalingWss : path === '/dashboard' ? dashboardWss : undefined;
+		if (!target) return void socket.destroy();
+		target.handleUpgrade(req, socket, head, (ws) => target.emit('connection', ws, req));
+	});
+	signalingWss.on('connection', (ws: WebSocket) => {
+		const session = new SignalingSession(
+			ws,
+			room,
+			async (peer) => room.routerOn(await place({ peerId: peer.id, roomId: room.id, sends: ['video', 'audio'], consumes: true, priority: 100 })),
+			signalingStats,
+			log,
+		);
+		session.onProducer = (p) => void bots.onProducer(p, session.peer.router).catch((err: unknown) => log.warn({ err: String(err) }, 'bots could not consume a new producer'));
+	});
+	dashboardWss.on('connection', (ws: WebSocket) => {
+		ws.send(JSON.stringify({ ...feed.snapshot(), scenarios: BotManager.scenarioNames(), dryRun: allocation.dryRun }));
+		ws.on('message', () => {}); // read-only channel; controls are HTTP
+	});
+	feed.on('action', (a) => metrics.onAction(a));
+	feed.on('frame', (frame) => {
+		metrics.onFrame(frame);
+		const json = JSON.stringify({ ...frame, dryRun: allocation.dryRun });
+		for (const ws of dashboardWss.clients) if (ws.readyState === ws.OPEN) ws.send(json);
+	});
+
+	const { ms: buildMs } = await built;
+	await new Promise<void>((resolve, reject) => {
+		server.once('error', reject);
+		server.listen(config.port, config.host, () => resolve());
+	});
+	feed.start();
+	allocation.start();
+	const address = server.address() as AddressInfo;
+	const url = `http://${config.host}:${address.port}`;
+	log.info({ url, dashboard: `${url}/dashboard`, workers: workers.map((w) => w.pid), buildMs: Math.round(buildMs) }, 'demo ready');
+
+	let closed = false;
+	return {
+		url,
+		config,
+		foresight,
+		workers,
+		room,
+		feed,
+		bots,
+		signalingStats,
+		buildMs,
+		async close() {
+			if (closed) return;
+			closed = true;
+			allocation.stop();
+			feed.stop();
+			bots.close();
+			for (const ws of signalingWss.clients) ws.terminate();
+			for (const ws of dashboardWss.clients) ws.terminate();
+			signalingWss.close();
+			dashboardWss.close();
+			await new Promise<void>((r) => server.close(() => r()));
+			await foresight.detach();
+			await store.close(2000);
+			for (const w of workers) w.close();
+		},
+	};
+}
+
+if (require.main === module) {
+	startDemo()
+		.then((demo) => {
+			process.stdout.write(`demo ready: room ${demo.url}/  dashboard ${demo.url}/dashboard  metrics ${demo.url}/metrics (client built in ${Math.round(demo.buildMs)} ms)\n`);
+			const shutdown = (): void => void demo.close().then(() => process.exit(0));
+			process.once('SIGINT', shutdown);
+			process.once('SIGTERM', shutdown);
+		})
+		.catch((error: unknown) => {
+			process.stderr.write(`demo failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+			process.exit(1);
+		});
+}

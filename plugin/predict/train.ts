@@ -1,5 +1,6 @@
 import type * as Tf from '@tensorflow/tfjs';
 import type { Logger } from '../log';
+import { mulberry32 } from '../util/rng';
 import { PROFILE_SCHEMA_VERSION } from '../profile/schema';
 import { fitNormalization, STREAM_FEATURE_COUNT, STREAM_FEATURES, streamContexts, streamFeatures, WORKER_FEATURE_COUNT, WORKER_FEATURES, workerFeatures } from './features';
 import {
@@ -53,17 +54,6 @@ export interface TrainResult {
 	history: EpochLog[];
 }
 
-/** Deterministic PRNG so a seed reproduces a training run. */
-function mulberry32(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 const invSoftplus = (y: number): number => Math.log(Math.expm1(Math.max(y, 1e-6)));
 

@@ -3,7 +3,7 @@ import { foresightPolicy, FORESIGHT_DEFAULTS } from '../../plugin/allocate/polic
 import type { AllocationAction, AllocationPolicy } from '../../plugin/allocate/actions';
 import type { AllocationSnapshot, ConsumerView } from '../../plugin/allocate/snapshot';
 import { consumerCostPct } from '../../plugin/allocate/estimate';
-import { Rng } from '../../plugin/allocate/sim/rng';
+import { Rng } from '../../plugin/util/rng';
 import { SnapshotBuilder } from './fixtures';
 
 const options: SafetyOptions = { ...SAFETY_DEFAULTS };

@@ -1,3 +1,4 @@
+import { mulberry32 } from '../../plugin/util/rng';
 /**
  * Synthetic workers for pure-logic tests and the inference benchmark, generated from a
  * known cost law (not recorded media: that is what training/ will feed the model).
@@ -15,16 +16,7 @@ import { HORIZONS_S, networkOfStreams, type ResourceVector, type StreamEvent, ty
 
 export const LAW = { baseCpuPct: 0.5, ingressUsPerPacket: 2.5, egressUsPerPacket: 13, baseRss: 30e6 };
 
-export function rng(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+export const rng = mulberry32;
 
 function gaussian(random: () => number): number {
 	return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

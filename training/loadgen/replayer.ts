@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import type { types } from 'mediasoup';
-import { Rng } from '../../plugin/allocate/sim/rng';
+import { Rng } from '../../plugin/util/rng';
 import type { Recording, RecordedStream } from '../record/format';
 import { prepare, type PreparedLayer, type PreparedRecording } from './prepared';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { Rng } from '../../plugin/allocate/sim/rng';
+import { Rng } from '../../plugin/util/rng';
 
 /**
  * Scenarios: who joins when, what they publish, whom they consume. A scenario

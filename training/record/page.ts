@@ -6,7 +6,7 @@
  */
 import { Device } from 'mediasoup-client';
 import type { types } from 'mediasoup-client';
-import { Rng } from '../../plugin/allocate/sim/rng';
+import { Rng } from '../../plugin/util/rng';
 
 export interface PageConfig {
 	video?: { label: string; width: number; height: number; frameRate: number; maxBitrates: [number, number, number]; contentHint: string };

@@ -1,5 +1,5 @@
 import type { MediaClass } from '../snapshot';
-import type { Rng } from './rng';
+import type { Rng } from '../../util/rng';
 
 /**
  * The simulator's hidden truth about what streams send and cost. Figures come from

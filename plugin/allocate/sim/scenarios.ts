@@ -1,5 +1,5 @@
 import type { MediaClass } from '../snapshot';
-import { Rng } from './rng';
+import { Rng } from '../../util/rng';
 
 /** A scripted session timeline; the simulator plays it against any policy. */
 export type SimEvent =

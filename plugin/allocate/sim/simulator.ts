@@ -16,7 +16,7 @@ import {
 import { drawProducerTruth, pct, trueLayerRates, TRUTH, type ProducerTruth } from './groundTruth';
 import { emptyMetrics, finishMetrics, LeadTimeTracker, type ScenarioMetrics } from './metrics';
 import { SpecPredictor } from './predictor';
-import { Rng } from './rng';
+import { Rng } from '../../util/rng';
 import type { Scenario, SimEvent } from './scenarios';
 
 /**

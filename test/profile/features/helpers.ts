@@ -1,3 +1,4 @@
+import { mulberry32 } from '../../../plugin/util/rng';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRtp, type RtpPacket } from '../../../plugin/profile/features/rtp';
@@ -23,16 +24,7 @@ export function loadJson<T>(name: string): T {
 }
 
 /** Deterministic PRNG (mulberry32) so property tests are reproducible. */
-export function rng(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+export const rng = mulberry32;
 
 export function gaussian(random: () => number): () => number {
 	return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

@@ -1,4 +1,4 @@
-/** Seeded PRNG (mulberry32) with the few distributions the simulator needs; same seed, same run. */
+/** Seeded PRNG (mulberry32) with the few distributions simulations, tests and load generation need; same seed, same run. */
 export class Rng {
 	private s: number;
 
@@ -45,4 +45,10 @@ export class Rng {
 	pick<T>(items: readonly T[]): T {
 		return items[Math.floor(this.next() * items.length)]!;
 	}
+}
+
+/** The bare generator: uniform numbers in [0, 1) from a seed. */
+export function mulberry32(seed: number): () => number {
+	const rng = new Rng(seed);
+	return () => rng.next();
 }

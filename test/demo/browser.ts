@@ -1,0 +1,39 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+
+export const TEST_OUTPUT = join(__dirname, '../../test-output');
+
+/**
+ * A 960×540 Y4M clip for Chromium's fake camera: at its default 640×480 Chromium
+ * sends fewer than three simulcast layers.
+ */
+export function fakeCameraClip(): string {
+	mkdirSync(TEST_OUTPUT, { recursive: true });
+	const path = join(TEST_OUTPUT, 'fake-camera-960x540.y4m');
+	if (!existsSync(path)) {
+		execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=960x540:rate=30', '-t', '1', '-pix_fmt', 'yuv420p', path]);
+	}
+	return path;
+}
+
+export function launchChromium(): Promise<Browser> {
+	return chromium.launch({
+		executablePath: '/usr/bin/chromium',
+		args: [
+			'--headless',
+			'--no-sandbox',
+			'--disable-gpu',
+			'--disable-quic',
+			'--no-first-run',
+			'--disable-background-networking',
+			'--disable-component-update',
+			'--disable-sync',
+			'--use-fake-ui-for-media-stream',
+			'--use-fake-device-for-media-stream',
+			`--use-file-for-fake-video-capture=${fakeCameraClip()}`,
+			'--autoplay-policy=no-user-gesture-required',
+		],
+	});
+}

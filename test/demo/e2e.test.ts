@@ -1,0 +1,132 @@
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { startDemo, type DemoServer } from '../../demo/server';
+import { launchChromium, TEST_OUTPUT } from './browser';
+
+/**
+ * The demo end to end with a real browser: two Chromium peers join, one publishes
+ * VP8 simulcast + Opus + chat; a consumer migrates to the other worker while its
+ * video keeps playing; the dashboard shows the publisher's profile with the
+ * camera's resolution and codec; the bursty-joins scenario produces allocation
+ * actions and the predicted CPU line.
+ */
+jest.setTimeout(90_000);
+
+interface RoomState {
+	peerId: string;
+	joined: boolean;
+	producers: Record<string, string>;
+	consumers: number;
+	chatReceived: string[];
+	errors: string[];
+}
+interface StreamRowLike {
+	streamId: string;
+	entity: string;
+	mimeType: string | null;
+	width: number | null;
+	height: number | null;
+	activeLayers: number;
+	layers: number;
+}
+
+let demo: DemoServer;
+let browser: Browser;
+
+beforeAll(async () => {
+	// A small per-worker CPU budget so a two-core test machine crosses the policy's thresholds under the scenario.
+	demo = await startDemo({ port: 0, workers: 2, logLevel: 'warn', workerCapacityPct: 10 }, {});
+	browser = await launchChromium();
+});
+
+afterAll(async () => {
+	await browser?.close();
+	await demo?.close();
+});
+
+test('room → dashboard profile → scenario → allocation actions and predicted line', async () => {
+	const t0 = Date.now();
+	const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+	const publisher = await context.newPage();
+	await publisher.goto(`${demo.url}/?name=alice`);
+	await publisher.waitForFunction(() => (window as unknown as { demo: RoomState }).demo.joined, undefined, { timeout: 20_000 });
+	const alice = await publisher.evaluate(() => (window as unknown as { demo: RoomState }).demo);
+	expect(alice.errors).toEqual([]);
+	expect(Object.keys(alice.producers).sort()).toEqual(['audio', 'chat', 'video']);
+
+	const receiver = await context.newPage();
+	await receiver.goto(`${demo.url}/?name=bob`);
+	await receiver.waitForFunction(() => (window as unknown as { demo: RoomState }).demo.consumers >= 2, undefined, { timeout: 20_000 });
+	// Bob's chat consumer exists once Bob has joined; Alice's message then reaches him over SCTP.
+	await receiver.waitForFunction(() => (window as unknown as { demo: RoomState }).demo.joined, undefined, { timeout: 10_000 });
+	await publisher.waitForTimeout(500);
+	await publisher.evaluate(() => (window as unknown as { sendChat: (t: string) => void }).sendChat('hello from alice'));
+	await receiver.waitForFunction(() => (window as unknown as { demo: RoomState }).demo.chatReceived.includes('hello from alice'), undefined, { timeout: 10_000 });
+	// Bob's remote video plays real frames.
+	await receiver.waitForFunction(() => Array.from(document.querySelectorAll<HTMLVideoElement>('#remotes video')).some((v) => v.videoWidth > 0), undefined, { timeout: 15_000 });
+
+	// The migration hook: Bob's consumer of Alice's camera moves to the other worker; his video keeps playing.
+	const bob = [...demo.room.peers.values()].find((p) => p.displayName === 'bob')!;
+	const bobsConsumer = [...bob.consumers.values()].find((c) => c.producerId === alice.producers.video)!;
+	const fromWorker = demo.foresight.registry.get('consumer', bobsConsumer.id)!.workerId;
+	const toWorker = [...demo.foresight.registry.all('worker')].find((w) => w.id !== fromWorker)!.id;
+	const movedId = await demo.room.migrateConsumer(bobsConsumer.id, toWorker);
+	expect(movedId).toBeDefined();
+	expect(movedId).not.toBe(bobsConsumer.id);
+	await receiver.waitForFunction(() => (window as unknown as { demo: RoomState & { migrations: number } }).demo.migrations >= 1, undefined, { timeout: 15_000 });
+	expect(demo.foresight.registry.get('consumer', movedId!)?.workerId).toBe(toWorker);
+	expect(bobsConsumer.closed).toBe(true);
+	const playing = async (): Promise<number> =>
+		receiver.evaluate((id) => {
+			const v = document.querySelector<HTMLVideoElement>(`video[data-consumer="${id}"]`);
+			return v ? v.getVideoPlaybackQuality().totalVideoFrames : -1;
+		}, movedId!);
+	const framesBefore = await playing();
+	await receiver.waitForTimeout(1500);
+	expect(await playing()).toBeGreaterThan(Math.max(0, framesBefore));
+	expect(await receiver.evaluate(() => (window as unknown as { demo: RoomState }).demo.errors)).toEqual([]);
+
+	const dashboard = await context.newPage();
+	await dashboard.setViewportSize({ width: 1440, height: 1000 });
+	await dashboard.goto(`${demo.url}/dashboard`);
+	const videoId = alice.producers.video!;
+	// Alice's camera producer profiled with the fake camera's 960×540, VP8, three active layers.
+	const row = await dashboard.waitForFunction(
+		(id) => {
+			const conns = (window as unknown as { dashboard: { connections: Array<{ streams: StreamRowLike[] }> } }).dashboard.connections;
+			const s = conns.flatMap((c) => c.streams).find((x) => x.streamId === id);
+			return s && s.width !== null && s.activeLayers >= 3 ? s : undefined;
+		},
+		videoId,
+		{ timeout: 30_000, polling: 500 },
+	);
+	const stream = (await row.jsonValue()) as StreamRowLike;
+	expect(stream.mimeType?.toLowerCase()).toBe('video/vp8');
+	expect(stream.entity).toBe('producer');
+	expect([stream.width, stream.height]).toEqual([960, 540]);
+	expect(stream.activeLayers).toBe(3);
+	await publisher.screenshot({ path: join(TEST_OUTPUT, 'demo-room.png') });
+
+	const res = await fetch(`${demo.url}/api/scenario`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bursty-joins' }) });
+	expect(res.status).toBe(200);
+	// Joins are admitted by the policy ('place'); the scenario's load then makes it rebalance or degrade.
+	await dashboard.waitForFunction(
+		() => Object.keys((window as unknown as { dashboard: { actionTypes: Record<string, number> } }).dashboard.actionTypes).some((t) => t !== 'place'),
+		undefined,
+		{ timeout: 50_000, polling: 500 },
+	);
+	const actionTypes = await dashboard.evaluate(() => (window as unknown as { dashboard: { actionTypes: Record<string, number> } }).dashboard.actionTypes);
+	expect(actionTypes.place).toBeGreaterThanOrEqual(2); // alice and bob were placed by the policy
+	// The predicted line: points that carry a prediction made 5 s earlier.
+	const predicted = await dashboard.evaluate(() => (window as unknown as { dashboard: { predictedPoints: number } }).dashboard.predictedPoints);
+	expect(predicted).toBeGreaterThan(0);
+	await dashboard.waitForTimeout(1500);
+	await dashboard.screenshot({ path: join(TEST_OUTPUT, 'demo-dashboard.png'), fullPage: true });
+	expect(demo.workers.every((w) => !w.closed)).toBe(true);
+	const metrics = await (await fetch(`${demo.url}/metrics`)).text();
+	expect(metrics).toMatch(/^foresight_actions_total\{type="place",outcome="applied"\} [1-9]/m);
+	expect(metrics).toMatch(/^foresight_worker_predicted_cpu_percent\{.*stat="p95".*\} \d/m);
+	expect(metrics).toMatch(/^foresight_profiles\{entity="producer",data_type="video"\} [1-9]/m);
+	expect(metrics).toMatch(/^foresight_store_/m);
+	process.stderr.write(`e2e: ${Date.now() - t0} ms; actions ${JSON.stringify(actionTypes)}\n`);
+});
