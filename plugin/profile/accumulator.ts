@@ -77,6 +77,8 @@ interface Counter {
 }
 
 const MAX_FRAME_EVENTS = 4096;
+/** A layer without bytes for longer than this is off. */
+const LAYER_IDLE_MS = 3000;
 /** 1 s samples for an hour: the longest variance window plus slack. */
 const SERIES_CAPACITY = 3600;
 
@@ -86,7 +88,7 @@ export class StreamAccumulator {
 	private readonly sceneChanges = new SceneChangeDetector(BITRATE_SCENE_DEFAULTS);
 	/** Natural (not Foresight-induced) keyframes seen by the keyframe trace, for the keyframe rate. */
 	private readonly keyframes = new TimeSeriesWindow(1024);
-	private readonly layerRates = new Map<number, { bps: number; pps: number; last?: Counter }>();
+	private readonly layerRates = new Map<number, { bps: number; pps: number; last?: Counter; lastFlowMs?: number }>();
 	private last: Counter | undefined;
 	private lastStats: RtpStatsSample | undefined;
 	private lastBps = 0;
@@ -131,6 +133,7 @@ export class StreamAccumulator {
 				const dt = (now.atMs - state.last.atMs) / 1000;
 				state.bps = (8 * (now.bytes - state.last.bytes)) / dt;
 				state.pps = Math.max(0, now.packets - state.last.packets) / dt;
+				if (now.bytes > state.last.bytes) state.lastFlowMs = now.atMs;
 			}
 			state.last = now;
 			this.layerRates.set(index, state);
@@ -311,7 +314,10 @@ export class StreamAccumulator {
 			const enc = m.encodings[i];
 			const rate = this.layerRates.get(i);
 			const res = this.resolution.get(i);
-			const active = m.entity === 'consumer' ? (current ? current.spatialLayer >= i : (rate?.bps ?? 0) > 0) : (rate?.bps ?? 0) > 0;
+			// A layer is on if it carried bytes lately: one quiet stats interval (a slide
+			// deck between changes, a stalled sender) does not switch it off.
+			const flowing = rate?.lastFlowMs !== undefined && (this.lastStats?.atMs ?? 0) - rate.lastFlowMs <= LAYER_IDLE_MS;
+			const active = m.entity === 'consumer' && current ? current.spatialLayer >= i : flowing;
 			out.push({
 				spatialLayer: i,
 				...(enc?.rid !== undefined ? { rid: enc.rid } : {}),

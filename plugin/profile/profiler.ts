@@ -163,6 +163,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		]);
 		const now = Date.now();
 		const streams = mine.filter((s) => this.streams.has(s.node.id)).map((s) => s.acc.profile(now));
+		inheritProducerVideo(streams, (id) => this.streams.get(id)?.acc.profile(now));
 		const byTransport = new Map<string, StreamProfile[]>();
 		for (const p of streams) byTransport.set(p.transportId, [...(byTransport.get(p.transportId) ?? []), p]);
 		const connections: ConnectionProfile[] = [];
@@ -455,6 +456,28 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		} catch (error) {
 			this.log.debug({ err: error, dataProducerId: node.id }, 'data tap failed');
 		}
+	}
+}
+
+/**
+ * A consumer forwards its producer's layers: it has no payload tap of its own,
+ * so its layers' resolution and framerate, and its video size (that of the top
+ * layer it receives), come from the producer's profile.
+ */
+function inheritProducerVideo(streams: StreamProfile[], producerProfile: (id: string) => StreamProfile | undefined): void {
+	const cache = new Map<string, StreamProfile | undefined>();
+	for (const p of streams) {
+		if (p.entity !== 'consumer' || p.kind !== 'video' || !p.producerId || !p.video) continue;
+		if (!cache.has(p.producerId)) cache.set(p.producerId, streams.find((x) => x.streamId === p.producerId) ?? producerProfile(p.producerId));
+		const producer = cache.get(p.producerId);
+		if (!producer) continue;
+		p.layers = p.layers.map((l) => {
+			const src = producer.layers[l.spatialLayer];
+			return src ? { ...(src.width !== undefined ? { width: src.width, height: src.height } : {}), ...(src.fps !== undefined ? { fps: src.fps } : {}), ...l } : l;
+		});
+		const top = [...p.layers].reverse().find((l) => l.active && l.width !== undefined);
+		if (top && p.video.width === undefined) p.video = { ...p.video, width: top.width, height: top.height };
+		if (p.video.fps === undefined && producer.video?.fps !== undefined) p.video = { ...p.video, fps: producer.video.fps };
 	}
 }
 

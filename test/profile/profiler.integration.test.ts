@@ -79,6 +79,8 @@ describe('Profiler on a real worker', () => {
 			const consumer = byId.get(recv.consumers[0]!.id)!;
 			expect(consumer).toMatchObject({ entity: 'consumer', producerId: send.video.id, transportId: recv.transport.id });
 			expect(consumer.flow.bitrateBps).toBeGreaterThan(100_000);
+			// What the consumer forwards is its producer's layer.
+			expect(consumer.video).toMatchObject({ width: 640, height: 360 });
 
 			const data = byId.get(chat.id)!;
 			expect(data).toMatchObject({ entity: 'dataProducer', kind: 'data', dataType: 'text' });
