@@ -9,8 +9,8 @@ import { loadScenario } from '../training/loadgen/scenario';
 import type { PendingJoin } from '../plugin/allocate';
 import type { Room } from './room';
 
-/** Where a newcomer goes: the allocation manager's admission decision (a worker id). */
-export type Placement = (join: PendingJoin) => Promise<string>;
+/** Where a newcomer goes: Foresight's admission decision, the room's router on the chosen worker. Rejects when refused. */
+export type Placement = (join: PendingJoin) => Promise<{ workerId: string; router: types.Router }>;
 
 export const SCENARIOS_DIR = join(__dirname, '../training/loadgen/scenarios');
 export const DEFAULT_RECORDINGS_DIR = join(__dirname, '../test/fixtures/recordings');
@@ -28,7 +28,7 @@ interface Bot {
  * Server-side bots: recorded browser media replayed into PlainTransports, each bot
  * also consuming every producer of the room into a UDP sink (the worker pays
  * the fan-out as for a browser). Each bot, and each scenario run, is placed on a
- * worker by the allocation manager; scenarios get their own router there.
+ * worker by Foresight; scenarios are rooms of their own.
  */
 export class BotManager {
 	private readonly replayer = new Replayer({ seed: 7 });
@@ -39,7 +39,6 @@ export class BotManager {
 
 	constructor(
 		private readonly room: Room,
-		private readonly workers: ReadonlyMap<string, types.Worker>,
 		private readonly place: Placement,
 		private readonly recordingsDir: string,
 		private readonly log: Logger,
@@ -57,7 +56,7 @@ export class BotManager {
 		if (this.bots.length >= MAX_BOTS) throw new Error(`at most ${MAX_BOTS} bots`);
 		this.recording ??= readRecording(join(this.recordingsDir, `${BOT_RECORDING}.rec.gz`));
 		const id = `bot-${this.nextId++}`;
-		const router = await this.room.routerOn(await this.place({ peerId: id, roomId: this.room.id, sends: ['video', 'audio'], consumes: true, priority: 100 }));
+		const { router } = await this.place({ peerId: id, roomId: this.room.id, sends: ['video', 'audio'], consumes: true, priority: 100 });
 		const publisher = await this.replayer.publish(router, this.recording, { loop: true, appData: { peerId: id, bot: true } });
 		const existing: types.Producer[] = [];
 		for (const p of this.room.producers(id)) {
@@ -105,10 +104,7 @@ export class BotManager {
 		let router: types.Router;
 		let workerId: string;
 		try {
-			workerId = await this.place({ peerId: `scenario:${name}`, roomId: `scenario:${name}`, sends: ['video', 'audio'], consumes: true, priority: 100 });
-			const worker = this.workers.get(workerId);
-			if (!worker) throw new Error(`placement chose unknown worker ${workerId}`);
-			router = await worker.createRouter({ mediaCodecs: this.room.mediaCodecs, appData: { roomId: `scenario:${name}`, workerPid: worker.pid } });
+			({ workerId, router } = await this.place({ peerId: `scenario:${name}`, roomId: `scenario:${name}`, sends: ['video', 'audio'], consumes: true, priority: 100 }));
 		} catch (err) {
 			this.scenario = undefined;
 			throw err;

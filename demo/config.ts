@@ -18,8 +18,8 @@ export const demoConfigSchema = z
 		DEMO_RTC_MAX_PORT: port.pipe(z.int().min(1024)).default(49999),
 		DEMO_WORKERS: z.coerce.number().pipe(z.int().min(1).max(64)).optional(),
 		DEMO_RECORDINGS_DIR: z.string().min(1).optional(),
-		/** CPU budget per worker (% of one core) the allocation thresholds scale with. */
-		DEMO_WORKER_CAPACITY_PCT: z.coerce.number().pipe(z.number().gt(0).max(100)).default(100),
+		/** CPU budget per worker (% of one core) the allocation thresholds scale with; unset: Foresight's own (FORESIGHT_WORKER_CAPACITY_PCT, default 100). */
+		DEMO_WORKER_CAPACITY_PCT: z.coerce.number().pipe(z.number().gt(0).max(100)).optional(),
 		DEMO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 		/** Allocation manager only logs what it would do. */
 		FORESIGHT_DRY_RUN: z
@@ -38,7 +38,8 @@ export interface DemoConfig {
 	rtcMaxPort: number;
 	workers: number;
 	recordingsDir: string | undefined;
-	workerCapacityPct: number;
+	/** Passed to Foresight as allocation.workerCapacityPct when set. */
+	workerCapacityPct: number | undefined;
 	logLevel: z.infer<typeof demoConfigSchema>['DEMO_LOG_LEVEL'];
 	dryRun: boolean;
 }

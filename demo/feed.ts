@@ -1,6 +1,7 @@
-import type { Foresight } from '../plugin';
+import type { AuditEntry, Foresight } from '../plugin';
+import { actionEntities } from '../plugin/allocate';
 import type { ConnectionProfile, StreamProfile, WorkerLoadSample } from '../plugin/profile/schema';
-import { KnnPredictor, PredictionEngine, networkOfStreams, type WorkerSnapshot, type StreamEvent } from '../plugin/predict';
+import { networkOfStreams, type WorkerPrediction } from '../plugin/predict';
 import { TypedEmitter } from '../plugin/util/typedEmitter';
 
 /**
@@ -9,17 +10,15 @@ import { TypedEmitter } from '../plugin/util/typedEmitter';
  *
  *   - actual load: Foresight's 'workerLoad' samples; network is the sum of the
  *     worker's stream bitrates from its 'profiles' rounds (samples carry no bytes);
- *   - predictions: a PredictionEngine (kNN fallback, online bias correction) is
- *     fed every sample and asked for the next 5 s; a shipped model can be
- *     installed with `engine.loadModel(dir)` and the chart follows;
+ *   - predictions: Foresight's 'predictions' (its model, or the kNN fallback),
+ *     drawn at CHART_HORIZON_S: each point carries what was predicted for it;
  *   - connection profiles: the latest 'profiles' round of each worker;
- *   - action log: anything calling `feed.recordAction(entry)` (the allocation
- *     manager does; a future plugin actuator plugs in the same way).
+ *   - action log: Foresight's 'audit' entries (every allocation decision let
+ *     through, applied or dry-run), and their measured effect when it arrives.
  */
 
 export const CHART_HORIZON_S = 5;
 const HISTORY_POINTS = 180;
-const SAMPLES_FOR_PREDICTION = 30;
 
 export interface WorkerPoint {
 	ts: number;
@@ -103,10 +102,9 @@ type FeedEvents = { frame: [DashboardFrame]; action: [ActionEntry] };
 const REPEAT_WINDOW_MS = 15_000;
 
 interface WorkerState {
-	samples: WorkerLoadSample[];
+	latest: WorkerLoadSample | undefined;
 	streams: StreamProfile[];
 	connections: ConnectionProfile[];
-	events: StreamEvent[];
 	history: WorkerPoint[];
 	/** Predictions waiting for their target time: [targetTs, mean, p95]. */
 	pending: Array<[number, number, number]>;
@@ -116,12 +114,13 @@ interface WorkerState {
 }
 
 export class DashboardFeed extends TypedEmitter<FeedEvents> {
-	readonly engine = new PredictionEngine({ fallback: new KnnPredictor([]) });
 	private readonly workers = new Map<string, WorkerState>();
 	private readonly actions: ActionEntry[] = [];
 	private readonly newActions: ActionEntry[] = [];
 	private readonly newlyMeasured: Array<{ id: number; measuredAfterPct: number }> = [];
 	private nextActionId = 1;
+	/** Foresight emits an audit entry again once its effect is measured: this finds its log row. */
+	private readonly logged = new WeakMap<AuditEntry, ActionEntry>();
 	private timer: NodeJS.Timeout | undefined;
 	botStatus: () => DashboardFrame['bots'] = () => ({ bots: 0, scenario: null });
 
@@ -132,6 +131,8 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 		super();
 		foresight.on('workerLoad', (s) => this.onSample(s));
 		foresight.on('profiles', (p) => this.onProfiles(p.workerId, p.streams, p.connections));
+		foresight.on('predictions', (predictions) => this.onPredictions(predictions));
+		foresight.on('audit', (entry) => this.onAudit(entry));
 		foresight.on('workerDied', (id) => this.workers.delete(id));
 	}
 
@@ -146,85 +147,84 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 	private state(workerId: string): WorkerState {
 		let s = this.workers.get(workerId);
 		if (!s) {
-			s = { samples: [], streams: [], connections: [], events: [], history: [], pending: [], forecast: null, predictor: null, pid: 0 };
+			s = { latest: undefined, streams: [], connections: [], history: [], pending: [], forecast: null, predictor: null, pid: 0 };
 			this.workers.set(workerId, s);
 		}
 		return s;
 	}
 
-	latestSample(workerId: string): WorkerLoadSample | undefined {
-		return this.workers.get(workerId)?.samples.at(-1);
-	}
-
-	latestForecast(workerId: string): { mean: number; p95: number } | null {
-		return this.workers.get(workerId)?.forecast ?? null;
-	}
-
-	streamsOf(workerId: string): readonly StreamProfile[] {
-		return this.workers.get(workerId)?.streams ?? [];
-	}
-
-	workerIds(): string[] {
-		return [...this.workers.keys()];
-	}
-
 	private onProfiles(workerId: string, streams: StreamProfile[], connections: ConnectionProfile[]): void {
 		const s = this.state(workerId);
-		const before = new Set(s.streams.map((p) => p.streamId));
-		const after = new Set(streams.map((p) => p.streamId));
-		const ts = Date.now();
-		for (const p of streams) if (!before.has(p.streamId)) s.events.push({ ts, type: 'join', streamId: p.streamId, entity: p.entity });
-		for (const p of s.streams) if (!after.has(p.streamId)) s.events.push({ ts, type: 'leave', streamId: p.streamId, entity: p.entity });
-		if (s.events.length > 500) s.events.splice(0, s.events.length - 500);
 		s.streams = streams;
 		s.connections = connections;
+	}
+
+	private onPredictions(predictions: WorkerPrediction[]): void {
+		for (const p of predictions) {
+			const s = this.workers.get(p.workerId);
+			if (!s?.latest) continue;
+			const cpu = p.horizons[CHART_HORIZON_S].total.cpuPct;
+			s.forecast = { mean: cpu.mean, p95: cpu.p95 };
+			s.predictor = p.predictor;
+			s.pending.push([s.latest.ts + CHART_HORIZON_S * 1000, cpu.mean, cpu.p95]);
+			if (s.pending.length > HISTORY_POINTS) s.pending.shift();
+		}
 	}
 
 	private onSample(sample: WorkerLoadSample): void {
 		const s = this.state(sample.workerId);
 		s.pid = sample.pid;
-		s.samples.push(sample);
-		if (s.samples.length > SAMPLES_FOR_PREDICTION) s.samples.shift();
-		const net = networkOfStreams(s.streams);
-		this.engine.observe({ workerId: sample.workerId, ts: sample.ts, actual: { cpuPct: sample.cpuPct, rssBytes: sample.rssBytes, ...net } });
-		const snapshot: WorkerSnapshot = { workerId: sample.workerId, now: sample.ts, samples: s.samples, streams: s.streams, events: s.events };
-		const [prediction] = this.engine.predict([snapshot]);
+		s.latest = sample;
 		let due: [number, number, number] | undefined;
 		while (s.pending.length > 0 && s.pending[0]![0] <= sample.ts + 500) due = s.pending.shift();
-		if (prediction) {
-			const cpu = prediction.horizons[CHART_HORIZON_S].total.cpuPct;
-			s.forecast = { mean: cpu.mean, p95: cpu.p95 };
-			s.predictor = prediction.predictor;
-			s.pending.push([sample.ts + CHART_HORIZON_S * 1000, cpu.mean, cpu.p95]);
-		}
 		s.history.push({
 			ts: sample.ts,
 			cpuPct: sample.cpuPct,
 			rssBytes: sample.rssBytes,
-			...net,
+			...networkOfStreams(s.streams),
 			predictedPct: due ? due[1] : null,
 			predictedP95Pct: due ? due[2] : null,
 		});
 		if (s.history.length > HISTORY_POINTS) s.history.shift();
-		for (const a of this.actions) {
-			if (a.measuredAfterPct === null && a.workerId === sample.workerId && sample.ts - a.ts >= CHART_HORIZON_S * 1000) {
-				a.measuredAfterPct = sample.cpuPct;
-				this.newlyMeasured.push({ id: a.id, measuredAfterPct: sample.cpuPct });
-			}
-		}
 	}
 
-	recordAction(action: Omit<ActionEntry, 'id'>): void {
+	private onAudit(entry: AuditEntry): void {
+		const row = this.logged.get(entry);
+		if (row) {
+			if (entry.measuredAfterPct !== undefined && row.measuredAfterPct === null) {
+				row.measuredAfterPct = entry.measuredAfterPct;
+				this.newlyMeasured.push({ id: row.id, measuredAfterPct: entry.measuredAfterPct });
+			}
+			return;
+		}
+		const { action, outcome } = entry;
+		const recorded = this.recordAction({
+			ts: entry.ts,
+			type: action.type,
+			workerId: action.workerId,
+			target: actionEntities(action).join(', '),
+			reason: outcome?.status === 'ok' || outcome === undefined ? action.reason : `${action.reason} (${outcome.reason})`,
+			outcome: entry.verdict === 'dryRun' ? 'dryRun' : outcome?.status === 'ok' ? 'applied' : outcome?.status === 'skipped' ? 'skipped' : 'failed',
+			predictedBeforePct: action.predictedBeforePct,
+			predictedAfterPct: action.predictedAfterPct,
+			measuredAfterPct: entry.measuredAfterPct ?? null,
+		});
+		if (recorded) this.logged.set(entry, recorded);
+	}
+
+	/** Adds a row to the action log; returns it, or undefined when folded into an identical recent one. */
+	recordAction(action: Omit<ActionEntry, 'id'>): ActionEntry | undefined {
 		const entry = { ...action, id: this.nextActionId++ };
 		this.emit('action', entry);
-		// A policy that keeps proposing an action the demo does not execute would flood the log.
+		// A policy that keeps proposing an action that cannot be applied would flood the log.
 		for (let i = this.actions.length - 1; i >= 0 && entry.ts - this.actions[i]!.ts < REPEAT_WINDOW_MS; i--) {
 			const a = this.actions[i]!;
-			if (a.type === entry.type && a.target === entry.target && a.outcome === entry.outcome) return;
+			if (a.type === entry.type && a.target === entry.target && a.outcome === entry.outcome) return undefined;
 		}
 		this.actions.push(entry);
 		if (this.actions.length > 200) this.actions.shift();
 		this.newActions.push(entry);
+		return entry;
 	}
 
 	/** What a dashboard that just connected needs: each worker's history and the recent actions. */
@@ -241,7 +241,7 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 		const workers: WorkerFrame[] = [];
 		const connections: ConnectionRow[] = [];
 		for (const [workerId, s] of this.workers) {
-			const last = s.samples.at(-1);
+			const last = s.latest;
 			const point = s.history.at(-1);
 			if (!last || !point) continue;
 			workers.push({

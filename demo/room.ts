@@ -70,6 +70,8 @@ export class Room {
 	readonly botProducers = new Map<string, RemoteProducer & { handle: types.Producer; router: types.Router }>();
 
 	private readonly routers = new Map<string, Promise<types.Router>>();
+	/** Consumers closed by Foresight, not by the room, for a while: its hook tells why after the fact. */
+	private readonly closedByOthers = new Map<string, Peer>();
 	/** `${producerId}→${routerId}` already piped. */
 	private readonly piped = new Map<string, Promise<unknown>>();
 
@@ -101,15 +103,23 @@ export class Room {
 		return this.routerOn(this.workers.keys().next().value!);
 	}
 
+	/** The room's router on a worker given by handle (Foresight's routerFor hook). */
+	routerOnWorker(worker: types.Worker): Promise<types.Router> {
+		for (const [id, w] of this.workers) if (w === worker) return this.routerOn(id);
+		throw new Error(`worker ${worker.pid} is not one of the room's workers`);
+	}
+
 	/** Makes a producer (or data producer) of this room available on `router`. */
 	async ensureOn(router: types.Router, producer: { id: string; router: types.Router | undefined; data?: boolean }): Promise<void> {
 		if (!producer.router || producer.router === router) return;
 		const key = `${producer.id}→${router.id}`;
 		let p = this.piped.get(key);
 		if (!p) {
+			const source = producer.router;
 			p = producer.data
-				? producer.router.pipeToRouter({ dataProducerId: producer.id, router })
-				: producer.router.pipeToRouter({ producerId: producer.id, router });
+				? source.pipeToRouter({ dataProducerId: producer.id, router })
+				: // Foresight pipes producers too when it spreads fan-out: the worker refuses a second pipe of the same id.
+					hasProducer(router, producer.id).then((there) => (there ? undefined : source.pipeToRouter({ producerId: producer.id, router })));
 			p.catch(() => this.piped.delete(key));
 			this.piped.set(key, p);
 		}
@@ -214,6 +224,13 @@ export class Room {
 	private async consumeOn(peer: Peer, transport: types.WebRtcTransport, producerId: string): Promise<types.Consumer> {
 		const consumer = await transport.consume({ producerId, rtpCapabilities: peer.rtpCapabilities!, paused: true, appData: { peerId: peer.id, routerId: transport.appData.routerId } });
 		peer.consumers.set(consumer.id, consumer);
+		// Foresight closes consumers too (to shed load): the client is told like for any other close.
+		consumer.observer.once('close', () => {
+			if (!peer.consumers.delete(consumer.id)) return;
+			peer.notify('consumerClosed', { consumerId: consumer.id });
+			this.closedByOthers.set(consumer.id, peer);
+			setTimeout(() => this.closedByOthers.delete(consumer.id), 30_000).unref();
+		});
 		const notifyClosed = (): void => {
 			if (peer.consumers.delete(consumer.id)) peer.notify('consumerClosed', { consumerId: consumer.id });
 		};
@@ -245,19 +262,36 @@ export class Room {
 	}
 
 	/**
-	 * The migration hook: moves one browser consumer to another worker without the
-	 * user noticing. The producer is piped there, the peer gets a recv transport on
-	 * that worker if it has none, and a new paused consumer; the client swaps the
-	 * track, resumes the new consumer and the old one is closed. Returns the new
-	 * consumer's id, or undefined when the consumer is not a browser peer's.
+	 * Moves one browser consumer to another worker without the user noticing: the
+	 * producer is piped there, the peer gets a recv transport on that worker if it
+	 * has none, and a new paused consumer; the client swaps the track and resumes
+	 * the new consumer, and then the old one is closed. Returns the new consumer's
+	 * id, or undefined when the consumer is not a browser peer's.
 	 */
 	async migrateConsumer(consumerId: string, toWorkerId: string): Promise<string | undefined> {
-		const peer = [...this.peers.values()].find((p) => p.consumers.has(consumerId));
+		const peer = this.peerOfConsumer(consumerId);
+		if (!peer) return undefined;
+		const producerId = peer.consumers.get(consumerId)!.producerId;
+		const router = await this.routerOn(toWorkerId);
+		await this.ensureOn(router, { id: producerId, router: this.routerOfProducer(producerId) });
+		return (await this.moveConsumer(consumerId, router, producerId))?.consumer.id;
+	}
+
+	/**
+	 * Foresight's moveConsumers hook, for one consumer: `producerId` is already
+	 * consumable on `router`. `resumed` settles once the client plays the new
+	 * consumer (or after `swapTimeoutMs`), so the old one can be closed then.
+	 */
+	async moveConsumer(
+		consumerId: string,
+		router: types.Router,
+		producerId: string,
+		swapTimeoutMs = 10_000,
+	): Promise<{ consumer: types.Consumer; resumed: Promise<void> } | undefined> {
+		const peer = this.peerOfConsumer(consumerId);
 		if (!peer) return undefined;
 		const old = peer.consumers.get(consumerId)!;
-		const router = await this.routerOn(toWorkerId);
-		if (old.appData.routerId === router.id) return old.id;
-		await this.ensureOn(router, { id: old.producerId, router: this.routerOfProducer(old.producerId) });
+		if (old.appData.routerId === router.id) return { consumer: old, resumed: Promise.resolve() };
 		let transport = peer.recvTransport(router);
 		let transportInfo: Record<string, unknown> | undefined;
 		if (!transport) {
@@ -265,7 +299,7 @@ export class Room {
 			transportInfo = { id: transport.id, iceParameters: transport.iceParameters, iceCandidates: transport.iceCandidates, dtlsParameters: transport.dtlsParameters };
 		}
 		const preferred = old.preferredLayers;
-		const consumer = await this.consumeOn(peer, transport, old.producerId);
+		const consumer = await this.consumeOn(peer, transport, producerId);
 		if (preferred && consumer.type === 'simulcast') await consumer.setPreferredLayers(preferred);
 		peer.notify('consumerMigrated', {
 			oldConsumerId: old.id,
@@ -274,14 +308,36 @@ export class Room {
 			consumer: { id: consumer.id, producerId: consumer.producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters, type: consumer.type },
 		});
 		// The client resumes the new consumer once its track is attached; then the old one goes.
-		const closeOld = (): void => {
-			peer.consumers.delete(old.id);
-			old.close();
-		};
-		consumer.observer.once('resume', closeOld);
-		setTimeout(closeOld, 10_000).unref();
-		this.log.info({ peerId: peer.id, from: old.id, to: consumer.id, workerId: toWorkerId }, 'consumer migrated');
-		return consumer.id;
+		const resumed = new Promise<void>((resolve) => {
+			const done = (): void => {
+				clearTimeout(timer);
+				consumer.observer.off('resume', done);
+				consumer.observer.off('close', done);
+				peer.consumers.delete(old.id);
+				old.close();
+				resolve();
+			};
+			const timer = setTimeout(done, swapTimeoutMs);
+			timer.unref();
+			consumer.observer.once('resume', done);
+			consumer.observer.once('close', done);
+		});
+		this.log.info({ peerId: peer.id, from: old.id, to: consumer.id, routerId: router.id }, 'consumer migrated');
+		return { consumer, resumed };
+	}
+
+	/** Foresight closed a consumer to shed load (the client already removed its tile): tell the peer why. */
+	consumerDropped(consumerId: string, reason: string): void {
+		const peer = this.closedByOthers.get(consumerId) ?? this.peerOfConsumer(consumerId);
+		if (!peer) return;
+		this.closedByOthers.delete(consumerId);
+		if (peer.consumers.delete(consumerId)) peer.notify('consumerClosed', { consumerId });
+		peer.notify('consumerDropped', { consumerId, reason });
+	}
+
+	private peerOfConsumer(consumerId: string): Peer | undefined {
+		for (const peer of this.peers.values()) if (peer.consumers.has(consumerId)) return peer;
+		return undefined;
 	}
 
 	removePeer(peer: Peer): void {
@@ -289,4 +345,10 @@ export class Room {
 		peer.close();
 		this.broadcast(peer.id, 'peerLeft', { peerId: peer.id });
 	}
+}
+
+/** Whether a producer with this id is already on the router (piped by Foresight, say). */
+async function hasProducer(router: types.Router, producerId: string): Promise<boolean> {
+	const dump = await router.dump();
+	return dump.mapProducerIdConsumerIds.some((entry) => entry.key === producerId);
 }

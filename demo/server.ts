@@ -13,17 +13,16 @@ import type { types } from 'mediasoup';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
-import { attach, type Foresight } from '../plugin';
-import { actionEntities, type PendingJoin } from '../plugin/allocate';
-import { createProfileStore, registerStoreMetrics } from '../plugin/store';
-import { AllocationManager } from './allocation';
-import { BotManager, DEFAULT_RECORDINGS_DIR } from './bots';
+import { attach, type Foresight, type MigrationHooks } from '../plugin';
+import type { PendingJoin } from '../plugin/allocate';
+import { registerStoreMetrics } from '../plugin/store';
+import { BotManager, DEFAULT_RECORDINGS_DIR, type Placement } from './bots';
 import { BUILD_DIR, buildClient } from './build';
 import { demoConfigFromEnv, type DemoConfig } from './config';
 import { DashboardFeed } from './feed';
 import { DemoMetrics } from './metrics';
 import { MAX_MESSAGE_BYTES } from './protocol';
-import { Room } from './room';
+import { Room, SignalingError } from './room';
 import { SignalingSession, type SignalingStats } from './signaling';
 
 export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
@@ -53,14 +52,28 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 	const log: Logger = pino({ name: 'demo', level: config.logLevel });
 	const built = buildClient();
 
+	// The room is created once the workers exist; Foresight's hooks only run after that.
+	let roomReady: Room | undefined;
+	const theRoom = (): Room => {
+		if (!roomReady) throw new Error('the demo room is not ready yet');
+		return roomReady;
+	};
 	// Attach before creating workers: Foresight discovers them through mediasoup.observer.
-	const foresight = attach(mediasoup, { logger: log, logLevel: config.logLevel, dryRun: config.dryRun });
+	const foresight = attach(mediasoup, {
+		logger: log,
+		logLevel: config.logLevel,
+		dryRun: config.dryRun,
+		...(config.workerCapacityPct !== undefined ? { allocation: { workerCapacityPct: config.workerCapacityPct } } : {}),
+		mediaCodecs: MEDIA_CODECS,
+		hooks: migrationHooks(theRoom, log),
+	});
 	const workers = await Promise.all(Array.from({ length: config.workers }, () => mediasoup.createWorker({ logLevel: 'warn' })));
 	for (const w of workers) w.on('died', (err) => log.error({ pid: w.pid, err: err.message }, 'mediasoup worker died'));
-	// Keyed by Foresight's worker ids, which the policy's decisions name.
+	// Keyed by Foresight's worker ids, which its decisions name.
 	const workersById = new Map<string, types.Worker>();
 	for (const node of foresight.registry.all('worker')) workersById.set(node.id, node.handle);
 	const room = new Room('demo', workersById, MEDIA_CODECS, config, log);
+	roomReady = room;
 	await room.anyRouter;
 
 	const labelOf = (transportId: string): string => {
@@ -74,43 +87,19 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		if (node?.transportType === 'pipe') return 'pipe (producers shared across workers)';
 		return node?.transportType === 'plain' ? 'bot subscriber' : transportId.slice(0, 8);
 	};
-	// Profiles, load and decisions are kept in the plugin's store: InfluxDB when INFLUX_URL is set, else in memory.
-	const store = await createProfileStore(foresight.options, log);
-	const stored = (what: string, p: Promise<unknown>): void => void p.catch((err: unknown) => log.warn({ err: String(err), what }, 'store write failed'));
-	foresight.on('profiles', (p) => {
-		stored('streams', store.writeStreamProfiles(p.streams));
-		stored('connections', store.writeConnectionProfiles(p.connections));
-	});
-	foresight.on('workerLoad', (s) => stored('load', store.writeWorkerLoad([s])));
+	// Profiles, load and decisions go to Foresight's store: InfluxDB when INFLUX_URL is set, else in memory.
 	const feed = new DashboardFeed(foresight, labelOf);
-	const allocation = new AllocationManager(foresight, feed, { dryRun: config.dryRun, capacityPct: config.workerCapacityPct, log });
-	allocation.onDecision = (action, outcome) =>
-		stored(
-			'action',
-			store.writeAction({
-				ts: Date.now(),
-				action: action.type,
-				targetIds: actionEntities(action),
-				workerId: action.workerId,
-				reason: `${action.reason} [${outcome}]`,
-				predictedBefore: { cpuPct: action.predictedBeforePct },
-				predictedAfter: { cpuPct: action.predictedAfterPct },
-				dryRun: outcome === 'dryRun',
-				...('toWorkerId' in action ? { toWorkerId: action.toWorkerId } : {}),
-			}),
-		);
-	allocation.onMigrate = async (action) => {
-		if (action.type !== 'spreadFanout') return 0;
-		let moved = 0;
-		for (const consumerId of action.consumerIds) if (await room.migrateConsumer(consumerId, action.toWorkerId)) moved++;
-		return moved;
+	const place: Placement = async (join: PendingJoin) => {
+		const answer = await foresight.place(join);
+		if (answer.decision === 'place') return answer;
+		throw new SignalingError(answer.decision === 'redirect' ? `not admitted here, try ${answer.target}: ${answer.reason}` : `not admitted: ${answer.reason}`);
 	};
-	const place = (join: PendingJoin): Promise<string> => allocation.place(join);
-	const bots = new BotManager(room, workersById, place, config.recordingsDir ?? DEFAULT_RECORDINGS_DIR, log);
+	const bots = new BotManager(room, place, config.recordingsDir ?? DEFAULT_RECORDINGS_DIR, log);
 	feed.botStatus = () => bots.status();
 	const signalingStats: SignalingStats = { accepted: 0, rejected: { invalid: 0, rateLimited: 0, failed: 0 } };
 	const metrics = new DemoMetrics(signalingStats, 5);
-	registerStoreMetrics(store, metrics.registry);
+	// Foresight swaps its in-memory store for InfluxDB once that answers: read whichever is current at scrape time.
+	registerStoreMetrics({ stats: () => foresight.store.stats() }, metrics.registry);
 
 	const app = express();
 	app.disable('x-powered-by');
@@ -124,7 +113,7 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
 	});
 	app.get('/api/status', (_req, res) => {
-		res.json({ workers: workers.map((w) => ({ pid: w.pid, closed: w.closed })), peers: room.peers.size, ...bots.status(), scenarios: BotManager.scenarioNames(), dryRun: config.dryRun });
+		res.json({ workers: workers.map((w) => ({ pid: w.pid, closed: w.closed })), peers: room.peers.size, ...bots.status(), scenarios: BotManager.scenarioNames(), dryRun: foresight.dryRun });
 	});
 	app.post('/api/bots', async (_req, res) => {
 		try {
@@ -153,8 +142,8 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 	app.post('/api/allocation', (req, res) => {
 		const parsed = z.object({ dryRun: z.boolean() }).safeParse(req.body);
 		if (!parsed.success) return void res.status(400).json({ error: 'expected {"dryRun": boolean}' });
-		allocation.dryRun = parsed.data.dryRun;
-		res.json({ dryRun: allocation.dryRun });
+		foresight.dryRun = parsed.data.dryRun;
+		res.json({ dryRun: foresight.dryRun });
 	});
 
 	const server: Server = createServer(app);
@@ -171,20 +160,20 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		const session = new SignalingSession(
 			ws,
 			room,
-			async (peer) => room.routerOn(await place({ peerId: peer.id, roomId: room.id, sends: ['video', 'audio'], consumes: true, priority: 100 })),
+			async (peer) => (await place({ peerId: peer.id, roomId: room.id, sends: ['video', 'audio'], consumes: true, priority: 100 })).router,
 			signalingStats,
 			log,
 		);
 		session.onProducer = (p) => void bots.onProducer(p, session.peer.router).catch((err: unknown) => log.warn({ err: String(err) }, 'bots could not consume a new producer'));
 	});
 	dashboardWss.on('connection', (ws: WebSocket) => {
-		ws.send(JSON.stringify({ ...feed.snapshot(), scenarios: BotManager.scenarioNames(), dryRun: allocation.dryRun }));
+		ws.send(JSON.stringify({ ...feed.snapshot(), scenarios: BotManager.scenarioNames(), dryRun: foresight.dryRun }));
 		ws.on('message', () => {}); // read-only channel; controls are HTTP
 	});
 	feed.on('action', (a) => metrics.onAction(a));
 	feed.on('frame', (frame) => {
 		metrics.onFrame(frame);
-		const json = JSON.stringify({ ...frame, dryRun: allocation.dryRun });
+		const json = JSON.stringify({ ...frame, dryRun: foresight.dryRun });
 		for (const ws of dashboardWss.clients) if (ws.readyState === ws.OPEN) ws.send(json);
 	});
 
@@ -194,7 +183,6 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		server.listen(config.port, config.host, () => resolve());
 	});
 	feed.start();
-	allocation.start();
 	const address = server.address() as AddressInfo;
 	const url = `http://${config.host}:${address.port}`;
 	log.info({ url, dashboard: `${url}/dashboard`, workers: workers.map((w) => w.pid), buildMs: Math.round(buildMs) }, 'demo ready');
@@ -213,7 +201,6 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		async close() {
 			if (closed) return;
 			closed = true;
-			allocation.stop();
 			feed.stop();
 			bots.close();
 			for (const ws of signalingWss.clients) ws.terminate();
@@ -222,9 +209,41 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 			dashboardWss.close();
 			await new Promise<void>((r) => server.close(() => r()));
 			await foresight.detach();
-			await store.close(2000);
 			for (const w of workers) w.close();
 		},
+	};
+}
+
+/**
+ * The demo's side of Foresight's migrations. Browser consumers move (the client
+ * swaps the track, see Room.moveConsumer); replay bots' consumers and producers
+ * stay where they are, and the room page cannot re-publish yet.
+ */
+function migrationHooks(room: () => Room, log: Logger): MigrationHooks {
+	return {
+		async moveConsumers({ consumerIds, producerId, toRouter }) {
+			const moves = await Promise.all(
+				consumerIds.map(async (oldConsumerId) => {
+					try {
+						const moved = await room().moveConsumer(oldConsumerId, toRouter, producerId);
+						if (!moved || moved.consumer.id === oldConsumerId) return [];
+						// Make-before-break: Foresight closes the old consumer once this resolves.
+						await moved.resumed;
+						return [{ oldConsumerId, newConsumerId: moved.consumer.id }];
+					} catch (err) {
+						log.warn({ err: err instanceof Error ? err.message : String(err), consumerId: oldConsumerId }, 'consumer not moved');
+						return [];
+					}
+				}),
+			);
+			return moves.flat();
+		},
+		migrateProducer: ({ producerId }) =>
+			Promise.reject(new Error(`moving producer ${producerId} is not supported by this client yet: the room page cannot re-publish on another worker`)),
+		producerMigrated: (info) => room().broadcast('', 'producerMigrated', info),
+		consumerDropped: (consumerId, reason) => room().consumerDropped(consumerId, reason),
+		routerFor: (roomId, worker) =>
+			roomId === room().id ? room().routerOnWorker(worker) : worker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { roomId, workerPid: worker.pid } }),
 	};
 }
 

@@ -51,10 +51,23 @@ export const foresightOptionsSchema = z
 			.prefault({}),
 		/** When absent, profiles live in the embedded in-memory store. */
 		influx: influxOptions.optional(),
-		/** Directory of a trained model (models/<name>); default: the shipped models/default. Bad files → kNN fallback. */
+		/** Directory of a trained model (e.g. the shipped models/default); unset: the kNN. Bad files → kNN fallback. */
 		modelDir: z.string().min(1).optional(),
 		/** Allocation manager only logs what it would do. */
 		dryRun: z.boolean().default(false),
+		allocation: z
+			.object({
+				/**
+				 * CPU one worker may use, % of one core. The policy's limits and the safety
+				 * bands scale with it: below 100 when workers share cores with other work
+				 * (or, for a demo, to make a laptop reach the limits).
+				 */
+				workerCapacityPct: z.number().gt(0).max(100).default(100),
+				/** Period of allocation decision rounds; default: loadSampleIntervalMs. */
+				intervalMs: z.int().min(50).max(60_000).optional(),
+			})
+			.strict()
+			.prefault({}),
 	})
 	.strict();
 
@@ -96,16 +109,21 @@ export function parseOptions(input: unknown): ResolvedForesightOptions {
 	return res.data;
 }
 
-type OptionPath = readonly [keyof ForesightOptions] | readonly ['influx' | 'profiling', string];
+const OPTION_GROUPS = ['influx', 'profiling', 'allocation'] as const;
+
+type OptionPath = readonly [keyof ForesightOptions] | readonly [(typeof OPTION_GROUPS)[number], string];
+type EnvKind = 'string' | 'int' | 'number' | 'bool';
 
 /** Environment variable → option path. Numbers and booleans are coerced from strings. */
-export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: 'string' | 'int' | 'bool'; doc: string }> = {
+export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; doc: string }> = {
 	FORESIGHT_LOG_LEVEL: { path: ['logLevel'], kind: 'string', doc: 'fatal|error|warn|info|debug|trace|silent (default info)' },
 	FORESIGHT_LOAD_INTERVAL_MS: { path: ['loadSampleIntervalMs'], kind: 'int', doc: 'worker load sampling period in ms (default 1000)' },
 	FORESIGHT_STATS_INTERVAL_MS: { path: ['statsIntervalMs'], kind: 'int', doc: 'profile getStats() period in ms (default 1000)' },
 	FORESIGHT_PROFILE_SAMPLING: { path: ['profiling', 'sampling'], kind: 'bool', doc: 'false: getStats() only, no traces or taps (default true)' },
-	FORESIGHT_MODEL_DIR: { path: ['modelDir'], kind: 'string', doc: 'trained model directory (default: the shipped models/default)' },
+	FORESIGHT_MODEL_DIR: { path: ['modelDir'], kind: 'string', doc: 'trained model directory, e.g. models/default (unset: the specification kNN)' },
 	FORESIGHT_DRY_RUN: { path: ['dryRun'], kind: 'bool', doc: 'true: allocation manager only logs (default false)' },
+	FORESIGHT_WORKER_CAPACITY_PCT: { path: ['allocation', 'workerCapacityPct'], kind: 'number', doc: 'CPU one worker may use, % of one core (default 100)' },
+	FORESIGHT_ALLOCATION_INTERVAL_MS: { path: ['allocation', 'intervalMs'], kind: 'int', doc: 'allocation decision period in ms (default: the load sampling period)' },
 	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB 1.x URL; unset: embedded in-memory store' },
 	INFLUX_DATABASE: { path: ['influx', 'database'], kind: 'string', doc: 'database name (default foresight)' },
 	INFLUX_USERNAME: { path: ['influx', 'username'], kind: 'string', doc: 'optional' },
@@ -118,8 +136,9 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: 'string' | 
 	INFLUX_MAX_BUFFERED_BYTES: { path: ['influx', 'maxBufferedBytes'], kind: 'int', doc: 'outage buffer bound in bytes (default 128 MiB)' },
 };
 
-function coerce(raw: string, kind: 'string' | 'int' | 'bool'): unknown {
+function coerce(raw: string, kind: EnvKind): unknown {
 	if (kind === 'int') return /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+	if (kind === 'number') return /^-?(\d+\.?\d*|\.\d+)$/.test(raw.trim()) ? Number(raw) : raw;
 	if (kind === 'bool') {
 		if (/^(1|true|yes|on)$/i.test(raw)) return true;
 		if (/^(0|false|no|off)$/i.test(raw)) return false;
@@ -147,7 +166,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env, overrides: 
 		sourceOf.set(spec.path.join('.'), name);
 	}
 	const merged: Record<string, unknown> = { ...fromEnv, ...overrides };
-	for (const group of ['influx', 'profiling'] as const) {
+	for (const group of OPTION_GROUPS) {
 		if (fromEnv[group] !== undefined && overrides[group] !== undefined) {
 			merged[group] = { ...(fromEnv[group] as object), ...overrides[group] };
 		}

@@ -4,7 +4,6 @@ import { createLogger, type Logger } from './log';
 import { GraphObserver, type MediasoupModule } from './observe/attach';
 import type { Registry } from './observe/registry';
 import { WorkerLoadSampler } from './observe/workerLoad';
-import { existsSync } from 'node:fs';
 import { Actuator } from './act/actuator';
 import type { MigrationHooks } from './act/hooks';
 import { AllocationManager, type AuditEntry } from './act/manager';
@@ -13,7 +12,6 @@ import type { PendingJoin } from './allocate/snapshot';
 import { InfluxStore } from './store/influxStore';
 import { MemoryStore } from './store/memoryStore';
 import type { ProfileStore } from './store/types';
-import { join } from 'node:path';
 import { PredictionEngine } from './predict/engine';
 import { KnnPredictor } from './predict/knn';
 import { LiveHistory } from './predict/live';
@@ -63,6 +61,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	private readonly history = new LiveHistory();
 	readonly predictor: PredictionEngine;
 	private predictTimer: NodeJS.Timeout | undefined;
+	private allocateTimer: NodeJS.Timeout | undefined;
 	private lastPredictions: WorkerPrediction[] = [];
 	private readonly latestSamples = new Map<string, WorkerLoadSample>();
 	private currentStore: ProfileStore;
@@ -121,8 +120,10 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 				this.history.addEvent(node.workerId, Date.now(), 'leave', node.id, node.kind);
 			}
 		});
-		const modelDir = options.modelDir ?? defaultModelDir();
-		if (modelDir) void this.predictor.loadModel(modelDir);
+		// A trained model is used only when configured: the shipped models/default is
+		// deployed by choice (FORESIGHT_MODEL_DIR=models/default) once its report shows
+		// it beats the kNN on the operator's own sessions.
+		if (options.modelDir) void this.predictor.loadModel(options.modelDir);
 		this.actuator = new Actuator(this.graph.registry, {
 			hooks: extra.hooks ?? NO_MIGRATION_HOOKS,
 			...(extra.mediaCodecs ? { mediaCodecs: extra.mediaCodecs } : {}),
@@ -137,15 +138,31 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			},
 			this.actuator,
 			() => this.currentStore,
-			{ dryRun: options.dryRun, canMigrate: extra.hooks !== undefined },
+			{ dryRun: options.dryRun, workerCapacityPct: options.allocation.workerCapacityPct, canMigrate: extra.hooks !== undefined },
 			logger,
 		);
 		this.manager.on('audit', (entry) => this.emit('audit', entry));
+		const allocateEveryMs = options.allocation.intervalMs;
+		// Same period: one timer, so each decision round sees the predictions made just before it.
 		this.predictTimer = setInterval(() => {
 			this.predictNow();
-			void this.manager.tick();
+			if (allocateEveryMs === undefined) void this.manager.tick();
 		}, options.loadSampleIntervalMs);
 		this.predictTimer.unref();
+		if (allocateEveryMs !== undefined) {
+			this.allocateTimer = setInterval(() => void this.manager.tick(), allocateEveryMs);
+			this.allocateTimer.unref();
+		}
+	}
+
+	/** Whether allocation decisions are only audited, not applied (admission answers are still given). */
+	get dryRun(): boolean {
+		return this.manager.dryRun;
+	}
+
+	/** Switches dry-run live, e.g. from an operator's console. */
+	set dryRun(dryRun: boolean) {
+		this.manager.dryRun = dryRun;
 	}
 
 	/** Where profiles, worker load and audit records are kept. */
@@ -245,6 +262,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		if (this.detached) return;
 		this.detached = true;
 		clearInterval(this.predictTimer);
+		clearInterval(this.allocateTimer);
 		clearTimeout(this.storeRetry);
 		this.manager.close();
 		this.actuator.close();
@@ -263,14 +281,6 @@ const NO_MIGRATION_HOOKS: MigrationHooks = {
 	producerMigrated: () => undefined,
 	consumerDropped: () => undefined,
 };
-
-/** The model shipped with the package (models/default), if present. */
-function defaultModelDir(): string | undefined {
-	for (const dir of [join(__dirname, '..', 'models', 'default'), join(__dirname, '..', '..', 'models', 'default')]) {
-		if (existsSync(join(dir, 'manifest.json'))) return dir;
-	}
-	return undefined;
-}
 
 /**
  * Attaches Foresight to an app's mediasoup module. Call it before the app

@@ -10,7 +10,7 @@ import type { types } from 'mediasoup';
 import type { AllocationAction, AllocationPolicy } from '../allocate/actions';
 import { buildLiveSnapshot, type LiveConsumer, type LiveProducer, type LiveWorker } from '../allocate/live';
 import { guardedForesight } from '../allocate/policies';
-import type { GuardedState, SafetyOptions } from '../allocate/safety';
+import { SAFETY_DEFAULTS, type GuardedState, type SafetyOptions } from '../allocate/safety';
 import type { PendingJoin } from '../allocate/snapshot';
 import type { Logger } from '../log';
 import type { Registry } from '../observe/registry';
@@ -49,6 +49,11 @@ export interface ManagerOptions {
 	/** How long after an action the concerned worker's CPU is read for the audit. */
 	measureAfterMs?: number;
 	safety?: Partial<SafetyOptions>;
+	/**
+	 * CPU one worker may use, % of one core (default 100). The policy's limits scale
+	 * with it, and so do the safety bands unless `safety` sets them.
+	 */
+	workerCapacityPct?: number;
 	/** Spread and migration need the app's hooks; without them those actions are not proposed to mediasoup. */
 	canMigrate: boolean;
 }
@@ -56,8 +61,11 @@ export interface ManagerOptions {
 const MIGRATING_TYPES = new Set<AllocationAction['type']>(['spreadFanout', 'migrateProducer']);
 
 export class AllocationManager extends TypedEmitter<ManagerEvents> {
-	private readonly policy: AllocationPolicy<GuardedState<unknown>>;
+	private policy: AllocationPolicy<GuardedState<unknown>>;
 	private state: GuardedState<unknown>;
+	private readonly safety: Partial<SafetyOptions>;
+	private readonly capacityPct: number;
+	private dryRunNow: boolean;
 	private deciding: Promise<unknown> = Promise.resolve();
 	private readonly measureTimers = new Set<NodeJS.Timeout>();
 	private closed = false;
@@ -70,8 +78,29 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		private readonly log: Logger,
 	) {
 		super((event, error) => log.error({ err: error, event }, 'listener of an allocation event threw'));
-		this.policy = guardedForesight({}, { ...options.safety, dryRun: options.dryRun }) as AllocationPolicy<GuardedState<unknown>>;
+		this.capacityPct = options.workerCapacityPct ?? 100;
+		const scale = this.capacityPct / 100;
+		// The bands are absolute CPU percentages: a smaller budget must lower them too, or the guard would hold back every action.
+		this.safety = { highBandPct: SAFETY_DEFAULTS.highBandPct * scale, lowBandPct: SAFETY_DEFAULTS.lowBandPct * scale, ...options.safety };
+		this.dryRunNow = options.dryRun;
+		this.policy = this.guardedPolicy(options.dryRun);
 		this.state = this.policy.initialState();
+	}
+
+	/** Whether decisions are only audited (admission answers are still given). */
+	get dryRun(): boolean {
+		return this.dryRunNow;
+	}
+
+	/** Switches dry-run live; cooldowns and the rate budget carry over (dry runs spend them as live runs do). */
+	set dryRun(dryRun: boolean) {
+		if (dryRun === this.dryRunNow) return;
+		this.dryRunNow = dryRun;
+		this.policy = this.guardedPolicy(dryRun);
+	}
+
+	private guardedPolicy(dryRun: boolean): AllocationPolicy<GuardedState<unknown>> {
+		return guardedForesight({}, { ...this.safety, dryRun }) as AllocationPolicy<GuardedState<unknown>>;
 	}
 
 	/** One decision round (the manager's timer calls it every sampling interval). */
@@ -188,6 +217,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		const { registry } = this.sources;
 		const workers: LiveWorker[] = [...registry.all('worker')].map((w) => ({
 			id: w.id,
+			capacityPct: this.capacityPct,
 			sample: this.sources.latestSample(w.id),
 			prediction: this.sources.prediction(w.id),
 		}));

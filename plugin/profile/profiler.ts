@@ -56,6 +56,9 @@ export type ProfilerEvents = {
 };
 
 const AUDIO_LEVEL_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
+/** Passes over the layers a resolution probe makes before waiting for the next refresh. */
+const PROBE_PASSES = 3;
+const FIRST_PROBE_DELAY_MS = 3000;
 
 /** The part of a producer trace's `info` (mediasoup's RtpPacketDump) the profiler reads. */
 interface TracedPacket {
@@ -304,7 +307,9 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		};
 		if (video) this.later(s, phase, traceCycle);
 		else this.later(s, phase, () => void this.tapAudio(s, node));
-		if (video && !s.acc.meta.appDataResolution) this.later(s, 500 + phase / 10, () => void this.probeResolution(s, node));
+		// First probe once the sender has had time to switch its layers on (mediasoup forwards
+		// a simulcast layer only after it has a score).
+		if (video && !s.acc.meta.appDataResolution) this.later(s, FIRST_PROBE_DELAY_MS + phase / 10, () => void this.probeResolution(s, node));
 	}
 
 	private later(s: StreamState, ms: number, fn: () => void): void {
@@ -411,24 +416,34 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		let wanted = -1;
 		let done: (() => void) | undefined;
 		s.onTapPacket = (rtp) => {
+			// A simulcast consumer switches layer only at a keyframe of the new layer; until
+			// then it forwards the old one, whose keyframes must not be taken for the new.
+			if (layers > 1 && consumer.currentLayers?.spatialLayer !== wanted) return;
 			const size = wanted >= 0 ? resolutionOf(mime, rtp.payload) : undefined;
 			if (!size) return;
 			s.acc.setResolution(wanted, size.width, size.height);
 			done?.();
 		};
-		for (let layer = layers - 1; layer >= 0 && !consumer.closed; layer--) {
-			wanted = layer;
-			s.inducedUntilMs = Date.now() + this.options.tapWindowMs + 1000;
-			try {
-				if (layers > 1) await consumer.setPreferredLayers({ spatialLayer: layer });
-				await consumer.resume();
-				await new Promise<void>((resolve) => {
-					done = resolve;
-					this.later(s, this.options.tapWindowMs * 2, resolve);
-				});
-				await consumer.pause();
-			} catch {
-				break;
+		const seen = new Set<number>();
+		// A layer the sender has not switched on yet is retried on the next pass.
+		for (let pass = 0; pass < PROBE_PASSES && seen.size < layers && !consumer.closed; pass++) {
+			for (let layer = layers - 1; layer >= 0 && !consumer.closed; layer--) {
+				if (seen.has(layer)) continue;
+				wanted = layer;
+				s.inducedUntilMs = Date.now() + this.options.tapWindowMs + 1000;
+				try {
+					if (layers > 1) await consumer.setPreferredLayers({ spatialLayer: layer });
+					await consumer.resume();
+					const found = await new Promise<boolean>((resolve) => {
+						done = () => resolve(true);
+						this.later(s, this.options.tapWindowMs * 2, () => resolve(false));
+					});
+					if (found) seen.add(layer);
+					await consumer.pause();
+				} catch {
+					pass = PROBE_PASSES;
+					break;
+				}
 			}
 		}
 		wanted = -1;

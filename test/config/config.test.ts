@@ -20,6 +20,7 @@ describe('configuration', () => {
 			loadSampleIntervalMs: 1000,
 			statsIntervalMs: 1000,
 			dryRun: false,
+			allocation: { workerCapacityPct: 100 },
 			profiling: {
 				sampling: true,
 				traceEveryMs: 10_000,
@@ -60,6 +61,14 @@ describe('configuration', () => {
 		);
 		expect(opts.dryRun).toBe(true);
 		expect(opts.influx).toMatchObject({ url: 'http://127.0.0.1:9999', batchSize: 100, database: 'foresight' });
+	});
+
+	test('the per-worker CPU budget comes from FORESIGHT_WORKER_CAPACITY_PCT, fractions allowed, and is validated', () => {
+		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '12.5', FORESIGHT_ALLOCATION_INTERVAL_MS: '500' }).allocation).toEqual({ workerCapacityPct: 12.5, intervalMs: 500 });
+		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '50' }, { allocation: { intervalMs: 2000 } }).allocation).toEqual({ workerCapacityPct: 50, intervalMs: 2000 });
+		const err = configError(() => optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '0' }));
+		expect(err.fields).toEqual(['FORESIGHT_WORKER_CAPACITY_PCT (allocation.workerCapacityPct)']);
+		expect(configError(() => parseOptions({ allocation: { workerCapacityPct: 150 } })).fields).toEqual(['allocation.workerCapacityPct']);
 	});
 
 	test('.env.example documents every variable the schema reads', () => {

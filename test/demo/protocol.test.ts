@@ -34,7 +34,7 @@ describe('TokenBucket', () => {
 describe('demo configuration', () => {
 	test('defaults need no environment', () => {
 		const c = demoConfigFromEnv({});
-		expect(c).toMatchObject({ host: '127.0.0.1', port: 3000, rtcMinPort: 40000, rtcMaxPort: 49999, dryRun: false, workerCapacityPct: 100 });
+		expect(c).toMatchObject({ host: '127.0.0.1', port: 3000, rtcMinPort: 40000, rtcMaxPort: 49999, dryRun: false, workerCapacityPct: undefined });
 		expect(c.workers).toBeGreaterThanOrEqual(2);
 	});
 

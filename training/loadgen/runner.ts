@@ -66,7 +66,8 @@ export class ScenarioRun {
 		try {
 			for (const e of events) {
 				const wait = this.startMs + e.atMs - performance.now();
-				if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+				if (this.options.signal?.aborted) break;
+				if (wait > 0) await abortableDelay(wait, this.options.signal);
 				if (this.options.signal?.aborted) break;
 				await this.apply(e);
 				this.maxEventLagMs = Math.max(this.maxEventLagMs, performance.now() - this.startMs - e.atMs);
@@ -144,6 +145,19 @@ export class ScenarioRun {
 		if (peer.subscriber) this.options.replayer.unsubscribe(peer.subscriber);
 		this.peers.delete(name);
 	}
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts: a pending timer would keep the process (or a Jest worker) alive after a stop. */
+function abortableDelay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+	return new Promise((resolve) => {
+		const done = (): void => {
+			clearTimeout(timer);
+			signal?.removeEventListener('abort', done);
+			resolve();
+		};
+		const timer = setTimeout(done, ms);
+		signal?.addEventListener('abort', done, { once: true });
+	});
 }
 
 export function runScenario(scenario: Scenario, options: RunOptions): Promise<RunState> {
