@@ -53,7 +53,8 @@ async function phase(withPlugin: boolean): Promise<PhaseResult> {
 	let foresight: Foresight | undefined;
 	let profiledStreams = 0;
 	if (withPlugin) {
-		foresight = attach(mediasoup, { useEnv: false, logLevel: 'warn' });
+		// Dry run: this measures observing, profiling and predicting, not the effect of acting.
+		foresight = attach(mediasoup, { useEnv: false, logLevel: 'error', dryRun: true });
 		foresight.on('profiles', (p) => (profiledStreams = Math.max(profiledStreams, p.streams.length)));
 	}
 	const workers = await Promise.all([0, 1].map(() => mediasoup.createWorker({ logLevel: 'error' })));

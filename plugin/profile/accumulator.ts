@@ -77,6 +77,8 @@ interface Counter {
 }
 
 const MAX_FRAME_EVENTS = 4096;
+/** Stats rounds closer than this to the previous one update counters' baseline only later. */
+const MIN_RATE_INTERVAL_MS = 250;
 /** A layer without bytes for longer than this is off. */
 const LAYER_IDLE_MS = 3000;
 /** 1 s samples for an hour: the longest variance window plus slack. */
@@ -111,6 +113,11 @@ export class StreamAccumulator {
 
 	/** A getStats() round for a producer or consumer. */
 	addRtpStats(s: RtpStatsSample): void {
+		// Rates over a very short interval are mostly rounding: keep the older baseline.
+		if (this.last && s.atMs - this.last.atMs < MIN_RATE_INTERVAL_MS) {
+			this.lastStats = { ...s, layers: this.lastStats?.layers ?? s.layers };
+			return;
+		}
 		const cur: Counter = { atMs: s.atMs, bytes: s.byteCount, packets: s.packetCount };
 		if (this.last && cur.atMs > this.last.atMs && cur.bytes >= this.last.bytes) {
 			const dt = (cur.atMs - this.last.atMs) / 1000;
@@ -176,6 +183,7 @@ export class StreamAccumulator {
 
 	addDataStats(s: DataStatsSample): void {
 		const prev = this.dataLast;
+		if (prev && s.atMs - prev.atMs < MIN_RATE_INTERVAL_MS) return;
 		if (prev && s.atMs > prev.atMs && s.byteCount >= prev.byteCount) {
 			const dt = (s.atMs - prev.atMs) / 1000;
 			this.dataRate = {

@@ -91,6 +91,8 @@ interface StreamState {
 	/** Keyframes until this time were caused by our own tap. */
 	inducedUntilMs: number;
 	traceSsrc?: number;
+	/** What the last stats round computed (profiles are built once per round). */
+	latest?: StreamProfile;
 	/** Counts rtp trace windows, so frames of different windows never join one segment. */
 	traceWindow: number;
 	/** Undo actions for listeners added to the app's entities. */
@@ -137,9 +139,14 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		for (const t of transports) if (t && !t.closed) t.close();
 	}
 
-	/** Latest profile of one stream, if it is being profiled. */
-	profileOf(streamId: string, nowMs = Date.now()): StreamProfile | undefined {
-		return this.streams.get(streamId)?.acc.profile(nowMs);
+	/**
+	 * Latest profile of one stream, if it is being profiled: the one its worker's last
+	 * stats round produced (computed on demand before the first round).
+	 */
+	profileOf(streamId: string): StreamProfile | undefined {
+		const s = this.streams.get(streamId);
+		if (!s) return undefined;
+		return s.latest ?? s.acc.profile(Date.now());
 	}
 
 	/** One stats round over all workers; resolves with what it emitted. */
@@ -165,8 +172,10 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			Promise.all(transports.map((t) => t.handle.getStats().then((r) => transportRates.safeParse(r[0]).data, () => undefined))),
 		]);
 		const now = Date.now();
-		const streams = mine.filter((s) => this.streams.has(s.node.id)).map((s) => s.acc.profile(now));
-		inheritProducerVideo(streams, (id) => this.streams.get(id)?.acc.profile(now));
+		const live = mine.filter((s) => this.streams.has(s.node.id));
+		const streams = live.map((s) => s.acc.profile(now));
+		inheritProducerVideo(streams, (id) => this.profileOf(id));
+		live.forEach((s, i) => (s.latest = streams[i]));
 		const byTransport = new Map<string, StreamProfile[]>();
 		for (const p of streams) byTransport.set(p.transportId, [...(byTransport.get(p.transportId) ?? []), p]);
 		const connections: ConnectionProfile[] = [];
