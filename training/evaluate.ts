@@ -23,6 +23,7 @@ import { KnnPredictor, streamPrior, type ObservedProfile } from '../plugin/predi
 import { TfPredictor } from '../plugin/predict/model';
 import { mean, quantile, std, Z95 } from '../plugin/predict/stats';
 import { HORIZONS_S, TARGETS, type HorizonS, type Predictor, type ResourceVector, type TrainingExample, type WorkerPrediction, type WorkerSnapshot } from '../plugin/predict/types';
+import type { SessionEntry } from './sessions';
 import { DEFAULT_MODEL_DIR, examplesOf, readSessions, readTrainingSummary, REPO_ROOT, type SessionData } from './train';
 
 // ---------------------------------------------------------------- kNN history
@@ -344,7 +345,7 @@ export async function evaluateModelDir(modelDir: string, sessionsDirOverride?: s
 		{ name: 'knn', preds: knnPreds },
 		{ name: 'last-value', preds: lastPreds },
 	]);
-	await writeReport(modelDir, { summary, reports, figures, noise, heldOut, train, sessions: heldSessions, bestEwma: bestEwma.name, deployedPreds, lastPreds, knnHistory: knnHistory.length, idle });
+	await writeReport(modelDir, { summary, reports, figures, noise, heldOut, train, sessions: heldSessions, bestEwma: bestEwma.name, deployedPreds, lastPreds, knnHistory: knnHistory.length, idle, allSessions: sessions.map((s) => s.entry) });
 	model.dispose();
 	return { figures, reports, noise };
 }
@@ -412,6 +413,8 @@ interface ReportInput {
 	lastPreds: readonly WorkerPrediction[];
 	knnHistory: number;
 	idle: ResourceVector;
+	/** Every session in the directory (train, validation and held-out). */
+	allSessions: readonly SessionEntry[];
 }
 
 function perSessionTable(input: ReportInput): string {
@@ -422,6 +425,16 @@ function perSessionTable(input: ReportInput): string {
 		return `| ${s.entry.id} | ${idx.length} | ${pp(level)} | ${pp(err(input.deployedPreds))} | ${pp(err(input.lastPreds))} |`;
 	});
 	return ['| held-out session | examples | mean CPU (%) | model+online MAE 15 s | last-value MAE 15 s |', '|---|---|---|---|---|', ...rows].join('\n');
+}
+
+/** The commands that regenerate this report, from the seeds the sessions directory holds. */
+function reproduceCommands(input: ReportInput): string {
+	const seeds = input.allSessions.map((s) => s.seed);
+	const maxSeed = Math.max(...seeds);
+	const lines = ['npm run sessions -- --gzip                                  # seeds 1-3 of every scenario (~10 min)'];
+	if (maxSeed > 3) lines.push(`npm run sessions -- --gzip --append --first-seed 4 --seeds ${maxSeed - 3}   # seeds 4-${maxSeed}`);
+	lines.push('npm run train', 'npm run evaluate');
+	return lines.join('\n');
 }
 
 async function writeReport(modelDir: string, input: ReportInput): Promise<void> {
@@ -499,6 +512,12 @@ The sessions were recorded on ${summary.host['cores']} cores (${summary.host['cp
   Held out: ${summary.split.heldOut.join(', ')}.
 - Examples: one every ${summary.settings.strideS} s per worker, ${summary.settings.historyS} s of load history, targets at +5/15/30 s (load sample within ${summary.settings.toleranceMs} ms of now + h).
 - Training: ${summary.settings.epochs} epochs, seed ${summary.settings.seed}, **wall time ${(summary.trainingWallMs / 1000).toFixed(1)} s** on ${summary.host['cpuModel']} (${summary.host['cores']} cores, ${summary.host['tfjs']}, backend ${summary.host['backend']}).
+
+## Reproduce
+
+\`\`\`
+${reproduceCommands(input)}
+\`\`\`
 `;
 	await writeFile(join(modelDir, 'REPORT.md'), text);
 }

@@ -8,6 +8,7 @@
  *       [--seeds 3] [--first-seed 1] [--duration S (cap per scenario)] [--lead 3] [--tail 10]
  *       [--workers 2] [--out training/data/sessions] [--influx URL (default $INFLUX_URL)]
  *       [--recordings test/fixtures/recordings] [--gzip] [--max-group 40 (cap on peers per scenario group; 0 = none)]
+ *       [--append (keep the sessions already listed in <out>/sessions.json; same ids are replaced)]
  *
  * The cap on group sizes keeps the default run (5 scenarios × 3 seeds × 60 s, two at a time)
  * at ~10 minutes on 2 shared cores: uncapped, the 200-listener town hall starves the event
@@ -106,6 +107,8 @@ export interface GenerateOptions {
 	leadS?: number;
 	tailS?: number;
 	gzip?: boolean;
+	/** Keep the sessions already indexed in `out` (a re-run id replaces its old entry). */
+	append?: boolean;
 	/** Called about once a second. */
 	onTick?: (progress: { doneS: number; totalS: number; running: string[]; done: number; total: number }) => void;
 }
@@ -144,7 +147,9 @@ export async function generateSessions(options: GenerateOptions): Promise<Sessio
 	const totalS = rounds.reduce((a, r) => a + roundS(r), 0);
 
 	const logger = createLogger('error');
-	const foresight = attach(mediasoup, { statsIntervalMs, loadSampleIntervalMs: 1000, useEnv: false, logger, profiling: { sampling: true } });
+	// Observe only: an allocation manager acting on the workers (dropping consumers, lowering
+	// layers) would change the scenario's workload under the recording.
+	const foresight = attach(mediasoup, { statsIntervalMs, loadSampleIntervalMs: 1000, useEnv: false, logger, dryRun: true, profiling: { sampling: true } });
 	const loads = new Map<string, WorkerLoadSample[]>();
 	foresight.on('workerLoad', (s) => {
 		loads.get(s.workerId)?.push(s);
@@ -197,6 +202,8 @@ export async function generateSessions(options: GenerateOptions): Promise<Sessio
 	} finally {
 		await foresight.detach();
 	}
+	const previous = options.append && existsSync(join(options.out, SESSIONS_INDEX)) ? (await readSessionsIndex(options.out)).sessions : [];
+	const fresh = new Set(entries.map((e) => e.id));
 	const index: SessionsIndex = {
 		format: 'foresight-sessions',
 		version: 1,
@@ -204,7 +211,7 @@ export async function generateSessions(options: GenerateOptions): Promise<Sessio
 		store: options.storeLabel,
 		host: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown' },
 		statsIntervalMs,
-		sessions: entries,
+		sessions: [...previous.filter((e) => !fresh.has(e.id)), ...entries],
 	};
 	await writeFile(join(options.out, SESSIONS_INDEX), `${JSON.stringify(index, null, '\t')}\n`);
 	return index;
@@ -298,6 +305,7 @@ async function main(argv: string[]): Promise<void> {
 			recordings: { type: 'string', default: join(__dirname, '..', 'test', 'fixtures', 'recordings') },
 			gzip: { type: 'boolean', default: false },
 			'max-group': { type: 'string', default: '40' },
+			append: { type: 'boolean', default: false },
 		},
 	});
 	const positive = (name: string, v: string | undefined): number => {
@@ -351,6 +359,7 @@ async function main(argv: string[]): Promise<void> {
 			leadS: Number(values.lead),
 			tailS: Number(values.tail),
 			gzip: values.gzip,
+			append: values.append,
 			onTick: (p) => {
 				if (!barStarted) {
 					bar.start(Math.round(p.totalS), 0, { done: 0, jobs: p.total, running: '-' });
@@ -360,7 +369,7 @@ async function main(argv: string[]): Promise<void> {
 			},
 		});
 		bar.stop();
-		if (store instanceof MemoryStore) await saveMemorySnapshot(store, join(out, 'memory-snapshot.json'));
+		if (store instanceof MemoryStore) await saveMemorySnapshot(store, join(out, values.append ? `memory-snapshot-${Date.now()}.json` : 'memory-snapshot.json'));
 		const idle = index.sessions.map((s) => s.idleCpu.std).filter(Number.isFinite);
 		process.stdout.write(
 			`${JSON.stringify({
