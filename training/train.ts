@@ -144,22 +144,6 @@ async function previousVersion(modelDir: string): Promise<number> {
 	}
 }
 
-/**
- * plugin/predict/train.ts builds a one-hot membership matrix per batch, and tf.oneHot
- * rejects depth 1: a batch holding a single worker example throws. Its evaluation
- * passes run in chunks of 256, so a set of 256k + 1 examples loses its last one here
- * (reported upstream; remove once trainModel handles a one-example batch).
- */
-const PREDICT_CHUNK = 256;
-function withoutSingletonChunk<T>(examples: T[]): T[] {
-	return examples.length % PREDICT_CHUNK === 1 ? examples.slice(0, -1) : examples;
-}
-function batchSizeFor(count: number, preferred = 32): number {
-	let size = preferred;
-	while (size > 2 && count % size === 1) size--;
-	return size;
-}
-
 const idList = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').filter(Boolean));
 
 async function main(argv: string[]): Promise<void> {
@@ -198,8 +182,8 @@ async function main(argv: string[]): Promise<void> {
 	const examples = examplesOf(sessions, settings);
 	const first = splitBySession(examples, new Set(heldOut));
 	const split2 = splitBySession(first.train, new Set(validation));
-	const train = withoutSingletonChunk(split2.train);
-	const validationExamples = withoutSingletonChunk(split2.heldOut);
+	const train = split2.train;
+	const validationExamples = split2.heldOut;
 	if (train.length === 0) throw new Error('the training sessions give no examples (sessions too short for --history + 30 s?)');
 
 	const bar = new SingleBar({ format: 'train [{bar}] {percentage}% | epoch {value}/{total} | loss {loss} | {eta}s left', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
@@ -212,7 +196,7 @@ async function main(argv: string[]): Promise<void> {
 			version: (await previousVersion(out)) + 1,
 			epochs,
 			seed,
-			batchSize: batchSizeFor(train.length),
+			batchSize: 32,
 			validation: validationExamples,
 			onEpoch: (log) => bar.update(log.epoch, { loss: log.loss.toFixed(4) }),
 		});

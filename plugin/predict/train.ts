@@ -82,7 +82,11 @@ function forward(tf: TfModule, nets: Nets, batch: FeatureBatch): { mean: Tf.Tens
 		const sVar = tf.softplus(s.slice([0, OUTPUTS], [-1, OUTPUTS])).mul(tf.tensor2d(batch.entropy, [batch.streamCount, 1]).add(1));
 		// Segment sum as a matMul with the [workers × streams] membership matrix: on the
 		// CPU backend tf.unsortedSegmentSum (and its gradient) is ~15× slower.
-		const membership = tf.oneHot(tf.tensor1d(batch.segment, 'int32'), batch.workerCount).transpose().toFloat();
+		// tf.oneHot needs a depth ≥ 2; one worker owns every stream.
+		const membership =
+			batch.workerCount === 1
+				? tf.ones([1, batch.streamCount])
+				: tf.oneHot(tf.tensor1d(batch.segment, 'int32'), batch.workerCount).transpose().toFloat();
 		meanT = meanT.add(tf.matMul(membership, sMean));
 		varianceT = varianceT.add(tf.matMul(membership, sVar));
 	}
