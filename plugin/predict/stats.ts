@@ -1,3 +1,5 @@
+import { mean } from '../profile/features/stats';
+
 /** Small numeric helpers shared by features, baselines and evaluation. */
 
 export interface Point {
@@ -27,13 +29,12 @@ export function leastSquares(points: readonly Point[]): { intercept: number; slo
 	return { intercept: my - slope * mx, slope };
 }
 
-export function mean(values: readonly number[]): number {
-	if (values.length === 0) return 0;
-	let s = 0;
-	for (const v of values) s += v;
-	return s / values.length;
-}
+export { mean };
 
+/**
+ * Sample standard deviation (n − 1): here values are residuals or training rows, a
+ * sample of what the predictor will meet (the profile features' std is a population one).
+ */
 export function std(values: readonly number[]): number {
 	if (values.length < 2) return 0;
 	const m = mean(values);
@@ -42,7 +43,7 @@ export function std(values: readonly number[]): number {
 	return Math.sqrt(s / (values.length - 1));
 }
 
-/** Linear-interpolated quantile of unsorted values; NaN for an empty list. */
+/** Linear-interpolated quantile of unsorted values; NaN for an empty list, so a missing calibration cannot pass for 0. */
 export function quantile(values: readonly number[], q: number): number {
 	if (values.length === 0) return Number.NaN;
 	const sorted = [...values].sort((a, b) => a - b);

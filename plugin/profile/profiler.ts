@@ -40,16 +40,6 @@ export interface ProfilerOptions {
 	sampling: boolean;
 }
 
-export const DEFAULT_PROFILER_OPTIONS: ProfilerOptions = {
-	statsIntervalMs: 1000,
-	traceEveryMs: 10_000,
-	traceWindowMs: 1000,
-	tapEveryMs: 10_000,
-	tapWindowMs: 1000,
-	resolutionRefreshMs: 300_000,
-	keywords: [],
-	sampling: true,
-};
 
 export type ProfilerEvents = {
 	profiles: [{ workerId: string; streams: StreamProfile[]; connections: ConnectionProfile[] }];

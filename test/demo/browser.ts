@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { CHROMIUM_PATH, HEADLESS_CHROMIUM_FLAGS } from '../../training/media/chromium';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -20,18 +21,9 @@ export function fakeCameraClip(): string {
 
 export function launchChromium(): Promise<Browser> {
 	return chromium.launch({
-		executablePath: '/usr/bin/chromium',
+		executablePath: CHROMIUM_PATH,
 		args: [
-			'--headless',
-			'--no-sandbox',
-			'--disable-gpu',
-			'--disable-quic',
-			'--no-first-run',
-			'--disable-background-networking',
-			'--disable-component-update',
-			'--disable-sync',
-			'--use-fake-ui-for-media-stream',
-			'--use-fake-device-for-media-stream',
+			...HEADLESS_CHROMIUM_FLAGS,
 			`--use-file-for-fake-video-capture=${fakeCameraClip()}`,
 			'--autoplay-policy=no-user-gesture-required',
 		],

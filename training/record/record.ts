@@ -11,6 +11,7 @@
  * DataConsumer. The result is written in the format of FORMAT.md.
  */
 import { createServer, type Server } from 'node:http';
+import { CHROMIUM_PATH, HEADLESS_CHROMIUM_FLAGS } from '../media/chromium';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -78,18 +79,6 @@ export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
 	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
 ];
 
-const CHROMIUM_FLAGS = [
-	'--headless',
-	'--no-sandbox',
-	'--disable-gpu',
-	'--disable-quic',
-	'--no-first-run',
-	'--disable-background-networking',
-	'--disable-component-update',
-	'--disable-sync',
-	'--use-fake-ui-for-media-stream',
-	'--use-fake-device-for-media-stream',
-];
 
 export interface RecordOptions {
 	outDir: string;
@@ -164,7 +153,7 @@ export async function startBrowserPeers(router: types.Router, spec: SessionSpec,
 	const audio = spec.audio ? await makeAudioSource(spec.audio.source, opts.sourcesDir) : undefined;
 	const { server, url } = await serve(await bundlePage());
 	const profileDir = mkdtempSync(join(tmpdir(), 'foresight-rec-'));
-	const args = [...CHROMIUM_FLAGS];
+	const args = [...HEADLESS_CHROMIUM_FLAGS];
 	if (video) args.push(`--use-file-for-fake-video-capture=${video.path}`);
 	if (audio) args.push(`--use-file-for-fake-audio-capture=${audio.path}`);
 	const config: PageConfig = {
@@ -182,7 +171,7 @@ export async function startBrowserPeers(router: types.Router, spec: SessionSpec,
 	};
 	const peers: BrowserPeer[] = [];
 	try {
-		context = await chromium.launchPersistentContext(profileDir, { executablePath: opts.chromiumPath ?? '/usr/bin/chromium', headless: true, args });
+		context = await chromium.launchPersistentContext(profileDir, { executablePath: opts.chromiumPath ?? CHROMIUM_PATH, headless: true, args });
 		for (let i = 0; i < (opts.pages ?? 1); i++) {
 			const peer = { producers: [], dataProducers: [], stats: [], captureAt: 0, browser: '', handler: '' } as unknown as BrowserPeer;
 			peers.push(peer);
