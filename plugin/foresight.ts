@@ -68,6 +68,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	private readonly actuator: Actuator;
 	private readonly manager: AllocationManager;
 	private storeRetry: NodeJS.Timeout | undefined;
+	/** A store the app passed in is the app's to close. */
+	private readonly ownsStore: boolean;
 	private detached = false;
 
 	constructor(
@@ -84,6 +86,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.loadSampler = new WorkerLoadSampler(this.graph.registry, options.loadSampleIntervalMs, logger);
 		this.predictor = new PredictionEngine({ fallback: new KnnPredictor([]), logger });
 		this.currentStore = extra.store ?? new MemoryStore();
+		this.ownsStore = extra.store === undefined;
 		if (!extra.store && options.influx) this.openInflux(1000);
 		this.loadSampler.on('sample', (s) => {
 			this.latestSamples.set(s.workerId, s);
@@ -270,7 +273,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		await this.profiler.stop();
 		this.graph.detach();
 		this.removeAllListeners();
-		await this.currentStore.close();
+		if (this.ownsStore) await this.currentStore.close();
+		else await this.currentStore.flush();
 	}
 }
 
