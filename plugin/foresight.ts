@@ -2,7 +2,7 @@ import type { types } from 'mediasoup';
 import { optionsFromEnv, type ForesightOptions, type ResolvedForesightOptions } from './config';
 import { createLogger, type Logger } from './log';
 import { GraphObserver, type MediasoupModule } from './observe/attach';
-import type { Registry } from './observe/registry';
+import { isStreamNode, type Registry } from './observe/registry';
 import { WorkerLoadSampler } from './observe/workerLoad';
 import { Actuator } from './act/actuator';
 import type { MigrationHooks } from './act/hooks';
@@ -63,7 +63,6 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	private predictTimer: NodeJS.Timeout | undefined;
 	private allocateTimer: NodeJS.Timeout | undefined;
 	private lastPredictions: WorkerPrediction[] = [];
-	private readonly latestSamples = new Map<string, WorkerLoadSample>();
 	private currentStore: ProfileStore;
 	private readonly actuator: Actuator;
 	private readonly manager: AllocationManager;
@@ -89,7 +88,6 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.ownsStore = extra.store === undefined;
 		if (!extra.store && options.influx) this.openInflux(1000);
 		this.loadSampler.on('sample', (s) => {
-			this.latestSamples.set(s.workerId, s);
 			this.history.addSample(s);
 			void this.currentStore.writeWorkerLoad([s]).catch((err: unknown) => this.log.warn({ err }, 'worker load not stored'));
 			const network = networkOfStreams(this.history.streamsOf(s.workerId));
@@ -110,18 +108,11 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		});
 		this.profiler.start();
 		this.graph.registry.on('added', (node) => {
-			if (node.kind === 'producer' || node.kind === 'consumer' || node.kind === 'dataProducer' || node.kind === 'dataConsumer') {
-				this.history.addEvent(node.workerId, Date.now(), 'join', node.id, node.kind);
-			}
+			if (isStreamNode(node)) this.history.addEvent(node.workerId, Date.now(), 'join', node.id, node.kind);
 		});
 		this.graph.registry.on('removed', (node) => {
-			if (node.kind === 'worker') {
-				this.history.removeWorker(node.id);
-				this.latestSamples.delete(node.id);
-			}
-			else if (node.kind === 'producer' || node.kind === 'consumer' || node.kind === 'dataProducer' || node.kind === 'dataConsumer') {
-				this.history.addEvent(node.workerId, Date.now(), 'leave', node.id, node.kind);
-			}
+			if (node.kind === 'worker') this.history.removeWorker(node.id);
+			else if (isStreamNode(node)) this.history.addEvent(node.workerId, Date.now(), 'leave', node.id, node.kind);
 		});
 		// A trained model is used only when configured: the shipped models/default is
 		// deployed by choice (FORESIGHT_MODEL_DIR=models/default) once its report shows
@@ -135,7 +126,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.manager = new AllocationManager(
 			{
 				registry: this.graph.registry,
-				latestSample: (id) => this.latestSamples.get(id),
+				latestSample: (id) => this.history.latestSample(id),
 				prediction: (id) => this.lastPredictions.find((p) => p.workerId === id),
 				profile: (id) => this.profiler.profileOf(id),
 			},

@@ -67,6 +67,13 @@ export type GraphNode =
 
 type NodeOf<K extends EntityKind> = Extract<GraphNode, { kind: K }>;
 
+export type StreamNode = ProducerNode | ConsumerNode | DataProducerNode | DataConsumerNode;
+
+/** Producers, consumers, data producers and data consumers: the entities that carry a stream. */
+export function isStreamNode(node: GraphNode): node is StreamNode {
+	return node.kind === 'producer' || node.kind === 'consumer' || node.kind === 'dataProducer' || node.kind === 'dataConsumer';
+}
+
 export type EntityCounts = Record<'routers' | 'transports' | 'producers' | 'consumers' | 'dataProducers' | 'dataConsumers', number>;
 
 const COUNT_KEY: Record<Exclude<EntityKind, 'worker'>, keyof EntityCounts> = {

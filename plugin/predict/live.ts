@@ -49,6 +49,10 @@ export class LiveHistory {
 		this.of(workerId).streams = streams;
 	}
 
+	latestSample(workerId: string): WorkerLoadSample | undefined {
+		return this.workers.get(workerId)?.samples.at(-1);
+	}
+
 	streamsOf(workerId: string): readonly StreamProfile[] {
 		return this.workers.get(workerId)?.streams ?? [];
 	}

@@ -322,6 +322,18 @@ export interface FeatureBatch {
 	workerCount: number;
 }
 
+/** Zeroed buffers of a FeatureBatch for the given number of streams and workers. */
+export function allocateFeatureBatch(streamCount: number, workerCount: number): FeatureBatch {
+	return {
+		streams: new Float32Array(streamCount * STREAM_FEATURE_COUNT),
+		entropy: new Float32Array(streamCount),
+		segment: new Int32Array(streamCount),
+		workers: new Float32Array(workerCount * WORKER_FEATURE_COUNT),
+		streamCount,
+		workerCount,
+	};
+}
+
 export function featureBatch(
 	snapshots: readonly WorkerSnapshot[],
 	streamNorm: Normalization,
@@ -330,10 +342,7 @@ export function featureBatch(
 ): FeatureBatch {
 	let streamCount = 0;
 	for (const s of snapshots) streamCount += s.streams.length;
-	const streams = new Float32Array(streamCount * STREAM_FEATURE_COUNT);
-	const entropy = new Float32Array(streamCount);
-	const segment = new Int32Array(streamCount);
-	const workers = new Float32Array(snapshots.length * WORKER_FEATURE_COUNT);
+	const { streams, entropy, segment, workers } = allocateFeatureBatch(streamCount, snapshots.length);
 	let row = 0;
 	snapshots.forEach((snap, w) => {
 		const contexts = contextsOf(snap);

@@ -4,6 +4,7 @@ import { mulberry32 } from '../util/rng';
 import { PROFILE_SCHEMA_VERSION } from '../profile/schema';
 import { fitNormalization, STREAM_FEATURE_COUNT, STREAM_FEATURES, streamContexts, streamFeatures, WORKER_FEATURE_COUNT, WORKER_FEATURES, workerFeatures } from './features';
 import {
+	allocateFeatureBatch,
 	buildNet,
 	describeHost,
 	featureBatch,
@@ -96,10 +97,8 @@ function forward(tf: TfModule, nets: Nets, batch: FeatureBatch): { mean: Tf.Tens
 function subBatch(all: readonly FeatureBatch[], idx: readonly number[]): FeatureBatch {
 	let streamCount = 0;
 	for (const i of idx) streamCount += all[i]!.streamCount;
-	const streams = new Float32Array(streamCount * STREAM_FEATURE_COUNT);
-	const entropy = new Float32Array(streamCount);
-	const segment = new Int32Array(streamCount);
-	const workers = new Float32Array(idx.length * WORKER_FEATURE_COUNT);
+	const batch = allocateFeatureBatch(streamCount, idx.length);
+	const { streams, entropy, segment, workers } = batch;
 	let row = 0;
 	idx.forEach((i, w) => {
 		const b = all[i]!;
@@ -109,7 +108,7 @@ function subBatch(all: readonly FeatureBatch[], idx: readonly number[]): Feature
 		workers.set(b.workers, w * WORKER_FEATURE_COUNT);
 		row += b.streamCount;
 	});
-	return { streams, entropy, segment, workers, streamCount, workerCount: idx.length };
+	return batch;
 }
 
 /**

@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import type { types } from 'mediasoup';
 import type { Logger } from '../log';
-import type { ConsumerNode, DataConsumerNode, DataProducerNode, GraphNode, ProducerNode, Registry, TransportNode } from '../observe/registry';
+import { isStreamNode, type DataProducerNode, type GraphNode, type ProducerNode, type Registry, type StreamNode } from '../observe/registry';
 import { INTERNAL_APPDATA } from '../observe/internal';
 import { TypedEmitter } from '../util/typedEmitter';
 import { StreamAccumulator, type RtpStatsSample, type StreamMeta } from './accumulator';
@@ -75,7 +75,7 @@ const transportRates = z.object({ recvBitrate: z.number(), sendBitrate: z.number
 
 interface StreamState {
 	acc: StreamAccumulator;
-	node: ProducerNode | ConsumerNode | DataProducerNode | DataConsumerNode;
+	node: StreamNode;
 	timers: NodeJS.Timeout[];
 	tap?: types.Consumer | types.DataConsumer;
 	/** Keyframes until this time were caused by our own tap. */
@@ -223,7 +223,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	}
 
 	private adopt(node: GraphNode): void {
-		if (node.kind !== 'producer' && node.kind !== 'consumer' && node.kind !== 'dataProducer' && node.kind !== 'dataConsumer') return;
+		if (!isStreamNode(node)) return;
 		if (this.streams.has(node.id) || !this.timer) return;
 		const state: StreamState = { acc: new StreamAccumulator(this.metaOf(node)), node, timers: [], inducedUntilMs: 0, traceWindow: 0, disposers: [] };
 		this.streams.set(node.id, state);
@@ -240,7 +240,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		if (s.tap && !s.tap.closed) s.tap.close();
 	}
 
-	private metaOf(node: ProducerNode | ConsumerNode | DataProducerNode | DataConsumerNode): StreamMeta {
+	private metaOf(node: StreamNode): StreamMeta {
 		const appData = node.handle.appData as Record<string, unknown>;
 		const base = {
 			streamId: node.id,
