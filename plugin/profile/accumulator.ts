@@ -166,6 +166,13 @@ export class StreamAccumulator {
 		if (bytes !== undefined) this.sceneChanges.add(atMs, bytes * 8, true);
 	}
 
+	/** Spatial layers that carried bytes lately but whose resolution is still unknown. */
+	unresolvedActiveLayers(): number[] {
+		return this.layers(undefined)
+			.filter((l) => l.active && !this.resolution.has(l.spatialLayer))
+			.map((l) => l.spatialLayer);
+	}
+
 	setResolution(spatialLayer: number, width: number, height: number): void {
 		// The app's own figures win: it knows its capture settings.
 		if (this.meta.appDataResolution?.[spatialLayer]) return;
@@ -257,7 +264,9 @@ export class StreamAccumulator {
 		const scenes = this.sceneChanges.summary(nowMs, 60_000);
 		const layers = this.layers(frames.fps);
 		const active = layers.filter((l) => l.active);
-		const top = [...active].sort((a, b) => (b.width ?? 0) * (b.height ?? 0) - (a.width ?? 0) * (a.height ?? 0))[0];
+		// The stream's size is its top active layer's; while that layer's size is not yet
+		// known (it switched on after the last probe), a lower layer's would understate it.
+		const top = active.reduce<LayerProfile | undefined>((hi, l) => (!hi || l.spatialLayer > hi.spatialLayer ? l : hi), undefined);
 		const video = {
 			...(top?.width !== undefined ? { width: top.width, height: top.height } : {}),
 			...(frames.fps !== undefined ? { fps: frames.fps } : {}),

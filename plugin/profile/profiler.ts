@@ -49,6 +49,7 @@ const AUDIO_LEVEL_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
 /** Passes over the layers a resolution probe makes before waiting for the next refresh. */
 const PROBE_PASSES = 3;
 const FIRST_PROBE_DELAY_MS = 3000;
+const UNRESOLVED_LAYER_RETRY_MS = 5000;
 
 /** The part of a producer trace's `info` (mediasoup's RtpPacketDump) the profiler reads. */
 interface TracedPacket {
@@ -89,6 +90,8 @@ interface StreamState {
 	disposers: Array<() => void>;
 	/** Where tapped RTP packets go (set by the audio tap or the resolution probe). */
 	onTapPacket?: (rtp: NonNullable<ReturnType<typeof parseRtp>>) => void;
+	/** Wait before re-probing a flowing layer of unknown size; doubles while probes find nothing. */
+	unresolvedRetryMs: number;
 }
 
 export class Profiler extends TypedEmitter<ProfilerEvents> {
@@ -225,7 +228,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	private adopt(node: GraphNode): void {
 		if (!isStreamNode(node)) return;
 		if (this.streams.has(node.id) || !this.timer) return;
-		const state: StreamState = { acc: new StreamAccumulator(this.metaOf(node)), node, timers: [], inducedUntilMs: 0, traceWindow: 0, disposers: [] };
+		const state: StreamState = { acc: new StreamAccumulator(this.metaOf(node)), node, timers: [], inducedUntilMs: 0, traceWindow: 0, disposers: [], unresolvedRetryMs: UNRESOLVED_LAYER_RETRY_MS };
 		this.streams.set(node.id, state);
 		if (this.options.sampling && node.kind === 'producer') this.startSampling(state, node);
 		if (this.options.sampling && node.kind === 'dataProducer') void this.tapData(state, node);
@@ -407,7 +410,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	 * spatial layer in turn until a keyframe arrives, then pause. The keyframes
 	 * this causes are marked as induced, so they never count as scene changes.
 	 */
-	private async probeResolution(s: StreamState, node: ProducerNode): Promise<void> {
+	private async probeResolution(s: StreamState, node: ProducerNode, onlyLayers?: readonly number[]): Promise<void> {
 		const consumer = await this.tapConsumer(s, node);
 		if (!consumer) return;
 		const mime = s.acc.meta.mimeType?.toLowerCase() ?? '';
@@ -423,7 +426,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			s.acc.setResolution(wanted, size.width, size.height);
 			done?.();
 		};
-		const seen = new Set<number>();
+		const seen = new Set<number>(onlyLayers ? [...Array(layers).keys()].filter((l) => !onlyLayers.includes(l)) : []);
 		// A layer the sender has not switched on yet is retried on the next pass.
 		for (let pass = 0; pass < PROBE_PASSES && seen.size < layers && !consumer.closed; pass++) {
 			for (let layer = layers - 1; layer >= 0 && !consumer.closed; layer--) {
@@ -447,7 +450,27 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		}
 		wanted = -1;
 		s.onTapPacket = undefined;
-		if (this.streams.has(node.id)) this.later(s, this.options.resolutionRefreshMs, () => void this.probeResolution(s, node));
+		// Each probe costs the sender a keyframe: a layer whose size cannot be read is not asked every few seconds.
+		const newlySeen = [...seen].some((l) => onlyLayers?.includes(l));
+		s.unresolvedRetryMs = onlyLayers && !newlySeen ? Math.min(2 * s.unresolvedRetryMs, this.options.resolutionRefreshMs) : UNRESOLVED_LAYER_RETRY_MS;
+		if (this.streams.has(node.id)) this.scheduleResolutionProbe(s, node, this.options.resolutionRefreshMs);
+	}
+
+	/**
+	 * Senders switch simulcast layers on as their bandwidth estimate ramps up, often
+	 * after the probe gave up on them: a layer that is flowing with no known size is
+	 * probed within seconds, not at the next full refresh.
+	 */
+	private scheduleResolutionProbe(s: StreamState, node: ProducerNode, refreshInMs: number): void {
+		const refreshAt = Date.now() + refreshInMs;
+		const check = (): void => {
+			if (!this.streams.has(node.id)) return;
+			if (Date.now() >= refreshAt) return void this.probeResolution(s, node);
+			const missing = s.acc.unresolvedActiveLayers();
+			if (missing.length > 0) return void this.probeResolution(s, node, missing);
+			this.later(s, Math.min(s.unresolvedRetryMs, refreshAt - Date.now()), check);
+		};
+		this.later(s, Math.min(s.unresolvedRetryMs, refreshInMs), check);
 	}
 
 	/** Data producers: a direct data consumer sees every message (sizes, string share, keywords). */
