@@ -18,11 +18,8 @@ import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import { readRecording } from '../training/record/format';
 import { Replayer, type Publisher } from '../training/loadgen/replayer';
+import { MEDIA_CODECS } from '../training/media/rig';
 
-const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
-	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
-];
 
 function arg(name: string, fallback: string): string {
 	const i = process.argv.indexOf(name);

@@ -4,6 +4,10 @@ import { z } from 'zod';
  * Every Foresight option, programmatic and environment, in one schema. Each field
  * documents its environment variable in ENV_VARIABLES below; `.env.example` lists them.
  */
+/** Allocation policies the manager can run; names as in the allocation benchmark. */
+export const ALLOCATION_POLICIES = ['foresight', 'least-loaded-66', 'round-robin', 'bbb-static-score', 'jitsi-reactive-lastN'] as const;
+export type AllocationPolicyName = (typeof ALLOCATION_POLICIES)[number];
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 const influxOptions = z
@@ -65,6 +69,12 @@ export const foresightOptionsSchema = z
 				workerCapacityPct: z.number().gt(0).max(100).default(100),
 				/** Period of allocation decision rounds; default: loadSampleIntervalMs. */
 				intervalMs: z.int().min(50).max(60_000).optional(),
+				/**
+				 * Who decides. 'foresight' acts on predicted load; the others are the policies
+				 * other SFUs use (placement only, or Jitsi's reactive last-N), run through the
+				 * same manager, guard and audit log so an operator can compare them live.
+				 */
+				policy: z.enum(ALLOCATION_POLICIES).default('foresight'),
 			})
 			.strict()
 			.prefault({}),
@@ -123,6 +133,7 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_MODEL_DIR: { path: ['modelDir'], kind: 'string', doc: 'trained model directory, e.g. models/default (unset: the specification kNN)' },
 	FORESIGHT_DRY_RUN: { path: ['dryRun'], kind: 'bool', doc: 'true: allocation manager only logs (default false)' },
 	FORESIGHT_WORKER_CAPACITY_PCT: { path: ['allocation', 'workerCapacityPct'], kind: 'number', doc: 'CPU one worker may use, % of one core (default 100)' },
+	FORESIGHT_ALLOCATION_POLICY: { path: ['allocation', 'policy'], kind: 'string', doc: `${ALLOCATION_POLICIES.join('|')} (default foresight)` },
 	FORESIGHT_ALLOCATION_INTERVAL_MS: { path: ['allocation', 'intervalMs'], kind: 'int', doc: 'allocation decision period in ms (default: the load sampling period)' },
 	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB 1.x URL; unset: embedded in-memory store' },
 	INFLUX_DATABASE: { path: ['influx', 'database'], kind: 'string', doc: 'database name (default foresight)' },

@@ -132,7 +132,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			},
 			this.actuator,
 			() => this.currentStore,
-			{ dryRun: options.dryRun, workerCapacityPct: options.allocation.workerCapacityPct, canMigrate: extra.hooks !== undefined },
+			{ dryRun: options.dryRun, workerCapacityPct: options.allocation.workerCapacityPct, canMigrate: extra.hooks !== undefined, policy: options.allocation.policy },
 			logger,
 		);
 		this.manager.on('audit', (entry) => this.emit('audit', entry));

@@ -48,16 +48,12 @@ import { exportDataset } from './export';
 import { Replayer } from './loadgen/replayer';
 import { runScenario } from './loadgen/runner';
 import { loadScenario, type Scenario } from './loadgen/scenario';
+import { MEDIA_CODECS } from './media/rig';
 
 const SCENARIOS_DIR = join(__dirname, 'loadgen', 'scenarios');
 export const DEFAULT_SESSIONS_DIR = join(__dirname, 'data', 'sessions');
 export const SESSIONS_INDEX = 'sessions.json';
 
-/** The codecs the recordings use (as in training/loadgen/cli.ts). */
-const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
-	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
-];
 
 export const sessionEntrySchema = z.object({
 	id: z.string().min(1),

@@ -9,8 +9,9 @@
 import type { types } from 'mediasoup';
 import type { AllocationAction, AllocationPolicy } from '../allocate/actions';
 import { buildLiveSnapshot, type LiveConsumer, type LiveProducer, type LiveWorker } from '../allocate/live';
-import { guardedForesight } from '../allocate/policies';
-import { SAFETY_DEFAULTS, type GuardedState, type SafetyOptions } from '../allocate/safety';
+import { baselinePolicies, guardedForesight } from '../allocate/policies';
+import { SAFETY_DEFAULTS, withSafety, type GuardedState, type SafetyOptions } from '../allocate/safety';
+import type { AllocationPolicyName } from '../config';
 import type { PendingJoin } from '../allocate/snapshot';
 import type { Logger } from '../log';
 import type { Registry } from '../observe/registry';
@@ -56,6 +57,15 @@ export interface ManagerOptions {
 	workerCapacityPct?: number;
 	/** Spread and migration need the app's hooks; without them those actions are not proposed to mediasoup. */
 	canMigrate: boolean;
+	/** Who decides (default 'foresight'); every policy runs behind the same safety guard and audit. */
+	policy?: AllocationPolicyName;
+}
+
+function policyNamed(name: AllocationPolicyName, safety: Partial<SafetyOptions>): AllocationPolicy<GuardedState<unknown>> {
+	if (name === 'foresight') return guardedForesight({}, safety) as AllocationPolicy<GuardedState<unknown>>;
+	const baseline = baselinePolicies().find((p) => p.name === name);
+	if (!baseline) throw new Error(`unknown allocation policy ${name}`);
+	return withSafety(baseline, safety) as AllocationPolicy<GuardedState<unknown>>;
 }
 
 const MIGRATING_TYPES = new Set<AllocationAction['type']>(['spreadFanout', 'migrateProducer']);
@@ -100,7 +110,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 	}
 
 	private guardedPolicy(dryRun: boolean): AllocationPolicy<GuardedState<unknown>> {
-		return guardedForesight({}, { ...this.safety, dryRun }) as AllocationPolicy<GuardedState<unknown>>;
+		return policyNamed(this.options.policy ?? 'foresight', { ...this.safety, dryRun });
 	}
 
 	/** One decision round (the manager's timer calls it every sampling interval). */

@@ -6,6 +6,7 @@ import { readRecording, rtpSsrc, type Recording } from '../../training/record/fo
 import { Tap } from '../../training/record/tap';
 import { Replayer, type Publisher } from '../../training/loadgen/replayer';
 import { rtpPayloadOffset } from '../../training/loadgen/prepared';
+import { MEDIA_CODECS } from '../../training/media/rig';
 
 const FIXTURES = join(__dirname, '../fixtures/recordings');
 
@@ -15,10 +16,6 @@ function vp8PictureId(p: Buffer): number | undefined {
 	if (!(p[off]! & 0x80) || !(p[off + 1]! & 0x80) || !(p[off + 2]! & 0x80)) return undefined;
 	return ((p[off + 2]! & 0x7f) << 8) | p[off + 3]!;
 }
-const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
-	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
-];
 
 const fixtureNames = readdirSync(FIXTURES)
 	.filter((f) => f.endsWith('.rec.gz'))

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import { readRecording } from '../record/format';
-import { MEDIA_CODECS, SESSIONS, startBrowserPeers } from '../record/record';
+import { MEDIA_CODECS } from '../media/rig';
+import { SESSIONS, startBrowserPeers } from '../record/record';
 import { Replayer } from './replayer';
 
 function arg(name: string, fallback: string): string {

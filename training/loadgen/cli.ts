@@ -14,11 +14,8 @@ import type { types } from 'mediasoup';
 import { Replayer } from './replayer';
 import { runScenario } from './runner';
 import { loadScenario } from './scenario';
+import { MEDIA_CODECS } from '../media/rig';
 
-const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
-	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
-];
 
 function flag(argv: string[], name: string): string | undefined {
 	const i = argv.indexOf(name);

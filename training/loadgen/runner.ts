@@ -11,7 +11,15 @@ import { planScenario, type Scenario, type TimelineEvent } from './scenario';
  */
 
 export interface RunOptions {
-	router: types.Router;
+	/** Where every peer goes, unless `placePeer` chooses per peer (one of the two is required). */
+	router?: types.Router;
+	/**
+	 * Per-peer placement (e.g. an allocation policy choosing among workers): peers of
+	 * one scenario on different routers see each other's media through pipeToRouter,
+	 * as a multi-worker mediasoup app's room does. Undefined = not admitted: the peer
+	 * stays out of the scenario (counted in RunState.refused).
+	 */
+	placePeer?: (peer: string, group: string) => Promise<types.Router | undefined>;
 	replayer: Replayer;
 	recordingsDir: string;
 	seed?: number;
@@ -27,10 +35,13 @@ export interface RunState {
 	consumers: number;
 	/** Largest delay between an event's planned time and its completion. */
 	maxEventLagMs: number;
+	/** Peers placePeer did not admit. */
+	refused: number;
 }
 
 interface Peer {
 	group: string;
+	router: types.Router;
 	subscriber?: Subscriber;
 	publications: Map<number, Publisher>;
 }
@@ -39,13 +50,17 @@ export class ScenarioRun {
 	private readonly peers = new Map<string, Peer>();
 	private readonly recordings = new Map<string, Recording>();
 	private readonly consumesFrom: Map<string, Set<string>>;
+	/** Producers piped to other routers, by `${producerId} ${routerId}`: one pipe each, shared by that router's consumers. */
+	private readonly piped = new Map<string, Promise<types.Producer>>();
 	private startMs = 0;
 	maxEventLagMs = 0;
+	private refused = 0;
 
 	constructor(
 		readonly scenario: Scenario,
 		private readonly options: RunOptions,
 	) {
+		if (!options.router && !options.placePeer) throw new TypeError('runScenario needs a router or placePeer');
 		this.consumesFrom = new Map(scenario.groups.map((g) => [g.name, new Set(g.consume)]));
 	}
 
@@ -56,7 +71,7 @@ export class ScenarioRun {
 			publishers += p.publications.size;
 			consumers += p.subscriber?.consumers.length ?? 0;
 		}
-		return { elapsedMs: performance.now() - this.startMs, peers: this.peers.size, publishers, consumers, maxEventLagMs: this.maxEventLagMs };
+		return { elapsedMs: performance.now() - this.startMs, peers: this.peers.size, publishers, consumers, maxEventLagMs: this.maxEventLagMs, refused: this.refused };
 	}
 
 	async run(): Promise<RunState> {
@@ -109,22 +124,46 @@ export class ScenarioRun {
 	}
 
 	private async join(name: string, group: string): Promise<void> {
-		const peer: Peer = { group, publications: new Map() };
+		const router = this.options.placePeer ? await this.options.placePeer(name, group) : this.options.router;
+		if (!router) {
+			this.refused++;
+			return;
+		}
+		const peer: Peer = { group, router, publications: new Map() };
 		this.peers.set(name, peer);
 		if ((this.consumesFrom.get(group)?.size ?? 0) === 0) return;
 		const existing: types.Producer[] = [];
 		for (const [otherName, other] of this.peers) {
 			if (otherName === name || !this.consumesFrom.get(group)!.has(other.group)) continue;
-			for (const pub of other.publications.values()) existing.push(...pub.producers.values());
+			for (const pub of other.publications.values()) existing.push(...(await this.reachable(pub.producers.values(), other.router, router)));
 		}
 		const g = this.scenario.groups.find((x) => x.name === group)!;
-		peer.subscriber = await this.options.replayer.subscribe(this.options.router, existing, { preferredSpatialLayer: g.preferredSpatialLayer });
+		peer.subscriber = await this.options.replayer.subscribe(router, existing, { preferredSpatialLayer: g.preferredSpatialLayer });
+	}
+
+	/** The producers as consumable on `to`: themselves on their own router, else their pipe producers. */
+	private async reachable(producers: Iterable<types.Producer>, from: types.Router, to: types.Router): Promise<types.Producer[]> {
+		const list = [...producers].filter((p) => !p.closed);
+		if (from === to) return list;
+		return Promise.all(
+			list.map((p) => {
+				const key = `${p.id} ${to.id}`;
+				let pipe = this.piped.get(key);
+				if (!pipe) {
+					pipe = from.pipeToRouter({ producerId: p.id, router: to }).then((r) => r.pipeProducer!);
+					// A failed pipe is retried by the next consumer instead of failing them all.
+					pipe.catch(() => this.piped.delete(key));
+					this.piped.set(key, pipe);
+				}
+				return pipe;
+			}),
+		);
 	}
 
 	private async publish(e: Extract<TimelineEvent, { type: 'publish' }>): Promise<void> {
 		const peer = this.peers.get(e.peer);
 		if (!peer) return;
-		const publisher = await this.options.replayer.publish(this.options.router, this.recording(e.recording), {
+		const publisher = await this.options.replayer.publish(peer.router, this.recording(e.recording), {
 			labels: e.labels,
 			maxLayers: e.maxLayers,
 			loop: true,
@@ -134,7 +173,7 @@ export class ScenarioRun {
 		peer.publications.set(e.pub, publisher);
 		for (const [otherName, other] of this.peers) {
 			if (otherName === e.peer || !other.subscriber || !this.consumesFrom.get(other.group)!.has(e.group)) continue;
-			await other.subscriber.consume(publisher.producers.values());
+			await other.subscriber.consume(await this.reachable(publisher.producers.values(), peer.router, other.router));
 		}
 	}
 

@@ -32,6 +32,7 @@ import {
 } from './format';
 import { Tap } from './tap';
 import { makeAudioSource, makeVideoSource, type AudioGroundTruth, type AudioSourceName, type VideoGroundTruth, type VideoSourceName } from './sources';
+import { MEDIA_CODECS } from '../media/rig';
 
 export interface SessionSpec {
 	name: string;
@@ -74,10 +75,6 @@ export const SESSIONS: Record<string, SessionSpec> = {
 	'opus-mono-chat': { name: 'opus-mono-chat', audio: { source: 'speech-mono', label: 'mic', stereo: false }, chat: true },
 };
 
-export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
-	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
-];
 
 
 export interface RecordOptions {
