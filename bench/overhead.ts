@@ -1,20 +1,34 @@
 /**
- * npm run bench -- overhead [--phases 4] [--measure-s 20] [--copies 50]
+ * npm run bench -- overhead [--phases 6] [--measure-s 20] [--copies 50]
  *
  * Profiling overhead: the same load — `copies` replayed talking-head peers
  * (video with 3 simulcast layers + audio = 2 producers each) across 2 workers,
  * each peer consumed by 3 SRTP consumer bots (6 consumers per peer) — is run in
- * alternating phases without and with Foresight attached (fresh workers each
- * phase, since the observer API only sees entities created after attach()).
- * Worker CPU comes from getResourceUsage() deltas over the measured window; Node
- * CPU from process.cpuUsage() (the replayer's own cost is the same in both
- * phases, so the difference is Foresight's).
+ * phases of three kinds, in a palindromic order (off, profiling, plugin,
+ * plugin, profiling, off, …) so a slow drift of the machine cancels out:
+ *  - off: no Foresight;
+ *  - profiling: what the profiling issue budgets — the observer, the worker
+ *    load sampler and the profiler with its default options, every profile
+ *    handed to an in-memory store;
+ *  - plugin: the whole of Foresight attached (dry run), i.e. profiling plus
+ *    live prediction and allocation decision rounds.
+ * Fresh workers each phase, since the observer API only sees entities created
+ * after attaching. Worker CPU comes from getResourceUsage() deltas over the
+ * measured window; Node CPU from process.cpuUsage() (the replayer's own cost is
+ * the same in every phase, so the difference is Foresight's).
  *
- * Last line: {"worker_cpu_ratio": on/off, "node_cpu_pct_per_100_producers": …}
+ * Last line: {"worker_cpu_ratio": profiling/off, "node_cpu_pct_per_100_producers":
+ * profiling − off, and the same two for the whole plugin, …}
  */
 import { join } from 'node:path';
 import * as mediasoup from 'mediasoup';
 import { attach, type Foresight } from '../plugin';
+import { parseOptions } from '../plugin/config';
+import { createLogger } from '../plugin/log';
+import { GraphObserver } from '../plugin/observe/attach';
+import { WorkerLoadSampler } from '../plugin/observe/workerLoad';
+import { Profiler } from '../plugin/profile/profiler';
+import { MemoryStore } from '../plugin/store/memoryStore';
 import { readRecording } from '../training/record/format';
 import { Replayer } from '../training/loadgen/replayer';
 
@@ -23,9 +37,9 @@ function arg(name: string, fallback: number): number {
 	return i === -1 ? fallback : Number(process.argv[i + 1]);
 }
 
-const PHASES = arg('phases', 4);
+const PHASES = arg('phases', 6);
 const MEASURE_S = arg('measure-s', 20);
-const WARMUP_S = arg('warmup-s', 8);
+const WARMUP_S = arg('warmup-s', 10);
 const COPIES = arg('copies', 50);
 const BOTS_PER_COPY = 3;
 
@@ -35,13 +49,20 @@ const mediaCodecs: mediasoup.types.RouterRtpCodecCapability[] = [
 	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
 ];
 
+type Mode = 'off' | 'profiling' | 'plugin';
+const ORDER: readonly Mode[] = ['off', 'profiling', 'plugin', 'plugin', 'profiling', 'off'];
+
 interface PhaseResult {
-	withPlugin: boolean;
+	mode: Mode;
 	workerCpuPct: number;
 	nodeCpuPct: number;
 	producers: number;
 	consumers: number;
 	profiledStreams: number;
+	/** The replayed load actually delivered: phases compare only if these agree. */
+	sentPacketsPerS: number;
+	sinkPacketsPerS: number;
+	maxTickLagMs: number;
 }
 
 async function cpuMs(worker: mediasoup.types.Worker): Promise<number> {
@@ -49,13 +70,41 @@ async function cpuMs(worker: mediasoup.types.Worker): Promise<number> {
 	return u.ru_utime + u.ru_stime;
 }
 
-async function phase(withPlugin: boolean): Promise<PhaseResult> {
+/** The profiling agent alone, wired as Foresight wires it; resolves to its detach. */
+function attachProfiling(onStreams: (count: number) => void): () => Promise<void> {
+	const options = parseOptions({ logLevel: 'error' });
+	const log = createLogger(options.logLevel);
+	const graph = new GraphObserver(mediasoup, log);
+	const store = new MemoryStore();
+	const load = new WorkerLoadSampler(graph.registry, options.loadSampleIntervalMs, log);
+	load.on('sample', (s) => void store.writeWorkerLoad([s]));
+	const profiler = new Profiler(graph.registry, { statsIntervalMs: options.statsIntervalMs, ...options.profiling }, log);
+	profiler.on('profiles', (p) => {
+		void store.writeStreamProfiles(p.streams);
+		void store.writeConnectionProfiles(p.connections);
+		onStreams(p.streams.length);
+	});
+	load.start();
+	profiler.start();
+	return async () => {
+		load.stop();
+		await profiler.stop();
+		graph.detach();
+		await store.close();
+	};
+}
+
+async function phase(mode: Mode): Promise<PhaseResult> {
 	let foresight: Foresight | undefined;
+	let detachProfiling: (() => Promise<void>) | undefined;
 	let profiledStreams = 0;
-	if (withPlugin) {
+	const onStreams = (count: number): void => void (profiledStreams = Math.max(profiledStreams, count));
+	if (mode === 'plugin') {
 		// Dry run: this measures observing, profiling and predicting, not the effect of acting.
 		foresight = attach(mediasoup, { useEnv: false, logLevel: 'error', dryRun: true });
-		foresight.on('profiles', (p) => (profiledStreams = Math.max(profiledStreams, p.streams.length)));
+		foresight.on('profiles', (p) => onStreams(p.streams.length));
+	} else if (mode === 'profiling') {
+		detachProfiling = attachProfiling(onStreams);
 	}
 	const workers = await Promise.all([0, 1].map(() => mediasoup.createWorker({ logLevel: 'error' })));
 	const routers = await Promise.all(workers.map((w) => w.createRouter({ mediaCodecs })));
@@ -71,54 +120,68 @@ async function phase(withPlugin: boolean): Promise<PhaseResult> {
 			const sub = await replayer.subscribe(router, ps, { preferredSpatialLayer: 2 });
 			consumers += sub.consumers.length;
 		}
+		// Copies start one by one, as peers join: started together, their first keyframes
+		// would leave in one burst that the replayer cannot send on time.
 		replayer.start(pub);
 	}
 	await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
 	const w0 = await Promise.all(workers.map(cpuMs));
+	const s0 = replayer.stats();
+	replayer.maxTickLagMs = 0;
 	const n0 = process.cpuUsage();
 	const t0 = performance.now();
 	await new Promise((r) => setTimeout(r, MEASURE_S * 1000));
 	const w1 = await Promise.all(workers.map(cpuMs));
 	const n1 = process.cpuUsage(n0);
 	const wallMs = performance.now() - t0;
+	const s1 = replayer.stats();
 	replayer.close();
 	await foresight?.detach();
+	await detachProfiling?.();
 	for (const w of workers) w.close();
 	await new Promise((r) => setTimeout(r, 500));
 	const workerCpuMs = w1.reduce((a, v, i) => a + v - w0[i]!, 0);
 	return {
-		withPlugin,
+		mode,
 		workerCpuPct: (100 * workerCpuMs) / wallMs,
 		nodeCpuPct: (100 * (n1.user + n1.system)) / 1000 / wallMs,
 		producers,
 		consumers,
 		profiledStreams,
+		sentPacketsPerS: ((s1.packetsSent - s0.packetsSent) * 1000) / wallMs,
+		sinkPacketsPerS: ((s1.sinkPackets - s0.sinkPackets) * 1000) / wallMs,
+		maxTickLagMs: s1.maxTickLagMs,
 	};
 }
 
 async function main(): Promise<void> {
 	const results: PhaseResult[] = [];
 	for (let i = 0; i < PHASES; i++) {
-		// off, on, on, off, off, on, … (ABBA) so a slow drift of the machine cancels out.
-		const withPlugin = [false, true, true, false][i % 4]!;
-		const r = await phase(withPlugin);
+		const mode = ORDER[i % ORDER.length]!;
+		const r = await phase(mode);
 		results.push(r);
 		process.stdout.write(
-			`phase ${i + 1}/${PHASES} plugin=${withPlugin ? 'on ' : 'off'} producers=${r.producers} consumers=${r.consumers} ` +
-				`profiled=${r.profiledStreams} worker_cpu=${r.workerCpuPct.toFixed(2)}% node_cpu=${r.nodeCpuPct.toFixed(2)}%\n`,
+			`phase ${i + 1}/${PHASES} ${mode.padEnd(9)} producers=${r.producers} consumers=${r.consumers} ` +
+				`profiled=${r.profiledStreams} worker_cpu=${r.workerCpuPct.toFixed(2)}% node_cpu=${r.nodeCpuPct.toFixed(2)}% ` +
+				`sent=${Math.round(r.sentPacketsPerS)}/s sink=${Math.round(r.sinkPacketsPerS)}/s max_tick_lag=${r.maxTickLagMs.toFixed(0)}ms\n`,
 		);
 	}
 	const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-	const on = results.filter((r) => r.withPlugin);
-	const off = results.filter((r) => !r.withPlugin);
+	const of = (mode: Mode): PhaseResult[] => results.filter((r) => r.mode === mode);
+	const workerPct = (mode: Mode): number => mean(of(mode).map((r) => r.workerCpuPct));
+	const nodePct = (mode: Mode): number => mean(of(mode).map((r) => r.nodeCpuPct));
 	const producers = results[0]!.producers;
+	const perProducers = (mode: Mode): number => Number((((nodePct(mode) - nodePct('off')) * 100) / producers).toFixed(3));
+	const offNode = of('off').map((r) => r.nodeCpuPct);
 	const summary = {
-		worker_cpu_ratio: Number((mean(on.map((r) => r.workerCpuPct)) / mean(off.map((r) => r.workerCpuPct))).toFixed(4)),
-		node_cpu_pct_per_100_producers: Number(
-			(((mean(on.map((r) => r.nodeCpuPct)) - mean(off.map((r) => r.nodeCpuPct))) * 100) / producers).toFixed(3),
-		),
-		worker_cpu_pct_off: Number(mean(off.map((r) => r.workerCpuPct)).toFixed(2)),
-		worker_cpu_pct_on: Number(mean(on.map((r) => r.workerCpuPct)).toFixed(2)),
+		worker_cpu_ratio: Number((workerPct('profiling') / workerPct('off')).toFixed(4)),
+		node_cpu_pct_per_100_producers: perProducers('profiling'),
+		worker_cpu_ratio_full_plugin: Number((workerPct('plugin') / workerPct('off')).toFixed(4)),
+		node_cpu_pct_per_100_producers_full_plugin: perProducers('plugin'),
+		worker_cpu_pct_off: Number(workerPct('off').toFixed(2)),
+		node_cpu_pct_off: Number(nodePct('off').toFixed(2)),
+		// How far the two baselines disagree: the noise floor of the Node CPU figures.
+		node_cpu_pct_off_spread: Number((Math.max(...offNode) - Math.min(...offNode)).toFixed(2)),
 		producers,
 		consumers: results[0]!.consumers,
 		phases: PHASES,

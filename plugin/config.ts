@@ -78,6 +78,36 @@ export const foresightOptionsSchema = z
 			})
 			.strict()
 			.prefault({}),
+		/**
+		 * Retraining from live history (plugin/predict/retrainer.ts): a candidate is trained in a
+		 * worker thread on everything before the most recent held-out window and deployed only
+		 * if its 15 s CPU MAE on that window beats the serving predictor's.
+		 */
+		retraining: z
+			.object({
+				/**
+				 * Automatic retraining on drift and every periodMs (Foresight.retrain() works either
+				 * way). Default: on when a modelDir is set — the operator chose a learned model, and
+				 * keeping it current costs nothing when the candidate loses — off otherwise.
+				 */
+				enabled: z.boolean().optional(),
+				/** Retrain this often even without drift: slow changes never trip Page-Hinkley. 1 h. */
+				periodMs: z.int().min(1000).default(3_600_000),
+				/** Automatic retrainings are at least this far apart: a drifting SFU is a busy one. 10 min. */
+				minIntervalMs: z.int().min(0).default(600_000),
+				/** Live history used (training + held-out). 30 min = half of what the in-memory store keeps at 1 Hz. */
+				historyMs: z.int().min(10_000).default(1_800_000),
+				/** Most recent window of instants that is scored, never trained on. 5 min ≈ 300 examples per worker at 1 Hz. */
+				heldOutMs: z.int().min(1000).default(300_000),
+				/** Fewer than offline training's 60: the candidate refines on recent data and must be cheap. */
+				epochs: z.int().min(1).max(1000).default(20),
+				/** One example per worker this often. */
+				strideMs: z.int().min(50).default(1000),
+				/** Load history in each example's snapshot, as in offline training. */
+				inputHistoryMs: z.int().min(0).default(30_000),
+			})
+			.strict()
+			.prefault({}),
 	})
 	.strict();
 
@@ -119,7 +149,7 @@ export function parseOptions(input: unknown): ResolvedForesightOptions {
 	return res.data;
 }
 
-const OPTION_GROUPS = ['influx', 'profiling', 'allocation'] as const;
+const OPTION_GROUPS = ['influx', 'profiling', 'allocation', 'retraining'] as const;
 
 type OptionPath = readonly [keyof ForesightOptions] | readonly [(typeof OPTION_GROUPS)[number], string];
 type EnvKind = 'string' | 'int' | 'number' | 'bool';
@@ -135,6 +165,9 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_WORKER_CAPACITY_PCT: { path: ['allocation', 'workerCapacityPct'], kind: 'number', doc: 'CPU one worker may use, % of one core (default 100)' },
 	FORESIGHT_ALLOCATION_POLICY: { path: ['allocation', 'policy'], kind: 'string', doc: `${ALLOCATION_POLICIES.join('|')} (default foresight)` },
 	FORESIGHT_ALLOCATION_INTERVAL_MS: { path: ['allocation', 'intervalMs'], kind: 'int', doc: 'allocation decision period in ms (default: the load sampling period)' },
+	FORESIGHT_RETRAINING: { path: ['retraining', 'enabled'], kind: 'bool', doc: 'retrain from live history on drift and periodically (default: true when FORESIGHT_MODEL_DIR is set)' },
+	FORESIGHT_RETRAIN_PERIOD_MS: { path: ['retraining', 'periodMs'], kind: 'int', doc: 'retrain at least this often when retraining is on (default 3600000)' },
+	FORESIGHT_RETRAIN_MIN_INTERVAL_MS: { path: ['retraining', 'minIntervalMs'], kind: 'int', doc: 'minimum time between automatic retrainings (default 600000)' },
 	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB 1.x URL; unset: embedded in-memory store' },
 	INFLUX_DATABASE: { path: ['influx', 'database'], kind: 'string', doc: 'database name (default foresight)' },
 	INFLUX_USERNAME: { path: ['influx', 'username'], kind: 'string', doc: 'optional' },

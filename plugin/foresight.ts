@@ -15,6 +15,9 @@ import type { ProfileStore } from './store/types';
 import { PredictionEngine } from './predict/engine';
 import { KnnPredictor } from './predict/knn';
 import { LiveHistory } from './predict/live';
+import { TfPredictor } from './predict/model';
+import { Retrainer, type RetrainResult } from './predict/retrainer';
+import { storeTimelines, ThreadTrainer } from './predict/retrainer.io';
 import { networkOfStreams, type WorkerPrediction } from './predict/types';
 import { Profiler } from './profile/profiler';
 import type { ConnectionProfile, StreamProfile, WorkerLoadSample } from './profile/schema';
@@ -61,6 +64,9 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	private readonly history = new LiveHistory();
 	readonly predictor: PredictionEngine;
 	private predictTimer: NodeJS.Timeout | undefined;
+	private readonly trainer: ThreadTrainer;
+	private readonly retrainer: Retrainer<TfPredictor>;
+	private retrainTimer: NodeJS.Timeout | undefined;
 	private allocateTimer: NodeJS.Timeout | undefined;
 	private lastPredictions: WorkerPrediction[] = [];
 	private currentStore: ProfileStore;
@@ -83,7 +89,40 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.graph = new GraphObserver(mediasoup, logger);
 		this.graph.on('workerDied', (workerId) => this.emit('workerDied', workerId));
 		this.loadSampler = new WorkerLoadSampler(this.graph.registry, options.loadSampleIntervalMs, logger);
-		this.predictor = new PredictionEngine({ fallback: new KnnPredictor([]), logger });
+		const retraining = options.retraining;
+		const autoRetrain = retraining.enabled ?? options.modelDir !== undefined;
+		this.predictor = new PredictionEngine({
+			fallback: new KnnPredictor([]),
+			logger,
+			...(autoRetrain ? { onDrift: () => void this.retrainer.retrain('drift') } : {}),
+		});
+		this.trainer = new ThreadTrainer(options.modelDir ? { modelDir: options.modelDir } : {});
+		this.retrainer = new Retrainer<TfPredictor>(
+			{
+				history: (from, to) => storeTimelines(this.currentStore, from, to),
+				deployed: () => {
+					const active = this.predictor.active;
+					if (!(active instanceof TfPredictor)) return { name: 'retrained', version: 0 };
+					return { name: active.manifest.name, version: active.manifest.version, architecture: active.manifest.architecture };
+				},
+				train: (job) => this.trainer.train(job),
+				replace: (candidate, heldOut) => this.predictor.maybeReplace(candidate, heldOut),
+				settle: (dir, keep, version) => this.trainer.settle(dir, keep, version),
+				now: () => Date.now(),
+			},
+			{
+				historyMs: retraining.historyMs,
+				heldOutMs: retraining.heldOutMs,
+				epochs: retraining.epochs,
+				minIntervalMs: retraining.minIntervalMs,
+				examples: { strideS: retraining.strideMs / 1000, historyS: retraining.inputHistoryMs / 1000 },
+			},
+			logger,
+		);
+		if (autoRetrain) {
+			this.retrainTimer = setInterval(() => void this.retrainer.retrain('period'), retraining.periodMs);
+			this.retrainTimer.unref();
+		}
 		this.currentStore = extra.store ?? new MemoryStore();
 		this.ownsStore = extra.store === undefined;
 		if (!extra.store && options.influx) this.openInflux(1000);
@@ -221,6 +260,16 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		return this.lastPredictions;
 	}
 
+	/**
+	 * Trains a candidate model now from the live history (in a worker thread) and deploys
+	 * it only if it beats the serving predictor on the most recent held-out window. Resolves
+	 * with both scores, or why nothing was trained; the serving predictor is kept on any failure.
+	 */
+	retrain(): Promise<RetrainResult> {
+		if (this.detached) return Promise.resolve({ outcome: 'failed', trigger: 'manual', error: 'Foresight is detached' });
+		return this.retrainer.retrain('manual');
+	}
+
 	/** The latest prediction of each worker. */
 	get predictions(): readonly WorkerPrediction[] {
 		return this.lastPredictions;
@@ -257,6 +306,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.detached = true;
 		clearInterval(this.predictTimer);
 		clearInterval(this.allocateTimer);
+		clearInterval(this.retrainTimer);
+		await this.trainer.close();
 		clearTimeout(this.storeRetry);
 		this.manager.close();
 		this.actuator.close();

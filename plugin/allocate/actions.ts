@@ -22,8 +22,22 @@ export interface PlaceAction extends ActionBase {
 	roomId: string;
 }
 
+/**
+ * Why a rebalance moves load: to relieve a worker predicted hot (the default), or to
+ * empty a lightly loaded one onto fuller workers so fewer workers run half idle.
+ */
+export type RebalanceIntent = 'relieve' | 'consolidate';
+
+/** What every rebalance carries besides the load estimate of the worker it leaves. */
+interface RebalanceFields {
+	/** Absent means 'relieve'. */
+	intent?: RebalanceIntent;
+	/** Predicted p95 CPU of `toWorkerId` after the action, when the policy estimated it. */
+	targetPredictedAfterPct?: number;
+}
+
 /** Serve some consumers of a hot producer from another worker through pipeToRouter. */
-export interface SpreadFanoutAction extends ActionBase {
+export interface SpreadFanoutAction extends ActionBase, RebalanceFields {
 	type: 'spreadFanout';
 	producerId: string;
 	/** Worker the consumers currently run on (`workerId` is the one relieved = this). */
@@ -32,7 +46,7 @@ export interface SpreadFanoutAction extends ActionBase {
 }
 
 /** Move a producer's send transport to another worker; remote consumers are re-piped. */
-export interface MigrateProducerAction extends ActionBase {
+export interface MigrateProducerAction extends ActionBase, RebalanceFields {
 	type: 'migrateProducer';
 	producerId: string;
 	toWorkerId: string;
@@ -93,6 +107,11 @@ export type AllocationAction =
 	| RedirectAction;
 
 export type ActionType = AllocationAction['type'];
+
+/** A rebalance that empties a lightly loaded worker rather than relieving a hot one. */
+export function isConsolidation(action: AllocationAction): boolean {
+	return (action.type === 'spreadFanout' || action.type === 'migrateProducer') && action.intent === 'consolidate';
+}
 
 /** Admission answers a join; rebalancing moves load; degrade costs quality; restore gives it back. */
 export type ActionClass = 'admission' | 'rebalance' | 'degrade' | 'restore';

@@ -64,6 +64,13 @@ export function riskPct(worker: WorkerView): number {
 	return risk;
 }
 
+/** The expected load over the predictor's horizons (mean, not p95): what quality-costing actions are judged on. */
+export function expectedPct(worker: WorkerView): number {
+	let expected = worker.cpuPct;
+	for (const f of worker.forecast) expected = Math.max(expected, f.meanPct);
+	return expected;
+}
+
 export interface SnapshotIndex {
 	workers: Map<string, WorkerView>;
 	producers: Map<string, ProducerView>;

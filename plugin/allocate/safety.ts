@@ -1,4 +1,4 @@
-import { actionClass, actionEntities, type AllocationAction, type AllocationPolicy } from './actions';
+import { actionClass, actionEntities, isConsolidation, type AllocationAction, type AllocationPolicy } from './actions';
 import type { AllocationSnapshot } from './snapshot';
 
 /**
@@ -12,6 +12,13 @@ export interface SafetyOptions {
 	highBandPct: number;
 	/** Restoring needs the worker predicted at or below this after the restore. */
 	lowBandPct: number;
+	/**
+	 * Consolidating (emptying a light worker onto fuller ones) needs the emptied worker
+	 * predicted at or below this …
+	 */
+	consolidateBelowPct: number;
+	/** … and the receiving worker predicted at or below this after the move, well under the high band's relief trigger. */
+	consolidateCeilingPct: number;
 	/** Minimum time between two actions on the same entity. */
 	entityCooldownS: number;
 	/** No restore on a worker this soon after something there was degraded or moved. */
@@ -27,6 +34,8 @@ export interface SafetyOptions {
 export const SAFETY_DEFAULTS: Readonly<SafetyOptions> = Object.freeze({
 	highBandPct: 75,
 	lowBandPct: 72,
+	consolidateBelowPct: 55,
+	consolidateCeilingPct: 80,
 	entityCooldownS: 30,
 	restoreHoldS: 30,
 	ratePerS: 50,
@@ -60,7 +69,10 @@ export function initialSafetyState(options: SafetyOptions): SafetyState {
 function verdict(action: AllocationAction, t: number, state: SafetyState, options: SafetyOptions): AuditOutcome {
 	const cls = actionClass(action);
 	if (cls === 'admission') return options.dryRun ? 'dryRun' : 'applied';
-	if ((cls === 'rebalance' || cls === 'degrade') && action.predictedBeforePct < options.highBandPct) return 'hysteresis';
+	if (isConsolidation(action)) {
+		const target = 'targetPredictedAfterPct' in action ? action.targetPredictedAfterPct : undefined;
+		if (action.predictedBeforePct > options.consolidateBelowPct || target === undefined || target > options.consolidateCeilingPct) return 'hysteresis';
+	} else if ((cls === 'rebalance' || cls === 'degrade') && action.predictedBeforePct < options.highBandPct) return 'hysteresis';
 	if (cls === 'restore' && action.predictedAfterPct > options.lowBandPct) return 'hysteresis';
 	if (cls === 'restore' && t - (state.workerPressureT[action.workerId] ?? -Infinity) < options.restoreHoldS) return 'restoreHold';
 	if (actionEntities(action).some((e) => t - (state.entityLastT[e] ?? -Infinity) < options.entityCooldownS)) return 'cooldown';
@@ -100,7 +112,8 @@ export function guard(
 			// Dry runs spend tokens and cooldowns as a live run would, so the log shows what would really happen.
 			state.tokens -= 1;
 			for (const e of actionEntities(action)) state.entityLastT[e] = t;
-			if (cls !== 'restore') state.workerPressureT[action.workerId] = t;
+			// Emptying a light worker is no pressure on it: it may get quality back at once.
+			if (cls !== 'restore' && !isConsolidation(action)) state.workerPressureT[action.workerId] = t;
 		}
 		if (outcome === 'applied' || cls === 'admission') approved.push(action);
 	}

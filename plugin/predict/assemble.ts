@@ -8,6 +8,7 @@ import {
 	type ResourceEstimate,
 	type ResourceNeeds,
 	type ResourceVector,
+	type StreamAttribution,
 	type StreamContext,
 	type WorkerPrediction,
 } from './types';
@@ -28,12 +29,90 @@ export interface StreamCost {
 
 export type PerHorizon = Record<HorizonS, ResourceVector>;
 
-// Module-local copies for the per-stream loops (imported bindings are property reads).
-const HORIZON_LIST: readonly HorizonS[] = [...HORIZONS_S];
-const TARGET_LIST = [...TARGETS];
+/**
+ * Values per stream in the flat form: horizon-major, then target, in HORIZONS_S and
+ * TARGETS order (the trained model's output order).
+ */
+export const FLAT_WIDTH = HORIZONS_S.length * TARGETS.length;
+
+// Offsets into a flat row. Object literals with fixed keys (rather than keyed stores in
+// a loop) give V8 one hidden class per shape: this builds ~5 objects per stream per prediction.
+const CPU = TARGETS.indexOf('cpuPct');
+const RSS = TARGETS.indexOf('rssBytes');
+const INGRESS = TARGETS.indexOf('ingressBps');
+const EGRESS = TARGETS.indexOf('egressBps');
+const H5 = HORIZONS_S.indexOf(5) * TARGETS.length;
+const H15 = HORIZONS_S.indexOf(15) * TARGETS.length;
+const H30 = HORIZONS_S.indexOf(30) * TARGETS.length;
 
 export function perHorizon(make: (h: HorizonS) => ResourceVector): PerHorizon {
 	return { 5: make(5), 15: make(15), 30: make(30) };
+}
+
+function vectorAt(values: ArrayLike<number>, o: number): ResourceVector {
+	return { cpuPct: values[o + CPU]!, rssBytes: values[o + RSS]!, ingressBps: values[o + INGRESS]!, egressBps: values[o + EGRESS]! };
+}
+
+function perHorizonAt(values: ArrayLike<number>, o: number): PerHorizon {
+	return { 5: vectorAt(values, o + H5), 15: vectorAt(values, o + H15), 30: vectorAt(values, o + H30) };
+}
+
+function writeFlat(p: PerHorizon, out: Float64Array, o: number): void {
+	HORIZONS_S.forEach((h, hi) => TARGETS.forEach((t, ti) => (out[o + hi * TARGETS.length + ti] = p[h][t])));
+}
+
+/**
+ * The combining rule on flat figures: streams[i]'s mean cost and spread are the
+ * FLAT_WIDTH values at (first + i)·FLAT_WIDTH of `cost` and `spread`; `base` and
+ * `baseSpread` hold FLAT_WIDTH values. This is what a predictor with per-stream figures in
+ * typed arrays calls, without building an intermediate object per stream.
+ */
+export function assembleFlat(
+	workerId: string,
+	predictor: string,
+	streams: readonly Pick<StreamProfile, 'streamId' | 'transportId'>[],
+	base: ArrayLike<number>,
+	baseSpread: ArrayLike<number>,
+	cost: Float64Array,
+	spread: Float64Array,
+	first = 0,
+): WorkerPrediction {
+	const n = streams.length;
+	const start = first * FLAT_WIDTH;
+	const end = start + n * FLAT_WIDTH;
+	const mean = new Float64Array(FLAT_WIDTH);
+	const p95 = new Float64Array(FLAT_WIDTH);
+	for (let k = 0; k < FLAT_WIDTH; k++) {
+		let m = base[k]!;
+		let v = baseSpread[k]! ** 2;
+		for (let o = start + k; o < end; o += FLAT_WIDTH) {
+			m += cost[o]!;
+			v += spread[o]! ** 2;
+		}
+		mean[k] = m;
+		p95[k] = m + Math.sqrt(v);
+	}
+	const estimate = (o: number): ResourceEstimate => ({
+		cpuPct: { mean: mean[o + CPU]!, p95: p95[o + CPU]! },
+		rssBytes: { mean: mean[o + RSS]!, p95: p95[o + RSS]! },
+		ingressBps: { mean: mean[o + INGRESS]!, p95: p95[o + INGRESS]! },
+		egressBps: { mean: mean[o + EGRESS]!, p95: p95[o + EGRESS]! },
+	});
+	const attribution = new Array<StreamAttribution>(n);
+	for (let i = 0; i < n; i++) {
+		const s = streams[i]!;
+		attribution[i] = { streamId: s.streamId, transportId: s.transportId, cost: perHorizonAt(cost, start + i * FLAT_WIDTH) };
+	}
+	return {
+		workerId,
+		predictor,
+		horizons: {
+			5: { base: vectorAt(base, H5), total: estimate(H5) },
+			15: { base: vectorAt(base, H15), total: estimate(H15) },
+			30: { base: vectorAt(base, H30), total: estimate(H30) },
+		},
+		streams: attribution,
+	};
 }
 
 export function assembleWorkerPrediction(
@@ -43,30 +122,30 @@ export function assembleWorkerPrediction(
 	baseSpread: PerHorizon,
 	streams: readonly StreamCost[],
 ): WorkerPrediction {
-	const horizons = {} as WorkerPrediction['horizons'];
-	for (const h of HORIZON_LIST) {
-		const total = {} as ResourceEstimate;
-		for (const t of TARGET_LIST) {
-			let m = base[h][t];
-			let v = baseSpread[h][t] ** 2;
-			for (const s of streams) {
-				m += s.cost[h][t];
-				v += s.spread[h][t] ** 2;
-			}
-			total[t] = { mean: m, p95: m + Math.sqrt(v) };
-		}
-		horizons[h] = { base: { ...base[h] }, total };
-	}
-	return { workerId, predictor, horizons, streams: streams.map((s) => ({ streamId: s.streamId, transportId: s.transportId, cost: s.cost })) };
+	const flatBase = new Float64Array(FLAT_WIDTH);
+	const flatBaseSpread = new Float64Array(FLAT_WIDTH);
+	const cost = new Float64Array(streams.length * FLAT_WIDTH);
+	const spread = new Float64Array(streams.length * FLAT_WIDTH);
+	writeFlat(base, flatBase, 0);
+	writeFlat(baseSpread, flatBaseSpread, 0);
+	streams.forEach((s, i) => {
+		writeFlat(s.cost, cost, i * FLAT_WIDTH);
+		writeFlat(s.spread, spread, i * FLAT_WIDTH);
+	});
+	return assembleFlat(workerId, predictor, streams, flatBase, flatBaseSpread, cost, spread);
+}
+
+/** The totals of a prediction without a base: what a set of streams needs. */
+export function needsOf(prediction: WorkerPrediction): ResourceNeeds {
+	const out = {} as ResourceNeeds;
+	for (const h of HORIZONS_S) out[h] = prediction.horizons[h].total;
+	return out;
 }
 
 /** Needs of a set of streams: the worker rule without a base. */
 export function sumNeeds(streams: readonly StreamCost[]): ResourceNeeds {
 	const zero = perHorizon(zeroResources);
-	const p = assembleWorkerPrediction('', '', zero, zero, streams);
-	const out = {} as ResourceNeeds;
-	for (const h of HORIZONS_S) out[h] = p.horizons[h].total;
-	return out;
+	return needsOf(assembleWorkerPrediction('', '', zero, zero, streams));
 }
 
 export function asStreamList(streams: StreamProfile | readonly StreamProfile[]): readonly StreamProfile[] {

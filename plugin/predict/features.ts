@@ -77,6 +77,16 @@ export function rampUp(ageS: number): number {
 
 /** Raw (unnormalized) stream features, written into `out` at `offset`; non-finite inputs become NaN. */
 export function writeStreamFeatures(p: StreamProfile, ctx: StreamContext, out: Float32Array | number[], offset = 0): void {
+	writeRawStreamFeatures(p, ctx.fanOut, ctx.ageS, out, offset);
+	for (let i = offset; i < offset + STREAM_FEATURE_COUNT; i++) if (!Number.isFinite(out[i]!)) out[i] = Number.NaN;
+}
+
+/**
+ * writeStreamFeatures without the NaN pass, for callers that normalize next
+ * (normalizeInPlace maps every non-finite value to 0 anyway), and with the context
+ * as two numbers so the prediction path allocates no object per stream.
+ */
+export function writeRawStreamFeatures(p: StreamProfile, fanOut: number, ageS: number, out: Float32Array | number[], offset: number): void {
 	// One pass over the layers and direct writes: this runs for every stream on every prediction.
 	let activeCount = 0;
 	let pendingBps = 0;
@@ -97,7 +107,7 @@ export function writeStreamFeatures(p: StreamProfile, ctx: StreamContext, out: F
 	const activeLayers = v?.activeLayers ?? activeCount;
 	const totalLayers = Math.max(p.layers.length, activeLayers);
 	const { bitrateBps, packetRate } = p.flow;
-	const fanOutPackets = ctx.fanOut * packetRate;
+	const fanOutPackets = fanOut * packetRate;
 	let k = offset;
 	out[k++] = p.entity === 'producer' ? 1 : 0;
 	out[k++] = p.entity === 'consumer' ? 1 : 0;
@@ -116,21 +126,20 @@ export function writeStreamFeatures(p: StreamProfile, ctx: StreamContext, out: F
 	out[k++] = totalLayers - activeLayers;
 	out[k++] = log1p(pendingBps / 1000);
 	out[k++] = log1p(pixelRate / 1e6);
-	out[k++] = log1p(ctx.fanOut);
+	out[k++] = log1p(fanOut);
 	out[k++] = log1p(fanOutPackets);
 	out[k++] = fanOutPackets / 1000;
 	out[k++] = finiteOr(v?.keyframesPerMin, 0);
 	out[k++] = log1p(p.flow.pliCount + p.flow.firCount);
 	out[k++] = log1p(p.flow.nackCount);
 	out[k++] = p.flow.lossFraction;
-	out[k++] = rampUp(ctx.ageS);
+	out[k++] = rampUp(ageS);
 	out[k++] = p.entropy;
 	out[k++] = p.variance.burstiness;
 	out[k++] = maxCv;
 	out[k++] = log1p(p.complexity);
 	out[k++] = log1p(p.data?.messagesPerS ?? 0);
 	if (k - offset !== STREAM_FEATURE_COUNT) throw new Error(`stream features wrote ${k - offset} values for ${STREAM_FEATURE_COUNT} names`);
-	for (let i = offset; i < k; i++) if (!Number.isFinite(out[i]!)) out[i] = Number.NaN;
 }
 
 export function streamFeatures(p: StreamProfile, ctx: StreamContext): number[] {
@@ -149,27 +158,38 @@ export function streamContexts(
 	now = Number.NaN,
 	overrides?: ReadonlyMap<string, StreamContext>,
 ): Map<string, StreamContext> {
-	const fanOut = new Map<string, number>();
-	for (const s of streams) {
-		if ((s.entity === 'consumer' || s.entity === 'dataConsumer') && s.producerId !== undefined) {
-			fanOut.set(s.producerId, (fanOut.get(s.producerId) ?? 0) + 1);
-		}
-	}
-	const joinedAt = new Map<string, number>();
-	for (const e of events) if (e.type === 'join') joinedAt.set(e.streamId, e.ts);
+	const lookup = new ContextLookup(streams, events, now);
 	const out = new Map<string, StreamContext>();
-	for (const s of streams) {
-		const given = overrides?.get(s.streamId);
-		if (given) {
-			out.set(s.streamId, given);
-			continue;
-		}
-		const joined = joinedAt.get(s.streamId);
-		const ageS = joined !== undefined && Number.isFinite(now) ? Math.max(0, (now - joined) / 1000) : Number.POSITIVE_INFINITY;
-		const isProducer = s.entity === 'producer' || s.entity === 'dataProducer';
-		out.set(s.streamId, { fanOut: isProducer ? (fanOut.get(s.streamId) ?? 0) : 0, ageS });
-	}
+	for (const s of streams) out.set(s.streamId, overrides?.get(s.streamId) ?? { fanOut: lookup.fanOut(s), ageS: lookup.ageS(s) });
 	return out;
+}
+
+/** What streamContexts derives, answered per stream without building a context object for each. */
+export class ContextLookup {
+	private readonly fanOuts = new Map<string, number>();
+	private readonly joinedAt = new Map<string, number>();
+
+	constructor(
+		streams: readonly StreamProfile[],
+		events: WorkerSnapshot['events'],
+		private readonly now: number,
+	) {
+		for (const s of streams) {
+			if ((s.entity === 'consumer' || s.entity === 'dataConsumer') && s.producerId !== undefined) {
+				this.fanOuts.set(s.producerId, (this.fanOuts.get(s.producerId) ?? 0) + 1);
+			}
+		}
+		for (const e of events) if (e.type === 'join') this.joinedAt.set(e.streamId, e.ts);
+	}
+
+	fanOut(s: StreamProfile): number {
+		return s.entity === 'producer' || s.entity === 'dataProducer' ? (this.fanOuts.get(s.streamId) ?? 0) : 0;
+	}
+
+	ageS(s: StreamProfile): number {
+		const joined = this.joinedAt.get(s.streamId);
+		return joined !== undefined && Number.isFinite(this.now) ? Math.max(0, (this.now - joined) / 1000) : Number.POSITIVE_INFINITY;
+	}
 }
 
 /** Raw worker-level features: trends and churn, deliberately not the current CPU level (see model.ts). */
@@ -182,15 +202,13 @@ export function workerFeatures(snapshot: WorkerSnapshot): number[] {
 	let producers = 0;
 	let consumers = 0;
 	let data = 0;
-	const transports = new Set<string>();
-	const routers = new Set<string>();
 	for (const s of snapshot.streams) {
-		transports.add(s.transportId);
-		routers.add(s.routerId);
 		if (s.entity === 'producer') producers++;
 		else if (s.entity === 'consumer') consumers++;
 		else data++;
 	}
+	// Distinct routers and transports only matter without a load sample, which counts them itself.
+	const distinct = (key: 'routerId' | 'transportId'): number => new Set(snapshot.streams.map((s) => s[key])).size;
 	let joins = 0;
 	let leaves = 0;
 	let ramping = 0;
@@ -205,8 +223,8 @@ export function workerFeatures(snapshot: WorkerSnapshot): number[] {
 		cpuTrend.slope,
 		std(recent.map((s) => s.cpuPct)),
 		rssTrend.slope,
-		log1p(last?.routers ?? routers.size),
-		log1p(last?.transports ?? transports.size),
+		log1p(last?.routers ?? distinct('routerId')),
+		log1p(last?.transports ?? distinct('transportId')),
 		log1p(last?.producers ?? producers),
 		log1p(last?.consumers ?? consumers),
 		log1p(last ? last.dataProducers + last.dataConsumers : data),
@@ -281,4 +299,89 @@ export function normalizationMismatch(norm: Normalization, expected: readonly st
 		return `${label} features differ from this build (missing: ${missing.join(', ') || 'none'}; unknown: ${extra.join(', ') || 'none'}; or reordered)`;
 	}
 	return undefined;
+}
+
+/** Features of a batch of snapshots, flattened row-major and normalized. */
+export interface FeatureBatch {
+	streams: Float32Array;
+	entropy: Float32Array;
+	/** Snapshot index of each stream row. */
+	segment: Int32Array;
+	workers: Float32Array;
+	streamCount: number;
+	workerCount: number;
+}
+
+/** Zeroed buffers of a FeatureBatch for the given number of streams and workers. */
+export function allocateFeatureBatch(streamCount: number, workerCount: number): FeatureBatch {
+	return {
+		streams: new Float32Array(streamCount * STREAM_FEATURE_COUNT),
+		entropy: new Float32Array(streamCount),
+		segment: new Int32Array(streamCount),
+		workers: new Float32Array(workerCount * WORKER_FEATURE_COUNT),
+		streamCount,
+		workerCount,
+	};
+}
+
+/**
+ * Grown-on-demand buffers for featureBatch: a predictor calling it every second would
+ * otherwise allocate ~150 kB of typed arrays per call, whose off-heap backing stores
+ * push V8 into extra garbage collections.
+ */
+export class FeatureBuffers {
+	private capacity: FeatureBatch = allocateFeatureBatch(0, 0);
+
+	/** Views of exactly the requested sizes (contents undefined); valid until the next call. */
+	take(streamCount: number, workerCount: number): FeatureBatch {
+		let c = this.capacity;
+		if (c.streamCount < streamCount || c.workerCount < workerCount) {
+			this.capacity = c = allocateFeatureBatch(Math.max(streamCount, 2 * c.streamCount), Math.max(workerCount, 2 * c.workerCount));
+		}
+		return {
+			streams: c.streams.subarray(0, streamCount * STREAM_FEATURE_COUNT),
+			entropy: c.entropy.subarray(0, streamCount),
+			segment: c.segment.subarray(0, streamCount),
+			workers: c.workers.subarray(0, workerCount * WORKER_FEATURE_COUNT),
+			streamCount,
+			workerCount,
+		};
+	}
+}
+
+/**
+ * `contextsOf` overrides how fan-out and age are found (default: from each snapshot's
+ * own streams and events); `buffers` lends reusable storage, else the batch owns fresh arrays.
+ */
+export function featureBatch(
+	snapshots: readonly WorkerSnapshot[],
+	streamNorm: Normalization,
+	workerNorm: Normalization,
+	contextsOf?: (snap: WorkerSnapshot) => ReadonlyMap<string, StreamContext>,
+	buffers?: FeatureBuffers,
+): FeatureBatch {
+	let streamCount = 0;
+	for (const s of snapshots) streamCount += s.streams.length;
+	const batch = buffers ? buffers.take(streamCount, snapshots.length) : allocateFeatureBatch(streamCount, snapshots.length);
+	const { streams, entropy, segment, workers } = batch;
+	let row = 0;
+	for (let w = 0; w < snapshots.length; w++) {
+		const snap = snapshots[w]!;
+		const given = contextsOf?.(snap);
+		const lookup = given ? undefined : new ContextLookup(snap.streams, snap.events, snap.now);
+		for (const s of snap.streams) {
+			const offset = row * STREAM_FEATURE_COUNT;
+			const ctx = given?.get(s.streamId);
+			const fanOut = lookup ? lookup.fanOut(s) : (ctx?.fanOut ?? 0);
+			const ageS = lookup ? lookup.ageS(s) : (ctx?.ageS ?? Number.POSITIVE_INFINITY);
+			writeRawStreamFeatures(s, fanOut, ageS, streams, offset);
+			normalizeInPlace(streamNorm, streams, offset);
+			entropy[row] = Number.isFinite(s.entropy) ? Math.min(1, Math.max(0, s.entropy)) : 0;
+			segment[row] = w;
+			row++;
+		}
+		workers.set(workerFeatures(snap), w * WORKER_FEATURE_COUNT);
+		normalizeInPlace(workerNorm, workers, w * WORKER_FEATURE_COUNT);
+	}
+	return batch;
 }

@@ -5,33 +5,22 @@ import path from 'node:path';
 import type * as Tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { PROFILE_SCHEMA_VERSION, type StreamProfile } from '../profile/schema';
-import { assembleWorkerPrediction, asStreamList, connectionContexts, perHorizon, sumNeeds, type PerHorizon, type StreamCost } from './assemble';
+import { assembleFlat, asStreamList, connectionContexts, FLAT_WIDTH, needsOf } from './assemble';
 import {
+	featureBatch,
+	FeatureBuffers,
 	normalizationMismatch,
 	normalizationSchema,
-	normalizeInPlace,
 	STREAM_FEATURE_COUNT,
 	STREAM_FEATURES,
-	streamContexts,
 	WORKER_FEATURE_COUNT,
 	WORKER_FEATURES,
-	workerFeatures,
-	writeStreamFeatures,
-	type Normalization,
+	type FeatureBatch,
 } from './features';
+import { DenseKernel, wasmSimdSupported, type DenseWeights } from './kernel';
+import { softplusInPlace } from './softplus';
 import { loadTf, type TfModule } from './tf';
-import {
-	HORIZONS_S,
-	TARGETS,
-	zeroResources,
-	type HorizonS,
-	type Predictor,
-	type ResourceNeeds,
-	type StreamContext,
-	type Target,
-	type WorkerPrediction,
-	type WorkerSnapshot,
-} from './types';
+import { HORIZONS_S, TARGETS, type HorizonS, type Predictor, type ResourceNeeds, type StreamContext, type WorkerPrediction, type WorkerSnapshot } from './types';
 
 /**
  * The trained predictor. Two small MLPs:
@@ -55,10 +44,6 @@ export const MODEL_FORMAT = 'mediasoup-foresight-model';
 export const MODEL_SCHEMA_VERSION = 1;
 /** Outputs per net half: horizons × targets, horizon-major. */
 export const OUTPUTS = HORIZONS_S.length * TARGETS.length;
-/** Module-local copies: imported bindings are property reads through the module object in the hot loops. */
-const HORIZON_LIST: readonly HorizonS[] = [...HORIZONS_S];
-const TARGET_LIST: readonly Target[] = [...TARGETS];
-const TARGET_COUNT = TARGET_LIST.length;
 export const outputIndex = (hi: number, ti: number): number => hi * TARGETS.length + ti;
 /** Base log-variance is clipped identically in training and inference. */
 export const LOG_VARIANCE_RANGE = [-20, 10] as const;
@@ -209,6 +194,14 @@ function denseStack(tf: TfModule, net: Tf.LayersModel, label: string): DenseLaye
 	});
 }
 
+/** The weights of a stack as plain arrays, kernels row-major [in][out] as tfjs stores them. */
+function plainWeights(stack: readonly DenseLayer[]): DenseWeights[] {
+	return stack.map((l) => {
+		const [inDim, outDim] = l.kernel.shape;
+		return { kernel: Float32Array.from(l.kernel.dataSync()), bias: Float32Array.from(l.bias.dataSync()), inDim, outDim, relu: l.relu };
+	});
+}
+
 /** A Dense layer for the plain-JS path: weights transposed to [out][in] so the inner loop is contiguous. */
 interface JsDenseLayer {
 	weights: Float32Array;
@@ -218,13 +211,11 @@ interface JsDenseLayer {
 	relu: boolean;
 }
 
-function jsStack(stack: readonly DenseLayer[]): JsDenseLayer[] {
-	return stack.map((l) => {
-		const [inDim, outDim] = l.kernel.shape;
-		const kernel = l.kernel.dataSync();
+function jsStack(stack: readonly DenseWeights[]): JsDenseLayer[] {
+	return stack.map(({ kernel, bias, inDim, outDim, relu }) => {
 		const weights = new Float32Array(inDim * outDim);
 		for (let i = 0; i < inDim; i++) for (let j = 0; j < outDim; j++) weights[j * inDim + i] = kernel[i * outDim + j]!;
-		return { weights, bias: Float32Array.from(l.bias.dataSync()), inDim, outDim, relu: l.relu };
+		return { weights, bias, inDim, outDim, relu };
 	});
 }
 
@@ -285,23 +276,16 @@ function runJsStack(stack: readonly JsDenseLayer[], input: Float32Array, rows: n
 	return x;
 }
 
-const { exp, log1p } = Math;
-/** softplus(x) = log(1 + eˣ), computed without overflow; above 20 it equals x in float32. */
-function softplusInPlace(values: Float32Array): void {
-	for (let i = 0; i < values.length; i++) {
-		const v = values[i]!;
-		values[i] = v > 20 ? v : log1p(exp(v));
-	}
-}
-
 /**
  * How the nets are evaluated. 'tensor': batched fused matMuls in tf.tidy on the active
- * tfjs backend (the fast path with tfjs-node or wasm). 'js': the same arithmetic as
- * plain loops over Float32Arrays; on the pure-JS cpu backend this is several times
- * faster for nets this small, because tfjs-cpu's matMul pays per-op overhead that
- * dwarfs ~1 M multiply-adds.
+ * tfjs backend (the fast path with tfjs-node). 'js': the same arithmetic as plain loops
+ * over Float32Arrays; on the pure-JS cpu backend this is several times faster for nets
+ * this small, because tfjs-cpu's matMul pays per-op overhead that dwarfs ~1 M
+ * multiply-adds. 'wasm': the same arithmetic again as WebAssembly SIMD (kernel.ts),
+ * softplus included: bit-identical to 'js', and the stream net plus softplus take about
+ * half the time of the JS loops (see bench/inference.ts).
  */
-export type InferencePath = 'tensor' | 'js';
+export type InferencePath = 'tensor' | 'js' | 'wasm';
 
 function runStack(tf: TfModule, stack: readonly DenseLayer[], x: Tf.Tensor2D): Tf.Tensor2D {
 	let out = x;
@@ -311,54 +295,8 @@ function runStack(tf: TfModule, stack: readonly DenseLayer[], x: Tf.Tensor2D): T
 
 export const horizonKey = (h: HorizonS): string => String(h);
 
-/** Features of a batch of snapshots, flattened row-major and normalized. */
-export interface FeatureBatch {
-	streams: Float32Array;
-	entropy: Float32Array;
-	/** Snapshot index of each stream row. */
-	segment: Int32Array;
-	workers: Float32Array;
-	streamCount: number;
-	workerCount: number;
-}
-
-/** Zeroed buffers of a FeatureBatch for the given number of streams and workers. */
-export function allocateFeatureBatch(streamCount: number, workerCount: number): FeatureBatch {
-	return {
-		streams: new Float32Array(streamCount * STREAM_FEATURE_COUNT),
-		entropy: new Float32Array(streamCount),
-		segment: new Int32Array(streamCount),
-		workers: new Float32Array(workerCount * WORKER_FEATURE_COUNT),
-		streamCount,
-		workerCount,
-	};
-}
-
-export function featureBatch(
-	snapshots: readonly WorkerSnapshot[],
-	streamNorm: Normalization,
-	workerNorm: Normalization,
-	contextsOf: (snap: WorkerSnapshot) => ReadonlyMap<string, StreamContext> = (snap) => streamContexts(snap.streams, snap.events, snap.now),
-): FeatureBatch {
-	let streamCount = 0;
-	for (const s of snapshots) streamCount += s.streams.length;
-	const { streams, entropy, segment, workers } = allocateFeatureBatch(streamCount, snapshots.length);
-	let row = 0;
-	snapshots.forEach((snap, w) => {
-		const contexts = contextsOf(snap);
-		for (const s of snap.streams) {
-			const offset = row * STREAM_FEATURE_COUNT;
-			writeStreamFeatures(s, contexts.get(s.streamId) ?? { fanOut: 0, ageS: Number.POSITIVE_INFINITY }, streams, offset);
-			normalizeInPlace(streamNorm, streams, offset);
-			entropy[row] = Number.isFinite(s.entropy) ? Math.min(1, Math.max(0, s.entropy)) : 0;
-			segment[row] = w;
-			row++;
-		}
-		workers.set(workerFeatures(snap), w * WORKER_FEATURE_COUNT);
-		normalizeInPlace(workerNorm, workers, w * WORKER_FEATURE_COUNT);
-	});
-	return { streams, entropy, segment, workers, streamCount, workerCount: snapshots.length };
-}
+// Batched features live with the features (their per-stream loop then makes no cross-module calls); re-exported for existing importers.
+export { allocateFeatureBatch, featureBatch, FeatureBuffers, type FeatureBatch } from './features';
 
 export class TfPredictor implements Predictor {
 	readonly name: string;
@@ -367,13 +305,21 @@ export class TfPredictor implements Predictor {
 	private readonly workerStack: DenseLayer[];
 	private readonly streamJs: JsDenseLayer[];
 	private readonly workerJs: JsDenseLayer[];
+	/** Undefined where WebAssembly SIMD is unavailable. */
+	private readonly streamWasm: DenseKernel | undefined;
+	private readonly workerWasm: DenseKernel | undefined;
 	private readonly streamScratch: Scratch = [];
 	private readonly workerScratch: Scratch = [];
-	/** Defaults to 'js' on the pure-JS cpu backend, 'tensor' on any other. */
+	private readonly features = new FeatureBuffers();
+	/** Per-stream mean costs and spreads in assembleFlat's layout, reused across calls. */
+	private flatCost = new Float64Array(0);
+	private flatSpread = new Float64Array(0);
+	/** Defaults to 'wasm' (else 'js' without WebAssembly SIMD) on the pure-JS cpu backend, 'tensor' on any other. */
 	inference: InferencePath;
-	private readonly scale: number[];
+	/** Target scale per output index. */
+	private readonly scale: Float64Array;
 	/** z per output index. */
-	private readonly z: number[];
+	private readonly z: Float64Array;
 
 	constructor(
 		readonly manifest: ModelManifest,
@@ -385,40 +331,43 @@ export class TfPredictor implements Predictor {
 		this.name = `tfjs:${manifest.name}@${manifest.version}`;
 		this.streamStack = denseStack(this.tf, streamNet, 'stream net');
 		this.workerStack = denseStack(this.tf, workerNet, 'worker net');
-		this.streamJs = jsStack(this.streamStack);
-		this.workerJs = jsStack(this.workerStack);
-		this.inference = this.tf.getBackend() === 'cpu' ? 'js' : 'tensor';
-		this.scale = TARGETS.map((t) => manifest.targetScale[t]);
-		this.z = [];
-		HORIZONS_S.forEach((h, hi) => TARGETS.forEach((t, ti) => (this.z[outputIndex(hi, ti)] = manifest.p95Z[horizonKey(h)]?.[t] ?? 0)));
+		const streamWeights = plainWeights(this.streamStack);
+		const workerWeights = plainWeights(this.workerStack);
+		this.streamJs = jsStack(streamWeights);
+		this.workerJs = jsStack(workerWeights);
+		const simd = wasmSimdSupported();
+		this.streamWasm = simd ? new DenseKernel(streamWeights, { softplusOutput: true }) : undefined;
+		this.workerWasm = simd ? new DenseKernel(workerWeights) : undefined;
+		this.inference = this.tf.getBackend() !== 'cpu' ? 'tensor' : simd ? 'wasm' : 'js';
+		this.scale = new Float64Array(OUTPUTS);
+		this.z = new Float64Array(OUTPUTS);
+		HORIZONS_S.forEach((h, hi) =>
+			TARGETS.forEach((t, ti) => {
+				this.scale[outputIndex(hi, ti)] = manifest.targetScale[t];
+				this.z[outputIndex(hi, ti)] = manifest.p95Z[horizonKey(h)]?.[t] ?? 0;
+			}),
+		);
 	}
 
 	predict(snapshots: readonly WorkerSnapshot[]): WorkerPrediction[] {
-		const batch = featureBatch(snapshots, this.manifest.streamNormalization, this.manifest.workerNormalization);
-		const { streamOut, workerOut } = this.run(batch);
-		const out: WorkerPrediction[] = [];
+		const batch = featureBatch(snapshots, this.manifest.streamNormalization, this.manifest.workerNormalization, undefined, this.features);
+		const { streamOut, workerOut, streamStride, workerStride } = this.run(batch);
+		this.writeStreamCosts(batch, streamOut, streamStride);
+		const base = new Float64Array(OUTPUTS);
+		const baseSpread = new Float64Array(OUTPUTS);
+		const out = new Array<WorkerPrediction>(snapshots.length);
 		let row = 0;
-		snapshots.forEach((snap, w) => {
-			const costs: StreamCost[] = [];
-			for (const s of snap.streams) {
-				costs.push(this.streamCost(s, streamOut, row, batch.entropy[row]!));
-				row++;
+		for (let w = 0; w < snapshots.length; w++) {
+			const snap = snapshots[w]!;
+			const o = w * workerStride;
+			for (let k = 0; k < OUTPUTS; k++) {
+				const logVar = Math.min(LOG_VARIANCE_RANGE[1], Math.max(LOG_VARIANCE_RANGE[0], workerOut[o + OUTPUTS + k]!));
+				base[k] = workerOut[o + k]! * this.scale[k]!;
+				baseSpread[k] = this.z[k]! * Math.sqrt(Math.exp(logVar) + VARIANCE_FLOOR) * this.scale[k]!;
 			}
-			const base: PerHorizon = perHorizon(zeroResources);
-			const baseSpread: PerHorizon = perHorizon(zeroResources);
-			const o = w * 2 * OUTPUTS;
-			for (let hi = 0; hi < HORIZON_LIST.length; hi++) {
-				const h = HORIZON_LIST[hi]!;
-				for (let ti = 0; ti < TARGET_COUNT; ti++) {
-					const t = TARGET_LIST[ti]!;
-					const k = hi * TARGET_COUNT + ti;
-					const logVar = Math.min(LOG_VARIANCE_RANGE[1], Math.max(LOG_VARIANCE_RANGE[0], workerOut[o + OUTPUTS + k]!));
-					base[h][t] = workerOut[o + k]! * this.scale[ti]!;
-					baseSpread[h][t] = this.z[k]! * Math.sqrt(Math.exp(logVar) + VARIANCE_FLOOR) * this.scale[ti]!;
-				}
-			}
-			out.push(assembleWorkerPrediction(snap.workerId, this.name, base, baseSpread, costs));
-		});
+			out[w] = assembleFlat(snap.workerId, this.name, snap.streams, base, baseSpread, this.flatCost, this.flatSpread, row);
+			row += snap.streams.length;
+		}
 		return out;
 	}
 
@@ -426,17 +375,28 @@ export class TfPredictor implements Predictor {
 		const list = asStreamList(streams);
 		const ctx = connectionContexts(list, contexts);
 		const snap: WorkerSnapshot = { workerId: '', now: Number.NaN, samples: [], streams: list, events: [] };
-		const batch = featureBatch([snap], this.manifest.streamNormalization, this.manifest.workerNormalization, () => ctx);
-		const { streamOut } = this.run(batch, false);
-		return sumNeeds(list.map((s, i) => this.streamCost(s, streamOut, i, batch.entropy[i]!)));
+		const batch = featureBatch([snap], this.manifest.streamNormalization, this.manifest.workerNormalization, () => ctx, this.features);
+		const { streamOut, streamStride } = this.run(batch, false);
+		this.writeStreamCosts(batch, streamOut, streamStride);
+		const zero = new Float64Array(OUTPUTS);
+		return needsOf(assembleFlat('', '', list, zero, zero, this.flatCost, this.flatSpread));
 	}
 
-	/** Softplus'd stream outputs and raw worker outputs, 2·OUTPUTS per row. */
-	private run(batch: FeatureBatch, withWorkers = true): { streamOut: Float32Array; workerOut: Float32Array } {
-		if (this.inference === 'js') {
+	/**
+	 * Softplus'd stream outputs and raw worker outputs, `streamStride` and `workerStride`
+	 * values per row (2·OUTPUTS, or more when a kernel pads its rows). Valid until the next call.
+	 */
+	private run(batch: FeatureBatch, withWorkers = true): { streamOut: Float32Array; workerOut: Float32Array; streamStride: number; workerStride: number } {
+		if (this.inference === 'wasm' && this.streamWasm && this.workerWasm) {
+			const streamOut = this.streamWasm.run(batch.streams, batch.streamCount);
+			const workerOut = withWorkers ? this.workerWasm.run(batch.workers, batch.workerCount) : new Float32Array(0);
+			return { streamOut, workerOut, streamStride: this.streamWasm.outputWidth, workerStride: this.workerWasm.outputWidth };
+		}
+		if (this.inference !== 'tensor') {
 			const streamOut = runJsStack(this.streamJs, batch.streams, batch.streamCount, this.streamScratch);
 			softplusInPlace(streamOut);
-			return { streamOut, workerOut: withWorkers ? runJsStack(this.workerJs, batch.workers, batch.workerCount, this.workerScratch) : new Float32Array(0) };
+			const workerOut = withWorkers ? runJsStack(this.workerJs, batch.workers, batch.workerCount, this.workerScratch) : new Float32Array(0);
+			return { streamOut, workerOut, streamStride: 2 * OUTPUTS, workerStride: 2 * OUTPUTS };
 		}
 		const tf = this.tf;
 		const [s, w] = tf.tidy(() => {
@@ -451,31 +411,34 @@ export class TfPredictor implements Predictor {
 			return [streamT, workerT];
 		});
 		try {
-			return { streamOut: s!.dataSync() as Float32Array, workerOut: w!.dataSync() as Float32Array };
+			return { streamOut: s!.dataSync() as Float32Array, workerOut: w!.dataSync() as Float32Array, streamStride: 2 * OUTPUTS, workerStride: 2 * OUTPUTS };
 		} finally {
 			s!.dispose();
 			w!.dispose();
 		}
 	}
 
-	private streamCost(s: StreamProfile, out: Float32Array, row: number, entropy: number): StreamCost {
-		const cost = perHorizon(zeroResources);
-		const spread = perHorizon(zeroResources);
-		const o = row * 2 * OUTPUTS;
-		const scale = this.scale;
-		const z = this.z;
-		for (let hi = 0; hi < HORIZON_LIST.length; hi++) {
-			const h = HORIZON_LIST[hi]!;
-			const c = cost[h];
-			const sp = spread[h];
-			for (let ti = 0; ti < TARGET_COUNT; ti++) {
-				const t = TARGET_LIST[ti]!;
-				const k = hi * TARGET_COUNT + ti;
-				c[t] = out[o + k]! * scale[ti]!;
-				sp[t] = z[k]! * Math.sqrt(out[o + OUTPUTS + k]! * (1 + entropy)) * scale[ti]!;
+	/**
+	 * Per-stream mean costs and spreads (p95 − mean) into flatCost/flatSpread: cost =
+	 * softplus'd mean output × target scale, spread = z·√(variance output × (1 + entropy)) × scale.
+	 */
+	private writeStreamCosts(batch: FeatureBatch, out: Float32Array, stride: number): void {
+		const rows = batch.streamCount;
+		if (this.flatCost.length < rows * FLAT_WIDTH) {
+			this.flatCost = new Float64Array(Math.max(rows * FLAT_WIDTH, 2 * this.flatCost.length));
+			this.flatSpread = new Float64Array(this.flatCost.length);
+		}
+		const { flatCost: cost, flatSpread: spread, scale, z } = this;
+		const entropy = batch.entropy;
+		for (let r = 0; r < rows; r++) {
+			const o = r * stride;
+			const f = r * FLAT_WIDTH;
+			const widen = 1 + entropy[r]!;
+			for (let k = 0; k < OUTPUTS; k++) {
+				cost[f + k] = out[o + k]! * scale[k]!;
+				spread[f + k] = z[k]! * Math.sqrt(out[o + OUTPUTS + k]! * widen) * scale[k]!;
 			}
 		}
-		return { streamId: s.streamId, transportId: s.transportId, cost, spread };
 	}
 
 	dispose(): void {

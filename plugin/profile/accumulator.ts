@@ -9,6 +9,7 @@ import { classifyVideoSource } from './features/classify';
 import { audioComplexity, dataComplexity, videoComplexity } from './features/complexity';
 import { EntropyTracker } from './features/entropy';
 import { frameStats, type RtpFrameEvent } from './features/frames';
+import { LayerFrameRates } from './features/layerFrames';
 import { OpusSummary } from './features/opus';
 import { DataMessageStats } from './features/dataMessages';
 import { BITRATE_SCENE_DEFAULTS, SceneChangeDetector } from './features/spikes';
@@ -83,10 +84,22 @@ const MIN_RATE_INTERVAL_MS = 250;
 const LAYER_IDLE_MS = 3000;
 /** 1 s samples for an hour: the longest variance window plus slack. */
 const SERIES_CAPACITY = 3600;
+/**
+ * The entropy score covers a 60-sample window, so one new sample moves it by
+ * ~2 %: it is rescored every this many samples (scoring, permutation entropy
+ * included, was half the cost of building a profile).
+ */
+const ENTROPY_RESCORE_SAMPLES = 5;
+const VOICE_WINDOW_MS = 60_000;
+/** Trace windows of the last minute make the per-layer framerate. */
+const FPS_HORIZON_MS = 60_000;
 
 export class StreamAccumulator {
 	private readonly bitrate = new TimeSeriesWindow(SERIES_CAPACITY);
 	private readonly entropy = new EntropyTracker();
+	private entropyScore: number | undefined;
+	/** Samples the entropy tracker has taken since entropyScore was computed. */
+	private entropyPending = 0;
 	private readonly sceneChanges = new SceneChangeDetector(BITRATE_SCENE_DEFAULTS);
 	/** Natural (not Foresight-induced) keyframes seen by the keyframe trace, for the keyframe rate. */
 	private readonly keyframes = new TimeSeriesWindow(1024);
@@ -101,7 +114,12 @@ export class StreamAccumulator {
 	private frameCache: ReturnType<typeof frameStats> | undefined;
 	private readonly resolution = new Map<number, { width: number; height: number }>();
 	private readonly opus = new OpusSummary();
-	private readonly voice = new VoiceActivity();
+	/**
+	 * Over a minute: with the tap sampled (1 s in 10 by default) a shorter window holds one
+	 * tap window, i.e. says whether someone spoke in that second, not how much they talk.
+	 */
+	private readonly voice = new VoiceActivity({ windowMs: VOICE_WINDOW_MS });
+	private readonly layerFrames: LayerFrameRates;
 	private readonly messages: DataMessageStats;
 	private dataLast: DataStatsSample | undefined;
 	private dataRate = { messagesPerS: 0, bytesPerS: 0 };
@@ -109,6 +127,7 @@ export class StreamAccumulator {
 	constructor(readonly meta: StreamMeta) {
 		meta.appDataResolution?.forEach((r, layer) => this.resolution.set(layer, r));
 		this.messages = new DataMessageStats({ keywords: meta.keywords ?? [] });
+		this.layerFrames = new LayerFrameRates({ horizonMs: FPS_HORIZON_MS });
 	}
 
 	/** A getStats() round for a producer or consumer. */
@@ -124,7 +143,7 @@ export class StreamAccumulator {
 			this.lastBps = (8 * (cur.bytes - this.last.bytes)) / dt;
 			this.lastPps = Math.max(0, cur.packets - this.last.packets) / dt;
 			this.bitrate.add(s.atMs, this.lastBps);
-			this.entropy.add(this.lastBps);
+			this.addEntropySample(this.lastBps);
 			const requests = s.pliCount + s.firCount;
 			// A keyframe answering a PLI/FIR is not a scene change.
 			if (requests > this.lastPliFir) this.sceneChanges.addKeyframeRequest(s.atMs);
@@ -155,6 +174,19 @@ export class StreamAccumulator {
 		this.frameCache = undefined;
 	}
 
+	/** The `rtp` trace was switched on (a new window starts) or off, for the framerate per layer. */
+	rtpTraceSwitched(atMs: number, on: boolean): void {
+		if (on) this.layerFrames.openWindow(atMs);
+		else this.layerFrames.closeWindow(atMs);
+	}
+
+	/** A sampled `rtp` trace event of any layer of a video producer, for the framerate per layer. */
+	addLayerRtpEvent(event: { arrivalMs: number; ssrc: number; rid?: string; rtpTimestamp: number; marker: boolean }): void {
+		const encodings = this.meta.encodings;
+		const layer = encodings.length <= 1 ? 0 : encodings.findIndex((e) => e.ssrc === event.ssrc || (event.rid !== undefined && e.rid === event.rid));
+		if (layer >= 0) this.layerFrames.add({ arrivalMs: event.arrivalMs, layer, rtpTimestamp: event.rtpTimestamp, marker: event.marker });
+	}
+
 	/** A keyframe seen (keyframe trace or tap), with its size when known. */
 	addKeyframe(atMs: number, bytes: number | undefined, inducedByFores: boolean): void {
 		// Keyframes Foresight itself caused (tap resumes) say nothing about the content.
@@ -168,7 +200,7 @@ export class StreamAccumulator {
 
 	/** Spatial layers that carried bytes lately but whose resolution is still unknown. */
 	unresolvedActiveLayers(): number[] {
-		return this.layers(undefined)
+		return this.layers()
 			.filter((l) => l.active && !this.resolution.has(l.spatialLayer))
 			.map((l) => l.spatialLayer);
 	}
@@ -198,7 +230,7 @@ export class StreamAccumulator {
 				bytesPerS: (s.byteCount - prev.byteCount) / dt,
 			};
 			this.bitrate.add(s.atMs, 8 * this.dataRate.bytesPerS);
-			this.entropy.add(8 * this.dataRate.bytesPerS);
+			this.addEntropySample(8 * this.dataRate.bytesPerS);
 		}
 		this.dataLast = s;
 	}
@@ -208,6 +240,34 @@ export class StreamAccumulator {
 		this.messages.add(atMs, size, text !== undefined, text);
 	}
 
+	/**
+	 * What a consumer receives from this stream per second: for a simulcast
+	 * `spatialLayer`, that layer's rate; otherwise everything (a single encoding,
+	 * SVC or a pipe; the consumer's own stats scale it for what it drops).
+	 */
+	forwardedRate(spatialLayer?: number): { bps: number; pps: number } {
+		if (spatialLayer === undefined || this.meta.encodings.length <= 1) return { bps: this.lastBps, pps: this.lastPps };
+		const layer = this.layerRates.get(spatialLayer);
+		return layer ? { bps: layer.bps, pps: layer.pps } : { bps: 0, pps: 0 };
+	}
+
+	/**
+	 * `previous`, a full profile() of this stream, with this round's flow and layer
+	 * rates: for streams whose window statistics (variance, entropy, scene changes)
+	 * are rebuilt on a slower cadence than their flow.
+	 */
+	withCurrentFlow(previous: StreamProfile, nowMs: number): StreamProfile {
+		return {
+			...previous,
+			ts: nowMs,
+			flow: this.flow(),
+			layers: previous.layers.map((l) => {
+				const rate = this.layerRates.get(l.spatialLayer);
+				return { ...l, bitrateBps: rate?.bps ?? 0, packetRate: rate?.pps ?? 0 };
+			}),
+		};
+	}
+
 	get currentBitrateBps(): number {
 		return this.meta.kind === 'data' ? 8 * this.dataRate.bytesPerS : this.lastBps;
 	}
@@ -215,7 +275,6 @@ export class StreamAccumulator {
 	profile(nowMs: number): StreamProfile {
 		const m = this.meta;
 		const variance = varianceProfile(this.bitrate, nowMs);
-		const entropyScores = this.entropy.scores();
 		const base = {
 			schemaVersion: PROFILE_SCHEMA_VERSION,
 			ts: nowMs,
@@ -228,7 +287,7 @@ export class StreamAccumulator {
 			...(m.producerId !== undefined ? { producerId: m.producerId } : {}),
 			...(m.mimeType !== undefined ? { mimeType: m.mimeType } : {}),
 			variance,
-			entropy: entropyScores?.predictive ?? 0,
+			entropy: this.currentEntropy(),
 		};
 		if (m.kind === 'data') {
 			// Rates from the worker's counters (exact); sizes, string share and keywords from the tap.
@@ -255,21 +314,22 @@ export class StreamAccumulator {
 				...base,
 				dataType: 'audio',
 				flow: this.flow(),
-				layers: this.layers(undefined),
+				layers: this.layers(),
 				audio,
 				complexity: audioComplexity(audio),
 			};
 		}
 		const frames = (this.frameCache ??= frameStats(this.frameEvents, { clockRate: m.clockRate ?? 90000 }));
 		const scenes = this.sceneChanges.summary(nowMs, 60_000);
-		const layers = this.layers(frames.fps);
+		const layers = this.layers(this.layerFrames.rates(nowMs), frames.fps);
 		const active = layers.filter((l) => l.active);
 		// The stream's size is its top active layer's; while that layer's size is not yet
 		// known (it switched on after the last probe), a lower layer's would understate it.
 		const top = active.reduce<LayerProfile | undefined>((hi, l) => (!hi || l.spatialLayer > hi.spatialLayer ? l : hi), undefined);
+		const fps = top?.fps ?? frames.fps;
 		const video = {
 			...(top?.width !== undefined ? { width: top.width, height: top.height } : {}),
-			...(frames.fps !== undefined ? { fps: frames.fps } : {}),
+			...(fps !== undefined ? { fps } : {}),
 			activeLayers: active.length,
 			...(m.encodings[0]?.temporalLayers !== undefined ? { temporalLayers: m.encodings[0].temporalLayers } : {}),
 			...this.keyframeRate(nowMs, frames.keyframesPerMin),
@@ -298,6 +358,20 @@ export class StreamAccumulator {
 		};
 	}
 
+	private addEntropySample(bps: number): void {
+		this.entropy.add(bps);
+		this.entropyPending++;
+	}
+
+	private currentEntropy(): number {
+		if (this.entropyScore === undefined || this.entropyPending >= ENTROPY_RESCORE_SAMPLES) {
+			const scores = this.entropy.scores();
+			this.entropyScore = scores?.predictive;
+			if (scores) this.entropyPending = 0;
+		}
+		return this.entropyScore ?? 0;
+	}
+
 	/** The keyframe trace sees every keyframe; sampled frames only some (and a tap starts at one). */
 	private keyframeRate(nowMs: number, sampled: number | undefined): { keyframesPerMin?: number } {
 		const seen = this.keyframes.valuesSince(nowMs - 60_000, nowMs).length;
@@ -321,8 +395,13 @@ export class StreamAccumulator {
 		};
 	}
 
-	/** Layers as negotiated; for consumers, the one(s) being forwarded are active. */
-	private layers(topFps: number | undefined): LayerProfile[] {
+	/**
+	 * Layers as negotiated; for consumers, the one(s) being forwarded are active.
+	 * fpsByLayer comes from the traces of every layer; a layer the traces have not
+	 * seen falls back to the top layer's (simulcast layers share the capture rate
+	 * unless the encoder drops frames).
+	 */
+	private layers(fpsByLayer?: ReadonlyMap<number, number>, topFps?: number): LayerProfile[] {
 		const m = this.meta;
 		const count = Math.max(m.encodings.length, m.encodings[0]?.spatialLayers ?? 1);
 		const current = this.lastStats?.currentLayers;
@@ -331,6 +410,7 @@ export class StreamAccumulator {
 			const enc = m.encodings[i];
 			const rate = this.layerRates.get(i);
 			const res = this.resolution.get(i);
+			const fps = m.kind === 'video' ? (fpsByLayer?.get(i) ?? topFps) : undefined;
 			// A layer is on if it carried bytes lately: one quiet stats interval (a slide
 			// deck between changes, a stalled sender) does not switch it off.
 			const flowing = rate?.lastFlowMs !== undefined && (this.lastStats?.atMs ?? 0) - rate.lastFlowMs <= LAYER_IDLE_MS;
@@ -342,8 +422,7 @@ export class StreamAccumulator {
 				bitrateBps: rate?.bps ?? 0,
 				packetRate: rate?.pps ?? 0,
 				...(res ? { width: res.width, height: res.height } : {}),
-				// Simulcast layers share the capture framerate unless the encoder drops frames.
-				...(topFps !== undefined && m.kind === 'video' ? { fps: topFps } : {}),
+				...(fps !== undefined ? { fps } : {}),
 				...(enc?.temporalLayers !== undefined ? { temporalLayers: enc.temporalLayers } : {}),
 				active,
 			});

@@ -11,6 +11,16 @@
  * tapWindowMs (an audio tap costs one packet copy to Node per packet while on),
  * resolutionRefreshMs (each video resolution probe makes the sender produce one
  * keyframe per simulcast layer — the same cost as a new viewer joining).
+ *
+ * Channel round trips dominate the profiler's own CPU (each getStats() is one
+ * request and one decoded response in Node), so only producers and data
+ * streams are asked every statsIntervalMs. A consumer forwards its producer's
+ * packets: its own getStats() runs every consumerStatsEveryMs (and the round
+ * after it switches layers or pauses), and in between its flow follows the
+ * producer's (see ConsumerCounters); its window statistics (variance,
+ * entropy, scene changes) are rebuilt with its own stats, its flow and layer
+ * rates every round. Transports, whose rates only feed connection profiles,
+ * are asked every transportStatsEveryMs.
  */
 import { z } from 'zod';
 import type { types } from 'mediasoup';
@@ -38,7 +48,16 @@ export interface ProfilerOptions {
 	keywords: readonly string[];
 	/** Off: no traces and no taps, getStats() only (for apps that use traces themselves). */
 	sampling: boolean;
+	/** Period of each consumer's own getStats() (default 5000; staggered). */
+	consumerStatsEveryMs?: number;
+	/** Period of each transport's getStats() for connection profiles (default 5000; staggered). */
+	transportStatsEveryMs?: number;
 }
+
+const DEFAULT_CONSUMER_STATS_EVERY_MS = 5000;
+const DEFAULT_TRANSPORT_STATS_EVERY_MS = 5000;
+/** Bounds the consumer/producer byte ratio: a burst of retransmissions is not a new level. */
+const MAX_FORWARD_RATIO = 4;
 
 
 export type ProfilerEvents = {
@@ -58,6 +77,7 @@ interface TracedPacket {
 	ssrc: number;
 	isKeyFrame: boolean;
 	payloadSize: bigint | number;
+	rid?: string | null;
 }
 
 /**
@@ -73,6 +93,75 @@ function tracedPacket(info: Record<string, unknown> | undefined): TracedPacket |
 
 /** Transport.getStats() is typed unknown[] on the base class; take only what we use. */
 const transportRates = z.object({ recvBitrate: z.number(), sendBitrate: z.number() });
+type TransportRates = z.infer<typeof transportRates>;
+
+/**
+ * A consumer's counters between its own getStats() rounds. A consumer forwards
+ * its producer's packets, so its byte and packet counters are continued at the
+ * producer's rate for what it forwards, scaled by what its own counters showed
+ * against that rate over its last own interval (temporal layers it drops,
+ * retransmissions, stalls). The accumulator sees one continuous counter series;
+ * loss, jitter, RTT and RTCP counts are those of the last own round, the score
+ * is the live one mediasoup keeps from the worker's score events.
+ */
+export class ConsumerCounters {
+	/** When the consumer's own getStats() is next due. */
+	nextOwnMs = 0;
+	/** Paused state and forwarded layers at the last own round: a change calls for a fresh one. */
+	stateAtOwn = '';
+	private last: RtpStatsSample | undefined;
+	private own: { bytes: number; packets: number } | undefined;
+	private forwardedBytes = 0;
+	private forwardedPackets = 0;
+	private byteRatio = 1;
+	private packetRatio = 1;
+
+	/** A round without own stats: undefined before the first own round. */
+	derive(atMs: number, forwarded: { bps: number; pps: number }, live: Pick<RtpStatsSample, 'score' | 'currentLayers'>): RtpStatsSample | undefined {
+		const last = this.last;
+		if (!last || !(atMs > last.atMs)) return undefined;
+		const dt = (atMs - last.atMs) / 1000;
+		const bytes = (forwarded.bps / 8) * dt;
+		const packets = forwarded.pps * dt;
+		this.forwardedBytes += bytes;
+		this.forwardedPackets += packets;
+		const byteCount = last.byteCount + bytes * this.byteRatio;
+		const packetCount = last.packetCount + packets * this.packetRatio;
+		const ssrc = last.layers[0]?.ssrc;
+		const next: RtpStatsSample = {
+			atMs,
+			byteCount,
+			packetCount,
+			layers: [ssrc !== undefined ? { ssrc, byteCount, packetCount } : { byteCount, packetCount }],
+			fractionLost: last.fractionLost,
+			jitter: last.jitter,
+			nackCount: last.nackCount,
+			pliCount: last.pliCount,
+			firCount: last.firCount,
+		};
+		if (live.score !== undefined) next.score = live.score;
+		if (last.roundTripTimeMs !== undefined) next.roundTripTimeMs = last.roundTripTimeMs;
+		if (live.currentLayers) next.currentLayers = live.currentLayers;
+		this.last = next;
+		return next;
+	}
+
+	/** The consumer's own round: re-measures the ratios and keeps the counters the accumulator sees continuous. */
+	ownRound(own: RtpStatsSample, forwarded: { bps: number; pps: number }): RtpStatsSample {
+		const continued = this.derive(own.atMs, forwarded, own);
+		if (this.own) {
+			const bytes = own.byteCount - this.own.bytes;
+			const packets = own.packetCount - this.own.packets;
+			if (this.forwardedBytes > 0 && bytes >= 0) this.byteRatio = Math.min(MAX_FORWARD_RATIO, bytes / this.forwardedBytes);
+			if (this.forwardedPackets > 0 && packets >= 0) this.packetRatio = Math.min(MAX_FORWARD_RATIO, packets / this.forwardedPackets);
+		}
+		this.own = { bytes: own.byteCount, packets: own.packetCount };
+		this.forwardedBytes = 0;
+		this.forwardedPackets = 0;
+		this.last = continued ? { ...own, byteCount: continued.byteCount, packetCount: continued.packetCount, layers: continued.layers } : own;
+		return this.last;
+	}
+}
 
 interface StreamState {
 	acc: StreamAccumulator;
@@ -92,15 +181,22 @@ interface StreamState {
 	onTapPacket?: (rtp: NonNullable<ReturnType<typeof parseRtp>>) => void;
 	/** Wait before re-probing a flowing layer of unknown size; doubles while probes find nothing. */
 	unresolvedRetryMs: number;
+	/** Consumers only: their counters between own getStats() rounds. */
+	consumer?: ConsumerCounters;
 }
 
 export class Profiler extends TypedEmitter<ProfilerEvents> {
 	private readonly streams = new Map<string, StreamState>();
 	private readonly taps = new Map<string, Promise<types.DirectTransport | undefined>>();
+	/** Latest rates of each transport and when they are next asked for. */
+	private readonly transportStats = new Map<string, { dueMs: number; rates?: TransportRates }>();
 	private timer: NodeJS.Timeout | undefined;
 	private inFlight = false;
 	private readonly onAdded = (node: GraphNode): void => this.adopt(node);
-	private readonly onRemoved = (node: GraphNode): void => this.forget(node.id);
+	private readonly onRemoved = (node: GraphNode): void => {
+		this.forget(node.id);
+		this.transportStats.delete(node.id);
+	};
 
 	constructor(
 		private readonly registry: Registry,
@@ -127,6 +223,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		this.registry.off('added', this.onAdded);
 		this.registry.off('removed', this.onRemoved);
 		for (const id of [...this.streams.keys()]) this.forget(id);
+		this.transportStats.clear();
 		const transports = await Promise.all(this.taps.values());
 		this.taps.clear();
 		for (const t of transports) if (t && !t.closed) t.close();
@@ -159,22 +256,33 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	private async tickWorker(workerId: string): Promise<ProfilerEvents['profiles'][0]> {
 		const mine = [...this.streams.values()].filter((s) => s.node.workerId === workerId);
 		const transports = [...this.registry.all('transport')].filter((t) => t.workerId === workerId);
+		const at = Date.now();
+		const ownConsumerStats = new Map<StreamState, RtpStatsSample>();
 		// All of this worker's requests go out together: one round trip per tick.
-		const [, transportStats] = await Promise.all([
-			Promise.all(mine.map((s) => this.collect(s))),
-			Promise.all(transports.map((t) => t.handle.getStats().then((r) => transportRates.safeParse(r[0]).data, () => undefined))),
+		await Promise.all([
+			...mine.map((s) => this.collect(s, at, ownConsumerStats)),
+			...transports.map((t) => this.collectTransport(t.id, t.handle, at)),
 		]);
 		const now = Date.now();
 		const live = mine.filter((s) => this.streams.has(s.node.id));
-		const streams = live.map((s) => s.acc.profile(now));
+		// Consumers after producers: they continue at their producer's rate of this round.
+		for (const s of live) if (s.consumer) this.feedConsumer(s, s.consumer, at, ownConsumerStats.get(s));
+		// A consumer's window statistics are rebuilt with its own stats, its flow every round.
+		const streams = live.map((s) =>
+			s.consumer && s.latest && !ownConsumerStats.has(s) ? s.acc.withCurrentFlow(s.latest, now) : s.acc.profile(now),
+		);
 		inheritProducerVideo(streams, (id) => this.profileOf(id));
 		live.forEach((s, i) => (s.latest = streams[i]));
 		const byTransport = new Map<string, StreamProfile[]>();
-		for (const p of streams) byTransport.set(p.transportId, [...(byTransport.get(p.transportId) ?? []), p]);
+		for (const p of streams) {
+			const group = byTransport.get(p.transportId);
+			if (group) group.push(p);
+			else byTransport.set(p.transportId, [p]);
+		}
 		const connections: ConnectionProfile[] = [];
-		transports.forEach((t, i) => {
-			const stats = transportStats[i];
-			if (!stats || !this.registry.has(t.id)) return;
+		for (const t of transports) {
+			const stats = this.transportStats.get(t.id)?.rates;
+			if (!stats || !this.registry.has(t.id)) continue;
 			const own = byTransport.get(t.id) ?? [];
 			connections.push({
 				schemaVersion: PROFILE_SCHEMA_VERSION,
@@ -188,12 +296,22 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 				distribution: dataTypeDistribution(own.map((p) => ({ dataType: p.dataType, bytes: p.flow.bitrateBps }))),
 				streamIds: own.map((p) => p.streamId),
 			});
-		});
+		}
 		return { workerId, streams, connections };
 	}
 
-	private async collect(s: StreamState): Promise<void> {
-		const at = Date.now();
+	/** A transport's rates, when due (the first right away, then staggered over the period). */
+	private async collectTransport(id: string, transport: types.Transport, at: number): Promise<void> {
+		const everyMs = this.options.transportStatsEveryMs ?? DEFAULT_TRANSPORT_STATS_EVERY_MS;
+		const entry = this.transportStats.get(id);
+		if (entry && at < entry.dueMs) return;
+		const next = { dueMs: at + (entry ? everyMs : Math.random() * everyMs), ...(entry?.rates ? { rates: entry.rates } : {}) };
+		this.transportStats.set(id, next);
+		const rates = await transport.getStats().then((r) => transportRates.safeParse(r[0]).data, () => undefined);
+		if (rates && this.transportStats.get(id) === next) next.rates = rates;
+	}
+
+	private async collect(s: StreamState, at: number, ownConsumerStats: Map<StreamState, RtpStatsSample>): Promise<void> {
 		try {
 			switch (s.node.kind) {
 				case 'producer': {
@@ -202,10 +320,11 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 					break;
 				}
 				case 'consumer': {
+					if (!this.ownStatsDue(s, s.node.handle, at)) break;
 					const stats = await s.node.handle.getStats();
 					const out = stats.filter((x) => x.type === 'outbound-rtp');
 					const current = s.node.handle.currentLayers;
-					s.acc.addRtpStats({ ...rtpSample(at, out), ...(current ? { currentLayers: current } : {}) });
+					ownConsumerStats.set(s, { ...rtpSample(at, out), ...(current ? { currentLayers: current } : {}) });
 					break;
 				}
 				case 'dataProducer': {
@@ -225,10 +344,43 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		}
 	}
 
+	/**
+	 * Whether a consumer asks the worker itself this round: when its period is up,
+	 * when it paused, resumed or switched layers since its last own round (the
+	 * ratio to its producer changes), and always while its producer is not profiled.
+	 */
+	private ownStatsDue(s: StreamState, consumer: types.Consumer, at: number): boolean {
+		const counters = s.consumer;
+		if (!counters) return true;
+		const layers = consumer.currentLayers;
+		const state = `${consumer.paused || consumer.producerPaused}:${layers?.spatialLayer}:${layers?.temporalLayer}`;
+		const producerKnown = this.streams.has(consumer.producerId);
+		if (producerKnown && at < counters.nextOwnMs && state === counters.stateAtOwn) return false;
+		const everyMs = this.options.consumerStatsEveryMs ?? DEFAULT_CONSUMER_STATS_EVERY_MS;
+		// The first own round right away, the next at a random phase so consumers spread over the period.
+		counters.nextOwnMs = at + (counters.stateAtOwn === '' ? Math.random() * everyMs : everyMs);
+		counters.stateAtOwn = state;
+		return true;
+	}
+
+	private feedConsumer(s: StreamState, counters: ConsumerCounters, at: number, own: RtpStatsSample | undefined): void {
+		if (s.node.kind !== 'consumer') return;
+		const consumer = s.node.handle;
+		const producer = this.streams.get(consumer.producerId)?.acc;
+		const layers = consumer.currentLayers;
+		const stopped = consumer.paused || consumer.producerPaused || (consumer.type === 'simulcast' && !layers);
+		const forwarded = !producer || stopped ? { bps: 0, pps: 0 } : producer.forwardedRate(consumer.type === 'simulcast' ? layers?.spatialLayer : undefined);
+		const sample = own
+			? counters.ownRound(own, forwarded)
+			: counters.derive(at, forwarded, { score: consumer.score.score, ...(layers ? { currentLayers: layers } : {}) });
+		if (sample) s.acc.addRtpStats(sample);
+	}
+
 	private adopt(node: GraphNode): void {
 		if (!isStreamNode(node)) return;
 		if (this.streams.has(node.id) || !this.timer) return;
 		const state: StreamState = { acc: new StreamAccumulator(this.metaOf(node)), node, timers: [], inducedUntilMs: 0, traceWindow: 0, disposers: [], unresolvedRetryMs: UNRESOLVED_LAYER_RETRY_MS };
+		if (node.kind === 'consumer') state.consumer = new ConsumerCounters();
 		this.streams.set(node.id, state);
 		if (this.options.sampling && node.kind === 'producer') this.startSampling(state, node);
 		if (this.options.sampling && node.kind === 'dataProducer') void this.tapData(state, node);
@@ -301,8 +453,10 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const traceCycle = (): void => {
 			if (!this.streams.has(node.id) || producer.closed) return;
 			s.traceWindow++;
+			s.acc.rtpTraceSwitched(Date.now(), true);
 			void producer.enableTraceEvent([...baseTypes, 'rtp']).catch(() => undefined);
 			this.later(s, this.options.traceWindowMs, () => {
+				s.acc.rtpTraceSwitched(Date.now(), false);
 				if (!producer.closed) void producer.enableTraceEvent(baseTypes).catch(() => undefined);
 			});
 			this.later(s, this.options.traceEveryMs, traceCycle);
@@ -327,12 +481,15 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const p = tracedPacket(trace.info);
 		if (!p) return;
 		const now = Date.now();
+		if (trace.type !== 'rtp' && trace.type !== 'keyframe') return;
+		// With both traces on, the worker reports a keyframe's first packet as `keyframe` only;
+		// the framerate needs it (a one-packet keyframe is a whole frame), outside a window it is dropped.
+		s.acc.addLayerRtpEvent({ arrivalMs: now, ssrc: p.ssrc, ...(p.rid ? { rid: p.rid } : {}), rtpTimestamp: p.timestamp, marker: p.marker });
 		if (trace.type === 'keyframe') {
 			s.acc.addKeyframe(now, undefined, now <= s.inducedUntilMs);
 			return;
 		}
-		if (trace.type !== 'rtp') return;
-		// Frames of one layer only: the top encoding's SSRC when it flows.
+		// Frame sizes of one layer only: the top encoding's SSRC when it flows.
 		const top = s.acc.meta.encodings.at(-1)?.ssrc;
 		s.traceSsrc ??= top ?? p.ssrc;
 		if (p.ssrc !== s.traceSsrc) {

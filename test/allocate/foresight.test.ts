@@ -20,19 +20,38 @@ describe('Foresight placement', () => {
 		expect(decide(snapshot)).toEqual([expect.objectContaining({ type: 'place', peerId: 'x', workerId: 'w0' })]);
 	});
 
-	it('opens the emptiest worker for a new room so it can grow unsplit', () => {
-		const snapshot = new SnapshotBuilder().worker('w0', 71.99).worker('w1', 60).worker('w2', 5).join('x', 'new').build();
-		const [place] = decide(snapshot);
-		expect(place).toMatchObject({ type: 'place', workerId: 'w2' });
-		expect(place!.predictedAfterPct).toBeGreaterThan(place!.predictedBeforePct);
+	it('puts a new room where it can grow unsplit: the emptiest worker keeping the reserve, or the fullest when told to pack', () => {
+		const { fillBelowPct, newRoomReservePct } = FORESIGHT_DEFAULTS;
+		const roomy = fillBelowPct - newRoomReservePct - 5;
+		const snapshot = new SnapshotBuilder().worker('w0', fillBelowPct - 1).worker('w1', roomy).worker('w2', roomy - 20).worker('w3', 0.5).join('x', 'new').build();
+		const [spread] = decide(snapshot);
+		expect(spread).toMatchObject({ type: 'place', workerId: 'w3' });
+		expect(spread!.predictedAfterPct).toBeGreaterThan(spread!.predictedBeforePct);
+		// Packing: w0 is fuller but cannot keep the reserve; w1 is the fullest that can; idle w3 stays idle.
+		const [packed] = foresightPolicy({ newRoomOnFullest: true }).decide(snapshot, { recent: {}, joins: {} }).actions;
+		expect(packed).toMatchObject({ type: 'place', workerId: 'w1' });
 	});
 
-	it('falls back to best fit under the fill target when no worker keeps the growth reserve', () => {
-		const snapshot = new SnapshotBuilder().worker('w0', 71.99).worker('w1', 60).worker('w2', 55).join('x', 'new').build();
+	it('fills the fullest worker of a room before opening another for it', () => {
+		const { fillBelowPct } = FORESIGHT_DEFAULTS;
+		const snapshot = new SnapshotBuilder()
+			.worker('w0', fillBelowPct - 10)
+			.worker('w1', fillBelowPct - 30)
+			.worker('w2', 0.5)
+			.producer('a', 'pa', 'r', 'w0')
+			.producer('b', 'pb', 'r', 'w1')
+			.join('x', 'r')
+			.build();
+		expect(decide(snapshot)).toEqual([expect.objectContaining({ type: 'place', workerId: 'w0' })]);
+	});
+
+	it('falls back to the fullest worker under the fill target when no worker keeps the reserve', () => {
+		const { fillBelowPct, newRoomReservePct } = FORESIGHT_DEFAULTS;
+		const snapshot = new SnapshotBuilder().worker('w0', fillBelowPct + 1).worker('w1', fillBelowPct - 1).worker('w2', fillBelowPct - newRoomReservePct + 1).join('x', 'new').build();
 		const [place] = decide(snapshot);
-		// w0 would cross the fill target with the joiner's own ingress; w1 is the fullest that fits.
+		// w0 is over the fill target; w1 is the fullest that still takes the joiner's own ingress.
 		expect(place).toMatchObject({ type: 'place', workerId: 'w1' });
-		expect(place!.predictedAfterPct).toBeLessThanOrEqual(FORESIGHT_DEFAULTS.fillBelowPct);
+		expect(place!.predictedAfterPct).toBeLessThanOrEqual(fillBelowPct);
 	});
 
 	it('plans on the forecast p95, not on the current measurement', () => {
@@ -43,7 +62,7 @@ describe('Foresight placement', () => {
 	it('refuses when every worker is predicted over the limit, or redirects when told where to', () => {
 		const snapshot = new SnapshotBuilder().worker('w0', 88).worker('w1', 90).join('x', 'r').build();
 		expect(decide(snapshot)).toEqual([expect.objectContaining({ type: 'refuse', peerId: 'x' })]);
-		expect(foresightPolicy({ redirectTarget: 'eu-2' }).decide(snapshot, { recent: {} }).actions).toEqual([expect.objectContaining({ type: 'redirect', target: 'eu-2' })]);
+		expect(foresightPolicy({ redirectTarget: 'eu-2' }).decide(snapshot, { recent: {}, joins: {} }).actions).toEqual([expect.objectContaining({ type: 'redirect', target: 'eu-2' })]);
 	});
 });
 
@@ -61,10 +80,85 @@ describe('Foresight corrective actions', () => {
 		expect(spread.consumerIds.length).toBeLessThan(200);
 	});
 
+	describe('acts on the trajectory of growing rooms', () => {
+		const { actAbovePct, growthWindowS } = FORESIGHT_DEFAULTS;
+		// p95 well under the action threshold: a worker full of one room's receivers, an empty worker beside it.
+		const build = () => new SnapshotBuilder().at(100).worker('w0', actAbovePct - 8).worker('w1', 40).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 30).build();
+		// Four senders joined the room in the last seconds: every receiver will consume each of the next ones too.
+		const growing = { recent: {}, joins: { class: [97, 98, 99, 99.5].map((t): [number, number] => [t, 0.26]) } };
+
+		it('moves receivers early, before the p95 forecast reaches the threshold, and touches no quality', () => {
+			const snapshot = build();
+			const actions = policy.decide(snapshot, growing).actions;
+			expect(actions.length).toBeGreaterThan(0);
+			for (const a of actions) {
+				expect(a).toMatchObject({ type: 'spreadFanout', intent: 'relieve', workerId: 'w0', toWorkerId: 'w1' });
+				expect(a.predictedBeforePct).toBeGreaterThan(actAbovePct);
+			}
+			expect(snapshot.workers[0]!.forecast.every((f) => f.p95Pct < actAbovePct)).toBe(true);
+		});
+
+		it('does nothing for the same load without a join trend, or once the trend is older than the window', () => {
+			expect(decide(build())).toEqual([]);
+			const stale = { recent: {}, joins: { class: [97, 98, 99, 99.5].map((t): [number, number] => [t - growthWindowS, 0.26]) } };
+			expect(policy.decide(build(), stale).actions).toEqual([]);
+		});
+
+		it('carries the trend in its state: joins seen now make the next decision expect growth', () => {
+			let state = policy.initialState();
+			for (let t = 96; t < 100; t++) state = policy.decide(new SnapshotBuilder().at(t).worker('w0', 10).join(`j${t}`, 'class').build(), state).state;
+			expect(state.joins.class).toHaveLength(4);
+			expect(policy.decide(build(), state).actions.length).toBeGreaterThan(0);
+		});
+
+		it('never degrades on the growth extrapolation alone', () => {
+			const snapshot = new SnapshotBuilder().at(100).worker('w0', actAbovePct - 2).worker('w1', 90).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 30, { priority: 50 }).build();
+			// Nowhere to move to; the forecast is under the limit, only the extrapolation is over it.
+			expect(policy.decide(snapshot, growing).actions.filter((a) => a.type !== 'spreadFanout')).toEqual([]);
+		});
+	});
+
+	describe('consolidation when load recedes', () => {
+		const { consolidateBelowPct, consolidateFillPct } = FORESIGHT_DEFAULTS;
+		const build = (sourcePct: number, targetPct: number) =>
+			new SnapshotBuilder()
+				.worker('w0', sourcePct)
+				.worker('w1', targetPct)
+				.worker('w2', 0.5)
+				.producer('v', 'host', 'small', 'w0')
+				.producer('a', 'host', 'small', 'w0', 'audio')
+				.consume('v', 'w0', 10)
+				.consume('a', 'w0', 10)
+				.producer('big', 'other', 'big', 'w1')
+				.consume('big', 'w1', 20, { peerPrefix: 'b' })
+				.build();
+
+		it('empties a light worker onto the fullest one that stays under the consolidation target, never onto an idle one', () => {
+			// The source's measured load is about what its 20 consumers and two producers cost.
+			const snapshot = build(8, consolidateFillPct - 20);
+			const actions = decide(snapshot);
+			const spreads = actions.filter((a): a is SpreadFanoutAction => a.type === 'spreadFanout');
+			const migrations = actions.filter((a) => a.type === 'migrateProducer');
+			expect(spreads.flatMap((a) => a.consumerIds).sort()).toEqual(snapshot.consumers.filter((c) => c.workerId === 'w0').map((c) => c.id).sort());
+			expect(migrations.map((a) => a.type === 'migrateProducer' && a.producerId).sort()).toEqual(['a', 'v']);
+			for (const a of [...spreads, ...migrations]) {
+				expect(a).toMatchObject({ intent: 'consolidate', workerId: 'w0', toWorkerId: 'w1' });
+				if (a.type === 'spreadFanout' || a.type === 'migrateProducer') expect(a.targetPredictedAfterPct).toBeLessThanOrEqual(consolidateFillPct);
+			}
+		});
+
+		it('leaves the worker alone when the rest would not fit under the target, when it is not light, or while its room grows', () => {
+			expect(decide(build(8, consolidateFillPct - 1))).toEqual([]);
+			expect(decide(build(consolidateBelowPct + 5, consolidateFillPct - 20))).toEqual([]);
+			const growing = { recent: {}, joins: { small: [[0, 0.26], [1, 0.26], [2, 0.26]] as Array<[number, number]> } };
+			expect(policy.decide(build(8, consolidateFillPct - 20), growing).actions).toEqual([]);
+		});
+	});
+
 	it('lowers layers of low-priority consumers only, never the active speaker or protected ones', () => {
 		const snapshot = new SnapshotBuilder()
 			.worker('w0', 90, 95)
-			.worker('w1', 80)
+			.worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5)
 			.producer('speaker', 's', 'r', 'w0', 'video', true)
 			.producer('teacher', 't', 'r', 'w0', 'video')
 			.producer('tile', 'x', 'r', 'w0', 'video')
@@ -84,10 +178,35 @@ describe('Foresight corrective actions', () => {
 		}
 	});
 
+	it('spends quality on the expected load, not on the forecast tail: a p95 over the limit with the mean under it only moves load', () => {
+		const { degradeAbovePct, limitPct } = FORESIGHT_DEFAULTS;
+		const snapshot = new SnapshotBuilder()
+			.worker('w0', degradeAbovePct - 5, limitPct + 8)
+			.worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5)
+			.producer('tile', 'x', 'r', 'w0', 'video')
+			.consume('tile', 'w0', 50, { priority: 50 })
+			.build();
+		expect(decide(snapshot).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
+		// With the mean over the line too, it does degrade.
+		snapshot.workers[0]!.cpuPct = degradeAbovePct + 3;
+		snapshot.workers[0]!.forecast = snapshot.workers[0]!.forecast.map((f) => ({ ...f, meanPct: degradeAbovePct + 3 }));
+		expect(decide(snapshot).some((a) => a.type === 'setConsumerLayers')).toBe(true);
+	});
+
+	it('spends no quality on an overload the measurement does not show yet (a new share expected at its burst rate)', () => {
+		const { degradeAbovePct, limitPct } = FORESIGHT_DEFAULTS;
+		const snapshot = new SnapshotBuilder().worker('w0', degradeAbovePct - 10).worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5).producer('tile', 'x', 'r', 'w0').consume('tile', 'w0', 50, { priority: 50 }).build();
+		snapshot.workers[0]!.forecast = [{ horizonS: 5, meanPct: limitPct + 8, p95Pct: limitPct + 10 }];
+		expect(decide(snapshot).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
+		// The same forecast with the measurement over the line does degrade.
+		snapshot.workers[0]!.cpuPct = degradeAbovePct + 2;
+		expect(decide(snapshot).some((a) => a.type === 'setConsumerLayers')).toBe(true);
+	});
+
 	it('pauses once layers are at the bottom, then drops only above the hard limit', () => {
 		const snapshot = new SnapshotBuilder()
 			.worker('w0', 90, 90)
-			.worker('w1', 80)
+			.worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5)
 			.producer('tile', 'x', 'r', 'w0', 'video')
 			.consume('tile', 'w0', 100, { priority: 50, current: { spatial: 0, temporal: 2 } })
 			.producer('mic', 'x', 'r', 'w0', 'audio')

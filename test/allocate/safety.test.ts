@@ -128,3 +128,36 @@ describe('no oscillation at the threshold', () => {
 		}
 	});
 });
+
+describe('consolidation band', () => {
+	const consolidate = (id: string, sourcePct: number, targetPct: number | undefined): AllocationAction => ({
+		type: 'spreadFanout',
+		intent: 'consolidate',
+		producerId: `p-${id}`,
+		consumerIds: [id],
+		workerId: 'w0',
+		toWorkerId: 'w1',
+		reason: 'test',
+		predictedBeforePct: sourcePct,
+		predictedAfterPct: sourcePct - 1,
+		...(targetPct === undefined ? {} : { targetPredictedAfterPct: targetPct }),
+	});
+
+	it('lets a consolidation through only from a light worker onto one that stays under the ceiling', () => {
+		const { consolidateBelowPct: below, consolidateCeilingPct: ceiling } = options;
+		const { audit } = guard(
+			[consolidate('a', below, ceiling), consolidate('b', below + 1, ceiling - 10), consolidate('c', below - 10, ceiling + 1), consolidate('d', below - 10, undefined)],
+			0,
+			initialSafetyState(options),
+			options,
+		);
+		expect(audit.map((r) => r.outcome)).toEqual(['applied', 'hysteresis', 'hysteresis', 'hysteresis']);
+	});
+
+	it('does not hold restores on the emptied worker, and a moved consumer still sits out its cooldown', () => {
+		let state = initialSafetyState(options);
+		state = guard([consolidate('a', 30, 60)], 0, state, options).state;
+		const next = guard([restore('b', 50), consolidate('a', 30, 60)], 1, state, options);
+		expect(next.audit.map((r) => r.outcome)).toEqual(['applied', 'cooldown']);
+	});
+});

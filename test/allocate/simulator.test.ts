@@ -95,4 +95,22 @@ describe('simulator', () => {
 		expect(fs.exposureConsumerS).toBeLessThan(rr.exposureConsumerS / 10);
 		expect(fs.unansweredJoins).toBe(0);
 	});
+
+	it('times leads only from actions that relieve a worker: restores answer no crossing', () => {
+		const scenario = buildScenario('webinar-fanout', { workers: 8, durationS: 120, seed: 2 });
+		const restoring: AllocationPolicy<{ next: number }> = {
+			name: 'restoring',
+			initialState: () => roundRobinPolicy.initialState(),
+			decide(snapshot, state) {
+				const placed = roundRobinPolicy.decide(snapshot, state);
+				const restores = snapshot.consumers.map((c) => ({ type: 'restoreLayers' as const, consumerId: c.id, workerId: c.workerId, reason: 'test', predictedBeforePct: 0, predictedAfterPct: 0 }));
+				return { actions: [...placed.actions, ...restores], state: placed.state };
+			},
+		};
+		const m = simulate(scenario, restoring).metrics;
+		expect(m.actions).toBeGreaterThan(0);
+		expect(m.crossings).toBeGreaterThan(0);
+		expect(m.leadTimesS).toEqual([]);
+		expect(m.unansweredCrossings).toBe(m.crossings);
+	});
 });

@@ -20,7 +20,8 @@ describe('configuration', () => {
 			loadSampleIntervalMs: 1000,
 			statsIntervalMs: 1000,
 			dryRun: false,
-			allocation: { workerCapacityPct: 100 },
+			allocation: { workerCapacityPct: 100, policy: 'foresight' },
+			retraining: { epochs: 20, heldOutMs: 300_000, historyMs: 1_800_000, inputHistoryMs: 30_000, minIntervalMs: 600_000, periodMs: 3_600_000, strideMs: 1000 },
 			profiling: {
 				sampling: true,
 				traceEveryMs: 10_000,
@@ -64,8 +65,10 @@ describe('configuration', () => {
 	});
 
 	test('the per-worker CPU budget comes from FORESIGHT_WORKER_CAPACITY_PCT, fractions allowed, and is validated', () => {
-		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '12.5', FORESIGHT_ALLOCATION_INTERVAL_MS: '500' }).allocation).toEqual({ workerCapacityPct: 12.5, intervalMs: 500 });
-		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '50' }, { allocation: { intervalMs: 2000 } }).allocation).toEqual({ workerCapacityPct: 50, intervalMs: 2000 });
+		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '12.5', FORESIGHT_ALLOCATION_INTERVAL_MS: '500' }).allocation).toEqual({ workerCapacityPct: 12.5, intervalMs: 500, policy: 'foresight' });
+		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '50' }, { allocation: { intervalMs: 2000 } }).allocation).toEqual({ workerCapacityPct: 50, intervalMs: 2000, policy: 'foresight' });
+		expect(optionsFromEnv({ FORESIGHT_ALLOCATION_POLICY: 'least-loaded-66' }).allocation.policy).toBe('least-loaded-66');
+		expect(configError(() => optionsFromEnv({ FORESIGHT_ALLOCATION_POLICY: 'fastest' })).fields).toEqual(['FORESIGHT_ALLOCATION_POLICY (allocation.policy)']);
 		const err = configError(() => optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '0' }));
 		expect(err.fields).toEqual(['FORESIGHT_WORKER_CAPACITY_PCT (allocation.workerCapacityPct)']);
 		expect(configError(() => parseOptions({ allocation: { workerCapacityPct: 150 } })).fields).toEqual(['allocation.workerCapacityPct']);

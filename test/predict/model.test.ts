@@ -79,12 +79,15 @@ describe('trained additive model (synthetic cost law)', () => {
 		expect(groupCost('v')).toBeGreaterThan(groupCost('a'));
 	});
 
-	test('the plain-JS and the tensor inference paths compute the same predictions', () => {
+	test('the wasm, plain-JS and tensor inference paths compute the same predictions', () => {
 		const snaps = heldOut.slice(0, 8).map((e) => e.snapshot);
 		const chosen = model.inference;
 		try {
 			model.inference = 'js';
 			const js = model.predict(snaps);
+			model.inference = 'wasm';
+			// Same float64 arithmetic in the same order: identical, not merely close.
+			expect(model.predict(snaps)).toEqual(js);
 			model.inference = 'tensor';
 			const tensor = model.predict(snaps);
 			js.forEach((p, w) => {

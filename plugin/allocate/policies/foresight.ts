@@ -1,6 +1,7 @@
 import type { AllocationAction, AllocationPolicy, UnestimatedAction } from '../actions';
 import {
 	consumerCostPct,
+	expectedPct,
 	currentConsumerCostPct,
 	indexSnapshot,
 	joinCostPct,
@@ -10,23 +11,41 @@ import {
 	TYPICAL_LAYER_RATES,
 	type SnapshotIndex,
 } from '../estimate';
-import type { AllocationSnapshot, ConsumerView, PendingJoin, ProducerView, WorkerView } from '../snapshot';
+import type { AllocationSnapshot, ConsumerView, CostModel, PendingJoin, ProducerView, WorkerView } from '../snapshot';
+import { recordJoins, roomGrowth, workerGrowth, type JoinTrace } from './growth';
 import { packetCostPct } from '../snapshot';
 
 export interface ForesightPolicyOptions {
 	/** Load at which a worker counts as overloaded (and starts dropping packets near 100). */
 	limitPct: number;
-	/** Act when a worker's predicted p95 exceeds this; corrective actions aim back below it. */
+	/** Rebalance when a worker's predicted trajectory (p95 plus room growth) exceeds this … */
 	actAbovePct: number;
+	/** … moving load off it until the trajectory is back at this. */
+	relieveToPct: number;
 	/** Quality is touched only while a worker stays predicted above this after rebalancing. */
 	degradeAbovePct: number;
-	/** Joins and moved load may fill a worker up to this predicted p95. */
+	/**
+	 * Joins and moved load fill a worker up to this predicted trajectory before another
+	 * worker is opened: workers run full, idle ones stay idle (no stream, no slack).
+	 */
 	fillBelowPct: number;
 	/**
-	 * Headroom a room's new worker should keep for the room's growth: meetings grow, and a
-	 * room split over many workers pays a pipe per producer and worker.
+	 * Headroom a worker must keep to take a new room's first peer: meetings grow, and a room
+	 * split over many workers pays a pipe per producer and worker.
 	 */
-	roomReservePct: number;
+	newRoomReservePct: number;
+	/** Whether a new room goes to the fullest worker that keeps the reserve (dense, splits rooms as they grow) or the emptiest. */
+	newRoomOnFullest: boolean;
+	/** Joins of the last this many seconds give a room's growth rate … */
+	growthWindowS: number;
+	/** … which is expected to go on for this long (the trajectory's horizon). */
+	growthHorizonS: number;
+	/** A worker predicted at or below this, with no growing room, is emptied onto fuller ones … */
+	consolidateBelowPct: number;
+	/** … each of which must stay at or below this (under the fill target: a hysteresis band against moving back). */
+	consolidateFillPct: number;
+	/** Lightest workers tried for consolidation per decision. */
+	consolidateCandidates: number;
 	/** Restore degraded consumers only on workers predicted below this … */
 	restoreBelowPct: number;
 	/** … and only while the projection stays below this. */
@@ -44,10 +63,17 @@ export interface ForesightPolicyOptions {
 
 export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freeze({
 	limitPct: 85,
-	actAbovePct: 77,
-	degradeAbovePct: 84,
-	fillBelowPct: 72,
-	roomReservePct: 20,
+	actAbovePct: 84,
+	relieveToPct: 81,
+	degradeAbovePct: 85,
+	fillBelowPct: 82,
+	newRoomReservePct: 20,
+	newRoomOnFullest: false,
+	growthWindowS: 15,
+	growthHorizonS: 15,
+	consolidateBelowPct: 55,
+	consolidateFillPct: 78,
+	consolidateCandidates: 3,
 	restoreBelowPct: 70,
 	restoreCeilingPct: 72,
 	protectPriority: 200,
@@ -59,14 +85,30 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 export interface ForesightState {
 	/** consumerId → time Foresight last proposed to move or degrade it */
 	recent: Record<string, number>;
+	/** Sending joins of the last `growthWindowS`, per room: the rooms' growth trend. */
+	joins: JoinTrace;
 }
 
 /** One decision's working set: projected p95 per worker, updated as actions are chosen. */
 class Plan {
 	readonly actions: AllocationAction[] = [];
+	/** The trajectory: predicted p95 plus the expected growth of the worker's rooms. */
 	readonly projected = new Map<string, number>();
+	/** The part of `projected` that is room growth not yet seen: enough to move load early, not to touch quality or refuse. */
+	readonly expectedGrowth = new Map<string, number>();
+	/** p95 minus mean of each worker's forecast: the tail that justifies a free move but not a loss of quality. */
+	private readonly tail = new Map<string, number>();
 	/** Consumers already handled this decision: an entity gets at most one action. */
 	readonly touched = new Set<string>();
+	/** Workers that received or shed load this decision: not emptied in the same breath. */
+	readonly changed = new Set<string>();
+	/** roomId → workerId → consuming peers there, kept current as joins are placed. */
+	readonly receivers: Map<string, Map<string, Set<string>>>;
+	readonly joins: JoinTrace;
+	/** roomId → expected growth of one receiver's egress, % of a core per second. */
+	readonly growthByRoom: Map<string, number>;
+	/** workerId → growth of its load from its rooms' join trends, % of a core per second. */
+	readonly growth: Map<string, number>;
 	private readonly proposedAt = new Map<string, number>();
 
 	constructor(
@@ -75,7 +117,23 @@ class Plan {
 		readonly options: ForesightPolicyOptions,
 		previous: ForesightState,
 	) {
-		for (const w of snapshot.workers) this.projected.set(w.id, riskPct(w));
+		this.receivers = receiversByRoom(index);
+		this.joins = recordJoins(
+			previous.joins,
+			snapshot.t,
+			snapshot.pendingJoins.map((join) => ({ roomId: join.roomId, egressPct: topLayerEgressPct(join, snapshot.costModel) })),
+			options.growthWindowS,
+		);
+		this.growthByRoom = roomGrowth(this.joins, options.growthWindowS);
+		this.growth = workerGrowth(this.receivers, this.growthByRoom);
+		// The trajectory a worker is planned against: the predictor's worst p95, plus what its growing rooms add over the horizon.
+		for (const w of snapshot.workers) {
+			const growth = (this.growth.get(w.id) ?? 0) * options.growthHorizonS;
+			const risk = riskPct(w);
+			this.projected.set(w.id, risk + growth);
+			if (growth > 0) this.expectedGrowth.set(w.id, growth);
+			this.tail.set(w.id, Math.max(0, risk - expectedPct(w)));
+		}
 		// Proposals the guard may have held back are not repeated until its cooldown is over; other candidates go first.
 		for (const id in previous.recent) {
 			const t = previous.recent[id]!;
@@ -89,7 +147,16 @@ class Plan {
 	nextState(): ForesightState {
 		const recent: Record<string, number> = {};
 		for (const id of this.touched) recent[id] = this.proposedAt.get(id) ?? this.snapshot.t;
-		return { recent };
+		return { recent, joins: this.joins };
+	}
+
+	/** What a receiver of `roomId` will add over the horizon as the room keeps growing. */
+	receiverGrowthPct(roomId: string): number {
+		return (this.growthByRoom.get(roomId) ?? 0) * this.options.growthHorizonS;
+	}
+
+	scaled(pct: number, worker: WorkerView): number {
+		return pct * (worker.capacityPct / 100);
 	}
 
 
@@ -97,14 +164,30 @@ class Plan {
 		return this.projected.get(workerId) ?? 0;
 	}
 
-	add(workerId: string, deltaPct: number): void {
+	add(workerId: string, deltaPct: number, growthPct = 0): void {
 		this.projected.set(workerId, this.load(workerId) + deltaPct);
+		if (growthPct !== 0) this.expectedGrowth.set(workerId, (this.expectedGrowth.get(workerId) ?? 0) + growthPct);
 	}
 
-	/** Records an action whose effect on `workerId` is `deltaPct`. */
-	act(action: UnestimatedAction, deltaPct: number): void {
+	/**
+	 * The load expected after this decision's actions: the trajectory without the growth
+	 * extrapolation and without the forecast's tail. Quality is spent (and peers refused)
+	 * only on this; moves, which cost none, act on the whole trajectory.
+	 */
+	expectedLoad(workerId: string): number {
+		return this.forecastLoad(workerId) - (this.tail.get(workerId) ?? 0);
+	}
+
+	/** The predictor's p95 after this decision's actions, without the growth extrapolation: what admission is judged on. */
+	forecastLoad(workerId: string): number {
+		return this.load(workerId) - Math.max(0, this.expectedGrowth.get(workerId) ?? 0);
+	}
+
+	/** Records an action whose effect on `workerId` is `deltaPct` (of which `growthPct` is expected growth). */
+	act(action: UnestimatedAction, deltaPct: number, growthPct = 0): void {
 		const before = this.load(action.workerId);
-		this.add(action.workerId, deltaPct);
+		this.add(action.workerId, deltaPct, growthPct);
+		if (action.type !== 'refuse' && action.type !== 'redirect') this.changed.add(action.workerId);
 		this.actions.push({ ...action, predictedBeforePct: before, predictedAfterPct: before + deltaPct } as AllocationAction);
 	}
 
@@ -117,64 +200,73 @@ class Plan {
 	}
 }
 
-/** Consuming peers per worker in each room, kept current as joins are placed. */
-function roomAudience(plan: Plan, roomId: string, cache: Map<string, Map<string, Set<string>>>): Map<string, Set<string>> {
-	let audience = cache.get(roomId);
-	if (audience) return audience;
-	audience = new Map();
-	for (const p of plan.index.producersByRoom.get(roomId) ?? []) {
-		for (const c of plan.index.consumersByProducer.get(p.id) ?? []) {
-			let peers = audience.get(c.workerId);
-			if (!peers) audience.set(c.workerId, (peers = new Set()));
+/** Consuming peers per worker in each room. */
+function receiversByRoom(index: SnapshotIndex): Map<string, Map<string, Set<string>>> {
+	const rooms = new Map<string, Map<string, Set<string>>>();
+	for (const [workerId, consumers] of index.consumersByWorker) {
+		for (const c of consumers) {
+			const roomId = index.producers.get(c.producerId)?.roomId;
+			if (roomId === undefined) continue;
+			let workers = rooms.get(roomId);
+			if (!workers) rooms.set(roomId, (workers = new Map()));
+			let peers = workers.get(workerId);
+			if (!peers) workers.set(workerId, (peers = new Set()));
 			peers.add(c.peerId);
 		}
 	}
-	cache.set(roomId, audience);
-	return audience;
+	return rooms;
 }
 
-function topLayerEgressPct(join: PendingJoin, plan: Plan): number {
+/** Egress one receiver pays for everything `join` sends, at the top layer. */
+function topLayerEgressPct(join: PendingJoin, model: CostModel): number {
 	let pct = 0;
 	for (const cls of join.sends) {
 		const rates = TYPICAL_LAYER_RATES[cls];
-		pct += packetCostPct(rates[rates.length - 1]!, plan.snapshot.costModel.egressUsPerPacket);
+		pct += packetCostPct(rates[rates.length - 1]!, model.egressUsPerPacket);
 	}
 	return pct;
 }
 
 /**
- * Placement by predicted p95 with the peer's expected profile: the room's own workers
- * first (no pipes), then best fit among the rest so active workers run full and idle ones
- * stay idle; refuse (or redirect) only when no worker stays under the limit.
+ * Placement by predicted trajectory with the peer's expected profile: the fullest of the
+ * room's own workers that takes it (no pipes), else the fullest worker that keeps a new
+ * room's reserve, else the fullest that fits at all: a worker is filled up to the fill
+ * target before another is opened, so active workers run full and idle ones stay idle.
+ * Refuse (or redirect) only when no worker stays under the limit.
  */
 function placeJoins(plan: Plan): void {
 	const { snapshot, index, options } = plan;
 	const model = snapshot.costModel;
-	const audiences = new Map<string, Map<string, Set<string>>>();
 	// Egress per consumer of producers admitted earlier in this decision, per room.
 	const pendingEgress = new Map<string, number>();
 	for (const join of snapshot.pendingJoins) {
-		const audience = roomAudience(plan, join.roomId, audiences);
-		const perMember = topLayerEgressPct(join, plan);
+		let audience = plan.receivers.get(join.roomId);
+		if (!audience) plan.receivers.set(join.roomId, (audience = new Map()));
+		const perMember = topLayerEgressPct(join, model);
+		// A receiver of a growing room takes the room's growth with it.
+		const growth = join.consumes ? plan.receiverGrowthPct(join.roomId) : 0;
 		const roomWorkers = new Set([...(index.rooms.get(join.roomId)?.workerIds ?? []), ...audience.keys()]);
 		const costOn = (w: WorkerView): number =>
 			joinCostPct(join, w.id, index, model) +
 			(join.consumes ? (pendingEgress.get(join.roomId) ?? 0) : 0) +
-			(audience.get(w.id)?.size ?? 0) * perMember;
+			(audience.get(w.id)?.size ?? 0) * perMember +
+			growth;
 		let chosen: WorkerView | undefined;
 		let chosenCost = 0;
 		let reason = '';
-		// Room workers first (no new pipes). A room that outgrows its workers (or a new room) opens the emptiest worker so it can grow there unsplit.
+		// A new room opens the emptiest worker that keeps it room to grow: meetings all grow at
+		// once, and rooms packed together early split as they grow, paying a pipe per producer
+		// and worker. Packing comes later, from consolidation, once rooms stop growing.
 		const passes: Array<{ roomOnly: boolean; reserve: number; fullest: boolean; why: string }> = [
-			{ roomOnly: true, reserve: 0, fullest: true, why: 'fits on a worker of its room' },
-			{ roomOnly: false, reserve: options.roomReservePct, fullest: false, why: 'emptiest worker, room to grow' },
-			{ roomOnly: false, reserve: 0, fullest: true, why: 'best fit by predicted p95' },
+			{ roomOnly: true, reserve: 0, fullest: true, why: 'fullest worker of its room that takes it' },
+			{ roomOnly: false, reserve: options.newRoomReservePct, fullest: options.newRoomOnFullest, why: `${options.newRoomOnFullest ? 'fullest' : 'emptiest'} worker with room to grow` },
+			{ roomOnly: false, reserve: 0, fullest: true, why: 'fullest worker that takes it' },
 		];
 		for (const pass of passes) {
 			for (const w of snapshot.workers) {
 				if (pass.roomOnly !== roomWorkers.has(w.id)) continue;
 				const cost = costOn(w);
-				if (plan.load(w.id) + cost + pass.reserve > options.fillBelowPct * (w.capacityPct / 100)) continue;
+				if (plan.load(w.id) + cost + plan.scaled(pass.reserve, w) > plan.scaled(options.fillBelowPct, w)) continue;
 				if (!chosen || plan.load(w.id) > plan.load(chosen.id) === pass.fullest) {
 					chosen = w;
 					chosenCost = cost;
@@ -187,9 +279,11 @@ function placeJoins(plan: Plan): void {
 		}
 		if (!chosen) {
 			let best = snapshot.workers[0]!;
-			for (const w of snapshot.workers) if (plan.load(w.id) + costOn(w) < plan.load(best.id) + costOn(best)) best = w;
-			const after = plan.load(best.id) + costOn(best);
-			if (after > options.limitPct * (best.capacityPct / 100)) {
+			// Refusal needs the forecast p95 over the limit everywhere, not just the growth extrapolation.
+			const forecastAfter = (w: WorkerView): number => plan.forecastLoad(w.id) + costOn(w) - growth;
+			for (const w of snapshot.workers) if (forecastAfter(w) < forecastAfter(best)) best = w;
+			const after = forecastAfter(best);
+			if (after > plan.scaled(options.limitPct, best)) {
 				const base = { peerId: join.peerId, roomId: join.roomId, workerId: best.id, reason: `every worker predicted over its limit (least: ${best.id} at ${after.toFixed(0)}% with the peer)` };
 				if (options.redirectTarget !== undefined) plan.act({ ...base, type: 'redirect', target: options.redirectTarget }, 0);
 				else plan.act({ ...base, type: 'refuse' }, 0);
@@ -199,7 +293,7 @@ function placeJoins(plan: Plan): void {
 			chosenCost = costOn(best);
 			reason = 'least predicted p95 (no worker under the fill target)';
 		}
-		plan.act({ type: 'place', peerId: join.peerId, roomId: join.roomId, workerId: chosen.id, reason }, chosenCost);
+		plan.act({ type: 'place', peerId: join.peerId, roomId: join.roomId, workerId: chosen.id, reason }, chosenCost, growth);
 		// The newcomer's producers are consumed by the members on other workers too.
 		for (const [workerId, peers] of audience) {
 			if (workerId === chosen.id) continue;
@@ -214,8 +308,9 @@ function placeJoins(plan: Plan): void {
 	}
 }
 
-function overTarget(plan: Plan, worker: WorkerView, thresholdPct = plan.options.actAbovePct): number {
-	return plan.load(worker.id) - thresholdPct * (worker.capacityPct / 100);
+/** How far the trajectory (or, with `expected`, the expected load) is above `thresholdPct`. */
+function overTarget(plan: Plan, worker: WorkerView, thresholdPct = plan.options.actAbovePct, expected = false): number {
+	return (expected ? plan.expectedLoad(worker.id) : plan.load(worker.id)) - plan.scaled(thresholdPct, worker);
 }
 
 /** The worker with the most headroom (other than `exclude`). */
@@ -248,11 +343,13 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		roomCost.set(p.roomId, (roomCost.get(p.roomId) ?? 0) + currentConsumerCostPct(c, p, model));
 	}
 	const ranked = [...rooms.entries()].filter(([, r]) => r.size >= options.minFanout).sort((a, b) => roomCost.get(b[0])! - roomCost.get(a[0])!);
-	for (const [, receivers] of ranked) {
-		const need = overTarget(plan, worker);
+	for (const [roomId, receivers] of ranked) {
+		const need = overTarget(plan, worker, options.relieveToPct);
 		if (need <= 0) return;
+		// A receiver of a growing room takes its share of the growth along.
+		const growth = plan.receiverGrowthPct(roomId);
 		const batch = [...receivers.entries()]
-			.map(([peerId, consumers]) => ({ peerId, consumers, relief: model.transportPct + consumers.reduce((s, c) => s + currentConsumerCostPct(c, plan.producerOf(c)!, model), 0) }))
+			.map(([peerId, consumers]) => ({ peerId, consumers, relief: model.transportPct + growth + consumers.reduce((s, c) => s + currentConsumerCostPct(c, plan.producerOf(c)!, model), 0) }))
 			.sort((a, b) => b.relief - a.relief);
 		/** Pipes a move to `w` needs: what `w` pays on top of the moved load, and what each producer's worker pays. */
 		const overheadOn = (w: WorkerView, take: number): { target: number; sources: Map<string, number> } => {
@@ -278,15 +375,19 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		let relief = 0;
 		let take = 0;
 		while (take < batch.length && relief < need * 1.1) relief += batch[take++]!.relief;
-		// Cheapest target first (pipes already there), fullest among equals.
+		// Workers light enough to be emptied by consolidation last (moving load there undoes it),
+		// then the cheapest target (pipes already there), the fullest among equals.
+		const light = (w: WorkerView): boolean => plan.load(w.id) <= plan.scaled(options.consolidateBelowPct, w);
 		let target: WorkerView | undefined;
 		let overhead = { target: 0, sources: new Map<string, number>() };
 		for (const w of snapshot.workers) {
 			if (w.id === worker.id) continue;
 			const o = overheadOn(w, take);
-			if (plan.load(w.id) + relief + o.target > options.fillBelowPct * (w.capacityPct / 100)) continue;
-			const cheaper = !target || total(o) < total(overhead) - 0.05;
-			const asCheapButFuller = target !== undefined && Math.abs(total(o) - total(overhead)) <= 0.05 && plan.load(w.id) > plan.load(target.id);
+			if (plan.load(w.id) + relief + o.target > plan.scaled(options.fillBelowPct, w)) continue;
+			const lighter = target !== undefined && light(w) && !light(target);
+			const heavier = target === undefined || (!light(w) && light(target));
+			const cheaper = heavier || (!lighter && total(o) < total(overhead) - 0.05);
+			const asCheapButFuller = target !== undefined && !lighter && !heavier && Math.abs(total(o) - total(overhead)) <= 0.05 && plan.load(w.id) > plan.load(target.id);
 			if (cheaper || asCheapButFuller) {
 				target = w;
 				overhead = o;
@@ -308,7 +409,10 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		const selfCost = overhead.sources.get(worker.id) ?? 0;
 		if (relief - selfCost < relief / 2) continue;
 		const moved = batch.slice(0, take);
-		plan.add(target.id, relief + overhead.target);
+		const movedGrowth = growth * take;
+		plan.add(target.id, relief + overhead.target, movedGrowth);
+		plan.changed.add(target.id);
+		const targetPredictedAfterPct = plan.load(target.id);
 		for (const [workerId, cost] of overhead.sources) if (workerId !== worker.id) plan.add(workerId, cost);
 		const byProducer = new Map<string, { ids: string[]; relief: number }>();
 		for (const { consumers } of moved) {
@@ -322,10 +426,16 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 			}
 		}
 		// Transports leaving this worker and pipes out of it are booked on the first action.
-		let shared = take * model.transportPct - selfCost;
+		let shared = take * model.transportPct + movedGrowth - selfCost;
+		let sharedGrowth = movedGrowth;
 		for (const [producerId, entry] of byProducer) {
-			plan.act({ type: 'spreadFanout', producerId, workerId: worker.id, toWorkerId: target.id, consumerIds: entry.ids, reason: `predicted p95 over ${options.actAbovePct}%: serve ${entry.ids.length} consumers from ${target.id}` }, -(entry.relief + shared));
+			plan.act(
+				{ type: 'spreadFanout', intent: 'relieve', targetPredictedAfterPct, producerId, workerId: worker.id, toWorkerId: target.id, consumerIds: entry.ids, reason: `predicted trajectory over ${options.actAbovePct}%: serve ${entry.ids.length} consumers from ${target.id}` },
+				-(entry.relief + shared),
+				-sharedGrowth,
+			);
 			shared = 0;
+			sharedGrowth = 0;
 		}
 	}
 }
@@ -335,7 +445,7 @@ function migrateProducers(plan: Plan, worker: WorkerView): void {
 	const { index, snapshot } = plan;
 	const model = snapshot.costModel;
 	for (const p of index.producersByWorker.get(worker.id) ?? []) {
-		if (overTarget(plan, worker) <= 0) return;
+		if (overTarget(plan, worker, plan.options.relieveToPct) <= 0) return;
 		const consumers = index.consumersByProducer.get(p.id) ?? [];
 		if (consumers.some((c) => c.workerId === worker.id && !plan.touched.has(c.id))) continue;
 		const targets = index.pipedTo.get(p.id);
@@ -353,8 +463,173 @@ function migrateProducers(plan: Plan, worker: WorkerView): void {
 		}
 		if (!target) continue;
 		plan.add(target.id, ingress - pipe.target + pipe.source * (targets.size - 1));
+		plan.changed.add(target.id);
 		plan.touched.add(p.id);
-		plan.act({ type: 'migrateProducer', producerId: p.id, workerId: worker.id, toWorkerId: target.id, reason: 'no local consumers: producer moves to its audience' }, -relief);
+		plan.act({ type: 'migrateProducer', intent: 'relieve', targetPredictedAfterPct: plan.load(target.id), producerId: p.id, workerId: worker.id, toWorkerId: target.id, reason: 'no local consumers: producer moves to its audience' }, -relief);
+	}
+}
+
+/**
+ * Consolidation: when load recedes, the lightest worker with no growing room is emptied
+ * onto the fullest workers that stay under the consolidation target, so load sits on
+ * few well-used workers instead of many half-idle ones. All or nothing: a worker half
+ * emptied still runs (and still idles), so it is emptied only if every receiver and
+ * producer on it fits elsewhere. The bands make it hysteretic: sources at or below
+ * `consolidateBelowPct`, targets kept at or below `consolidateFillPct` (under the fill
+ * target and well under the relief trigger), and moved streams then sit out the cooldown.
+ */
+function consolidate(plan: Plan): void {
+	const { snapshot, index, options } = plan;
+	const hosting = snapshot.workers.filter((w) => index.consumersByWorker.has(w.id) || index.producersByWorker.has(w.id));
+	if (hosting.length < 2) return;
+	const candidates = hosting
+		.filter((w) => !plan.changed.has(w.id) && plan.load(w.id) <= plan.scaled(options.consolidateBelowPct, w) && !plan.growth.has(w.id))
+		.sort((a, b) => plan.load(a.id) - plan.load(b.id))
+		.slice(0, options.consolidateCandidates);
+	for (const source of candidates) {
+		// Cheap bound first: the others' room under the target must at least hold the source's load.
+		let room = 0;
+		for (const w of hosting) if (w.id !== source.id) room += Math.max(0, plan.scaled(options.consolidateFillPct, w) - plan.load(w.id));
+		if (room < plan.load(source.id) - plan.snapshot.costModel.workerBasePct) continue;
+		const evacuation = planEvacuation(plan, source, hosting);
+		if (!evacuation) continue;
+		commitEvacuation(plan, source, evacuation);
+		return;
+	}
+}
+
+interface Evacuation {
+	receivers: Array<{ peerId: string; consumers: ConsumerView[]; relief: number; target: string }>;
+	producers: Array<{ producer: ProducerView; relief: number; target: string }>;
+	/** Projected load of every target once all has moved. */
+	loads: Map<string, number>;
+}
+
+/** Where everything on `source` would go, or undefined when something fits nowhere (or moved too recently). */
+function planEvacuation(plan: Plan, source: WorkerView, hosting: readonly WorkerView[]): Evacuation | undefined {
+	const { index, snapshot, options } = plan;
+	const model = snapshot.costModel;
+	const consumers = index.consumersByWorker.get(source.id) ?? [];
+	const producers = index.producersByWorker.get(source.id) ?? [];
+	if (consumers.some((c) => plan.touched.has(c.id)) || producers.some((p) => plan.touched.has(p.id))) return undefined;
+	const targets = hosting.filter((w) => w.id !== source.id);
+	const loads = new Map(targets.map((w) => [w.id, plan.load(w.id)]));
+	const fits = (w: WorkerView, cost: number): boolean => loads.get(w.id)! + cost <= plan.scaled(options.consolidateFillPct, w);
+	// producerId → workers it will be piped to (or live on) once the evacuation is done.
+	const reach = new Map<string, Set<string>>();
+	const reachOf = (p: ProducerView): Set<string> => {
+		let set = reach.get(p.id);
+		if (!set) reach.set(p.id, (set = new Set([p.workerId, ...(index.pipedTo.get(p.id) ?? [])])));
+		return set;
+	};
+	const byPeer = new Map<string, ConsumerView[]>();
+	for (const c of consumers) {
+		const list = byPeer.get(c.peerId);
+		if (list) list.push(c);
+		else byPeer.set(c.peerId, [c]);
+	}
+	const receivers: Evacuation['receivers'] = [];
+	const roomOf = (list: readonly ConsumerView[]): string | undefined => plan.producerOf(list[0]!)?.roomId;
+	const planned = [...byPeer.entries()]
+		.map(([peerId, list]) => ({ peerId, consumers: list, relief: model.transportPct + list.reduce((s, c) => s + currentConsumerCostPct(c, plan.producerOf(c)!, model), 0) }))
+		.sort((a, b) => b.relief - a.relief || (a.peerId < b.peerId ? -1 : 1));
+	for (const receiver of planned) {
+		const roomId = roomOf(receiver.consumers);
+		const roomWorkers = roomId === undefined ? undefined : plan.receivers.get(roomId);
+		const costOn = (w: WorkerView): number => {
+			let cost = receiver.relief;
+			for (const c of receiver.consumers) {
+				const p = plan.producerOf(c)!;
+				if (!reachOf(p).has(w.id)) cost += pipeCostPct(p, model).target;
+			}
+			return cost;
+		};
+		// The room's other workers first (its pipes are there), then the fullest that fits.
+		let best: WorkerView | undefined;
+		let bestInRoom = false;
+		for (const w of targets) {
+			const cost = costOn(w);
+			if (!fits(w, cost)) continue;
+			const inRoom = roomWorkers?.has(w.id) ?? false;
+			if (!best || (inRoom && !bestInRoom) || (inRoom === bestInRoom && loads.get(w.id)! > loads.get(best.id)!)) {
+				best = w;
+				bestInRoom = inRoom;
+			}
+		}
+		if (!best) return undefined;
+		loads.set(best.id, loads.get(best.id)! + costOn(best));
+		for (const c of receiver.consumers) reachOf(plan.producerOf(c)!).add(best.id);
+		receivers.push({ ...receiver, target: best.id });
+	}
+	const targetOfPeer = new Map(receivers.map((r) => [r.peerId, r.target]));
+	const moved: Evacuation['producers'] = [];
+	for (const p of producers) {
+		const pipe = pipeCostPct(p, model);
+		const audience = new Map<string, number>();
+		for (const c of index.consumersByProducer.get(p.id) ?? []) {
+			const at = c.workerId === source.id ? targetOfPeer.get(c.peerId)! : c.workerId;
+			audience.set(at, (audience.get(at) ?? 0) + 1);
+		}
+		const ingress = packetCostPct(p.expectedPacketRate, model.ingressUsPerPacket);
+		// On a worker of its audience it no longer needs a pipe there; it pipes to every other one.
+		const costOn = (w: WorkerView): number => ingress + pipe.source * (audience.size - (audience.has(w.id) ? 1 : 0)) - (audience.has(w.id) ? pipe.target : 0);
+		let best: WorkerView | undefined;
+		for (const w of targets) {
+			if (!fits(w, costOn(w))) continue;
+			const larger = (audience.get(w.id) ?? 0) - (best ? (audience.get(best.id) ?? 0) : -1);
+			if (!best || larger > 0 || (larger === 0 && loads.get(w.id)! > loads.get(best.id)!)) best = w;
+		}
+		if (!best) return undefined;
+		loads.set(best.id, loads.get(best.id)! + costOn(best));
+		moved.push({ producer: p, relief: ingress + pipe.source * audience.size, target: best.id });
+	}
+	return { receivers, producers: moved, loads };
+}
+
+function commitEvacuation(plan: Plan, source: WorkerView, evacuation: Evacuation): void {
+	const model = plan.snapshot.costModel;
+	const reason = (what: string): string => `consolidate: ${source.id} predicted at ${plan.load(source.id).toFixed(0)}% with no growing room, ${what}`;
+	// One action per producer and target: receivers going to the same worker share it, and its pipe.
+	const groups = new Map<string, { producerId: string; target: string; consumers: ConsumerView[]; relief: number }>();
+	for (const receiver of evacuation.receivers) {
+		// The receive transport leaves with the peer's first consumer.
+		let transport = model.transportPct;
+		for (const c of receiver.consumers) {
+			plan.touched.add(c.id);
+			const key = `${c.producerId}\u0000${receiver.target}`;
+			let group = groups.get(key);
+			if (!group) groups.set(key, (group = { producerId: c.producerId, target: receiver.target, consumers: [], relief: 0 }));
+			group.consumers.push(c);
+			group.relief += transport + currentConsumerCostPct(c, plan.producerOf(c)!, model);
+			transport = 0;
+		}
+	}
+	for (const { producerId, target, consumers, relief } of groups.values()) {
+		plan.act(
+			{
+				type: 'spreadFanout',
+				intent: 'consolidate',
+				targetPredictedAfterPct: evacuation.loads.get(target)!,
+				producerId,
+				workerId: source.id,
+				toWorkerId: target,
+				consumerIds: consumers.map((c) => c.id),
+				reason: reason(`serve ${consumers.length} consumers from ${target}`),
+			},
+			-relief,
+		);
+	}
+	for (const { producer, relief, target } of evacuation.producers) {
+		plan.touched.add(producer.id);
+		plan.act(
+			{ type: 'migrateProducer', intent: 'consolidate', targetPredictedAfterPct: evacuation.loads.get(target)!, producerId: producer.id, workerId: source.id, toWorkerId: target, reason: reason(`producer moves to ${target}`) },
+			-relief,
+		);
+	}
+	for (const [workerId, load] of evacuation.loads) {
+		if (load === plan.load(workerId)) continue;
+		plan.projected.set(workerId, load);
+		plan.changed.add(workerId);
 	}
 }
 
@@ -370,10 +645,20 @@ function degradable(plan: Plan, worker: WorkerView, includeAudio: boolean): Arra
 	return list.sort((a, b) => a.consumer.priority - b.consumer.priority || (a.consumer.id < b.consumer.id ? -1 : 1));
 }
 
+/**
+ * Quality is spent only on an overload the measurement already confirms: a forecast
+ * alone (a new screen share is expected at its burst rate until profiled) earns free
+ * moves, never a loss of quality.
+ */
+function measuredOver(plan: Plan, worker: WorkerView, thresholdPct: number): boolean {
+	return worker.cpuPct > plan.scaled(thresholdPct, worker);
+}
+
 function lowerLayers(plan: Plan, worker: WorkerView): void {
 	const model = plan.snapshot.costModel;
+	if (!measuredOver(plan, worker, plan.options.degradeAbovePct)) return;
 	for (const { consumer, producer } of degradable(plan, worker, false)) {
-		if (overTarget(plan, worker, plan.options.degradeAbovePct) <= 0) return;
+		if (overTarget(plan, worker, plan.options.degradeAbovePct, true) <= 0) return;
 		if (consumer.paused || consumer.current.spatial === 0 || producer.layers.length < 2) continue;
 		const lower = { spatial: consumer.current.spatial - 1, temporal: consumer.current.temporal };
 		const saving = consumerCostPct(producer, consumer.current, model) - consumerCostPct(producer, lower, model);
@@ -385,8 +670,9 @@ function lowerLayers(plan: Plan, worker: WorkerView): void {
 function pauseOrDrop(plan: Plan, worker: WorkerView, type: 'pauseConsumer' | 'dropConsumer'): void {
 	const model = plan.snapshot.costModel;
 	const threshold = type === 'dropConsumer' ? plan.options.limitPct : plan.options.degradeAbovePct;
+	if (!measuredOver(plan, worker, threshold)) return;
 	for (const { consumer, producer } of degradable(plan, worker, type === 'dropConsumer')) {
-		if (plan.load(worker.id) <= threshold * (worker.capacityPct / 100)) return;
+		if (overTarget(plan, worker, threshold, true) <= 0) return;
 		if (type === 'pauseConsumer' && consumer.paused) continue;
 		plan.touched.add(consumer.id);
 		plan.act({ type, consumerId: consumer.id, workerId: worker.id, reason: `predicted p95 over ${threshold}% after cheaper actions` }, -currentConsumerCostPct(consumer, producer, model));
@@ -416,16 +702,20 @@ function restore(plan: Plan, worker: WorkerView): void {
 }
 
 /**
- * Foresight: acts on the predictor's p95 at every horizon, before the overload, with the
- * cheapest action that suffices: placement, fan-out spreading, producer migration, lower
- * layers, pause, drop, and refusal at admission. Active speakers and high-priority
- * consumers are never degraded; quality is restored only well below the action band.
+ * Foresight: plans every worker on its predicted trajectory (the predictor's worst p95
+ * over its horizons plus the growth its rooms' join trends will bring) and acts before
+ * the overload with the cheapest action that suffices: placement that fills a worker
+ * before opening another, fan-out spreading, producer migration, then (only on the
+ * expected load, never on the tail or the extrapolation) lower layers, pause, drop, and
+ * refusal at admission. When load recedes, light workers are emptied onto fuller ones.
+ * Active speakers and high-priority consumers are never degraded; quality is restored
+ * only well below the action band.
  */
 export function foresightPolicy(overrides: Partial<ForesightPolicyOptions> = {}): AllocationPolicy<ForesightState> {
 	const options: ForesightPolicyOptions = { ...FORESIGHT_DEFAULTS, ...overrides };
 	return {
 		name: 'foresight',
-		initialState: () => ({ recent: {} }),
+		initialState: () => ({ recent: {}, joins: {} }),
 		decide(snapshot, state) {
 			const plan = new Plan(snapshot, indexSnapshot(snapshot), options, state);
 			placeJoins(plan);
@@ -438,6 +728,7 @@ export function foresightPolicy(overrides: Partial<ForesightPolicyOptions> = {})
 				pauseOrDrop(plan, worker, 'pauseConsumer');
 				pauseOrDrop(plan, worker, 'dropConsumer');
 			}
+			consolidate(plan);
 			for (const worker of snapshot.workers) restore(plan, worker);
 			return { actions: plan.actions, state: plan.nextState() };
 		},

@@ -99,6 +99,8 @@ export function median(values: readonly number[]): number | null {
  * counterfactual exceeds the threshold after having been below the calm level; the first
  * corrective action concerning that worker since it was last calm (and at most 30 s after
  * the crossing) gives lead time = crossing − action, negative when the action came late.
+ * Corrective means relieving: a rebalance off the worker or a degrade on it; restores and
+ * consolidation (emptying a light worker) answer no crossing and are not reported here.
  */
 export class LeadTimeTracker {
 	private readonly lastCalmT = new Map<string, number>();

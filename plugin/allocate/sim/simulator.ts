@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { actionClass, type AllocationAction, type AllocationPolicy } from '../actions';
+import { actionClass, isConsolidation, type AllocationAction, type AllocationPolicy } from '../actions';
 import { temporalShare } from '../estimate';
 import {
 	MEASURED_COST_MODEL,
@@ -269,10 +269,12 @@ function applyActions(world: World, actions: readonly AllocationAction[], pendin
 	const answered = new Set<string>();
 	const joins = new Map(pending.map((j) => [j.peerId, j]));
 	for (const action of actions) {
-		if (actionClass(action) !== 'admission') {
+		const cls = actionClass(action);
+		if (cls !== 'admission') {
 			if (!applyCorrective(world, action, metrics)) continue;
 			metrics.actions++;
-			leadTimes.acted(action.workerId, t);
+			// Lead time counts only actions that take load off a worker under pressure: not restores, not consolidation of a light worker.
+			if ((cls === 'rebalance' || cls === 'degrade') && !isConsolidation(action)) leadTimes.acted(action.workerId, t);
 			continue;
 		}
 		if (action.type !== 'place' && action.type !== 'refuse' && action.type !== 'redirect') continue;

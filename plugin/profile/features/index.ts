@@ -10,6 +10,7 @@ export * from './dataMessages';
 export * from './entropy';
 export * from './frames';
 export * from './h264';
+export * from './layerFrames';
 export * from './opus';
 export * from './payload';
 export * from './rtp';
