@@ -18,7 +18,7 @@ import { KnnPredictor, type ObservedProfile } from '../plugin/predict/knn';
 import { featureBatch, TfPredictor, type InferencePath } from '../plugin/predict/model';
 import { loadTf } from '../plugin/predict/tf';
 import { trainModel } from '../plugin/predict/train';
-import { audioRoom, lawResources, rng, syntheticSession, videoRoom } from '../test/predict/synthetic';
+import { audioRoom, lawResources, onPath, rng, syntheticSession, videoRoom } from '../test/predict/synthetic';
 import type { Predictor, WorkerSnapshot } from '../plugin/predict/types';
 
 const WORKERS = 16;
@@ -80,16 +80,6 @@ function measure(label: string, runs: number, f: () => void): Timing {
 	return timing;
 }
 
-/** `f` with the model switched to another inference path, restored afterwards. */
-function onPath<T>(model: TfPredictor, inference: InferencePath, f: () => T): T {
-	const chosen = model.inference;
-	model.inference = inference;
-	try {
-		return f();
-	} finally {
-		model.inference = chosen;
-	}
-}
 
 /** The tfjs wasm backend, if installed; undefined (with the reason printed) otherwise. */
 async function useWasmBackend(): Promise<boolean> {

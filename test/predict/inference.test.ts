@@ -4,7 +4,7 @@ import { DenseKernel, wasmSimdSupported, type DenseWeights } from '../../plugin/
 import { softplus } from '../../plugin/predict/softplus';
 import { HORIZONS_S, TARGETS, type WorkerPrediction, type WorkerSnapshot } from '../../plugin/predict/types';
 import { Rng } from '../../plugin/util/rng';
-import { audioRoom, rng, syntheticSession, videoRoom } from './synthetic';
+import { audioRoom, onPath, rng, syntheticSession, videoRoom } from './synthetic';
 
 /**
  * The fast inference path (WebAssembly SIMD nets with softplus, flat per-stream costs)
@@ -29,15 +29,6 @@ function busyWorkers(workers: number, streamsPerWorker: number, seed: number): W
 	});
 }
 
-function onPath<T>(model: TfPredictor, inference: InferencePath, f: () => T): T {
-	const chosen = model.inference;
-	model.inference = inference;
-	try {
-		return f();
-	} finally {
-		model.inference = chosen;
-	}
-}
 
 /** Every number of two predictions, side by side, with where it sits. */
 function numbers(a: WorkerPrediction, b: WorkerPrediction): Array<[string, number, number]> {

@@ -1,3 +1,4 @@
+import type { InferencePath, TfPredictor } from '../../plugin/predict/model';
 import { mulberry32 } from '../../plugin/util/rng';
 /**
  * Synthetic workers for pure-logic tests and the inference benchmark, generated from a
@@ -222,4 +223,15 @@ export function syntheticTimelines(seed: number, options: SessionOptions = {}): 
 /** Examples of a synthetic session, built the way training builds them from recorded ones. */
 export function syntheticSession(seed: number, options: SessionOptions = {}): TrainingExample[] {
 	return syntheticTimelines(seed, options).flatMap((t) => buildExamples(t, { strideS: options.stride ?? 1 }));
+}
+
+/** `f` with the model switched to another inference path, restored afterwards. */
+export function onPath<T>(model: TfPredictor, inference: InferencePath, f: () => T): T {
+	const chosen = model.inference;
+	model.inference = inference;
+	try {
+		return f();
+	} finally {
+		model.inference = chosen;
+	}
 }
