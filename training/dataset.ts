@@ -9,6 +9,7 @@ import {
 	type StreamProfile,
 	type WorkerLoadSample,
 } from '../plugin/profile/schema';
+import { timelinesByWorker } from '../plugin/predict/dataset';
 import { allocationActionSchema } from '../plugin/store/types';
 
 /**
@@ -77,18 +78,14 @@ export interface DatasetWorkerTimeline {
 
 /** Reads a dataset file and groups its load samples and stream profiles by worker. */
 export async function readWorkerTimelines(path: string, sessionId = path): Promise<DatasetWorkerTimeline[]> {
-	const byWorker = new Map<string, DatasetWorkerTimeline>();
-	const timeline = (workerId: string): DatasetWorkerTimeline => {
-		let t = byWorker.get(workerId);
-		if (!t) byWorker.set(workerId, (t = { workerId, sessionId, samples: [], profiles: [] }));
-		return t;
-	};
+	const samples: WorkerLoadSample[] = [];
+	const profiles: StreamProfile[] = [];
 	for await (const item of readDataset(path)) {
 		if (!('type' in item)) continue;
-		if (item.type === 'worker_load') timeline(item.record.workerId).samples.push(item.record);
-		else if (item.type === 'stream_profile') timeline(item.record.workerId).profiles.push(item.record);
+		if (item.type === 'worker_load') samples.push(item.record);
+		else if (item.type === 'stream_profile') profiles.push(item.record);
 	}
-	return [...byWorker.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : 1));
+	return timelinesByWorker(samples, profiles, () => sessionId).sort((a, b) => (a.workerId < b.workerId ? -1 : 1));
 }
 
 export class DatasetFormatError extends Error {

@@ -13,6 +13,23 @@ export interface WorkerTimeline {
 	events?: readonly StreamEvent[];
 }
 
+/** Load samples and stream profiles grouped into one timeline per worker, in order of first appearance. */
+export function timelinesByWorker(
+	samples: Iterable<WorkerLoadSample>,
+	profiles: Iterable<StreamProfile>,
+	sessionIdOf: (workerId: string) => string,
+): Array<WorkerTimeline & { samples: WorkerLoadSample[]; profiles: StreamProfile[] }> {
+	const byWorker = new Map<string, { workerId: string; sessionId: string; samples: WorkerLoadSample[]; profiles: StreamProfile[] }>();
+	const timeline = (workerId: string) => {
+		let t = byWorker.get(workerId);
+		if (!t) byWorker.set(workerId, (t = { workerId, sessionId: sessionIdOf(workerId), samples: [], profiles: [] }));
+		return t;
+	};
+	for (const s of samples) timeline(s.workerId).samples.push(s);
+	for (const p of profiles) timeline(p.workerId).profiles.push(p);
+	return [...byWorker.values()];
+}
+
 export interface ExampleOptions {
 	/** Seconds between examples. Default 1. */
 	strideS?: number;

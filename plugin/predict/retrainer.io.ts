@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ProfileStore } from '../store/types';
-import type { WorkerTimeline } from './dataset';
+import { timelinesByWorker, type WorkerTimeline } from './dataset';
 import { TfPredictor } from './model';
 import { TooLittleDataError, type TrainedCandidate, type TrainJob } from './retrainer';
 import type { WorkerJob, WorkerReply } from './retrainer.worker';
@@ -17,15 +17,7 @@ export async function storeTimelines(store: ProfileStore, fromMs: number, toMs: 
 	// What is still buffered for InfluxDB would be missing from the newest window.
 	await store.flush(2000);
 	const [samples, profiles] = await Promise.all([store.workerLoadHistory(fromMs, toMs), store.streamHistory(fromMs, toMs)]);
-	const byWorker = new Map<string, { samples: typeof samples; profiles: typeof profiles }>();
-	const of = (id: string) => {
-		let w = byWorker.get(id);
-		if (!w) byWorker.set(id, (w = { samples: [], profiles: [] }));
-		return w;
-	};
-	for (const s of samples) of(s.workerId).samples.push(s);
-	for (const p of profiles) of(p.workerId).profiles.push(p);
-	return [...byWorker].map(([workerId, w]) => ({ workerId, sessionId: `live:${workerId}`, samples: w.samples, profiles: w.profiles }));
+	return timelinesByWorker(samples, profiles, (workerId) => `live:${workerId}`);
 }
 
 export interface ThreadTrainerOptions {
