@@ -257,15 +257,19 @@ export class StreamAccumulator {
 	 * are rebuilt on a slower cadence than their flow.
 	 */
 	withCurrentFlow(previous: StreamProfile, nowMs: number): StreamProfile {
-		return {
-			...previous,
-			ts: nowMs,
-			flow: this.flow(),
-			layers: previous.layers.map((l) => {
-				const rate = this.layerRates.get(l.spatialLayer);
-				return { ...l, bitrateBps: rate?.bps ?? 0, packetRate: rate?.pps ?? 0 };
-			}),
-		};
+		// Which layers flow changes with the flow: a profile must not pair this round's bitrate with an old round's layers.
+		const current = this.layers(undefined);
+		const layers = previous.layers.map((l) => {
+			const rate = this.layerRates.get(l.spatialLayer);
+			return { ...l, bitrateBps: rate?.bps ?? 0, packetRate: rate?.pps ?? 0, active: current[l.spatialLayer]?.active ?? l.active };
+		});
+		const profile: StreamProfile = { ...previous, ts: nowMs, flow: this.flow(), layers };
+		if (previous.video) {
+			const { top, activeLayers } = topActiveLayer(layers);
+			const { width: _w, height: _h, ...rest } = previous.video;
+			profile.video = { ...rest, ...(top?.width !== undefined ? { width: top.width, height: top.height } : {}), activeLayers };
+		}
+		return profile;
 	}
 
 	get currentBitrateBps(): number {
@@ -322,15 +326,12 @@ export class StreamAccumulator {
 		const frames = (this.frameCache ??= frameStats(this.frameEvents, { clockRate: m.clockRate ?? 90000 }));
 		const scenes = this.sceneChanges.summary(nowMs, 60_000);
 		const layers = this.layers(this.layerFrames.rates(nowMs), frames.fps);
-		const active = layers.filter((l) => l.active);
-		// The stream's size is its top active layer's; while that layer's size is not yet
-		// known (it switched on after the last probe), a lower layer's would understate it.
-		const top = active.reduce<LayerProfile | undefined>((hi, l) => (!hi || l.spatialLayer > hi.spatialLayer ? l : hi), undefined);
+		const { top, activeLayers } = topActiveLayer(layers);
 		const fps = top?.fps ?? frames.fps;
 		const video = {
 			...(top?.width !== undefined ? { width: top.width, height: top.height } : {}),
 			...(fps !== undefined ? { fps } : {}),
-			activeLayers: active.length,
+			activeLayers,
 			...(m.encodings[0]?.temporalLayers !== undefined ? { temporalLayers: m.encodings[0].temporalLayers } : {}),
 			...this.keyframeRate(nowMs, frames.keyframesPerMin),
 			...(frames.frameBytes ? { frameBytes: frames.frameBytes } : {}),
@@ -437,4 +438,19 @@ export class StreamAccumulator {
 		);
 		return byId === -1 ? position : byId;
 	}
+}
+
+/**
+ * The stream's size is its top active layer's; while that layer's size is not yet
+ * known (it switched on after the last probe), a lower layer's would understate it.
+ */
+function topActiveLayer(layers: readonly LayerProfile[]): { top: LayerProfile | undefined; activeLayers: number } {
+	let top: LayerProfile | undefined;
+	let activeLayers = 0;
+	for (const l of layers) {
+		if (!l.active) continue;
+		activeLayers++;
+		if (!top || l.spatialLayer > top.spatialLayer) top = l;
+	}
+	return { top, activeLayers };
 }
