@@ -16,6 +16,13 @@ interface TransportInfo {
 	sctpParameters?: types.SctpParameters;
 }
 
+interface SendingLayer {
+	rid: string;
+	width: number;
+	height: number;
+	limitation: string;
+}
+
 interface RemoteProducer {
 	producerId: string;
 	peerId: string;
@@ -203,6 +210,14 @@ async function main(): Promise<void> {
 	const vp8 = device.rtpCapabilities.codecs?.find((c) => c.mimeType.toLowerCase() === 'video/vp8');
 	const video = await sendTransport.produce({ track: media.getVideoTracks()[0]!, encodings: SIMULCAST, codecOptions: { videoGoogleStartBitrate: 1000 }, codec: vp8, appData: { source: 'camera' } });
 	state.producers.video = video.id;
+	// What the browser is sending right now, per simulcast layer: the ground truth a profile is checked against.
+	(window as unknown as { sendingLayers: () => Promise<SendingLayer[]> }).sendingLayers = async () => {
+		const layers: SendingLayer[] = [];
+		(await video.getStats()).forEach((s: { type: string; rid?: string; frameWidth?: number; frameHeight?: number; qualityLimitationReason?: string }) => {
+			if (s.type === 'outbound-rtp' && s.rid) layers.push({ rid: s.rid, width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, limitation: s.qualityLimitationReason ?? 'none' });
+		});
+		return layers;
+	};
 	const audio = await sendTransport.produce({ track: media.getAudioTracks()[0]!, appData: { source: 'mic' } });
 	state.producers.audio = audio.id;
 
