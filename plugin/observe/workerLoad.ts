@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log';
 import type { WorkerLoadSample } from '../profile/schema';
 import { TypedEmitter } from '../util/typedEmitter';
-import { cpuPercentBetween, rssFromProcStatus, type CpuReading } from './cpu';
+import { cpuPercentBetween, readProcessCpu, rssFromProcStatus, type CpuReading } from './cpu';
 import type { Registry, WorkerNode } from './registry';
 
 export type WorkerLoadEvents = {
@@ -11,10 +11,9 @@ export type WorkerLoadEvents = {
 };
 
 /**
- * Samples every registered worker's CPU (from getResourceUsage() deltas), RSS
- * and entity counts on a fixed period. One tick is one getResourceUsage()
- * request per worker; ticks never overlap, and a worker closing while its
- * request is in flight is simply skipped.
+ * Samples every registered worker's CPU (deltas of its threads' /proc schedstat,
+ * else of getResourceUsage()), RSS and entity counts on a fixed period. Ticks
+ * never overlap, and a worker closing mid-tick is simply skipped.
  */
 export class WorkerLoadSampler extends TypedEmitter<WorkerLoadEvents> {
 	private readonly previous = new Map<string, CpuReading>();
@@ -69,31 +68,40 @@ export class WorkerLoadSampler extends TypedEmitter<WorkerLoadEvents> {
 	}
 
 	private async sampleWorker(node: WorkerNode): Promise<WorkerLoadSample | undefined> {
-		let usage: Awaited<ReturnType<WorkerNode['handle']['getResourceUsage']>>;
-		try {
-			usage = await node.handle.getResourceUsage();
-		} catch (error) {
-			if (!node.handle.closed) this.log.warn({ err: error, workerId: node.id }, 'getResourceUsage failed');
-			return undefined;
-		}
-		// The worker may have closed while the request was in flight.
-		if (node.handle.closed || !this.registry.has(node.id)) return undefined;
-		const reading: CpuReading = { cpuMs: usage.ru_utime + usage.ru_stime, atMs: performance.now() };
+		// /proc first: read and stamped in one synchronous step, and no channel round trip.
+		const procCpu = readProcessCpu(node.pid);
+		const reading: { cpu: CpuReading; maxRssBytes?: number } | undefined = procCpu ? { cpu: procCpu } : await this.channelCpu(node);
+		if (!reading || node.handle.closed || !this.registry.has(node.id)) return undefined;
 		const prev = this.previous.get(node.id);
-		this.previous.set(node.id, reading);
+		this.previous.set(node.id, reading.cpu);
 		if (!prev) return undefined;
-		const cpuPct = cpuPercentBetween(prev, reading);
+		const cpuPct = cpuPercentBetween(prev, reading.cpu);
 		if (cpuPct === undefined) return undefined;
 		const sample: WorkerLoadSample = {
 			ts: Date.now(),
 			workerId: node.id,
 			pid: node.pid,
 			cpuPct,
-			rssBytes: (await this.currentRss(node.pid)) ?? usage.ru_maxrss * 1024,
+			rssBytes: (await this.currentRss(node.pid)) ?? reading.maxRssBytes ?? 0,
 			...this.registry.countsOf(node.id),
 		};
 		this.emit('sample', sample);
 		return sample;
+	}
+
+	/**
+	 * Where /proc is not available: the worker's own getrusage over its channel,
+	 * stamped on arrival (a stall of this process while the answer waits inflates
+	 * that interval's figure; /proc readings do not have that error).
+	 */
+	private async channelCpu(node: WorkerNode): Promise<{ cpu: CpuReading; maxRssBytes: number } | undefined> {
+		try {
+			const usage = await node.handle.getResourceUsage();
+			return { cpu: { cpuMs: usage.ru_utime + usage.ru_stime, atMs: performance.now() }, maxRssBytes: usage.ru_maxrss * 1024 };
+		} catch (error) {
+			if (!node.handle.closed) this.log.warn({ err: error, workerId: node.id }, 'getResourceUsage failed');
+			return undefined;
+		}
 	}
 
 	private async currentRss(pid: number): Promise<number | undefined> {
