@@ -364,6 +364,10 @@ export function featureBatch(
 	for (const s of snapshots) streamCount += s.streams.length;
 	const batch = buffers ? buffers.take(streamCount, snapshots.length) : allocateFeatureBatch(streamCount, snapshots.length);
 	const { streams, entropy, segment, workers } = batch;
+	// Means and reciprocal spreads as typed arrays made once per call: each value then costs
+	// a subtraction and a multiplication instead of a division (the per-stream hot path).
+	const streamMean = Float64Array.from(streamNorm.mean);
+	const streamInvStd = Float64Array.from(streamNorm.std, (sd) => 1 / sd);
 	let row = 0;
 	for (let w = 0; w < snapshots.length; w++) {
 		const snap = snapshots[w]!;
@@ -375,7 +379,11 @@ export function featureBatch(
 			const fanOut = lookup ? lookup.fanOut(s) : (ctx?.fanOut ?? 0);
 			const ageS = lookup ? lookup.ageS(s) : (ctx?.ageS ?? Number.POSITIVE_INFINITY);
 			writeRawStreamFeatures(s, fanOut, ageS, streams, offset);
-			normalizeInPlace(streamNorm, streams, offset);
+			for (let i = 0; i < STREAM_FEATURE_COUNT; i++) {
+				const z = (streams[offset + i]! - streamMean[i]!) * streamInvStd[i]!;
+				// Missing or infinite values become the training mean, as in normalizeInPlace.
+				streams[offset + i] = z - z === 0 ? z : 0;
+			}
 			entropy[row] = Number.isFinite(s.entropy) ? Math.min(1, Math.max(0, s.entropy)) : 0;
 			segment[row] = w;
 			row++;
