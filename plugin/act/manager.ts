@@ -52,13 +52,28 @@ export interface ManagerOptions {
 	safety?: Partial<SafetyOptions>;
 	/**
 	 * CPU one worker may use, % of one core (default 100). The policy's limits scale
-	 * with it, and so do the safety bands unless `safety` sets them.
+	 * with it, and so do the safety guard's CPU thresholds unless `safety` sets them.
 	 */
 	workerCapacityPct?: number;
 	/** Spread and migration need the app's hooks; without them those actions are not proposed to mediasoup. */
 	canMigrate: boolean;
 	/** Who decides (default 'foresight'); every policy runs behind the same safety guard and audit. */
 	policy?: AllocationPolicyName;
+}
+
+/** The guard's thresholds that are CPU percentages of one core (the rest are times and rates). */
+const CPU_THRESHOLDS = ['highBandPct', 'lowBandPct', 'consolidateBelowPct', 'consolidateCeilingPct'] as const;
+
+/**
+ * Safety options for workers that may use `capacityPct` of a core. The guard's CPU
+ * thresholds are absolute: a smaller budget must lower them too, or the bands would hold
+ * back every relief and consolidation would be judged against a share of a whole core.
+ * Explicit `overrides` are taken as given.
+ */
+export function safetyForCapacity(capacityPct: number, overrides: Partial<SafetyOptions> = {}): Partial<SafetyOptions> {
+	const scaled: Partial<SafetyOptions> = {};
+	for (const key of CPU_THRESHOLDS) scaled[key] = SAFETY_DEFAULTS[key] * (capacityPct / 100);
+	return { ...scaled, ...overrides };
 }
 
 function policyNamed(name: AllocationPolicyName, safety: Partial<SafetyOptions>): AllocationPolicy<GuardedState<unknown>> {
@@ -89,9 +104,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 	) {
 		super((event, error) => log.error({ err: error, event }, 'listener of an allocation event threw'));
 		this.capacityPct = options.workerCapacityPct ?? 100;
-		const scale = this.capacityPct / 100;
-		// The bands are absolute CPU percentages: a smaller budget must lower them too, or the guard would hold back every action.
-		this.safety = { highBandPct: SAFETY_DEFAULTS.highBandPct * scale, lowBandPct: SAFETY_DEFAULTS.lowBandPct * scale, ...options.safety };
+		this.safety = safetyForCapacity(this.capacityPct, options.safety);
 		this.dryRunNow = options.dryRun;
 		this.policy = this.guardedPolicy(options.dryRun);
 		this.state = this.policy.initialState();
