@@ -24,6 +24,7 @@
  */
 import { z } from 'zod';
 import type { types } from 'mediasoup';
+import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS } from '../config';
 import type { Logger } from '../log';
 import { isStreamNode, type DataProducerNode, type GraphNode, type ProducerNode, type Registry, type StreamNode } from '../observe/registry';
 import { INTERNAL_APPDATA } from '../observe/internal';
@@ -48,14 +49,12 @@ export interface ProfilerOptions {
 	keywords: readonly string[];
 	/** Off: no traces and no taps, getStats() only (for apps that use traces themselves). */
 	sampling: boolean;
-	/** Period of each consumer's own getStats() (default 5000; staggered). */
+	/** Period of each consumer's own getStats() (default DEFAULT_CONSUMER_STATS_EVERY_MS; staggered). */
 	consumerStatsEveryMs?: number;
-	/** Period of each transport's getStats() for connection profiles (default 5000; staggered). */
+	/** Period of each transport's getStats() for connection profiles (default DEFAULT_TRANSPORT_STATS_EVERY_MS; staggered). */
 	transportStatsEveryMs?: number;
 }
 
-const DEFAULT_CONSUMER_STATS_EVERY_MS = 5000;
-const DEFAULT_TRANSPORT_STATS_EVERY_MS = 5000;
 /** Bounds the consumer/producer byte ratio: a burst of retransmissions is not a new level. */
 const MAX_FORWARD_RATIO = 4;
 
@@ -149,16 +148,24 @@ export class ConsumerCounters {
 	/** The consumer's own round: re-measures the ratios and keeps the counters the accumulator sees continuous. */
 	ownRound(own: RtpStatsSample, forwarded: { bps: number; pps: number }): RtpStatsSample {
 		const continued = this.derive(own.atMs, forwarded, own);
+		let byteCount = continued?.byteCount ?? own.byteCount;
+		let packetCount = continued?.packetCount ?? own.packetCount;
 		if (this.own) {
 			const bytes = own.byteCount - this.own.bytes;
 			const packets = own.packetCount - this.own.packets;
-			if (this.forwardedBytes > 0 && bytes >= 0) this.byteRatio = Math.min(MAX_FORWARD_RATIO, bytes / this.forwardedBytes);
-			if (this.forwardedPackets > 0 && packets >= 0) this.packetRatio = Math.min(MAX_FORWARD_RATIO, packets / this.forwardedPackets);
+			// With nothing forwarded to follow (its producer not profiled, or silent) the derived counters
+			// stood still since the last own round: the consumer's own counters are its flow.
+			if (this.forwardedBytes > 0) {
+				if (bytes >= 0) this.byteRatio = Math.min(MAX_FORWARD_RATIO, bytes / this.forwardedBytes);
+			} else if (continued) byteCount += Math.max(0, bytes);
+			if (this.forwardedPackets > 0) {
+				if (packets >= 0) this.packetRatio = Math.min(MAX_FORWARD_RATIO, packets / this.forwardedPackets);
+			} else if (continued) packetCount += Math.max(0, packets);
 		}
 		this.own = { bytes: own.byteCount, packets: own.packetCount };
 		this.forwardedBytes = 0;
 		this.forwardedPackets = 0;
-		this.last = continued ? { ...own, byteCount: continued.byteCount, packetCount: continued.packetCount, layers: continued.layers } : own;
+		this.last = continued ? { ...own, byteCount, packetCount, layers: continued.layers.map((l) => ({ ...l, byteCount, packetCount })) } : own;
 		return this.last;
 	}
 }

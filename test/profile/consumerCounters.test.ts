@@ -1,0 +1,154 @@
+import { StreamAccumulator, type RtpStatsSample } from '../../plugin/profile/accumulator';
+import { ConsumerCounters } from '../../plugin/profile/profiler';
+
+const SSRC = 4242;
+/** What the producer forwards: 800 kbit/s = 100 kB/s in 100 packets/s. */
+const FORWARDED = { bps: 800_000, pps: 100 };
+const NOTHING = { bps: 0, pps: 0 };
+const LIVE = { score: 9, currentLayers: { spatialLayer: 1, temporalLayer: 2 } };
+
+/** A consumer's own getStats() round (one outbound-rtp stream). */
+function own(atMs: number, byteCount: number, packetCount: number, extra: Partial<RtpStatsSample> = {}): RtpStatsSample {
+	return {
+		atMs,
+		byteCount,
+		packetCount,
+		layers: [{ ssrc: SSRC, byteCount, packetCount }],
+		fractionLost: 0,
+		jitter: 0,
+		nackCount: 0,
+		pliCount: 0,
+		firCount: 0,
+		...extra,
+	};
+}
+
+/** Derived rounds every second from `fromMs` (exclusive) to `toMs` (exclusive). */
+function deriveEverySecond(counters: ConsumerCounters, fromMs: number, toMs: number, forwarded = FORWARDED): RtpStatsSample[] {
+	const out: RtpStatsSample[] = [];
+	for (let t = fromMs + 1000; t < toMs; t += 1000) out.push(counters.derive(t, forwarded, LIVE)!);
+	return out;
+}
+
+describe('ConsumerCounters (pure)', () => {
+	test('before its first own round a consumer has nothing to continue; the profiler sees a fresh one', () => {
+		const counters = new ConsumerCounters();
+		expect(counters.derive(1000, FORWARDED, LIVE)).toBeUndefined();
+		expect(counters.derive(2000, FORWARDED, LIVE)).toBeUndefined();
+		// The profiler schedules the first own round right away and tells it apart by the empty state.
+		expect(counters.nextOwnMs).toBe(0);
+		expect(counters.stateAtOwn).toBe('');
+	});
+
+	test('the first own round is taken as is; derived counters then grow by the forwarded rate × elapsed time', () => {
+		const counters = new ConsumerCounters();
+		const first = own(10_000, 5000, 10);
+		expect(counters.ownRound(first, FORWARDED)).toEqual(first);
+		const a = counters.derive(11_000, FORWARDED, LIVE)!;
+		expect(a.byteCount).toBeCloseTo(5000 + FORWARDED.bps / 8);
+		expect(a.packetCount).toBeCloseTo(10 + FORWARDED.pps);
+		const b = counters.derive(11_500, { bps: 400_000, pps: 40 }, LIVE)!;
+		expect(b.byteCount - a.byteCount).toBeCloseTo(400_000 / 8 / 2);
+		expect(b.packetCount - a.packetCount).toBeCloseTo(20);
+		expect(b.layers).toEqual([{ ssrc: SSRC, byteCount: b.byteCount, packetCount: b.packetCount }]);
+	});
+
+	test('a derived round keeps the last own round’s loss, jitter, RTCP counts and RTT, and takes the live score and layers', () => {
+		const counters = new ConsumerCounters();
+		counters.ownRound(own(0, 0, 0, { fractionLost: 12, jitter: 300, nackCount: 7, pliCount: 2, firCount: 1, roundTripTimeMs: 42, score: 4, currentLayers: { spatialLayer: 0 } }), FORWARDED);
+		const next = counters.derive(1000, FORWARDED, LIVE)!;
+		expect(next).toMatchObject({ atMs: 1000, fractionLost: 12, jitter: 300, nackCount: 7, pliCount: 2, firCount: 1, roundTripTimeMs: 42, score: 9, currentLayers: LIVE.currentLayers });
+		const noLive = counters.derive(2000, FORWARDED, {})!;
+		expect(noLive.score).toBeUndefined();
+		expect(noLive.currentLayers).toBeUndefined();
+		expect(noLive.roundTripTimeMs).toBe(42);
+	});
+
+	test('an own round learns what share of the forwarded flow the consumer gets, and keeps the series continuous', () => {
+		// The consumer receives a lower temporal layer: half of what the producer forwards.
+		const counters = new ConsumerCounters();
+		counters.ownRound(own(0, 0, 0), FORWARDED);
+		const derived = deriveEverySecond(counters, 0, 5000);
+		expect(derived.at(-1)!.byteCount).toBeCloseTo(4 * 100_000);
+		const second = counters.ownRound(own(5000, 250_000, 250, { fractionLost: 3, score: 7 }), FORWARDED);
+		// Continued at the old ratio up to this round: the accumulator takes deltas, and a jump would be a false burst.
+		expect(second.byteCount).toBeCloseTo(5 * 100_000);
+		expect(second.packetCount).toBeCloseTo(5 * 100);
+		expect(second.layers).toEqual([{ ssrc: SSRC, byteCount: second.byteCount, packetCount: second.packetCount }]);
+		// The rest comes from the consumer's own stats.
+		expect(second).toMatchObject({ atMs: 5000, fractionLost: 3, score: 7 });
+		// From now on it follows the producer at the learned share.
+		const after = counters.derive(6000, FORWARDED, LIVE)!;
+		expect(after.byteCount - second.byteCount).toBeCloseTo(0.5 * 100_000);
+		expect(after.packetCount - second.packetCount).toBeCloseTo(0.5 * 100);
+		// A later own round re-measures the share: now it gets the whole layer again.
+		deriveEverySecond(counters, 6000, 10_000);
+		const whole = counters.ownRound(own(10_000, 250_000 + 500_000, 250 + 500), FORWARDED);
+		const last = counters.derive(11_000, FORWARDED, LIVE)!;
+		expect(last.byteCount - whole.byteCount).toBeCloseTo(100_000);
+	});
+
+	test('time that does not advance gives no derived round and adds nothing to the forwarded total', () => {
+		const counters = new ConsumerCounters();
+		counters.ownRound(own(1000, 0, 0), FORWARDED);
+		expect(counters.derive(1000, FORWARDED, LIVE)).toBeUndefined();
+		expect(counters.derive(500, FORWARDED, LIVE)).toBeUndefined();
+		const a = counters.derive(2000, FORWARDED, LIVE)!;
+		expect(counters.derive(2000, { bps: 80_000_000, pps: 10_000 }, LIVE)).toBeUndefined();
+		expect(counters.derive(1500, { bps: 80_000_000, pps: 10_000 }, LIVE)).toBeUndefined();
+		// The consumer got exactly what was forwarded over the two seconds that counted: the share stays 1.
+		counters.ownRound(own(3000, 200_000, 200), FORWARDED);
+		const b = counters.derive(4000, FORWARDED, LIVE)!;
+		expect(a.byteCount).toBeCloseTo(100_000);
+		expect(b.byteCount - a.byteCount).toBeCloseTo(2 * 100_000);
+	});
+
+	test('a burst beyond four times the forwarded flow (retransmissions) is not learned as a new level', () => {
+		const counters = new ConsumerCounters();
+		counters.ownRound(own(0, 0, 0), FORWARDED);
+		const before = counters.ownRound(own(1000, 10 * 100_000, 10 * 100), FORWARDED);
+		const next = counters.derive(2000, FORWARDED, LIVE)!;
+		expect(next.byteCount - before.byteCount).toBeCloseTo(4 * 100_000);
+		expect(next.packetCount - before.packetCount).toBeCloseTo(4 * 100);
+	});
+
+	test('counters that went backwards or an interval with nothing forwarded leave the learned share alone', () => {
+		const counters = new ConsumerCounters();
+		counters.ownRound(own(0, 1_000_000, 1000), FORWARDED);
+		// Half of what was forwarded.
+		counters.ownRound(own(1000, 1_050_000, 1050), FORWARDED);
+		// Counters that went backwards say nothing about the share.
+		const backwards = counters.ownRound(own(2000, 10, 1), FORWARDED);
+		// Nothing forwarded over the interval (the producer paused): no ratio to take either.
+		const silent = counters.ownRound(own(3000, 20, 2), NOTHING);
+		expect(silent.byteCount).toBeGreaterThanOrEqual(backwards.byteCount);
+		const prev = counters.derive(4000, FORWARDED, LIVE)!;
+		const next = counters.derive(5000, FORWARDED, LIVE)!;
+		expect(next.byteCount - prev.byteCount).toBeCloseTo(0.5 * 100_000);
+		expect(next.packetCount - prev.packetCount).toBeCloseTo(0.5 * 100);
+	});
+
+	test('a derived round keeps a layer without ssrc when the own round had none', () => {
+		const counters = new ConsumerCounters();
+		counters.ownRound({ ...own(0, 0, 0), layers: [] }, FORWARDED);
+		const next = counters.derive(1000, FORWARDED, LIVE)!;
+		expect(next.layers).toEqual([{ byteCount: next.byteCount, packetCount: next.packetCount }]);
+	});
+
+	test('with nothing forwarded to follow (its producer not profiled), own rounds every tick still show the consumer’s flow', () => {
+		// The profiler asks such a consumer itself every round and feeds its rounds to the accumulator.
+		const acc = new StreamAccumulator({ streamId: 'c1', entity: 'consumer', kind: 'video', workerId: 'w', routerId: 'r', transportId: 't', producerId: 'p1', encodings: [{ ssrc: SSRC }] });
+		const counters = new ConsumerCounters();
+		const truth: Array<[number, number]> = [];
+		for (let i = 0; i <= 5; i++) {
+			const sample = counters.ownRound(own(i * 1000, i * 60_000, i * 60), NOTHING);
+			acc.addRtpStats(sample);
+			truth.push([sample.byteCount, sample.packetCount]);
+		}
+		expect(truth.at(-1)).toEqual([5 * 60_000, 5 * 60]);
+		expect(acc.currentBitrateBps).toBeCloseTo(8 * 60_000);
+		// Once the producer's rate is known the consumer follows it (at the full rate: no share was measurable yet).
+		const next = counters.derive(6000, FORWARDED, LIVE)!;
+		expect(next.byteCount - 5 * 60_000).toBeCloseTo(100_000);
+	});
+});
