@@ -8,6 +8,14 @@ import { z } from 'zod';
 export const ALLOCATION_POLICIES = ['foresight', 'least-loaded-66', 'round-robin', 'bbb-static-score', 'jitsi-reactive-lastN'] as const;
 export type AllocationPolicyName = (typeof ALLOCATION_POLICIES)[number];
 
+/**
+ * A consumer forwards its producer's packets, so it asks the worker for its own stats
+ * this often and in between follows its producer's forwarded rates; transports' rates
+ * only feed connection profiles. Channel round trips dominate the profiler's own CPU.
+ */
+export const DEFAULT_CONSUMER_STATS_EVERY_MS = 5000;
+export const DEFAULT_TRANSPORT_STATS_EVERY_MS = 5000;
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 const influxOptions = z
@@ -48,6 +56,13 @@ export const foresightOptionsSchema = z
 				tapEveryMs: z.int().min(100).default(10_000),
 				tapWindowMs: z.int().min(50).default(1000),
 				resolutionRefreshMs: z.int().min(1000).default(300_000),
+				/**
+				 * Each consumer's own getStats() period (staggered); in between its flow is derived from
+				 * its producer's forwarded rates. Below statsIntervalMs it means every round.
+				 */
+				consumerStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_CONSUMER_STATS_EVERY_MS),
+				/** Each transport's getStats() period for connection profiles (staggered). */
+				transportStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_TRANSPORT_STATS_EVERY_MS),
 				/** Opt-in: keywords counted in string data messages (counts only, never content). */
 				keywords: z.array(z.string().min(1).max(64)).max(256).default([]),
 			})
@@ -160,6 +175,16 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_LOAD_INTERVAL_MS: { path: ['loadSampleIntervalMs'], kind: 'int', doc: 'worker load sampling period in ms (default 1000)' },
 	FORESIGHT_STATS_INTERVAL_MS: { path: ['statsIntervalMs'], kind: 'int', doc: 'profile getStats() period in ms (default 1000)' },
 	FORESIGHT_PROFILE_SAMPLING: { path: ['profiling', 'sampling'], kind: 'bool', doc: 'false: getStats() only, no traces or taps (default true)' },
+	FORESIGHT_CONSUMER_STATS_EVERY_MS: {
+		path: ['profiling', 'consumerStatsEveryMs'],
+		kind: 'int',
+		doc: `a consumer's own getStats() period in ms; in between its flow follows its producer's forwarded rates (default ${DEFAULT_CONSUMER_STATS_EVERY_MS})`,
+	},
+	FORESIGHT_TRANSPORT_STATS_EVERY_MS: {
+		path: ['profiling', 'transportStatsEveryMs'],
+		kind: 'int',
+		doc: `transports' getStats() period in ms, for connection profiles (default ${DEFAULT_TRANSPORT_STATS_EVERY_MS})`,
+	},
 	FORESIGHT_MODEL_DIR: { path: ['modelDir'], kind: 'string', doc: 'trained model directory, e.g. models/default (unset: the specification kNN)' },
 	FORESIGHT_DRY_RUN: { path: ['dryRun'], kind: 'bool', doc: 'true: allocation manager only logs (default false)' },
 	FORESIGHT_WORKER_CAPACITY_PCT: { path: ['allocation', 'workerCapacityPct'], kind: 'number', doc: 'CPU one worker may use, % of one core (default 100)' },

@@ -1,5 +1,6 @@
 import * as mediasoup from 'mediasoup';
 import { attach, ENV_VARIABLES, ForesightConfigError, optionsFromEnv, parseOptions } from '../../plugin';
+import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS } from '../../plugin/config';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -29,6 +30,8 @@ describe('configuration', () => {
 				tapEveryMs: 10_000,
 				tapWindowMs: 1000,
 				resolutionRefreshMs: 300_000,
+				consumerStatsEveryMs: DEFAULT_CONSUMER_STATS_EVERY_MS,
+				transportStatsEveryMs: DEFAULT_TRANSPORT_STATS_EVERY_MS,
 				keywords: [],
 			},
 		});
@@ -72,6 +75,23 @@ describe('configuration', () => {
 		const err = configError(() => optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '0' }));
 		expect(err.fields).toEqual(['FORESIGHT_WORKER_CAPACITY_PCT (allocation.workerCapacityPct)']);
 		expect(configError(() => parseOptions({ allocation: { workerCapacityPct: 150 } })).fields).toEqual(['allocation.workerCapacityPct']);
+	});
+
+	test('consumer and transport stats periods come from the environment, join other profiling options, and are validated', () => {
+		const opts = optionsFromEnv(
+			{ FORESIGHT_CONSUMER_STATS_EVERY_MS: '2500', FORESIGHT_TRANSPORT_STATS_EVERY_MS: '10000' },
+			{ profiling: { tapEveryMs: 20_000 } },
+		);
+		expect(opts.profiling).toMatchObject({ consumerStatsEveryMs: 2500, transportStatsEveryMs: 10_000, tapEveryMs: 20_000 });
+		expect(optionsFromEnv({ FORESIGHT_CONSUMER_STATS_EVERY_MS: '2500' }, { profiling: { consumerStatsEveryMs: 700 } }).profiling.consumerStatsEveryMs).toBe(700);
+		const notANumber = configError(() => optionsFromEnv({ FORESIGHT_CONSUMER_STATS_EVERY_MS: '5s' }));
+		expect(notANumber.fields).toEqual(['FORESIGHT_CONSUMER_STATS_EVERY_MS (profiling.consumerStatsEveryMs)']);
+		expect(notANumber.message).toMatch(/FORESIGHT_CONSUMER_STATS_EVERY_MS \(profiling\.consumerStatsEveryMs\): /);
+		const tooOften = configError(() => optionsFromEnv({ FORESIGHT_TRANSPORT_STATS_EVERY_MS: '10' }));
+		expect(tooOften.fields).toEqual(['FORESIGHT_TRANSPORT_STATS_EVERY_MS (profiling.transportStatsEveryMs)']);
+		expect(tooOften.message).toMatch(/100/);
+		expect(configError(() => parseOptions({ profiling: { consumerStatsEveryMs: 600_001 } })).fields).toEqual(['profiling.consumerStatsEveryMs']);
+		expect(configError(() => parseOptions({ profiling: { transportStatsEveryMs: 1000.5 } })).fields).toEqual(['profiling.transportStatsEveryMs']);
 	});
 
 	test('.env.example documents every variable the schema reads', () => {
