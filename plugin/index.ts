@@ -30,6 +30,8 @@ export type { ActionOutcome, ActionRecord } from './act/outcome';
 export type { AllocationAction, ActionType } from './allocate/actions';
 export type { PendingJoin, MediaClass } from './allocate/snapshot';
 export type { WorkerPrediction, HorizonS, ResourceEstimate } from './predict/types';
+export type { RetrainResult, RetrainTrigger } from './predict/retrainer';
+export type { ReplaceDecision } from './predict/engine';
 export type { ProfileStore, StoreStats } from './store/types';
 export { MemoryStore } from './store/memoryStore';
 export { InfluxStore } from './store/influxStore';
