@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as mediasoup from 'mediasoup';
 import { attach, type StreamProfile } from '../../plugin';
@@ -30,6 +31,7 @@ import { MEDIA_CODECS, waitFor } from '../../training/media/rig';
  * (1.5 s apart in scene-cuts) to ±1 s; features/spikes.ts has the figures.
  */
 const FIXTURES = join(__dirname, '../fixtures/recordings');
+const PROFILES_OUT = join(__dirname, '../../test-output/profiles');
 const VIDEO = ['talking-head', 'scene-cuts', 'screen-share'];
 const AUDIO = ['opus-stereo', 'opus-mono-chat'];
 /** Fixtures whose recording has a microphone with the ssrc-audio-level extension. */
@@ -153,7 +155,11 @@ async function profileFixture(name: string): Promise<FixtureRun> {
 			throw new Error(`${error.message}: ${state.join(' ')}`);
 		});
 		await new Promise((r) => setTimeout(r, Math.max(0, startMs + RUN_MS - Date.now())));
-		return { rec, profiles: new Map(ids.map(([label, id]) => [label, foresight.profileOf(id)!])), startMs, traces, voiceSinceMs };
+		const profiles = new Map(ids.map(([label, id]) => [label, foresight.profileOf(id)!]));
+		// The profiles the checks below judge, kept for reading (the closing note of the profiling issue shows them).
+		mkdirSync(PROFILES_OUT, { recursive: true });
+		writeFileSync(join(PROFILES_OUT, `${name}.json`), `${JSON.stringify(Object.fromEntries(profiles), null, 2)}\n`);
+		return { rec, profiles, startMs, traces, voiceSinceMs };
 	} finally {
 		replayer.close();
 		await foresight.detach();
