@@ -113,6 +113,12 @@ export class StreamAccumulator {
 	/** frameStats() of frameEvents, recomputed only after new events (they arrive in sampled bursts). */
 	private frameCache: ReturnType<typeof frameStats> | undefined;
 	private readonly resolution = new Map<number, { width: number; height: number }>();
+	/**
+	 * SSRC → layer index for rid-only encodings. A browser tags only its first packets
+	 * with the RID header extension, so most traced packets carry just an SSRC; the
+	 * pairing is learned from stats (which report both) and from the tagged packets.
+	 */
+	private readonly layerBySsrc = new Map<number, number>();
 	private readonly opus = new OpusSummary();
 	/**
 	 * Over a minute: with the tap sampled (1 s in 10 by default) a shorter window holds one
@@ -153,6 +159,7 @@ export class StreamAccumulator {
 		this.last = cur;
 		s.layers.forEach((layer, i) => {
 			const index = this.layerIndex(layer, i);
+			if (layer.ssrc !== undefined && layer.rid !== undefined) this.layerBySsrc.set(layer.ssrc, index);
 			const state = this.layerRates.get(index) ?? { bps: 0, pps: 0 };
 			const now: Counter = { atMs: s.atMs, bytes: layer.byteCount, packets: layer.packetCount };
 			if (state.last && now.atMs > state.last.atMs && now.bytes >= state.last.bytes) {
@@ -182,9 +189,17 @@ export class StreamAccumulator {
 
 	/** A sampled `rtp` trace event of any layer of a video producer, for the framerate per layer. */
 	addLayerRtpEvent(event: { arrivalMs: number; ssrc: number; rid?: string; rtpTimestamp: number; marker: boolean }): void {
-		const encodings = this.meta.encodings;
-		const layer = encodings.length <= 1 ? 0 : encodings.findIndex((e) => e.ssrc === event.ssrc || (event.rid !== undefined && e.rid === event.rid));
+		const layer = this.layerOfPacket(event.ssrc, event.rid);
 		if (layer >= 0) this.layerFrames.add({ arrivalMs: event.arrivalMs, layer, rtpTimestamp: event.rtpTimestamp, marker: event.marker });
+	}
+
+	/** The encoding (simulcast layer) index of a packet of this producer; 0 with one encoding; −1 when not yet known. */
+	layerOfPacket(ssrc: number, rid?: string): number {
+		const encodings = this.meta.encodings;
+		if (encodings.length <= 1) return 0;
+		const byId = encodings.findIndex((e) => e.ssrc === ssrc || (rid !== undefined && e.rid === rid));
+		if (byId >= 0 && rid !== undefined) this.layerBySsrc.set(ssrc, byId);
+		return byId >= 0 ? byId : (this.layerBySsrc.get(ssrc) ?? -1);
 	}
 
 	/** A keyframe seen (keyframe trace or tap), with its size when known. */

@@ -68,6 +68,8 @@ const AUDIO_LEVEL_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
 const PROBE_PASSES = 3;
 const FIRST_PROBE_DELAY_MS = 3000;
 const UNRESOLVED_LAYER_RETRY_MS = 5000;
+/** Least time between two size re-reads of one stream triggered by keyframes its sender sent unasked (each read costs a keyframe). */
+const KEYFRAME_REPROBE_MIN_INTERVAL_MS = 15_000;
 
 /** The part of a producer trace's `info` (mediasoup's RtpPacketDump) the profiler reads. */
 interface TracedPacket {
@@ -188,6 +190,16 @@ interface StreamState {
 	onTapPacket?: (rtp: NonNullable<ReturnType<typeof parseRtp>>) => void;
 	/** Wait before re-probing a flowing layer of unknown size; doubles while probes find nothing. */
 	unresolvedRetryMs: number;
+	/** A resolution probe is running: another must not interleave its layer switches. */
+	probing?: boolean;
+	/** Identifies the current chain of scheduled probes: a new chain retires the older one. */
+	probeChain?: number;
+	/** A keyframe the sender sent unasked re-reads its layer's size, not before this time. */
+	keyframeReprobeAfterMs?: number;
+	/** Layers (−1: all) with an unasked keyframe whose size is still to be re-read → that keyframe's time. */
+	keyframeReprobes?: Map<number, number>;
+	/** When each layer's size was last read from a keyframe. */
+	sizeReadAtMs?: Map<number, number>;
 	/** Consumers only: their counters between own getStats() rounds. */
 	consumer?: ConsumerCounters;
 }
@@ -493,7 +505,9 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		// the framerate needs it (a one-packet keyframe is a whole frame), outside a window it is dropped.
 		s.acc.addLayerRtpEvent({ arrivalMs: now, ssrc: p.ssrc, ...(p.rid ? { rid: p.rid } : {}), rtpTimestamp: p.timestamp, marker: p.marker });
 		if (trace.type === 'keyframe') {
-			s.acc.addKeyframe(now, undefined, now <= s.inducedUntilMs);
+			const induced = now <= s.inducedUntilMs;
+			s.acc.addKeyframe(now, undefined, induced);
+			if (!induced) this.reprobeOnSenderKeyframe(s, p, now);
 			return;
 		}
 		// Frame sizes of one layer only: the top encoding's SSRC when it flows.
@@ -575,6 +589,52 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	 * this causes are marked as induced, so they never count as scene changes.
 	 */
 	private async probeResolution(s: StreamState, node: ProducerNode, onlyLayers?: readonly number[]): Promise<void> {
+		if (s.probing) return;
+		s.probing = true;
+		try {
+			await this.probeLayers(s, node, onlyLayers);
+		} finally {
+			s.probing = false;
+		}
+	}
+
+	/**
+	 * Senders change a layer's size with a keyframe on it (Chromium scales a layer down
+	 * under CPU or bandwidth pressure and back up when it eases), and keyframes are
+	 * traced all the time: one the sender sent unasked has that layer's size re-read
+	 * soon rather than at the next full refresh. Keyframes also answer other receivers'
+	 * requests, and each read costs the sender one more, so a stream is re-read at most
+	 * once per KEYFRAME_REPROBE_MIN_INTERVAL_MS; keyframes in between are kept and
+	 * answered by one read when the interval is over, unless a probe read those layers since.
+	 */
+	private reprobeOnSenderKeyframe(s: StreamState, packet: { ssrc: number; rid?: string | null }, nowMs: number): void {
+		if (s.node.kind !== 'producer' || s.acc.meta.appDataResolution) return;
+		// Simulcast: the keyframe's own layer. One encoding (SVC or plain): every spatial layer it carries.
+		const simulcast = s.acc.meta.encodings.length > 1;
+		const layer = simulcast ? s.acc.layerOfPacket(packet.ssrc, packet.rid ?? undefined) : -1;
+		if (simulcast && layer < 0) return;
+		const pending = (s.keyframeReprobes ??= new Map());
+		const scheduled = pending.size > 0;
+		pending.set(layer, nowMs);
+		if (!scheduled) this.later(s, Math.max(0, (s.keyframeReprobeAfterMs ?? 0) - nowMs), () => this.keyframeReprobe(s, s.node as ProducerNode));
+	}
+
+	private keyframeReprobe(s: StreamState, node: ProducerNode): void {
+		if (!this.streams.has(node.id)) return;
+		if (s.probing) return void this.later(s, 1000, () => this.keyframeReprobe(s, node));
+		const readAt = (l: number): number => s.sizeReadAtMs?.get(l) ?? 0;
+		const layerCount = Math.max(1, s.acc.meta.encodings.length, s.acc.meta.encodings[0]?.spatialLayers ?? 1);
+		const stale = new Set<number>();
+		for (const [layer, keyframeAt] of s.keyframeReprobes ?? []) {
+			for (const l of layer < 0 ? [...Array(layerCount).keys()] : [layer]) if (readAt(l) < keyframeAt) stale.add(l);
+		}
+		s.keyframeReprobes?.clear();
+		if (stale.size === 0) return;
+		s.keyframeReprobeAfterMs = Date.now() + KEYFRAME_REPROBE_MIN_INTERVAL_MS;
+		void this.probeResolution(s, node, [...stale]);
+	}
+
+	private async probeLayers(s: StreamState, node: ProducerNode, onlyLayers?: readonly number[]): Promise<void> {
 		const consumer = await this.tapConsumer(s, node);
 		if (!consumer) return;
 		const mime = s.acc.meta.mimeType?.toLowerCase() ?? '';
@@ -588,6 +648,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			const size = wanted >= 0 ? resolutionOf(mime, rtp.payload) : undefined;
 			if (!size) return;
 			s.acc.setResolution(wanted, size.width, size.height);
+			(s.sizeReadAtMs ??= new Map()).set(wanted, Date.now());
 			done?.();
 		};
 		const seen = new Set<number>(onlyLayers ? [...Array(layers).keys()].filter((l) => !onlyLayers.includes(l)) : []);
@@ -627,8 +688,10 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	 */
 	private scheduleResolutionProbe(s: StreamState, node: ProducerNode, refreshInMs: number): void {
 		const refreshAt = Date.now() + refreshInMs;
+		const chain = (s.probeChain ?? 0) + 1;
+		s.probeChain = chain;
 		const check = (): void => {
-			if (!this.streams.has(node.id)) return;
+			if (!this.streams.has(node.id) || s.probeChain !== chain) return;
 			if (Date.now() >= refreshAt) return void this.probeResolution(s, node);
 			const missing = s.acc.unresolvedActiveLayers();
 			if (missing.length > 0) return void this.probeResolution(s, node, missing);

@@ -102,13 +102,18 @@ test('room → dashboard profile → scenario → allocation actions and predict
 		const layers = await publisher.evaluate(() => (window as unknown as { sendingLayers: () => Promise<Array<{ width: number; height: number; limitation: string }>> }).sendingLayers());
 		return layers.reduce((top, l) => (l.width > top.width ? l : top), { width: 0, height: 0, limitation: 'none' });
 	};
-	let stream: StreamRowLike | undefined;
-	let truth = { width: 0, height: 0, limitation: 'none' };
-	for (const deadline = Date.now() + 30_000; Date.now() < deadline; await dashboard.waitForTimeout(500)) {
-		[stream, truth] = await Promise.all([profiledRow(), sentTop()]);
-		if (stream && stream.width === truth.width && stream.height === truth.height) break;
-	}
-	process.stderr.write(`e2e size: profile ${stream?.width}x${stream?.height} sent ${JSON.stringify(truth)}\n`);
+	const profiledAsSent = async (withinMs: number): Promise<{ stream: StreamRowLike | undefined; truth: { width: number; height: number; limitation: string }; ms: number }> => {
+		const started = Date.now();
+		let stream: StreamRowLike | undefined;
+		let truth = { width: 0, height: 0, limitation: 'none' };
+		for (const deadline = started + withinMs; Date.now() < deadline; await dashboard.waitForTimeout(500)) {
+			[stream, truth] = await Promise.all([profiledRow(), sentTop()]);
+			if (stream && stream.width === truth.width && stream.height === truth.height) break;
+		}
+		process.stderr.write(`e2e size: profile ${stream?.width}x${stream?.height} sent ${JSON.stringify(truth)} after ${Date.now() - started} ms\n`);
+		return { stream, truth, ms: Date.now() - started };
+	};
+	const { stream, truth } = await profiledAsSent(30_000);
 	if (!stream) throw new Error('no profile with a size and three active layers for the camera producer within 30 s');
 	expect(stream.mimeType?.toLowerCase()).toBe('video/vp8');
 	expect(stream.entity).toBe('producer');
@@ -116,6 +121,13 @@ test('room → dashboard profile → scenario → allocation actions and predict
 	// Unless the browser says it is holding back, it sends the fake camera's full size.
 	if (truth.limitation === 'none') expect([truth.width, truth.height]).toEqual([960, 540]);
 	expect(stream.activeLayers).toBe(3);
+	// The sender halves its top layer mid-stream, as its adaptation does: the keyframe it sends
+	// unasked makes the profile re-read that layer's size, long before the 5-minute refresh.
+	await publisher.evaluate(() => (window as unknown as { scaleTopLayer: (by: number) => Promise<void> }).scaleTopLayer(2));
+	for (const deadline = Date.now() + 10_000; Date.now() < deadline && (await sentTop()).width === truth.width; ) await publisher.waitForTimeout(200);
+	const rescaled = await profiledAsSent(25_000);
+	expect([rescaled.truth.width, rescaled.truth.height]).toEqual([truth.width / 2, truth.height / 2]);
+	expect([rescaled.stream?.width, rescaled.stream?.height]).toEqual([rescaled.truth.width, rescaled.truth.height]);
 	await publisher.screenshot({ path: join(TEST_OUTPUT, 'demo-room.png') });
 
 	const res = await fetch(`${demo.url}/api/scenario`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bursty-joins' }) });

@@ -29,6 +29,17 @@ function stats(atMs: number, bytes: number[], extra: Partial<RtpStatsSample> = {
 }
 
 describe('StreamAccumulator (pure)', () => {
+	test('packets of rid-only simulcast (a browser tags only its first packets with the RID) map to their layer by a learned SSRC', () => {
+		const acc = new StreamAccumulator({ ...videoMeta, encodings: [{ rid: 'r0' }, { rid: 'r1' }, { rid: 'r2' }] });
+		expect(acc.layerOfPacket(30)).toBe(-1);
+		// A tagged packet teaches its SSRC; stats, which report SSRC and RID, teach the others.
+		expect(acc.layerOfPacket(30, 'r2')).toBe(2);
+		acc.addRtpStats({ ...stats(0, [0, 0]), layers: [{ ssrc: 10, rid: 'r0', byteCount: 0, packetCount: 0 }, { ssrc: 20, rid: 'r1', byteCount: 0, packetCount: 0 }] });
+		expect([acc.layerOfPacket(10), acc.layerOfPacket(20), acc.layerOfPacket(30), acc.layerOfPacket(40)]).toEqual([0, 1, 2, -1]);
+		// One encoding: every packet is layer 0.
+		expect(new StreamAccumulator({ ...videoMeta, encodings: [{ ssrc: 5 }] }).layerOfPacket(99)).toBe(0);
+	});
+
 	test('bitrate and per-layer rates come from counter deltas; inactive layers are reported inactive', () => {
 		const acc = new StreamAccumulator(videoMeta);
 		acc.addRtpStats(stats(0, [0, 0, 0]));
