@@ -74,9 +74,10 @@ describe('Foresight corrective actions', () => {
 		const spread = actions[0] as SpreadFanoutAction;
 		expect(spread.toWorkerId).toBe('w1');
 		expect(spread.predictedBeforePct).toBeCloseTo(95);
-		expect(spread.predictedAfterPct).toBeLessThanOrEqual(FORESIGHT_DEFAULTS.actAbovePct);
-		// Only as many consumers as needed move: ~18% of a core at ~0.2% each.
-		expect(spread.consumerIds.length).toBeGreaterThan(50);
+		// Back to the relief target, and only as many consumers as needed move: (95 − target)% of a core at ~0.3% each.
+		const { relieveToPct } = FORESIGHT_DEFAULTS;
+		expect(spread.predictedAfterPct).toBeLessThanOrEqual(relieveToPct);
+		expect(spread.consumerIds.length).toBeGreaterThan((95 - relieveToPct) / 0.3);
 		expect(spread.consumerIds.length).toBeLessThan(200);
 	});
 

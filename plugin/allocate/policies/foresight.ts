@@ -18,9 +18,18 @@ import { packetCostPct } from '../snapshot';
 export interface ForesightPolicyOptions {
 	/** Load at which a worker counts as overloaded (and starts dropping packets near 100). */
 	limitPct: number;
-	/** Rebalance when a worker's predicted trajectory (p95 plus room growth) exceeds this … */
+	/**
+	 * Rebalance when a worker's predicted trajectory (p95 plus room growth) exceeds this …
+	 * Above the limit on purpose: the trajectory is a 95th percentile, so past the limit a
+	 * worker filled to `fillBelowPct` runs a real risk of overload, while the p95's own noise
+	 * (a point or two from second to second) no longer crosses the trigger on its own.
+	 */
 	actAbovePct: number;
-	/** … moving load off it until the trajectory is back at this. */
+	/**
+	 * … moving load off it until the trajectory is back at this. Above `fillBelowPct`: a
+	 * relieved worker is not refilled by the next joins (which relieved it again, in a loop
+	 * of moved receivers), it takes joins again once its load has receded under the fill target.
+	 */
 	relieveToPct: number;
 	/** Quality is touched only while a worker stays predicted above this after rebalancing. */
 	degradeAbovePct: number;
@@ -63,8 +72,8 @@ export interface ForesightPolicyOptions {
 
 export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freeze({
 	limitPct: 85,
-	actAbovePct: 84,
-	relieveToPct: 81,
+	actAbovePct: 86,
+	relieveToPct: 83,
 	degradeAbovePct: 85,
 	fillBelowPct: 82,
 	newRoomReservePct: 20,

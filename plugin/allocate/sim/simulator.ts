@@ -32,7 +32,7 @@ export interface SimOptions {
 	/** Relative noise of an observed stream rate. */
 	observationSigma: number;
 	/** Diagnostics hook: called once per second with the truth and what the policy was shown. */
-	onTick?: (tick: { t: number; demand: ReadonlyMap<string, number>; snapshot: AllocationSnapshot; actions: readonly AllocationAction[] }) => void;
+	onTick?: (tick: { t: number; demand: ReadonlyMap<string, number>; counterfactual: ReadonlyMap<string, number>; hosting: ReadonlySet<string>; snapshot: AllocationSnapshot; actions: readonly AllocationAction[] }) => void;
 }
 
 export const SIM_DEFAULTS: Readonly<SimOptions> = Object.freeze({ overloadPct: 85, measurementSigma: 0.02, observationSigma: 0.05 });
@@ -223,8 +223,8 @@ export function simulate<S>(scenario: Scenario, policy: AllocationPolicy<S>, ove
 		applyActions(world, decision.actions, pending, t, metrics, leadTimes, refused);
 
 		const truth = groundTruth(world, rng, t);
-		account(world, truth, t, options, metrics, leadTimes);
-		options.onTick?.({ t, demand: truth.demand, snapshot, actions: decision.actions });
+		const hosting = account(world, truth, t, options, metrics, leadTimes);
+		options.onTick?.({ t, demand: truth.demand, counterfactual: truth.counterfactual, hosting, snapshot, actions: decision.actions });
 		const measured = new Map<string, number>();
 		for (const id of world.workerIds) measured.set(id, Math.min(TRUTH.saturationPct, truth.demand.get(id)!) * (1 + rng.normal(0, options.measurementSigma)));
 		views = observe(world, t, measured, predictor, options, rng);
@@ -402,7 +402,8 @@ function groundTruth(world: World, rng: Rng, t: number): Truth {
 	return { demand, counterfactual };
 }
 
-function account(world: World, truth: Truth, t: number, options: SimOptions, metrics: ScenarioMetrics, leadTimes: LeadTimeTracker): void {
+/** Accounts one second; returns the workers hosting any stream (what slack is averaged over). */
+function account(world: World, truth: Truth, t: number, options: SimOptions, metrics: ScenarioMetrics, leadTimes: LeadTimeTracker): Set<string> {
 	const consumersOn = new Map<string, number>();
 	const hosting = new Set<string>();
 	let streams = world.producers.size;
@@ -430,6 +431,7 @@ function account(world: World, truth: Truth, t: number, options: SimOptions, met
 		metrics.slackSum += slack / hosting.size;
 		metrics.slackTicks++;
 	}
+	return hosting;
 }
 
 function observe(world: World, t: number, measured: Map<string, number>, predictor: SpecPredictor, options: SimOptions, rng: Rng): { workers: WorkerView[]; producers: ProducerView[]; consumers: ConsumerView[]; rooms: RoomView[] } {
