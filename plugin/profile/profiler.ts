@@ -180,6 +180,8 @@ interface StreamState {
 	/** Keyframes until this time were caused by our own tap. */
 	inducedUntilMs: number;
 	traceSsrc?: number;
+	/** Whether traceSsrc is the top layer's (else a lower one stands in until the top flows). */
+	traceOnTop?: boolean;
 	/** What the last stats round computed (profiles are built once per round). */
 	latest?: StreamProfile;
 	/** Counts rtp trace windows, so frames of different windows never join one segment. */
@@ -510,12 +512,13 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			if (!induced) this.reprobeOnSenderKeyframe(s, p, now);
 			return;
 		}
-		// Frame sizes of one layer only: the top encoding's SSRC when it flows.
-		const top = s.acc.meta.encodings.at(-1)?.ssrc;
-		s.traceSsrc ??= top ?? p.ssrc;
+		// Frame sizes of one layer only: the top encoding's when it flows, else the first seen.
+		// Through layerOfPacket, which also knows the SSRCs of rid-only layers (browsers).
 		if (p.ssrc !== s.traceSsrc) {
-			if (p.ssrc === top) s.traceSsrc = top;
-			else return;
+			const onTop = s.acc.layerOfPacket(p.ssrc, p.rid ?? undefined) === Math.max(0, s.acc.meta.encodings.length - 1);
+			if (s.traceSsrc !== undefined && (s.traceOnTop || !onTop)) return;
+			s.traceSsrc = p.ssrc;
+			s.traceOnTop = onTop;
 		}
 		s.acc.addRtpEvent({
 			arrivalMs: now,
