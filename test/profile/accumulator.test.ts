@@ -1,5 +1,6 @@
 import { StreamAccumulator, type RtpStatsSample, type StreamMeta } from '../../plugin/profile/accumulator';
 import { streamProfileSchema } from '../../plugin/profile/schema';
+import { rtpStats } from './rtpStats';
 
 const videoMeta: StreamMeta = {
 	streamId: 'p1',
@@ -14,18 +15,7 @@ const videoMeta: StreamMeta = {
 };
 
 function stats(atMs: number, bytes: number[], extra: Partial<RtpStatsSample> = {}): RtpStatsSample {
-	return {
-		atMs,
-		byteCount: bytes.reduce((a, b) => a + b, 0),
-		packetCount: bytes.reduce((a, b) => a + Math.floor(b / 1000), 0),
-		layers: bytes.map((b, i) => ({ ssrc: i + 1, byteCount: b, packetCount: Math.floor(b / 1000) })),
-		fractionLost: 0,
-		jitter: 0,
-		nackCount: 0,
-		pliCount: 0,
-		firCount: 0,
-		...extra,
-	};
+	return rtpStats(atMs, bytes.map((b, i) => ({ ssrc: i + 1, byteCount: b, packetCount: Math.floor(b / 1000) })), extra);
 }
 
 describe('StreamAccumulator (pure)', () => {

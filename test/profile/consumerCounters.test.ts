@@ -1,5 +1,6 @@
 import { StreamAccumulator, type RtpStatsSample } from '../../plugin/profile/accumulator';
 import { ConsumerCounters } from '../../plugin/profile/profiler';
+import { rtpStats } from './rtpStats';
 
 const SSRC = 4242;
 /** What the producer forwards: 800 kbit/s = 100 kB/s in 100 packets/s. */
@@ -9,18 +10,7 @@ const LIVE = { score: 9, currentLayers: { spatialLayer: 1, temporalLayer: 2 } };
 
 /** A consumer's own getStats() round (one outbound-rtp stream). */
 function own(atMs: number, byteCount: number, packetCount: number, extra: Partial<RtpStatsSample> = {}): RtpStatsSample {
-	return {
-		atMs,
-		byteCount,
-		packetCount,
-		layers: [{ ssrc: SSRC, byteCount, packetCount }],
-		fractionLost: 0,
-		jitter: 0,
-		nackCount: 0,
-		pliCount: 0,
-		firCount: 0,
-		...extra,
-	};
+	return rtpStats(atMs, [{ ssrc: SSRC, byteCount, packetCount }], extra);
 }
 
 /** Derived rounds every second from `fromMs` (exclusive) to `toMs` (exclusive). */
