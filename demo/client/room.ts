@@ -218,14 +218,6 @@ async function main(): Promise<void> {
 		});
 		return layers;
 	};
-	// Rescales the top layer as the browser's own adaptation would (tests follow the profile through it).
-	(window as unknown as { scaleTopLayer: (by: number) => Promise<void> }).scaleTopLayer = async (by) => {
-		const sender = video.rtpSender;
-		if (!sender) throw new Error('no RTCRtpSender for the camera producer');
-		const params = sender.getParameters();
-		params.encodings.at(-1)!.scaleResolutionDownBy = by;
-		await sender.setParameters(params);
-	};
 	const audio = await sendTransport.produce({ track: media.getAudioTracks()[0]!, appData: { source: 'mic' } });
 	state.producers.audio = audio.id;
 

@@ -70,6 +70,8 @@ const FIRST_PROBE_DELAY_MS = 3000;
 const UNRESOLVED_LAYER_RETRY_MS = 5000;
 /** Least time between two size re-reads of one stream triggered by keyframes its sender sent unasked (each read costs a keyframe). */
 const KEYFRAME_REPROBE_MIN_INTERVAL_MS = 15_000;
+/** How long after the keyframe a probe read its other layers' keyframes (same request) still count as induced. */
+const INDUCED_KEYFRAME_BURST_MS = 500;
 
 /** The part of a producer trace's `info` (mediasoup's RtpPacketDump) the profiler reads. */
 interface TracedPacket {
@@ -652,6 +654,10 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			if (!size) return;
 			s.acc.setResolution(wanted, size.width, size.height);
 			(s.sizeReadAtMs ??= new Map()).set(wanted, Date.now());
+			// The keyframes this probe caused have arrived (a sender answers one request on all its
+			// layers within tens of ms): a keyframe after that burst is the sender's own again, e.g.
+			// a rescale, and must not be taken for induced until the window would have ended.
+			s.inducedUntilMs = Math.min(s.inducedUntilMs, Date.now() + INDUCED_KEYFRAME_BURST_MS);
 			done?.();
 		};
 		const seen = new Set<number>(onlyLayers ? [...Array(layers).keys()].filter((l) => !onlyLayers.includes(l)) : []);
