@@ -61,8 +61,6 @@ describe('Profiler on a real worker', () => {
 			video = byId.get(send.video.id)!;
 			expect(video).toMatchObject({ entity: 'producer', kind: 'video', dataType: 'video', mimeType: 'video/VP8' });
 			expect(video.layers[0]).toMatchObject({ width: 640, height: 360, active: true });
-			expect(video.video!.fps!).toBeGreaterThan(30 * 0.98);
-			expect(video.video!.fps!).toBeLessThan(30 * 1.02);
 			expect(video.flow.bitrateBps).toBeGreaterThan(200_000);
 			expect(video.complexity).toBeGreaterThan(0);
 
@@ -107,6 +105,14 @@ describe('Profiler on a real worker', () => {
 			expect(sending.recvBitrateBps).toBeGreaterThan(200_000);
 			expect(sending.distribution.video! + sending.distribution.audio!).toBeCloseTo(1, 5);
 			expect(sending.distribution.video!).toBeGreaterThan(sending.distribution.audio!);
+
+			// Framerate is counted in 1 s trace windows stamped on arrival in Node: over the three or
+			// four windows seen so far, one stalled event loop on a busy machine moves a frame in ~90,
+			// i.e. the whole 2 % budget (CI once read 29.31). It is judged after eight more windows.
+			await new Promise((r) => setTimeout(r, 12_000));
+			const fps = foresight.profileOf(send.video.id)!.video!.fps!;
+			expect(fps).toBeGreaterThan(30 * 0.98);
+			expect(fps).toBeLessThan(30 * 1.02);
 		} finally {
 			send.sender.stop();
 			recv.sink.close();
