@@ -277,9 +277,23 @@ export function fitNormalization(names: readonly string[], rows: ArrayLike<numbe
  * mean, so one broken stat cannot poison a distance or a network's output.
  */
 export function normalizeInPlace(norm: Normalization, row: Float32Array | number[], offset = 0): void {
-	for (let i = 0; i < norm.mean.length; i++) {
-		const v = (row[offset + i]! - norm.mean[i]!) / norm.std[i]!;
-		row[offset + i] = Number.isFinite(v) ? v : 0;
+	normalizeRows(norm, row, 1, offset);
+}
+
+/**
+ * normalizeInPlace over `rows` consecutive rows: means and reciprocal spreads are made
+ * once, so each value costs a subtraction and a multiplication instead of a division
+ * (every stream of every prediction goes through here).
+ */
+export function normalizeRows(norm: Normalization, data: Float32Array | number[], rows: number, offset = 0): void {
+	const width = norm.mean.length;
+	const mean = Float64Array.from(norm.mean);
+	const invStd = Float64Array.from(norm.std, (sd) => 1 / sd);
+	for (let o = offset, end = offset + rows * width; o < end; o += width) {
+		for (let i = 0; i < width; i++) {
+			const z = (data[o + i]! - mean[i]!) * invStd[i]!;
+			data[o + i] = z - z === 0 ? z : 0; // false for NaN and ±Infinity
+		}
 	}
 }
 
@@ -364,10 +378,6 @@ export function featureBatch(
 	for (const s of snapshots) streamCount += s.streams.length;
 	const batch = buffers ? buffers.take(streamCount, snapshots.length) : allocateFeatureBatch(streamCount, snapshots.length);
 	const { streams, entropy, segment, workers } = batch;
-	// Means and reciprocal spreads as typed arrays made once per call: each value then costs
-	// a subtraction and a multiplication instead of a division (the per-stream hot path).
-	const streamMean = Float64Array.from(streamNorm.mean);
-	const streamInvStd = Float64Array.from(streamNorm.std, (sd) => 1 / sd);
 	let row = 0;
 	for (let w = 0; w < snapshots.length; w++) {
 		const snap = snapshots[w]!;
@@ -379,17 +389,13 @@ export function featureBatch(
 			const fanOut = lookup ? lookup.fanOut(s) : (ctx?.fanOut ?? 0);
 			const ageS = lookup ? lookup.ageS(s) : (ctx?.ageS ?? Number.POSITIVE_INFINITY);
 			writeRawStreamFeatures(s, fanOut, ageS, streams, offset);
-			for (let i = 0; i < STREAM_FEATURE_COUNT; i++) {
-				const z = (streams[offset + i]! - streamMean[i]!) * streamInvStd[i]!;
-				// Missing or infinite values become the training mean, as in normalizeInPlace.
-				streams[offset + i] = z - z === 0 ? z : 0;
-			}
 			entropy[row] = Number.isFinite(s.entropy) ? Math.min(1, Math.max(0, s.entropy)) : 0;
 			segment[row] = w;
 			row++;
 		}
 		workers.set(workerFeatures(snap), w * WORKER_FEATURE_COUNT);
-		normalizeInPlace(workerNorm, workers, w * WORKER_FEATURE_COUNT);
 	}
+	normalizeRows(streamNorm, streams, streamCount);
+	normalizeRows(workerNorm, workers, snapshots.length);
 	return batch;
 }
