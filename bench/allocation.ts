@@ -2,11 +2,11 @@
  * Allocation policies compared on the trace-driven simulator: every scenario at 32
  * workers, each policy seeing only noisy, lagged observations and the predictor.
  *
- *   npx tsx bench/allocation.ts [--seed N] [--duration S] [--workers W] [--scenarios a,b] [--policies a,b] [--set key=value …]
+ *   npx tsx bench/allocation.ts [--seed N] [--duration S] [--workers W] [--scenarios a,b] [--policies a,b] [--set key=value …] [--safety key=value …]
  *
  * --scenarios and --policies run a subset while iterating (the goals are judged on the
  * full run only: every scenario, every policy). --set overrides a Foresight option
- * (FORESIGHT_DEFAULTS) for a sweep: numbers and true/false.
+ * (FORESIGHT_DEFAULTS) for a sweep, --safety one of its guard (SAFETY_DEFAULTS): numbers and true/false.
  *
  * Figures of the last line (Foresight against the baseline with the least exposure):
  * - exposure_gain_vs_best_baseline = (E_best + 1) / (E_foresight + 1), where E is the
@@ -27,6 +27,7 @@
  */
 import { parseArgs } from 'node:util';
 import { baselinePolicies, FORESIGHT_DEFAULTS, guardedForesight, type ForesightPolicyOptions } from '../plugin/allocate/policies';
+import { SAFETY_DEFAULTS, type SafetyOptions } from '../plugin/allocate/safety';
 import { buildScenario, SCENARIO_NAMES } from '../plugin/allocate/sim/scenarios';
 import { simulate } from '../plugin/allocate/sim/simulator';
 import { median, type ScenarioMetrics } from '../plugin/allocate/sim/metrics';
@@ -39,16 +40,24 @@ const { values } = parseArgs({
 		scenarios: { type: 'string', default: SCENARIO_NAMES.join(',') },
 		policies: { type: 'string' },
 		set: { type: 'string', multiple: true, default: [] },
+		safety: { type: 'string', multiple: true, default: [] },
 	},
 });
-const foresightOverrides: Record<string, number | boolean> = {};
-for (const assignment of values.set) {
-	const [key = '', raw] = assignment.split('=');
-	const current: unknown = FORESIGHT_DEFAULTS[key as keyof ForesightPolicyOptions];
-	const value = typeof current === 'boolean' ? (raw === 'true' ? true : raw === 'false' ? false : undefined) : typeof current === 'number' && raw !== undefined && raw !== '' ? Number(raw) : undefined;
-	if (value === undefined || (typeof value === 'number' && !Number.isFinite(value))) throw new Error(`--set ${assignment}: expected key=value with a numeric or boolean Foresight option and a value of its type`);
-	foresightOverrides[key] = value;
+/** Parses `key=value` overrides of a numeric/boolean options object, each checked against the defaults' type. */
+function overrides<T extends object>(flag: string, assignments: string[], defaults: Readonly<T>): Partial<T> {
+	const out: Record<string, number | boolean> = {};
+	for (const assignment of assignments) {
+		const [key = '', raw] = assignment.split('=');
+		const current: unknown = defaults[key as keyof T];
+		const value = typeof current === 'boolean' ? (raw === 'true' ? true : raw === 'false' ? false : undefined) : typeof current === 'number' && raw !== undefined && raw !== '' ? Number(raw) : undefined;
+		if (value === undefined || (typeof value === 'number' && !Number.isFinite(value))) throw new Error(`${flag} ${assignment}: expected key=value with a numeric or boolean option of ${Object.keys(defaults).join(', ')} and a value of its type`);
+		out[key] = value;
+	}
+	if (assignments.length > 0) process.stderr.write(`${flag} overrides: ${JSON.stringify(out)}\n`);
+	return out as Partial<T>;
 }
+const foresightOverrides = overrides<ForesightPolicyOptions>('--set', values.set, FORESIGHT_DEFAULTS);
+const safetyOverrides = overrides<SafetyOptions>('--safety', values.safety, SAFETY_DEFAULTS);
 const scenarioNames = values.scenarios.split(',').map((name) => {
 	const known = SCENARIO_NAMES.find((n) => n === name);
 	if (!known) throw new Error(`unknown scenario ${name}; known: ${SCENARIO_NAMES.join(', ')}`);
@@ -56,8 +65,7 @@ const scenarioNames = values.scenarios.split(',').map((name) => {
 });
 const scenarioOptions = { seed: Number(values.seed), durationS: Number(values.duration), workers: Number(values.workers) };
 const FORESIGHT = 'foresight';
-const allPolicies = [...baselinePolicies(), guardedForesight(foresightOverrides as Partial<ForesightPolicyOptions>)];
-if (values.set.length > 0) process.stderr.write(`foresight overrides: ${JSON.stringify(foresightOverrides)}\n`);
+const allPolicies = [...baselinePolicies(), guardedForesight(foresightOverrides, safetyOverrides)];
 const policies = values.policies === undefined ? allPolicies : allPolicies.filter((p) => values.policies!.split(',').includes(p.name));
 if (!policies.some((p) => p.name === FORESIGHT)) throw new Error(`--policies must include ${FORESIGHT}; known: ${allPolicies.map((p) => p.name).join(', ')}`);
 

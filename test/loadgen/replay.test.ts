@@ -6,7 +6,7 @@ import { readRecording, rtpSsrc, type Recording } from '../../training/record/fo
 import { Tap } from '../../training/record/tap';
 import { Replayer, type Publisher } from '../../training/loadgen/replayer';
 import { rtpPayloadOffset } from '../../training/loadgen/prepared';
-import { MEDIA_CODECS } from '../../training/media/rig';
+import { MEDIA_CODECS, waitFor } from '../../training/media/rig';
 
 const FIXTURES = join(__dirname, '../fixtures/recordings');
 
@@ -149,8 +149,13 @@ describe('replaying the committed recordings through a real worker', () => {
 		try {
 			expect(bot.transport.srtpParameters?.cryptoSuite).toBe('AES_CM_128_HMAC_SHA1_80');
 			expect(bot.consumers.map((c) => c.kind).sort()).toEqual(['audio', 'video']);
+			// The video consumer starts at the recording's next keyframe (a replay cannot answer its
+			// PLI), which a slow subscription on a busy machine can miss by up to a keyframe interval.
+			const outbound = async (): Promise<types.ConsumerStat[]> => (await Promise.all(bot.consumers.map((c) => c.getStats()))).flat().filter((s) => s.type === 'outbound-rtp');
+			const videoFlows = async (): Promise<boolean> => (await Promise.all(bot.consumers.filter((c) => c.kind === 'video').map((c) => c.getStats()))).flat().some((s) => s.type === 'outbound-rtp' && s.packetCount > 0);
+			await waitFor(videoFlows, 20_000, 'the video consumer sends');
 			await new Promise((r) => setTimeout(r, 2000));
-			const sent = (await Promise.all(bot.consumers.map((c) => c.getStats()))).flat().filter((s) => s.type === 'outbound-rtp');
+			const sent = await outbound();
 			// Read the sink after the worker's counters, once what they count has had time to land.
 			await new Promise((r) => setTimeout(r, 200));
 			const got = replayer.received(bot);
