@@ -8,7 +8,7 @@ import { Actuator } from './act/actuator';
 import type { MigrationHooks } from './act/hooks';
 import { AllocationManager, type AuditEntry } from './act/manager';
 import type { MediaCodecsOption } from './act/rooms';
-import type { PendingJoin } from './allocate/snapshot';
+import type { AllocationSnapshot, PendingJoin } from './allocate/snapshot';
 import { InfluxStore } from './store/influxStore';
 import { MemoryStore } from './store/memoryStore';
 import type { ProfileStore } from './store/types';
@@ -216,6 +216,11 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	/** One allocation decision round now (also runs every loadSampleIntervalMs). */
 	allocateNow(): Promise<AuditEntry[]> {
 		return this.manager.tick();
+	}
+
+	/** What the allocation policy sees now (workers, forecasts, producers, consumers, rooms): the input of its next decision. */
+	allocationSnapshot(): AllocationSnapshot {
+		return this.manager.snapshot();
 	}
 
 	/**

@@ -12,7 +12,7 @@ import { buildLiveSnapshot, type LiveConsumer, type LiveProducer, type LiveWorke
 import { baselinePolicies, guardedForesight } from '../allocate/policies';
 import { SAFETY_DEFAULTS, withSafety, type GuardedState, type SafetyOptions } from '../allocate/safety';
 import type { AllocationPolicyName } from '../config';
-import type { PendingJoin } from '../allocate/snapshot';
+import { MOVABLE_KEY, type AllocationSnapshot, type PendingJoin } from '../allocate/snapshot';
 import type { Logger } from '../log';
 import type { Registry } from '../observe/registry';
 import type { WorkerPrediction } from '../predict/types';
@@ -170,9 +170,14 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		return next;
 	}
 
+	/** What the policy sees now (plus `pendingJoins`): the input of the next decision, for inspection and debugging. */
+	snapshot(pendingJoins: PendingJoin[] = []): AllocationSnapshot {
+		return buildLiveSnapshot({ nowMs: Date.now(), ...this.observe(), pendingJoins });
+	}
+
 	private async decideAndApply(pendingJoins: PendingJoin[]): Promise<AuditEntry[]> {
 		if (this.closed) return [];
-		const snapshot = buildLiveSnapshot({ nowMs: Date.now(), ...this.observe(), pendingJoins });
+		const snapshot = this.snapshot(pendingJoins);
 		if (snapshot.workers.length === 0) return [];
 		let decision: ReturnType<typeof this.policy.decide>;
 		try {
@@ -252,6 +257,8 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 			const peerId = registry.get('transport', transportId)?.handle.appData.peerId;
 			return typeof peerId === 'string' ? peerId : transportId;
 		};
+		const movable = (appData: types.AppData, transportId: string): boolean =>
+			appData[MOVABLE_KEY] !== false && registry.get('transport', transportId)?.handle.appData[MOVABLE_KEY] !== false;
 		const producers: LiveProducer[] = [];
 		for (const p of registry.all('producer')) {
 			if (p.handle.closed) continue;
@@ -264,6 +271,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 				profile: this.sources.profile(p.id),
 				seenAt: p.seenAt,
 				activeSpeaker: p.handle.appData.activeSpeaker === true,
+				...(movable(p.handle.appData, p.transportId) ? {} : { movable: false }),
 			});
 		}
 		const consumers: LiveConsumer[] = [];
@@ -285,6 +293,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 				wanted: { spatial: wanted?.spatialLayer ?? 0, temporal: wanted?.temporalLayer ?? 2 },
 				current: { spatial: current?.spatialLayer ?? 0, temporal: current?.temporalLayer ?? 2 },
 				profile: this.sources.profile(c.id),
+				...(movable(h.appData, c.transportId) ? {} : { movable: false }),
 			});
 		}
 		return { workers, producers, consumers };

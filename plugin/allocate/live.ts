@@ -36,6 +36,8 @@ export interface LiveProducer {
 	/** Milliseconds since the epoch when it appeared. */
 	seenAt: number;
 	activeSpeaker: boolean;
+	/** See ProducerView.movable. */
+	movable?: boolean;
 }
 
 export interface LiveConsumer {
@@ -48,6 +50,8 @@ export interface LiveConsumer {
 	wanted: LayerChoice;
 	current: LayerChoice;
 	profile: StreamProfile | undefined;
+	/** See ConsumerView.movable. */
+	movable?: boolean;
 }
 
 export interface LiveInputs {
@@ -78,7 +82,7 @@ function producerView(p: LiveProducer, nowMs: number): ProducerView {
 	const packetRate = p.profile?.flow.packetRate ?? 0;
 	// Expected: what it sends once every layer it negotiated is on.
 	const expectedPacketRate = ageS < RAMP_UP_S ? Math.max(packetRate, layers.reduce((a, l) => a + l.packetRate, 0)) : packetRate;
-	return { id: p.id, peerId: p.peerId, roomId: p.roomId, workerId: p.workerId, mediaClass, layers, packetRate, expectedPacketRate, activeSpeaker: p.activeSpeaker, ageS };
+	return { id: p.id, peerId: p.peerId, roomId: p.roomId, workerId: p.workerId, mediaClass, layers, packetRate, expectedPacketRate, activeSpeaker: p.activeSpeaker, ageS, ...(p.movable === false ? { movable: false } : {}) };
 }
 
 function workerView(w: LiveWorker): WorkerView {
@@ -111,6 +115,7 @@ export function buildLiveSnapshot(inputs: LiveInputs): AllocationSnapshot {
 		wanted: c.wanted,
 		current: c.current,
 		packetRate: c.profile?.flow.packetRate ?? 0,
+		...(c.movable === false ? { movable: false } : {}),
 	}));
 	const rooms = new Map<string, { workers: Set<string>; peers: Set<string> }>();
 	for (const p of producers) {

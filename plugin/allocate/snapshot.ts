@@ -72,6 +72,15 @@ export interface LayerView {
 	active: boolean;
 }
 
+/**
+ * `appData[MOVABLE_KEY] === false` on a producer, a consumer or their transport tells
+ * Foresight the app cannot re-connect that client to another worker (a recorder, a
+ * bot on a PlainTransport, a client without the migration signaling): it is never
+ * migrated, its consumers never spread, and a worker hosting it is never emptied.
+ * Layer, pause and drop actions still apply.
+ */
+export const MOVABLE_KEY = 'movable';
+
 export interface ProducerView {
 	id: string;
 	peerId: string;
@@ -88,6 +97,8 @@ export interface ProducerView {
 	activeSpeaker: boolean;
 	/** Seconds since the producer started: a young video producer is still ramping up. */
 	ageS: number;
+	/** False when the app cannot re-connect its client elsewhere (see MOVABLE_KEY): never migrated. Absent means movable. */
+	movable?: boolean;
 }
 
 export interface LayerChoice {
@@ -110,6 +121,8 @@ export interface ConsumerView {
 	current: LayerChoice;
 	/** Observed egress packet rate. */
 	packetRate: number;
+	/** False when the app cannot re-connect its client elsewhere (see MOVABLE_KEY): never moved to another worker. Absent means movable. */
+	movable?: boolean;
 }
 
 export interface RoomView {

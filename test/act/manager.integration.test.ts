@@ -1,5 +1,5 @@
 import * as mediasoup from 'mediasoup';
-import { attach, type Foresight } from '../../plugin';
+import { attach, MOVABLE_KEY, type Foresight } from '../../plugin';
 import type { AuditEntry } from '../../plugin/act/manager';
 import { MEDIA_CODECS } from '../../training/media/rig';
 
@@ -40,5 +40,29 @@ describe('allocation manager (attach → place → audit)', () => {
 		const stored = await foresight.store.actionHistory(0, Date.now() + 1000);
 		expect(stored.filter((a) => a.action === 'place').map((a) => a.targetIds[0])).toEqual(['alice', 'bob']);
 		expect(stored.every((a) => a.dryRun === false && a.reason.length > 0)).toBe(true);
+	});
+
+	test('what the app declares unmovable (appData.movable === false on the entity or its transport) reaches the policy as such', async () => {
+		foresight = attach(mediasoup, { useEnv: false, logLevel: 'silent', mediaCodecs: MEDIA_CODECS });
+		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
+		workers.push(worker);
+		const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { roomId: 'hall' } });
+		const listenInfo = { protocol: 'udp' as const, ip: '127.0.0.1' };
+		const opus = { codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }] };
+		const browser = await router.createPlainTransport({ listenInfo, comedia: true, appData: { peerId: 'alice' } });
+		const recorder = await router.createPlainTransport({ listenInfo, comedia: true, appData: { peerId: 'recorder', [MOVABLE_KEY]: false } });
+		const voice = await browser.produce({ kind: 'audio', rtpParameters: { ...opus, encodings: [{ ssrc: 1111 }] } });
+		const pinnedVoice = await browser.produce({ kind: 'audio', rtpParameters: { ...opus, encodings: [{ ssrc: 2222 }] }, appData: { [MOVABLE_KEY]: false } });
+		const recorded = await recorder.consume({ producerId: voice.id, rtpCapabilities: router.rtpCapabilities });
+		const listened = await browser.consume({ producerId: pinnedVoice.id, rtpCapabilities: router.rtpCapabilities });
+
+		const snapshot = foresight.allocationSnapshot();
+		const producer = (id: string) => snapshot.producers.find((p) => p.id === id)!;
+		const consumer = (id: string) => snapshot.consumers.find((c) => c.id === id)!;
+		expect(producer(voice.id)).toMatchObject({ peerId: 'alice', roomId: 'hall' });
+		expect(producer(voice.id).movable).toBeUndefined();
+		expect(producer(pinnedVoice.id).movable).toBe(false);
+		expect(consumer(recorded.id)).toMatchObject({ peerId: 'recorder', movable: false });
+		expect(consumer(listened.id).movable).toBeUndefined();
 	});
 });

@@ -59,8 +59,14 @@ export class SnapshotBuilder {
 		return this;
 	}
 
+	/** Marks producers the app cannot move (ProducerView.movable). */
+	unmovable(...producerIds: string[]): this {
+		for (const p of this.producers) if (producerIds.includes(p.id)) p.movable = false;
+		return this;
+	}
+
 	/** `count` consumers of `producerId` on `workerId`, each from its own receiving peer. */
-	consume(producerId: string, workerId: string, count: number, options: Partial<Pick<ConsumerView, 'priority' | 'paused' | 'current'>> & { peerPrefix?: string } = {}): this {
+	consume(producerId: string, workerId: string, count: number, options: Partial<Pick<ConsumerView, 'priority' | 'paused' | 'current' | 'movable'>> & { peerPrefix?: string } = {}): this {
 		for (let i = 0; i < count; i++) {
 			this.consumers.push({
 				id: `c${this.seq++}`,
@@ -72,6 +78,7 @@ export class SnapshotBuilder {
 				wanted: { spatial: 2, temporal: 2 },
 				current: options.current ?? { spatial: 2, temporal: 2 },
 				packetRate: 150,
+				...(options.movable === false ? { movable: false } : {}),
 			});
 		}
 		return this;

@@ -81,6 +81,15 @@ describe('Foresight corrective actions', () => {
 		expect(spread.consumerIds.length).toBeLessThan(200);
 	});
 
+	it('never moves what the app cannot re-connect (movable: false): a hot worker of such consumers is relieved by layers instead', () => {
+		const build = (movable: boolean) =>
+			new SnapshotBuilder().worker('w0', 90, 95).worker('w1', 40).producer('v', 'presenter', 'webinar', 'w0').consume('v', 'w0', 200, { movable, priority: 50 }).build();
+		expect(decide(build(true)).map((a) => a.type)).toContain('spreadFanout');
+		const pinned = decide(build(false));
+		expect(pinned.length).toBeGreaterThan(0);
+		for (const a of pinned) expect(a.type).toBe('setConsumerLayers');
+	});
+
 	describe('acts on the trajectory of growing rooms', () => {
 		const { actAbovePct, growthWindowS } = FORESIGHT_DEFAULTS;
 		// p95 well under the action threshold: a worker full of one room's receivers, an empty worker beside it.
@@ -146,6 +155,16 @@ describe('Foresight corrective actions', () => {
 				expect(a).toMatchObject({ intent: 'consolidate', workerId: 'w0', toWorkerId: 'w1' });
 				if (a.type === 'spreadFanout' || a.type === 'migrateProducer') expect(a.targetPredictedAfterPct).toBeLessThanOrEqual(consolidateFillPct);
 			}
+		});
+
+		it('never empties a worker hosting a consumer or producer the app cannot move', () => {
+			const snapshot = build(8, consolidateFillPct - 20);
+			expect(decide(snapshot).length).toBeGreaterThan(0);
+			snapshot.consumers.find((c) => c.workerId === 'w0')!.movable = false;
+			expect(decide(snapshot)).toEqual([]);
+			const withPinnedProducer = build(8, consolidateFillPct - 20);
+			withPinnedProducer.producers.find((p) => p.id === 'a')!.movable = false;
+			expect(decide(withPinnedProducer)).toEqual([]);
 		});
 
 		it('leaves the worker alone when the rest would not fit under the target, when it is not light, or while its room grows', () => {

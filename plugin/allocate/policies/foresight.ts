@@ -343,7 +343,7 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 	const roomCost = new Map<string, number>();
 	for (const c of index.consumersByWorker.get(worker.id) ?? []) {
 		const p = plan.producerOf(c);
-		if (!p || c.paused || plan.touched.has(c.id)) continue;
+		if (!p || c.paused || c.movable === false || plan.touched.has(c.id)) continue;
 		let receivers = rooms.get(p.roomId);
 		if (!receivers) rooms.set(p.roomId, (receivers = new Map()));
 		const list = receivers.get(c.peerId);
@@ -455,6 +455,7 @@ function migrateProducers(plan: Plan, worker: WorkerView): void {
 	const model = snapshot.costModel;
 	for (const p of index.producersByWorker.get(worker.id) ?? []) {
 		if (overTarget(plan, worker, plan.options.relieveToPct) <= 0) return;
+		if (p.movable === false) continue;
 		const consumers = index.consumersByProducer.get(p.id) ?? [];
 		if (consumers.some((c) => c.workerId === worker.id && !plan.touched.has(c.id))) continue;
 		const targets = index.pipedTo.get(p.id);
@@ -520,7 +521,8 @@ function planEvacuation(plan: Plan, source: WorkerView, hosting: readonly Worker
 	const model = snapshot.costModel;
 	const consumers = index.consumersByWorker.get(source.id) ?? [];
 	const producers = index.producersByWorker.get(source.id) ?? [];
-	if (consumers.some((c) => plan.touched.has(c.id)) || producers.some((p) => plan.touched.has(p.id))) return undefined;
+	const stays = (e: { id: string; movable?: boolean }): boolean => e.movable === false || plan.touched.has(e.id);
+	if (consumers.some(stays) || producers.some(stays)) return undefined;
 	const targets = hosting.filter((w) => w.id !== source.id);
 	const loads = new Map(targets.map((w) => [w.id, plan.load(w.id)]));
 	const fits = (w: WorkerView, cost: number): boolean => loads.get(w.id)! + cost <= plan.scaled(options.consolidateFillPct, w);
