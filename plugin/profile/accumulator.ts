@@ -12,7 +12,7 @@ import { frameStats, type RtpFrameEvent } from './features/frames';
 import { LayerFrameRates } from './features/layerFrames';
 import { OpusSummary } from './features/opus';
 import { DataMessageStats } from './features/dataMessages';
-import { BITRATE_SCENE_DEFAULTS, SceneChangeDetector } from './features/spikes';
+import { BITRATE_SCENE_DEFAULTS, LayeredSceneChangeDetector, type SceneChange } from './features/spikes';
 import { varianceProfile } from './features/variance';
 import { TimeSeriesWindow } from './features/windows';
 import {
@@ -100,7 +100,7 @@ export class StreamAccumulator {
 	private entropyScore: number | undefined;
 	/** Samples the entropy tracker has taken since entropyScore was computed. */
 	private entropyPending = 0;
-	private readonly sceneChanges = new SceneChangeDetector(BITRATE_SCENE_DEFAULTS);
+	private readonly sceneChanges = new LayeredSceneChangeDetector(BITRATE_SCENE_DEFAULTS);
 	/** Natural (not Foresight-induced) keyframes seen by the keyframe trace, for the keyframe rate. */
 	private readonly keyframes = new TimeSeriesWindow(1024);
 	private readonly layerRates = new Map<number, { bps: number; pps: number; last?: Counter; lastFlowMs?: number }>();
@@ -153,7 +153,8 @@ export class StreamAccumulator {
 			const requests = s.pliCount + s.firCount;
 			// A keyframe answering a PLI/FIR is not a scene change.
 			if (requests > this.lastPliFir) this.sceneChanges.addKeyframeRequest(s.atMs);
-			if (this.meta.kind === 'video') this.sceneChanges.add(s.atMs, this.lastBps);
+			// A rate is the mean over its interval: the change it shows happened within it, at its middle on average.
+			if (this.meta.kind === 'video' && s.layers.length <= 1) this.sceneChanges.add(0, (s.atMs + this.last.atMs) / 2, this.lastBps);
 		}
 		this.lastPliFir = s.pliCount + s.firCount;
 		this.last = cur;
@@ -167,6 +168,7 @@ export class StreamAccumulator {
 				state.bps = (8 * (now.bytes - state.last.bytes)) / dt;
 				state.pps = Math.max(0, now.packets - state.last.packets) / dt;
 				if (now.bytes > state.last.bytes) state.lastFlowMs = now.atMs;
+				if (this.meta.kind === 'video' && s.layers.length > 1) this.sceneChanges.add(index, (now.atMs + state.last.atMs) / 2, state.bps);
 			}
 			state.last = now;
 			this.layerRates.set(index, state);
@@ -202,15 +204,20 @@ export class StreamAccumulator {
 		return byId >= 0 ? byId : (this.layerBySsrc.get(ssrc) ?? -1);
 	}
 
-	/** A keyframe seen (keyframe trace or tap), with its size when known. */
-	addKeyframe(atMs: number, bytes: number | undefined, inducedByFores: boolean): void {
-		// Keyframes Foresight itself caused (tap resumes) say nothing about the content.
+	/** The scene changes detected with fromMs < t ≤ toMs, oldest first. */
+	sceneChangesBetween(fromMs: number, toMs: number): SceneChange[] {
+		return this.sceneChanges.changes(fromMs, toMs);
+	}
+
+	/** A keyframe seen by the keyframe trace. */
+	addKeyframe(atMs: number, inducedByFores: boolean): void {
+		// Keyframes Foresight itself caused (tap resumes) say nothing about the content,
+		// and their burst in the next rate sample is no scene change.
 		if (inducedByFores) {
 			this.sceneChanges.addKeyframeRequest(atMs);
 			return;
 		}
 		this.keyframes.add(atMs, 1);
-		if (bytes !== undefined) this.sceneChanges.add(atMs, bytes * 8, true);
 	}
 
 	/** Spatial layers that carried bytes lately but whose resolution is still unknown. */

@@ -510,7 +510,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		s.acc.addLayerRtpEvent({ arrivalMs: now, ssrc: p.ssrc, ...(p.rid ? { rid: p.rid } : {}), rtpTimestamp: p.timestamp, marker: p.marker });
 		if (trace.type === 'keyframe') {
 			const induced = now <= s.inducedUntilMs;
-			s.acc.addKeyframe(now, undefined, induced);
+			s.acc.addKeyframe(now, induced);
 			if (!induced) this.reprobeOnSenderKeyframe(s, p, now);
 			return;
 		}

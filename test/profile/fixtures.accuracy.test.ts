@@ -26,9 +26,8 @@ import { MEDIA_CODECS, waitFor } from '../../training/media/rig';
  * browser's per-second samples; at the default 10% duty cycle the same
  * estimators see a tenth of the media.
  *
- * Scene cuts are not checked here: the profile carries a count, not cut times,
- * and no live signal within the overhead budget resolves these fixtures' cuts
- * (1.5 s apart in scene-cuts) to ±1 s; features/spikes.ts has the figures.
+ * Scene cuts are scored against their times in sceneCuts.fixtures.test.ts, on the
+ * accumulator the profile is built from: the profile itself carries a count.
  */
 const FIXTURES = join(__dirname, '../fixtures/recordings');
 const PROFILES_OUT = join(__dirname, '../../test-output/profiles');

@@ -25,12 +25,14 @@
  * is a much weaker signal (R ≈ 0.6 on the same clips): prefer frame sizes.
  *
  * On the recorded Chromium simulcast fixtures (test/fixtures/recordings, their
- * packets looped offline, the source's loop point counted as a cut) the live
- * profile's input, total bytes per stats interval with these defaults, gives
- * scene-cuts P 0.95 / R 0.21 and screen-share P 0.46 / R 0.35 at 1 s, and
- * P 0.91 / R 0.40 and P 0.86 / R 0.92 at 0.5 s: that fixture's cuts come 1.5 s
- * apart, and Chromium answers a cut by dropping its upper layers to 1–3 fps
- * with huge frames rather than by a spike. Even per-frame sizes of every frame
+ * packets looped offline, the source's loop point counted as a cut;
+ * test/profile/sceneCuts.fixtures.test.ts) the live profile's input, each
+ * layer's rate per stats interval (LayeredSceneChangeDetector) with these
+ * defaults, gives scene-cuts P 1.00 / R 0.60 and screen-share P 0.90 / R 0.56
+ * at 1 s (P 1.00 / R 0.80 and P 0.94 / R 1.00 at 0.5 s); the stream's total rate
+ * gave P 1.00 / R 0.32 and P 0.36 / R 0.25. scene-cuts' cuts come 1.5–2.5 s
+ * apart, closer than two 1 s samples resolve, and Chromium answers a cut by
+ * dropping its upper layers to 1–3 fps with huge frames rather than by a spike. Even per-frame sizes of every frame
  * (FRAME_SCENE_DEFAULTS with keyframe flags) reach P ≥ 0.9 / R ≥ 0.9 only on
  * scene-cuts' lowest layer (P 0.95 / R 1.00): screen-share's large refresh
  * frames 50–200 ms after its scheduled keyframes and talking-head's upper
@@ -143,6 +145,12 @@ export interface SceneChangeOptions extends SpikeDetectorOptions {
 	keyframeRequestWindowMs?: number;
 	/** A spike this soon after a keyframe belongs to the keyframe. */
 	keyframeAftermathMs?: number;
+	/**
+	 * For rate series, whose samples carry no keyframe flag: a spike in a sample taken
+	 * this soon after a reported PLI/FIR is the requested keyframe seen through the rate,
+	 * and is discounted like one. 0 (frame series) disables.
+	 */
+	requestedSpikeWindowMs?: number;
 	/** Scene changes kept for summaries (oldest dropped). */
 	maxEvents?: number;
 }
@@ -150,7 +158,7 @@ export interface SceneChangeOptions extends SpikeDetectorOptions {
 /** Scene-change settings for per-frame sizes (~30 fps). */
 export const FRAME_SCENE_DEFAULTS: SceneChangeOptions = { ...FRAME_SPIKE_DEFAULTS, shiftSamples: 10, shiftRatio: 2.5, mergeMs: 1000 };
 /** Scene-change settings for 1 s byte or bit counts. */
-export const BITRATE_SCENE_DEFAULTS: SceneChangeOptions = { ...BITRATE_SPIKE_DEFAULTS, shiftSamples: 3, shiftRatio: 2.5, mergeMs: 2000 };
+export const BITRATE_SCENE_DEFAULTS: SceneChangeOptions = { ...BITRATE_SPIKE_DEFAULTS, shiftSamples: 3, shiftRatio: 2.5, mergeMs: 2000, requestedSpikeWindowMs: 1000 };
 
 export interface SceneChange {
 	timeMs: number;
@@ -243,6 +251,7 @@ export class SceneChangeDetector {
 	private readonly requestWindowMs: number;
 	private readonly aftermathMs: number;
 	private readonly maxEvents: number;
+	private readonly requestedSpikeWindowMs: number;
 	private readonly keyframeTimes: number[] = [];
 	private readonly recorded: SceneChange[] = [];
 	private lastRequestMs = -Infinity;
@@ -258,6 +267,7 @@ export class SceneChangeDetector {
 		this.requestWindowMs = merged.keyframeRequestWindowMs ?? 1000;
 		this.aftermathMs = merged.keyframeAftermathMs ?? 100;
 		this.maxEvents = merged.maxEvents ?? 1000;
+		this.requestedSpikeWindowMs = merged.requestedSpikeWindowMs ?? 0;
 	}
 
 	/** A PLI or FIR was sent to this stream's sender. */
@@ -282,14 +292,16 @@ export class SceneChangeDetector {
 		const lastKeyframe = this.keyframeTimes[this.keyframeTimes.length - 1];
 		// Encoders often follow a keyframe with a large refresh frame; that is still the keyframe.
 		const keyframeAftermath = !keyframe && lastKeyframe !== undefined && timeMs - lastKeyframe <= this.aftermathMs;
+		const requestedInRate = !keyframe && timeMs - this.lastRequestMs <= this.requestedSpikeWindowMs;
 		if (spike) {
+			const keyframeLike = keyframe || keyframeAftermath || requestedInRate;
 			this.record({
 				timeMs,
 				magnitude: spike.magnitude,
-				keyframe: keyframe || keyframeAftermath,
-				otherEvidence: !keyframe && !keyframeAftermath,
+				keyframe: keyframeLike,
+				otherEvidence: !keyframeLike,
 				keyframeIntervalMs: keyframe || keyframeAftermath ? this.lastKeyframeIntervalMs : undefined,
-				requested: (keyframe || keyframeAftermath) && timeMs - this.lastRequestMs <= this.requestWindowMs,
+				requested: requestedInRate || ((keyframe || keyframeAftermath) && timeMs - this.lastRequestMs <= this.requestWindowMs),
 			});
 		}
 		const shift = this.shifts?.add(timeMs, value);
@@ -356,12 +368,65 @@ export class SceneChangeDetector {
 
 	/** Scene changes in the window ending at nowMs. */
 	summary(nowMs: number, windowMs: number): SceneChangeSummary {
-		const inWindow = this.changes(nowMs - windowMs, nowMs);
-		const count = inWindow.length;
-		return {
-			count,
-			perMin: windowMs > 0 ? (count * 60_000) / windowMs : 0,
-			meanMagnitude: count === 0 ? 0 : inWindow.reduce((sum, e) => sum + e.magnitude, 0) / count,
-		};
+		return summarize(this.changes(nowMs - windowMs, nowMs), windowMs);
+	}
+}
+
+function summarize(inWindow: readonly SceneChange[], windowMs: number): SceneChangeSummary {
+	const count = inWindow.length;
+	return {
+		count,
+		perMin: windowMs > 0 ? (count * 60_000) / windowMs : 0,
+		meanMagnitude: count === 0 ? 0 : inWindow.reduce((sum, e) => sum + e.magnitude, 0) / count,
+	};
+}
+
+/**
+ * Scene changes of a simulcast stream from the rate of each of its layers. Browsers
+ * answer a cut differently per layer: the lowest layers keep their framerate and
+ * show the cut as a rate spike, the upper ones may drop frames to stay within their
+ * budget, so the stream's total rate flattens what a single layer shows. A change
+ * seen on any layer is a change of the stream; evidence on several layers within
+ * mergeMs is one change (at its earliest, with the largest magnitude).
+ */
+export class LayeredSceneChangeDetector {
+	private readonly layers = new Map<number, SceneChangeDetector>();
+	private readonly mergeMs: number;
+	private lastRequestMs = -Infinity;
+
+	constructor(private readonly options: SceneChangeOptions = BITRATE_SCENE_DEFAULTS) {
+		this.mergeMs = options.mergeMs ?? 1000;
+	}
+
+	/** A PLI or FIR was sent to the stream's sender (mediasoup reports them per stream, so every layer). */
+	addKeyframeRequest(timeMs: number): void {
+		this.lastRequestMs = timeMs;
+		for (const detector of this.layers.values()) detector.addKeyframeRequest(timeMs);
+	}
+
+	add(layer: number, timeMs: number, value: number): void {
+		let detector = this.layers.get(layer);
+		if (!detector) {
+			this.layers.set(layer, (detector = new SceneChangeDetector(this.options)));
+			detector.addKeyframeRequest(this.lastRequestMs);
+		}
+		detector.add(timeMs, value);
+	}
+
+	/** Scene changes with fromMs < t ≤ toMs, oldest first. */
+	changes(fromMs = -Infinity, toMs = Infinity): SceneChange[] {
+		const all = [...this.layers.values()].flatMap((d) => d.changes(fromMs, toMs)).sort((a, b) => a.timeMs - b.timeMs);
+		const merged: SceneChange[] = [];
+		for (const change of all) {
+			const previous = merged[merged.length - 1];
+			if (previous && change.timeMs - previous.timeMs < this.mergeMs) previous.magnitude = Math.max(previous.magnitude, change.magnitude);
+			else merged.push({ ...change });
+		}
+		return merged;
+	}
+
+	/** Scene changes in the window ending at nowMs. */
+	summary(nowMs: number, windowMs: number): SceneChangeSummary {
+		return summarize(this.changes(nowMs - windowMs, nowMs), windowMs);
 	}
 }
