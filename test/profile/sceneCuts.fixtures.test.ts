@@ -39,7 +39,7 @@ function replayStats(name: string): { layered: Scored; total: Scored } {
 	const index = rec.header.streams.findIndex((s) => s.kind === 'video');
 	const stream = rec.header.streams[index]!;
 	const durationMs = rec.header.durationMs;
-	const acc = new StreamAccumulator({ streamId: name, entity: 'producer', kind: 'video', workerId: 'w', routerId: 'r', transportId: 't', mimeType: stream.mimeType, clockRate: 90000, encodings: stream.layers.map((l) => ({ ssrc: l.ssrc })) });
+	const acc = new StreamAccumulator({ streamId: name, entity: 'producer', kind: 'video', workerId: 'w', routerId: 'r', transportId: 't', mimeType: stream.rtpParameters.codecs[0]!.mimeType, clockRate: stream.rtpParameters.codecs[0]!.clockRate, encodings: stream.layers.map((l) => ({ ssrc: l.ssrc })) });
 	const total = new SceneChangeDetector(BITRATE_SCENE_DEFAULTS);
 
 	type Arrival = { atMs: number; layer: number; bytes: number } | { atMs: number; pli: true };
