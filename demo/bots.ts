@@ -6,7 +6,7 @@ import { readRecording, type Recording } from '../training/record/format';
 import { Replayer, type Publisher, type Subscriber } from '../training/loadgen/replayer';
 import { runScenario, type RunState } from '../training/loadgen/runner';
 import { loadScenario } from '../training/loadgen/scenario';
-import type { PendingJoin } from '../plugin/allocate';
+import { MOVABLE_KEY, type PendingJoin } from '../plugin/allocate';
 import type { Room } from './room';
 
 /** Where a newcomer goes: Foresight's admission decision, the room's router on the chosen worker. Rejects when refused. */
@@ -57,7 +57,8 @@ export class BotManager {
 		this.recording ??= readRecording(join(this.recordingsDir, `${BOT_RECORDING}.rec.gz`));
 		const id = `bot-${this.nextId++}`;
 		const { router } = await this.place({ peerId: id, roomId: this.room.id, sends: ['video', 'audio'], consumes: true, priority: 100 });
-		const publisher = await this.replayer.publish(router, this.recording, { loop: true, appData: { peerId: id, bot: true } });
+		// A replayed recording cannot re-publish elsewhere: its producers stay put (its consumers can move).
+		const publisher = await this.replayer.publish(router, this.recording, { loop: true, appData: { peerId: id, bot: true, [MOVABLE_KEY]: false } });
 		const existing: types.Producer[] = [];
 		for (const p of this.room.producers(id)) {
 			const handle = this.room.findProducer(p.producerId);
@@ -79,6 +80,18 @@ export class BotManager {
 		for (const p of list) await this.room.ensureOn(bot.router, { id: p.id, router: from });
 		// Subscriber.consume only reads the ids: a piped producer has its original's id.
 		await bot.subscriber.consume(list);
+	}
+
+	/**
+	 * Foresight's moveConsumers hook for a bot's consumer: the bot consumes
+	 * `producer` (already on the bot's router) instead. Returns the new consumer's
+	 * id, or undefined when no bot owns the consumer or the bot lives elsewhere.
+	 */
+	async moveConsumer(consumerId: string, router: types.Router, producer: types.Producer): Promise<string | undefined> {
+		const bot = this.bots.find((b) => b.subscriber.consumers.some((c) => c.id === consumerId));
+		if (!bot || bot.router !== router) return undefined;
+		const [consumer] = await bot.subscriber.consume([producer]);
+		return consumer?.id;
 	}
 
 	/** New browser producers are consumed by every bot. */
@@ -110,7 +123,8 @@ export class BotManager {
 			throw err;
 		}
 		this.log.info({ scenario: name, workerId }, 'scenario started');
-		run.done = runScenario(scenario, { router, replayer: this.replayer, recordingsDir: this.recordingsDir, signal: abort.signal, onEvent: (_e, state) => (run.state = state) })
+		// The load generator's peers have no signaling to re-connect them: Foresight must not try to move them.
+		run.done = runScenario(scenario, { router, replayer: this.replayer, recordingsDir: this.recordingsDir, appData: { [MOVABLE_KEY]: false }, signal: abort.signal, onEvent: (_e, state) => (run.state = state) })
 			.then(() => undefined)
 			.catch((err: unknown) => {
 				if (!abort.signal.aborted) this.log.error({ err: err instanceof Error ? err.message : String(err), scenario: name }, 'scenario failed');

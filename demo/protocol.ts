@@ -75,6 +75,9 @@ export const requestSchema = z.discriminatedUnion('method', [
 		z.object({ consumerId: id, spatialLayer: z.int().min(0).max(3), temporalLayer: z.int().min(0).max(3).optional() }),
 	),
 	request('closeProducer', z.object({ producerId: id })),
+	request('closeConsumer', z.object({ consumerId: id })),
+	/** The client could not re-publish a producer it was asked to migrate (the `migrateProducer` notification). */
+	request('producerMigrationFailed', z.object({ producerId: id, error: z.string().max(256) })),
 	request('leave', z.object({}).optional()),
 ]);
 

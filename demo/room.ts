@@ -19,6 +19,27 @@ export interface RemoteProducer {
 	displayName: string;
 }
 
+/** How long the client has to re-publish a source on the new send transport. */
+export const PRODUCER_MIGRATION_TIMEOUT_MS = 15_000;
+
+/** A producer being re-published on another worker, by its old id (see Room.migrateProducer). */
+interface ProducerMigration {
+	peer: Peer;
+	oldProducer: types.Producer;
+	transport: types.WebRtcTransport;
+	/** Set once the client produced on `transport`. */
+	newProducer?: types.Producer;
+	/** The hook has resolved: the new producer carries media; failures from here on are the actuator's. */
+	settled: boolean;
+	resolve(newProducer: types.Producer): void;
+	reject(error: Error): void;
+}
+
+/** How often a re-published producer is checked for media before the hook resolves. */
+const MEDIA_POLL_MS = 100;
+/** How long a re-published producer may lag behind its old twin's simulcast layers once it carries media. */
+const LAYERS_GRACE_MS = 2000;
+
 export class Peer {
 	readonly transports = new Map<string, types.WebRtcTransport>();
 	readonly producers = new Map<string, types.Producer>();
@@ -70,6 +91,8 @@ export class Room {
 	readonly botProducers = new Map<string, RemoteProducer & { handle: types.Producer; router: types.Router }>();
 
 	private readonly routers = new Map<string, Promise<types.Router>>();
+	private readonly routersById = new Map<string, types.Router>();
+	private readonly producerMigrations = new Map<string, ProducerMigration>();
 	/** Consumers closed by Foresight, not by the room, for a while: its hook tells why after the fact. */
 	private readonly closedByOthers = new Map<string, Peer>();
 	/** `${producerId}→${routerId}` already piped. */
@@ -90,7 +113,13 @@ export class Room {
 			const worker = this.workers.get(workerId);
 			if (!worker) throw new Error(`unknown worker ${workerId}`);
 			r = worker.createRouter({ mediaCodecs: this.mediaCodecs, appData: { roomId: this.id, workerPid: worker.pid } });
-			r.then((router) => router.observer.once('close', () => this.routers.delete(workerId))).catch(() => this.routers.delete(workerId));
+			r.then((router) => {
+				this.routersById.set(router.id, router);
+				router.observer.once('close', () => {
+					this.routers.delete(workerId);
+					this.routersById.delete(router.id);
+				});
+			}).catch(() => this.routers.delete(workerId));
 			this.routers.set(workerId, r);
 		}
 		return r;
@@ -126,10 +155,173 @@ export class Room {
 		await p;
 	}
 
-	/** The router a producer lives on (its transport's). */
+	/** The router a producer lives on (its transport's: a migrated producer is no longer on its peer's router). */
 	routerOfProducer(producerId: string): types.Router | undefined {
-		for (const peer of this.peers.values()) if (peer.producers.has(producerId) || peer.dataProducers.has(producerId)) return peer.router;
+		for (const peer of this.peers.values()) {
+			const producer = peer.producers.get(producerId) ?? peer.dataProducers.get(producerId);
+			if (producer) return this.routersById.get(String(producer.appData.routerId)) ?? peer.router;
+		}
 		return this.botProducers.get(producerId)?.router;
+	}
+
+	/**
+	 * A browser peer's new producer: other peers are told, and told again when it
+	 * closes, unless it closed because its migrated twin replaced it.
+	 */
+	addProducer(peer: Peer, producer: types.Producer): void {
+		this.adoptProducer(peer, producer);
+		this.broadcast(peer.id, 'newProducer', { producerId: producer.id, peerId: peer.id, kind: producer.kind, displayName: peer.displayName });
+	}
+
+	private adoptProducer(peer: Peer, producer: types.Producer): void {
+		peer.producers.set(producer.id, producer);
+		producer.observer.once('close', () => {
+			peer.producers.delete(producer.id);
+			if (this.producerMigrations.get(producer.id)?.settled) return;
+			this.broadcast(peer.id, 'producerClosed', { producerId: producer.id, peerId: peer.id });
+		});
+	}
+
+	/**
+	 * Foresight's migrateProducer hook: the peer gets a send transport on
+	 * `toRouter` and re-publishes the same source there, tagged
+	 * `appData.replaces`. Resolves with the new producer once it receives as many
+	 * RTP streams as the old one (so consumers moved to it see no gap); it stays
+	 * out of the room's producer list until producerMigrated (so nobody consumes
+	 * both), and the old one keeps sending meanwhile.
+	 */
+	async migrateProducer(producerId: string, toRouter: types.Router, timeoutMs = PRODUCER_MIGRATION_TIMEOUT_MS): Promise<types.Producer> {
+		const peer = [...this.peers.values()].find((p) => p.producers.has(producerId));
+		if (!peer) throw new Error(`producer ${producerId} is no open producer of a peer in room ${this.id} (closed, its peer left, or a bot's)`);
+		const oldProducer = peer.producers.get(producerId)!;
+		if (this.producerMigrations.has(producerId)) throw new Error(`producer ${producerId} is already being migrated`);
+		if (this.routerOfProducer(producerId)?.id === toRouter.id) throw new Error(`producer ${producerId} already lives on router ${toRouter.id}`);
+		const transport = await this.createTransportOn(toRouter, peer, 'send', false);
+		if (oldProducer.closed) {
+			transport.close();
+			throw new Error(`producer ${producerId} closed during its migration`);
+		}
+		const created = new Promise<types.Producer>((resolve, reject) => {
+			const migration: ProducerMigration = { peer, oldProducer, transport, settled: false, resolve, reject };
+			this.producerMigrations.set(producerId, migration);
+			const timer = setTimeout(() => fail(`peer ${peer.id} did not re-publish producer ${producerId} within ${timeoutMs} ms`), timeoutMs);
+			const fail = (reason: string): void => {
+				if (this.producerMigrations.get(producerId) !== migration || migration.settled) return;
+				clearTimeout(timer);
+				this.abortProducerMigration(producerId, reason);
+				reject(new Error(reason));
+			};
+			oldProducer.observer.once('close', () => fail(`producer ${producerId} closed during its migration`));
+			transport.observer.once('close', () => fail(`the new send transport of peer ${peer.id} closed (the peer left?)`));
+			migration.resolve = (producer) => {
+				if (this.producerMigrations.get(producerId) !== migration || migration.settled) return;
+				migration.settled = true;
+				clearTimeout(timer);
+				resolve(producer);
+			};
+			migration.reject = (error) => fail(error.message);
+		});
+		peer.notify('migrateProducer', {
+			producerId,
+			transport: { id: transport.id, iceParameters: transport.iceParameters, iceCandidates: transport.iceCandidates, dtlsParameters: transport.dtlsParameters },
+		});
+		this.log.info({ peerId: peer.id, producerId, routerId: toRouter.id }, 'producer migration asked of the client');
+		return created;
+	}
+
+	/** The peer re-published a migrating producer (a produce tagged `appData.replaces`) on the transport it was given. */
+	async produceReplacement(peer: Peer, replaces: string, transportId: string, produce: (transport: types.WebRtcTransport) => Promise<types.Producer>): Promise<types.Producer> {
+		const migration = this.producerMigrations.get(replaces);
+		if (!migration || migration.peer !== peer || migration.newProducer) throw new SignalingError(`no migration of producer ${replaces} is waiting for you`);
+		if (migration.transport.id !== transportId) throw new SignalingError(`re-publish producer ${replaces} on transport ${migration.transport.id}`);
+		const producer = await produce(migration.transport);
+		if (producer.kind !== migration.oldProducer.kind) {
+			producer.close();
+			throw new SignalingError(`producer ${replaces} is ${migration.oldProducer.kind}, not ${producer.kind}`);
+		}
+		migration.newProducer = producer;
+		void this.untilMediaFlows(producer, migration.oldProducer).then(
+			() => migration.resolve(producer),
+			(error: unknown) => migration.reject(error instanceof Error ? error : new Error(String(error))),
+		);
+		return producer;
+	}
+
+	/**
+	 * Resolves once `producer` receives RTP, and all the streams `like` receives
+	 * (every simulcast layer) or LAYERS_GRACE_MS after its first; rejects if it
+	 * closes. The browser's bandwidth estimate may hold the top layer back for a
+	 * while: a consumer then gets a lower layer for a moment, not a frozen frame.
+	 */
+	private async untilMediaFlows(producer: types.Producer, like: types.Producer): Promise<void> {
+		const flowing = async (p: types.Producer): Promise<number> => (await p.getStats()).filter((s) => s.packetCount > 0).length;
+		const wanted = Math.max(1, like.closed ? 1 : await flowing(like));
+		let firstAt: number | undefined;
+		while (!producer.closed) {
+			const streams = await flowing(producer);
+			if (streams > 0) firstAt ??= Date.now();
+			if (streams >= wanted || (firstAt !== undefined && Date.now() - firstAt >= LAYERS_GRACE_MS)) return;
+			await new Promise((r) => setTimeout(r, MEDIA_POLL_MS));
+		}
+		throw new Error(`producer ${producer.id} closed before it carried media`);
+	}
+
+	/** The client could not re-publish: the hook fails now rather than at its timeout. */
+	producerMigrationFailed(peer: Peer, producerId: string, error: string): void {
+		const migration = this.producerMigrations.get(producerId);
+		if (!migration || migration.peer !== peer) throw new SignalingError(`no migration of producer ${producerId} is waiting for you`);
+		migration.reject(new Error(`peer ${peer.id} could not re-publish producer ${producerId}: ${error}`));
+	}
+
+	/**
+	 * Foresight's producerMigrated hook: the new producer replaces the old one in
+	 * the room (newcomers consume it), and the client closes its old producer and,
+	 * if nothing else is sent on it, its old send transport (closed here too).
+	 */
+	producerMigrated(oldProducerId: string, newProducerId: string): void {
+		const migration = this.producerMigrations.get(oldProducerId);
+		if (!migration?.newProducer || migration.newProducer.id !== newProducerId) {
+			this.log.warn({ oldProducerId, newProducerId }, 'producerMigrated for a migration the room did not run');
+			return;
+		}
+		const { peer, oldProducer, newProducer } = migration;
+		// Closed while the migration is still registered: nobody is told it is gone.
+		if (!oldProducer.closed) oldProducer.close();
+		this.producerMigrations.delete(oldProducerId);
+		if (newProducer.closed) return;
+		peer.producers.delete(oldProducerId);
+		this.adoptProducer(peer, newProducer);
+		const oldTransportId = oldProducer.appData.transportId;
+		const stillUsed = [...peer.producers.values(), ...peer.dataProducers.values()].some((p) => p.appData.transportId === oldTransportId);
+		const oldTransport = typeof oldTransportId === 'string' && !stillUsed ? peer.transports.get(oldTransportId) : undefined;
+		oldTransport?.close();
+		peer.notify('producerMigrated', { oldProducerId, newProducerId, closedTransportId: oldTransport?.id ?? null });
+		this.log.info({ peerId: peer.id, oldProducerId, newProducerId }, 'producer migrated');
+	}
+
+	/**
+	 * The migration failed after the client re-published (Foresight could not move
+	 * every consumer, say). If the old producer is gone the new one takes its
+	 * place; otherwise both stay: each keeps the consumers it has.
+	 */
+	producerMigrationEnded(oldProducerId: string, reason: string): void {
+		const migration = this.producerMigrations.get(oldProducerId);
+		if (!migration) return;
+		if (!migration.settled || !migration.newProducer) return this.abortProducerMigration(oldProducerId, reason);
+		this.log.warn({ oldProducerId, newProducerId: migration.newProducer.id, reason }, 'producer migration did not complete');
+		if (migration.oldProducer.closed) return this.producerMigrated(oldProducerId, migration.newProducer.id);
+		this.producerMigrations.delete(oldProducerId);
+		migration.peer.notify('producerMigrationFailed', { producerId: oldProducerId, newProducerId: migration.newProducer.id, reason });
+	}
+
+	/** Undoes a migration the client has not completed: its new transport (and anything on it) goes. */
+	private abortProducerMigration(producerId: string, reason: string): void {
+		const migration = this.producerMigrations.get(producerId);
+		if (!migration) return;
+		this.producerMigrations.delete(producerId);
+		migration.transport.close();
+		migration.peer.notify('producerMigrationFailed', { producerId, transportId: migration.transport.id, reason });
+		this.log.warn({ peerId: migration.peer.id, producerId, reason }, 'producer migration failed');
 	}
 
 	/** Every producer a newcomer may consume, browsers' and bots'. */
@@ -279,19 +471,21 @@ export class Room {
 
 	/**
 	 * Foresight's moveConsumers hook, for one consumer: `producerId` is already
-	 * consumable on `router`. `resumed` settles once the client plays the new
-	 * consumer (or after `swapTimeoutMs`), so the old one can be closed then.
+	 * consumable on `router`. `swapped` settles once the client shows the new
+	 * consumer and has closed the old one (it keeps playing until the new one has
+	 * a frame), or after `swapTimeoutMs`, when the old one is closed here.
 	 */
 	async moveConsumer(
 		consumerId: string,
 		router: types.Router,
 		producerId: string,
 		swapTimeoutMs = 10_000,
-	): Promise<{ consumer: types.Consumer; resumed: Promise<void> } | undefined> {
+	): Promise<{ consumer: types.Consumer; swapped: Promise<void> } | undefined> {
 		const peer = this.peerOfConsumer(consumerId);
 		if (!peer) return undefined;
 		const old = peer.consumers.get(consumerId)!;
-		if (old.appData.routerId === router.id) return { consumer: old, resumed: Promise.resolve() };
+		// A producer migration moves consumers that stay on their router to the new producer.
+		if (old.appData.routerId === router.id && old.producerId === producerId) return { consumer: old, swapped: Promise.resolve() };
 		let transport = peer.recvTransport(router);
 		let transportInfo: Record<string, unknown> | undefined;
 		if (!transport) {
@@ -307,23 +501,23 @@ export class Room {
 			transportId: transport.id,
 			consumer: { id: consumer.id, producerId: consumer.producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters, type: consumer.type },
 		});
-		// The client resumes the new consumer once its track is attached; then the old one goes.
-		const resumed = new Promise<void>((resolve) => {
+		// The client resumes the new consumer, shows it once it has a frame, then closes the old one (closeConsumer).
+		const swapped = new Promise<void>((resolve) => {
 			const done = (): void => {
 				clearTimeout(timer);
-				consumer.observer.off('resume', done);
+				old.observer.off('close', done);
 				consumer.observer.off('close', done);
 				peer.consumers.delete(old.id);
-				old.close();
+				if (!old.closed) old.close();
 				resolve();
 			};
 			const timer = setTimeout(done, swapTimeoutMs);
 			timer.unref();
-			consumer.observer.once('resume', done);
+			old.observer.once('close', done);
 			consumer.observer.once('close', done);
 		});
 		this.log.info({ peerId: peer.id, from: old.id, to: consumer.id, routerId: router.id }, 'consumer migrated');
-		return { consumer, resumed };
+		return { consumer, swapped };
 	}
 
 	/** Foresight closed a consumer to shed load (the client already removed its tile): tell the peer why. */

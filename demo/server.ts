@@ -13,7 +13,7 @@ import type { types } from 'mediasoup';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
-import { attach, type Foresight, type MigrationHooks } from '../plugin';
+import { attach, type ActionOutcome, type AllocationAction, type Foresight, type MigrationHooks } from '../plugin';
 import type { PendingJoin } from '../plugin/allocate';
 import { registerStoreMetrics } from '../plugin/store';
 import { BotManager, DEFAULT_RECORDINGS_DIR, type Placement } from './bots';
@@ -42,6 +42,12 @@ export interface DemoServer {
 	bots: BotManager;
 	signalingStats: SignalingStats;
 	buildMs: number;
+	/**
+	 * Moves a browser peer's producer to another worker now through Foresight's
+	 * actuator and the demo's migration hooks (`foresight.apply`): an operator's (or a
+	 * test's) migrateProducer action, audited like Foresight's own.
+	 */
+	migrateProducer(producerId: string, toWorkerId: string): Promise<ActionOutcome>;
 	close(): Promise<void>;
 }
 
@@ -52,21 +58,32 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 	const log: Logger = pino({ name: 'demo', level: config.logLevel });
 	const built = buildClient();
 
-	// The room is created once the workers exist; Foresight's hooks only run after that.
+	// The room and bots are created once the workers exist; Foresight's hooks only run after that.
 	let roomReady: Room | undefined;
+	let botsReady: BotManager | undefined;
 	const theRoom = (): Room => {
 		if (!roomReady) throw new Error('the demo room is not ready yet');
 		return roomReady;
 	};
+	const theBots = (): BotManager => {
+		if (!botsReady) throw new Error('the demo bots are not ready yet');
+		return botsReady;
+	};
 	// Attach before creating workers: Foresight discovers them through mediasoup.observer.
+	const hooks = migrationHooks(theRoom, theBots, (id) => foresight.registry.get('producer', id)?.handle, log);
 	const foresight = attach(mediasoup, {
 		logger: log,
 		logLevel: config.logLevel,
 		dryRun: config.dryRun,
 		...(config.workerCapacityPct !== undefined ? { allocation: { workerCapacityPct: config.workerCapacityPct } } : {}),
 		mediaCodecs: MEDIA_CODECS,
-		hooks: migrationHooks(theRoom, log),
+		hooks,
 	});
+	// A migration that failed once the client had re-published is the room's to tidy up (see Room.producerMigrationEnded).
+	const onSettled = (action: AllocationAction, outcome: ActionOutcome | undefined): void => {
+		if (action.type === 'migrateProducer' && outcome?.status === 'error') theRoom().producerMigrationEnded(action.producerId, outcome.reason);
+	};
+	foresight.on('audit', (entry) => onSettled(entry.action, entry.outcome));
 	const workers = await Promise.all(Array.from({ length: config.workers }, () => mediasoup.createWorker({ logLevel: 'warn' })));
 	for (const w of workers) w.on('died', (err) => log.error({ pid: w.pid, err: err.message }, 'mediasoup worker died'));
 	// Keyed by Foresight's worker ids, which its decisions name.
@@ -95,6 +112,7 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		throw new SignalingError(answer.decision === 'redirect' ? `not admitted here, try ${answer.target}: ${answer.reason}` : `not admitted: ${answer.reason}`);
 	};
 	const bots = new BotManager(room, place, config.recordingsDir ?? DEFAULT_RECORDINGS_DIR, log);
+	botsReady = bots;
 	feed.botStatus = () => bots.status();
 	const signalingStats: SignalingStats = { accepted: 0, rejected: { invalid: 0, rateLimited: 0, failed: 0 } };
 	const metrics = new DemoMetrics(signalingStats, 5);
@@ -198,6 +216,11 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		bots,
 		signalingStats,
 		buildMs,
+		async migrateProducer(producerId, toWorkerId) {
+			const workerId = foresight.registry.get('producer', producerId)?.workerId ?? '';
+			const entry = await foresight.apply({ type: 'migrateProducer', producerId, toWorkerId, workerId, reason: 'operator', predictedBeforePct: 0, predictedAfterPct: 0 });
+			return entry.outcome ?? { status: 'skipped', reason: 'not carried out' };
+		},
 		async close() {
 			if (closed) return;
 			closed = true;
@@ -216,19 +239,25 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 
 /**
  * The demo's side of Foresight's migrations. Browser consumers move (the client
- * swaps the track, see Room.moveConsumer); replay bots' consumers and producers
- * stay where they are, and the room page cannot re-publish yet.
+ * swaps the track, see Room.moveConsumer), and so do the `+ bot` bots' consumers
+ * (on their own worker only); browser producers move (the client re-publishes on
+ * the target worker, see Room.migrateProducer); replay bots' producers stay where
+ * they are.
  */
-function migrationHooks(room: () => Room, log: Logger): MigrationHooks {
+function migrationHooks(room: () => Room, bots: () => BotManager, producer: (id: string) => types.Producer | undefined, log: Logger): MigrationHooks {
 	return {
 		async moveConsumers({ consumerIds, producerId, toRouter }) {
 			const moves = await Promise.all(
 				consumerIds.map(async (oldConsumerId) => {
 					try {
+						// A bot subscriber only needs the producer's id, which a pipe producer shares with its original.
+						const handle = producer(producerId);
+						const botConsumerId = handle ? await bots().moveConsumer(oldConsumerId, toRouter, handle) : undefined;
+						if (botConsumerId) return [{ oldConsumerId, newConsumerId: botConsumerId }];
 						const moved = await room().moveConsumer(oldConsumerId, toRouter, producerId);
 						if (!moved || moved.consumer.id === oldConsumerId) return [];
 						// Make-before-break: Foresight closes the old consumer once this resolves.
-						await moved.resumed;
+						await moved.swapped;
 						return [{ oldConsumerId, newConsumerId: moved.consumer.id }];
 					} catch (err) {
 						log.warn({ err: err instanceof Error ? err.message : String(err), consumerId: oldConsumerId }, 'consumer not moved');
@@ -238,9 +267,8 @@ function migrationHooks(room: () => Room, log: Logger): MigrationHooks {
 			);
 			return moves.flat();
 		},
-		migrateProducer: ({ producerId }) =>
-			Promise.reject(new Error(`moving producer ${producerId} is not supported by this client yet: the room page cannot re-publish on another worker`)),
-		producerMigrated: (info) => room().broadcast('', 'producerMigrated', info),
+		migrateProducer: async ({ producerId, toRouter }) => ({ newProducerId: (await room().migrateProducer(producerId, toRouter)).id }),
+		producerMigrated: ({ oldProducerId, newProducerId }) => room().producerMigrated(oldProducerId, newProducerId),
 		consumerDropped: (consumerId, reason) => room().consumerDropped(consumerId, reason),
 		routerFor: (roomId, worker) =>
 			roomId === room().id ? room().routerOnWorker(worker) : worker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { roomId, workerPid: worker.pid } }),

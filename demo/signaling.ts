@@ -103,29 +103,42 @@ export class SignalingSession {
 				return {};
 			case 'produce': {
 				this.requireJoined();
+				const { transportId, kind, rtpParameters } = request.data;
+				const produce = (transport: types.WebRtcTransport): Promise<types.Producer> =>
+					transport.produce({
+						kind,
+						rtpParameters: rtpParameters as types.RtpParameters,
+						appData: { ...request.data.appData, peerId: peer.id, transportId: transport.id, routerId: transport.appData.routerId },
+					});
+				// A re-published source (producer migration) replaces its twin: it neither counts twice nor is announced.
+				const replaces = request.data.appData?.replaces;
+				if (replaces !== undefined) {
+					if (typeof replaces !== 'string') throw new SignalingError('appData.replaces must be a producer id');
+					return { id: (await room.produceReplacement(peer, replaces, transportId, produce)).id };
+				}
 				if (peer.producers.size >= 4) throw new SignalingError('too many producers for one peer');
-				const producer = await peer.transport(request.data.transportId).produce({
-					kind: request.data.kind,
-					rtpParameters: request.data.rtpParameters as types.RtpParameters,
-					appData: { ...request.data.appData, peerId: peer.id },
-				});
-				peer.producers.set(producer.id, producer);
-				producer.observer.once('close', () => {
-					peer.producers.delete(producer.id);
-					room.broadcast(peer.id, 'producerClosed', { producerId: producer.id, peerId: peer.id });
-				});
-				room.broadcast(peer.id, 'newProducer', { producerId: producer.id, peerId: peer.id, kind: producer.kind, displayName: peer.displayName });
+				const producer = await produce(peer.transport(transportId));
+				room.addProducer(peer, producer);
 				this.onProducer(producer);
 				return { id: producer.id };
 			}
+			case 'closeConsumer':
+				this.requireJoined();
+				this.consumer(request.data.consumerId).close();
+				return {};
+			case 'producerMigrationFailed':
+				this.requireJoined();
+				room.producerMigrationFailed(peer, request.data.producerId, request.data.error);
+				return {};
 			case 'produceData': {
 				this.requireJoined();
 				if (peer.dataProducers.size >= 2) throw new SignalingError('too many data producers for one peer');
-				const dataProducer = await peer.transport(request.data.transportId).produceData({
+				const transport = peer.transport(request.data.transportId);
+				const dataProducer = await transport.produceData({
 					sctpStreamParameters: request.data.sctpStreamParameters as types.SctpStreamParameters,
 					label: request.data.label,
 					protocol: request.data.protocol,
-					appData: { ...request.data.appData, peerId: peer.id },
+					appData: { ...request.data.appData, peerId: peer.id, transportId: transport.id, routerId: transport.appData.routerId },
 				});
 				peer.dataProducers.set(dataProducer.id, dataProducer);
 				dataProducer.observer.once('close', () => peer.dataProducers.delete(dataProducer.id));

@@ -9,6 +9,7 @@ import type { MigrationHooks } from './act/hooks';
 import { AllocationManager, type AuditEntry } from './act/manager';
 import type { MediaCodecsOption } from './act/rooms';
 import type { AllocationSnapshot, PendingJoin } from './allocate/snapshot';
+import type { AllocationAction } from './allocate/actions';
 import { InfluxStore } from './store/influxStore';
 import { MemoryStore } from './store/memoryStore';
 import type { ProfileStore } from './store/types';
@@ -216,6 +217,15 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	/** One allocation decision round now (also runs every loadSampleIntervalMs). */
 	allocateNow(): Promise<AuditEntry[]> {
 		return this.manager.tick();
+	}
+
+	/**
+	 * Carries out one allocation action now, outside the policy (an operator moving a
+	 * producer, say): serialized with Foresight's own decisions, applied by its actuator
+	 * through the app's hooks even in dry run, audited like a decision.
+	 */
+	apply(action: AllocationAction): Promise<AuditEntry> {
+		return this.manager.applyNow(action);
 	}
 
 	/** What the allocation policy sees now (workers, forecasts, producers, consumers, rooms): the input of its next decision. */

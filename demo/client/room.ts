@@ -23,6 +23,10 @@ interface SendingLayer {
 	limitation: string;
 }
 
+type Source = 'camera' | 'mic' | 'screen';
+/** Where `window.demo.producers` lists each source's current producer id. */
+const STATE_KEY: Partial<Record<Source, string>> = { camera: 'video', mic: 'audio' };
+
 interface RemoteProducer {
 	producerId: string;
 	peerId: string;
@@ -35,7 +39,10 @@ const state = {
 	joined: false,
 	producers: {} as Record<string, string>,
 	consumers: 0,
+	/** Consumers moved to another worker (track swapped in place). */
 	migrations: 0,
+	/** Own producers re-published on another worker. */
+	producerMigrations: 0,
 	chatReceived: [] as string[],
 	errors: [] as string[],
 };
@@ -46,6 +53,9 @@ const statusEl = $('status');
 const setStatus = (text: string): void => {
 	statusEl.textContent = text;
 };
+
+/** How long a migrated consumer's new track may take to show a frame before it replaces the old one anyway. */
+const FIRST_FRAME_WAIT_MS = 3000;
 
 const SIMULCAST: RTCRtpEncodingParameters[] = [
 	{ rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
@@ -65,8 +75,8 @@ async function main(): Promise<void> {
 	state.peerId = joined.peerId;
 	$('me').textContent = `${displayName} · ${joined.peerId.slice(0, 8)}`;
 
-	const makeTransport = async (direction: 'send' | 'recv'): Promise<types.Transport> => {
-		const info = await signaling.request<TransportInfo>('createWebRtcTransport', { direction, sctp: true });
+	// Also for transports the server opens on its own (migrations): their parameters come in a notification.
+	const openTransport = (direction: 'send' | 'recv', info: TransportInfo): types.Transport => {
 		const opts = { id: info.id, iceParameters: info.iceParameters, iceCandidates: info.iceCandidates, dtlsParameters: info.dtlsParameters, sctpParameters: info.sctpParameters };
 		const transport = direction === 'send' ? device.createSendTransport(opts) : device.createRecvTransport(opts);
 		transport.on('connect', ({ dtlsParameters }, ok, fail) => {
@@ -83,6 +93,8 @@ async function main(): Promise<void> {
 		}
 		return transport;
 	};
+	const makeTransport = async (direction: 'send' | 'recv'): Promise<types.Transport> =>
+		openTransport(direction, await signaling.request<TransportInfo>('createWebRtcTransport', { direction, sctp: true }));
 	const sendTransport = await makeTransport('send');
 	const recvTransport = await makeTransport('recv');
 	const recvTransports = new Map<string, types.Transport>([[recvTransport.id, recvTransport]]);
@@ -120,11 +132,39 @@ async function main(): Promise<void> {
 			const select = document.createElement('select');
 			select.title = 'preferred simulcast layer';
 			select.innerHTML = '<option value="2">high</option><option value="1">medium</option><option value="0">low</option>';
-			select.onchange = () => void signaling.request('setPreferredLayers', { consumerId: el.dataset.consumer, spatialLayer: Number(select.value) });
+			// Follows the tile's consumer across migrations.
+			select.dataset.consumer = consumer.id;
+			select.onchange = () => void signaling.request('setPreferredLayers', { consumerId: select.dataset.consumer, spatialLayer: Number(select.value) });
 			tile.append(select);
 		}
 		await signaling.request('resume', { consumerId: consumer.id });
 		state.consumers++;
+	};
+	/**
+	 * Plays `track` in a twin of `el` laid over it, invisible until the track has
+	 * a frame (or FIRST_FRAME_WAIT_MS), then replaces `el` with it: swapping
+	 * srcObject in place shows nothing until the new track's first keyframe.
+	 */
+	const playAlongside = async (el: HTMLMediaElement, track: MediaStreamTrack): Promise<HTMLMediaElement> => {
+		const next = el.cloneNode(false) as HTMLMediaElement;
+		next.muted = el.muted;
+		next.srcObject = new MediaStream([track]);
+		if (next instanceof HTMLVideoElement) {
+			next.style.cssText = 'position:absolute;opacity:0;pointer-events:none';
+			el.after(next);
+			await new Promise<void>((resolve) => {
+				const timer = setTimeout(resolve, FIRST_FRAME_WAIT_MS);
+				next.requestVideoFrameCallback(() => {
+					clearTimeout(timer);
+					resolve();
+				});
+			});
+			next.style.cssText = '';
+		} else {
+			el.before(next);
+		}
+		el.remove();
+		return next;
 	};
 	const consumeSafely = (p: RemoteProducer): void => void consume(p).catch((e: Error) => state.errors.push(e.message));
 	signaling.on('newProducer', (d) => consumeSafely(d as unknown as RemoteProducer));
@@ -138,30 +178,30 @@ async function main(): Promise<void> {
 			tile.remove();
 		}
 	});
-	// Migration: the server moved one of our consumers to another worker. Swap the track in place.
+	// Migration: the server moved one of our consumers to another worker (or onto a migrated producer). Swap the tile's track.
 	signaling.on('consumerMigrated', (d) => {
 		void (async () => {
 			const m = d as unknown as { oldConsumerId: string; transportId: string; transport: TransportInfo | null; consumer: { id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: types.RtpParameters } };
 			let transport = recvTransports.get(m.transportId);
 			if (!transport && m.transport) {
-				transport = device.createRecvTransport({ id: m.transport.id, iceParameters: m.transport.iceParameters, iceCandidates: m.transport.iceCandidates, dtlsParameters: m.transport.dtlsParameters });
-				const t = transport;
-				t.on('connect', ({ dtlsParameters }, ok, fail) => {
-					signaling.request('connect', { transportId: t.id, dtlsParameters }).then(() => ok(), fail);
-				});
-				recvTransports.set(t.id, t);
+				transport = openTransport('recv', m.transport);
+				recvTransports.set(transport.id, transport);
 			}
 			if (!transport) throw new Error(`migration to unknown transport ${m.transportId}`);
 			const consumer = await transport.consume(m.consumer);
 			consumers.set(consumer.id, consumer);
-			const el = consumerTiles.get(m.oldConsumerId);
-			if (el) {
-				el.srcObject = new MediaStream([consumer.track]);
-				el.dataset.consumer = consumer.id;
-				consumerTiles.delete(m.oldConsumerId);
-				consumerTiles.set(consumer.id, el);
-			}
 			await signaling.request('resume', { consumerId: consumer.id });
+			// Make-before-break on screen too: the old consumer keeps playing until the new one has a frame.
+			const old = consumerTiles.get(m.oldConsumerId);
+			if (old) {
+				const next = await playAlongside(old, consumer.track);
+				next.dataset.consumer = consumer.id;
+				consumerTiles.delete(m.oldConsumerId);
+				consumerTiles.set(consumer.id, next);
+				const select = next.parentElement?.querySelector<HTMLSelectElement>(`select[data-consumer="${m.oldConsumerId}"]`);
+				if (select) select.dataset.consumer = consumer.id;
+			}
+			await signaling.request('closeConsumer', { consumerId: m.oldConsumerId }).catch(() => {}); // closed already (its producer went)
 			consumers.get(m.oldConsumerId)?.close();
 			consumers.delete(m.oldConsumerId);
 			state.migrations++;
@@ -203,39 +243,104 @@ async function main(): Promise<void> {
 	(window as unknown as { sendChat: (t: string) => void }).sendChat = (t) => chat.send(t);
 	state.producers.chat = chat.id;
 
-	// Camera and mic.
+	// Camera and mic. The page owns the tracks (the preview shows them), so closing a producer does not stop its track.
 	const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } } });
 	const local = $<HTMLVideoElement>('local');
 	local.srcObject = media;
 	const vp8 = device.rtpCapabilities.codecs?.find((c) => c.mimeType.toLowerCase() === 'video/vp8');
-	const video = await sendTransport.produce({ track: media.getVideoTracks()[0]!, encodings: SIMULCAST, codecOptions: { videoGoogleStartBitrate: 1000 }, codec: vp8, appData: { source: 'camera' } });
-	state.producers.video = video.id;
+	/** The live producer of each source; a migration swaps in its replacement, so mute and share follow it. */
+	const sources = new Map<Source, types.Producer>();
+	/** How each source was published, so a migration re-publishes it identically. */
+	const publishedWith = new Map<Source, types.ProducerOptions>();
+	const publish = async (transport: types.Transport, source: Source, options: types.ProducerOptions): Promise<types.Producer> => {
+		const producer = await transport.produce({ ...options, stopTracks: false, appData: { ...options.appData, source } });
+		publishedWith.set(source, options);
+		sources.set(source, producer);
+		const key = STATE_KEY[source];
+		if (key) state.producers[key] = producer.id;
+		return producer;
+	};
+	const sourceOf = (producerId: string): Source | undefined => [...sources].find(([, p]) => p.id === producerId)?.[0];
+	await publish(sendTransport, 'camera', { track: media.getVideoTracks()[0]!, encodings: SIMULCAST, codecOptions: { videoGoogleStartBitrate: 1000 }, codec: vp8 });
 	// What the browser is sending right now, per simulcast layer: the ground truth a profile is checked against.
 	(window as unknown as { sendingLayers: () => Promise<SendingLayer[]> }).sendingLayers = async () => {
 		const layers: SendingLayer[] = [];
-		(await video.getStats()).forEach((s: { type: string; rid?: string; frameWidth?: number; frameHeight?: number; qualityLimitationReason?: string }) => {
+		(await sources.get('camera')!.getStats()).forEach((s: { type: string; rid?: string; frameWidth?: number; frameHeight?: number; qualityLimitationReason?: string }) => {
 			if (s.type === 'outbound-rtp' && s.rid) layers.push({ rid: s.rid, width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, limitation: s.qualityLimitationReason ?? 'none' });
 		});
 		return layers;
 	};
-	const audio = await sendTransport.produce({ track: media.getAudioTracks()[0]!, appData: { source: 'mic' } });
-	state.producers.audio = audio.id;
+	await publish(sendTransport, 'mic', { track: media.getAudioTracks()[0]! });
+
+	// Producer migration: the server opened a send transport on another worker; publish the same source there
+	// (same track, encodings and codec) tagged with the producer it replaces. The old one keeps sending until
+	// the server says every consumer has moved (producerMigrated).
+	const sendTransports = new Map<string, types.Transport>([[sendTransport.id, sendTransport]]);
+	const migrating = new Map<string, { transport: types.Transport; producer?: types.Producer }>();
+	signaling.on('migrateProducer', (d) => {
+		const m = d as unknown as { producerId: string; transport: TransportInfo };
+		void (async () => {
+			const source = sourceOf(m.producerId);
+			const old = source ? sources.get(source) : undefined;
+			if (!source || !old || old.closed) throw new Error(`no open producer ${m.producerId} to migrate`);
+			const transport = openTransport('send', m.transport);
+			sendTransports.set(transport.id, transport);
+			const entry: { transport: types.Transport; producer?: types.Producer } = { transport };
+			migrating.set(m.producerId, entry);
+			if (!old.track) throw new Error(`producer ${m.producerId} has no track to re-publish`);
+			const options = publishedWith.get(source)!;
+			entry.producer = await transport.produce({ ...options, track: old.track, stopTracks: false, appData: { ...options.appData, source, replaces: m.producerId } });
+			if (old.paused) entry.producer.pause();
+		})().catch((e: Error) => {
+			const message = `producer migration of ${m.producerId}: ${e.message}`;
+			state.errors.push(message);
+			void signaling.request('producerMigrationFailed', { producerId: m.producerId, error: e.message.slice(0, 256) }).catch(() => {});
+		});
+	});
+	signaling.on('producerMigrated', (d) => {
+		const m = d as unknown as { oldProducerId: string; newProducerId: string; closedTransportId: string | null };
+		const entry = migrating.get(m.oldProducerId);
+		migrating.delete(m.oldProducerId);
+		const source = sourceOf(m.oldProducerId);
+		if (!entry?.producer || entry.producer.id !== m.newProducerId || !source) return void state.errors.push(`producerMigrated for unknown producer ${m.oldProducerId}`);
+		sources.get(source)!.close();
+		sources.set(source, entry.producer);
+		const key = STATE_KEY[source];
+		if (key) state.producers[key] = entry.producer.id;
+		if (m.closedTransportId) {
+			sendTransports.get(m.closedTransportId)?.close();
+			sendTransports.delete(m.closedTransportId);
+		}
+		state.producerMigrations++;
+	});
+	signaling.on('producerMigrationFailed', (d) => {
+		const m = d as unknown as { producerId: string; transportId?: string; reason: string };
+		const entry = migrating.get(m.producerId);
+		migrating.delete(m.producerId);
+		// Before the client re-published, the server closed the new transport: close ours too.
+		if (entry && m.transportId) {
+			entry.transport.close();
+			sendTransports.delete(entry.transport.id);
+		}
+		state.errors.push(`producer migration of ${m.producerId} failed: ${m.reason}`);
+	});
 
 	// Screen share.
-	let screen: types.Producer | undefined;
 	const shareButton = $<HTMLButtonElement>('share');
 	shareButton.onclick = async () => {
+		const screen = sources.get('screen');
 		if (screen) {
+			sources.delete('screen');
 			await signaling.request('closeProducer', { producerId: screen.id });
 			screen.close();
-			screen = undefined;
+			screen.track?.stop();
 			shareButton.textContent = 'Share screen';
 			return;
 		}
 		try {
 			const display = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 } });
 			const track = display.getVideoTracks()[0]!;
-			screen = await sendTransport.produce({ track, codec: vp8, appData: { source: 'screen' } });
+			await publish(sendTransport, 'screen', { track, codec: vp8 });
 			track.onended = () => shareButton.click();
 			shareButton.textContent = 'Stop sharing';
 		} catch (e) {
@@ -243,9 +348,11 @@ async function main(): Promise<void> {
 		}
 	};
 	$<HTMLButtonElement>('mute').onclick = () => {
-		if (audio.paused) audio.resume();
-		else audio.pause();
-		$('mute').textContent = audio.paused ? 'Unmute' : 'Mute';
+		const mic = sources.get('mic');
+		if (!mic) return;
+		if (mic.paused) mic.resume();
+		else mic.pause();
+		$('mute').textContent = mic.paused ? 'Unmute' : 'Mute';
 	};
 	state.joined = true;
 	setStatus('connected');

@@ -156,6 +156,23 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		return { decision: 'place', workerId: a.workerId, router };
 	}
 
+	/**
+	 * Carries out `action` now, outside the policy: an operator's (or the app's own)
+	 * decision. Serialized with decision rounds, so it never races one over the same
+	 * media; applied by the same actuator (its locks, its migration hooks) even in dry
+	 * run, since it was asked for explicitly; audited like a decision. The policy's
+	 * cooldowns do not know of it.
+	 */
+	applyNow(action: AllocationAction): Promise<AuditEntry> {
+		return this.serialized(async () => {
+			const outcome: ActionOutcome =
+				MIGRATING_TYPES.has(action.type) && !this.options.canMigrate ? { status: 'skipped', reason: 'the app provided no migration hooks' } : await this.actuator.apply(action);
+			const entry: AuditEntry = { ts: Date.now(), action, verdict: 'applied', outcome };
+			this.record(entry);
+			return entry;
+		});
+	}
+
 	close(): void {
 		this.closed = true;
 		for (const t of this.measureTimers) clearTimeout(t);

@@ -65,4 +65,23 @@ describe('allocation manager (attach → place → audit)', () => {
 		expect(consumer(recorded.id)).toMatchObject({ peerId: 'recorder', movable: false });
 		expect(consumer(listened.id).movable).toBeUndefined();
 	});
+
+	test("an operator's action is carried out by Foresight's actuator even in dry run, and audited", async () => {
+		foresight = attach(mediasoup, { useEnv: false, logLevel: 'silent', mediaCodecs: MEDIA_CODECS, dryRun: true });
+		const audits: AuditEntry[] = [];
+		foresight.on('audit', (e) => audits.push(e));
+		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
+		workers.push(worker);
+		const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
+		const transport = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' }, comedia: true });
+		const producer = await transport.produce({ kind: 'audio', rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 3333 }] } });
+		const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities });
+		const action = { type: 'pauseConsumer' as const, consumerId: consumer.id, workerId: String(worker.pid), reason: 'operator', predictedBeforePct: 0, predictedAfterPct: 0 };
+		const entry = await foresight.apply(action);
+		expect(entry).toMatchObject({ verdict: 'applied', outcome: { status: 'ok' } });
+		expect(consumer.paused).toBe(true);
+		expect(audits.map((a) => a.action)).toEqual([action]);
+		const stored = await foresight.store.actionHistory(0, Date.now() + 1000);
+		expect(stored.map((a) => a.action)).toContain('pauseConsumer');
+	});
 });

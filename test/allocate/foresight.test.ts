@@ -165,6 +165,10 @@ describe('Foresight corrective actions', () => {
 			const withPinnedProducer = build(8, consolidateFillPct - 20);
 			withPinnedProducer.producers.find((p) => p.id === 'a')!.movable = false;
 			expect(decide(withPinnedProducer)).toEqual([]);
+			// A consumer elsewhere that cannot be re-pointed to a migrated producer pins the producer.
+			const withPinnedViewer = build(8, consolidateFillPct - 20);
+			withPinnedViewer.consumers.push({ ...withPinnedViewer.consumers.find((c) => c.producerId === 'v')!, id: 'far', peerId: 'recorder', workerId: 'w1', movable: false });
+			expect(decide(withPinnedViewer)).toEqual([]);
 		});
 
 		it('leaves the worker alone when the rest would not fit under the target, when it is not light, or while its room grows', () => {

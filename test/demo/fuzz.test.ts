@@ -50,7 +50,7 @@ class Client {
 const harmless = new Set<number>();
 
 function hostileMessage(rng: Rng, i: number): string | Buffer {
-	const methods = ['getRouterRtpCapabilities', 'join', 'createWebRtcTransport', 'connect', 'produce', 'produceData', 'consume', 'consumeData', 'resume', 'setPreferredLayers', 'closeProducer', 'leave', 'nope', '__proto__', 'constructor'];
+	const methods = ['getRouterRtpCapabilities', 'join', 'createWebRtcTransport', 'connect', 'produce', 'produceData', 'consume', 'consumeData', 'resume', 'setPreferredLayers', 'closeProducer', 'closeConsumer', 'producerMigrationFailed', 'leave', 'nope', '__proto__', 'constructor'];
 	const method = methods[rng.int(0, methods.length - 1)]!;
 	const junk = (): unknown => [null, 42, -1, 1e308, 'x'.repeat(rng.int(0, 300)), [], {}, { __proto__: { polluted: true } }, true, [[[[[]]]]]][rng.int(0, 9)];
 	switch (i % 10) {

@@ -15,6 +15,13 @@ describe('signaling message parsing', () => {
 		if (!bad.ok) expect(bad.error).toContain('spatialLayer');
 	});
 
+	test('a failed producer migration is reported with the producer id and a bounded reason', () => {
+		const ok = parseMessage(JSON.stringify({ id: 9, method: 'producerMigrationFailed', data: { producerId: 'p1', error: 'NotAllowedError' } }));
+		expect(ok).toEqual({ ok: true, request: { id: 9, method: 'producerMigrationFailed', data: { producerId: 'p1', error: 'NotAllowedError' } } });
+		expect(parseMessage(JSON.stringify({ id: 10, method: 'producerMigrationFailed', data: { error: 'x' } }))).toMatchObject({ ok: false, id: 10, error: expect.stringContaining('producerId') });
+		expect(parseMessage(JSON.stringify({ id: 11, method: 'producerMigrationFailed', data: { producerId: 'p1', error: 'x'.repeat(257) } }))).toMatchObject({ ok: false, id: 11, error: expect.stringContaining('error') });
+	});
+
 	test('rejects messages over the size limit before parsing them', () => {
 		const big = JSON.stringify({ id: 1, method: 'leave', data: {}, pad: 'x'.repeat(MAX_MESSAGE_BYTES) });
 		expect(parseMessage(big)).toMatchObject({ ok: false, error: expect.stringContaining('too large') });

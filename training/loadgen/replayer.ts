@@ -47,6 +47,8 @@ export interface SubscribeOptions {
 	srtp?: boolean;
 	/** For simulcast producers: highest spatial layer to receive. */
 	preferredSpatialLayer?: number;
+	/** On the consumer transport (e.g. the app's peerId, or `movable: false`). */
+	appData?: Record<string, unknown>;
 }
 
 export interface PublishedLayer {
@@ -457,6 +459,7 @@ export class Replayer {
 			comedia: false,
 			enableSrtp: srtp,
 			srtpCryptoSuite: 'AES_CM_128_HMAC_SHA1_80',
+			...(options.appData ? { appData: options.appData } : {}),
 		});
 		try {
 			await transport.connect({

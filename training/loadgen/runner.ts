@@ -23,6 +23,8 @@ export interface RunOptions {
 	replayer: Replayer;
 	recordingsDir: string;
 	seed?: number;
+	/** Added to the appData of every transport and producer the scenario's peers create (e.g. `movable: false`). */
+	appData?: Record<string, unknown>;
 	/** Called after each event with the live counts. */
 	onEvent?: (event: TimelineEvent, state: RunState) => void;
 	signal?: AbortSignal;
@@ -138,7 +140,7 @@ export class ScenarioRun {
 			for (const pub of other.publications.values()) existing.push(...(await this.reachable(pub.producers.values(), other.router, router)));
 		}
 		const g = this.scenario.groups.find((x) => x.name === group)!;
-		peer.subscriber = await this.options.replayer.subscribe(router, existing, { preferredSpatialLayer: g.preferredSpatialLayer });
+		peer.subscriber = await this.options.replayer.subscribe(router, existing, { preferredSpatialLayer: g.preferredSpatialLayer, ...(this.options.appData ? { appData: this.options.appData } : {}) });
 	}
 
 	/** The producers as consumable on `to`: themselves on their own router, else their pipe producers. */
@@ -168,7 +170,7 @@ export class ScenarioRun {
 			maxLayers: e.maxLayers,
 			loop: true,
 			data: e.data,
-			appData: { peer: e.peer, group: e.group },
+			appData: { ...this.options.appData, peer: e.peer, group: e.group },
 		});
 		peer.publications.set(e.pub, publisher);
 		for (const [otherName, other] of this.peers) {

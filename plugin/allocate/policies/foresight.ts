@@ -449,13 +449,21 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 	}
 }
 
+/**
+ * A migrated producer is a new producer: every consumer of it, on any worker, must be
+ * re-pointed by its client, so one the app cannot move pins the producer too.
+ */
+function migratable(index: SnapshotIndex, producer: ProducerView): boolean {
+	return producer.movable !== false && (index.consumersByProducer.get(producer.id) ?? []).every((c) => c.movable !== false);
+}
+
 /** Producers whose consumers all run elsewhere move next to their largest audience. */
 function migrateProducers(plan: Plan, worker: WorkerView): void {
 	const { index, snapshot } = plan;
 	const model = snapshot.costModel;
 	for (const p of index.producersByWorker.get(worker.id) ?? []) {
 		if (overTarget(plan, worker, plan.options.relieveToPct) <= 0) return;
-		if (p.movable === false) continue;
+		if (!migratable(index, p)) continue;
 		const consumers = index.consumersByProducer.get(p.id) ?? [];
 		if (consumers.some((c) => c.workerId === worker.id && !plan.touched.has(c.id))) continue;
 		const targets = index.pipedTo.get(p.id);
@@ -522,7 +530,7 @@ function planEvacuation(plan: Plan, source: WorkerView, hosting: readonly Worker
 	const consumers = index.consumersByWorker.get(source.id) ?? [];
 	const producers = index.producersByWorker.get(source.id) ?? [];
 	const stays = (e: { id: string; movable?: boolean }): boolean => e.movable === false || plan.touched.has(e.id);
-	if (consumers.some(stays) || producers.some(stays)) return undefined;
+	if (consumers.some(stays) || producers.some(stays) || !producers.every((p) => migratable(index, p))) return undefined;
 	const targets = hosting.filter((w) => w.id !== source.id);
 	const loads = new Map(targets.map((w) => [w.id, plan.load(w.id)]));
 	const fits = (w: WorkerView, cost: number): boolean => loads.get(w.id)! + cost <= plan.scaled(options.consolidateFillPct, w);
