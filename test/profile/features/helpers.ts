@@ -97,3 +97,10 @@ export function buildRtp(options: {
 	}
 	return Uint8Array.from(out);
 }
+
+/** Detections within ±toleranceS of a cut are hits; precision is 0 with no detections. */
+export function precisionRecall(detectedS: readonly number[], cutsS: readonly number[], toleranceS = 1): { precision: number; recall: number; tp: number; detected: number; cuts: number } {
+	const tp = detectedS.filter((d) => cutsS.some((c) => Math.abs(c - d) <= toleranceS)).length;
+	const found = cutsS.filter((c) => detectedS.some((d) => Math.abs(c - d) <= toleranceS)).length;
+	return { precision: detectedS.length ? tp / detectedS.length : 0, recall: cutsS.length ? found / cutsS.length : 0, tp, detected: detectedS.length, cuts: cutsS.length };
+}

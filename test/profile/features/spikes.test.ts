@@ -1,14 +1,6 @@
 import { BITRATE_SCENE_DEFAULTS, SceneChangeDetector, SpikeDetector } from '../../../plugin/profile/features/spikes';
-import { gaussian, loadJson, rng } from './helpers';
+import { gaussian, loadJson, precisionRecall, rng } from './helpers';
 import { syntheticClip } from './syntheticClip';
-
-const TOLERANCE_S = 1;
-
-function precisionRecall(detectedS: number[], cutsS: number[]): { precision: number; recall: number; tp: number; detected: number; cuts: number } {
-	const tp = detectedS.filter((d) => cutsS.some((c) => Math.abs(c - d) <= TOLERANCE_S)).length;
-	const found = cutsS.filter((c) => detectedS.some((d) => Math.abs(c - d) <= TOLERANCE_S)).length;
-	return { precision: detectedS.length ? tp / detectedS.length : 0, recall: cutsS.length ? found / cutsS.length : 0, tp, detected: detectedS.length, cuts: cutsS.length };
-}
 
 describe('SceneChangeDetector on synthetic frame sizes with known cuts', () => {
 	it.each([1, 2, 3])('reaches precision and recall ≥ 0.9 (seed %i), ignoring scheduled and requested keyframes', (seed) => {
