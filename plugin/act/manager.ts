@@ -295,6 +295,9 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		for (const c of registry.all('consumer')) {
 			const h = c.handle;
 			if (h.closed) continue;
+			// A PipeTransport's consumer feeds another router, not a receiver: its cost is the pipe's,
+			// no client can move it, and pausing or lowering it would cut every receiver behind it.
+			if (registry.get('transport', c.transportId)?.transportType === 'pipe') continue;
 			const pausedByForesight = this.actuator.pausedByForesight(c.id);
 			// Consumers the app or the remote side paused are not ours to weigh.
 			if ((h.paused || h.producerPaused) && !pausedByForesight) continue;

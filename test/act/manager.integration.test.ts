@@ -56,7 +56,16 @@ describe('allocation manager (attach → place → audit)', () => {
 		const recorded = await recorder.consume({ producerId: voice.id, rtpCapabilities: router.rtpCapabilities });
 		const listened = await browser.consume({ producerId: pinnedVoice.id, rtpCapabilities: router.rtpCapabilities });
 
+		// Piped to a router on a second worker: the pipe's consumer on this one is no receiver.
+		const otherWorker = await mediasoup.createWorker({ logLevel: 'warn' });
+		workers.push(otherWorker);
+		const other = await otherWorker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { roomId: 'hall' } });
+		await router.pipeToRouter({ producerId: voice.id, router: other });
+		const pipeConsumers = [...foresight.registry.all('consumer')].filter((c) => foresight.registry.get('transport', c.transportId)?.transportType === 'pipe');
+		expect(pipeConsumers).toHaveLength(1);
+
 		const snapshot = foresight.allocationSnapshot();
+		expect(snapshot.consumers.map((c) => c.id).sort()).toEqual([recorded.id, listened.id].sort());
 		const producer = (id: string) => snapshot.producers.find((p) => p.id === id)!;
 		const consumer = (id: string) => snapshot.consumers.find((c) => c.id === id)!;
 		expect(producer(voice.id)).toMatchObject({ peerId: 'alice', roomId: 'hall' });
