@@ -8,8 +8,8 @@ import { launchChromium, TEST_OUTPUT } from './browser';
  * VP8 simulcast + Opus + chat; a consumer migrates to the other worker while its
  * video keeps playing, then the publisher's camera producer migrates to the other
  * worker through Foresight's actuator while the receiver's video keeps playing; the
- * dashboard shows the publisher's profile with the camera's resolution and codec; the bursty-joins scenario produces allocation
- * actions and the predicted CPU line.
+ * dashboard shows the publisher's profile with the camera's resolution and codec;
+ * the bursty-joins scenario produces allocation actions and the predicted CPU line.
  */
 jest.setTimeout(90_000);
 
