@@ -12,7 +12,7 @@ import { frameStats, type RtpFrameEvent } from './features/frames';
 import { LayerFrameRates } from './features/layerFrames';
 import { OpusSummary } from './features/opus';
 import { DataMessageStats } from './features/dataMessages';
-import { BITRATE_SCENE_DEFAULTS, LayeredSceneChangeDetector, type SceneChange } from './features/spikes';
+import { LAYER_RATE_SCENE_DEFAULTS, LayeredSceneChangeDetector, type SceneChange } from './features/spikes';
 import { varianceProfile } from './features/variance';
 import { TimeSeriesWindow } from './features/windows';
 import {
@@ -100,7 +100,7 @@ export class StreamAccumulator {
 	private entropyScore: number | undefined;
 	/** Samples the entropy tracker has taken since entropyScore was computed. */
 	private entropyPending = 0;
-	private readonly sceneChanges = new LayeredSceneChangeDetector(BITRATE_SCENE_DEFAULTS);
+	private readonly sceneChanges = new LayeredSceneChangeDetector(LAYER_RATE_SCENE_DEFAULTS);
 	/** Natural (not Foresight-induced) keyframes seen by the keyframe trace, for the keyframe rate. */
 	private readonly keyframes = new TimeSeriesWindow(1024);
 	private readonly layerRates = new Map<number, { bps: number; pps: number; last?: Counter; lastFlowMs?: number }>();
@@ -167,8 +167,11 @@ export class StreamAccumulator {
 				const dt = (now.atMs - state.last.atMs) / 1000;
 				state.bps = (8 * (now.bytes - state.last.bytes)) / dt;
 				state.pps = Math.max(0, now.packets - state.last.packets) / dt;
+				// A layer switching on or off (bandwidth, CPU, no receiver) changes its rate without any
+				// change of scene: only intervals it flowed through from end to end are evidence.
+				const flowedThrough = now.bytes > state.last.bytes && state.lastFlowMs === state.last.atMs;
 				if (now.bytes > state.last.bytes) state.lastFlowMs = now.atMs;
-				if (this.meta.kind === 'video' && s.layers.length > 1) this.sceneChanges.add(index, (now.atMs + state.last.atMs) / 2, state.bps);
+				if (this.meta.kind === 'video' && s.layers.length > 1 && flowedThrough) this.sceneChanges.add(index, (now.atMs + state.last.atMs) / 2, state.bps);
 			}
 			state.last = now;
 			this.layerRates.set(index, state);

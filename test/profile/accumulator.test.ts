@@ -90,4 +90,24 @@ describe('StreamAccumulator (pure)', () => {
 		expect(acc.profile(2000).data?.keywordCounts).toEqual({ Hello: 3 });
 		expect(JSON.stringify(p)).not.toMatch(/hello HELLO/);
 	});
+
+	test('a simulcast layer switching off and on again is no scene change; a jump of one flowing layer is', () => {
+		const run = (jumpAtS?: number) => {
+			const acc = new StreamAccumulator(videoMeta);
+			const totals = [0, 0, 0];
+			for (let t = 1; t <= 40; t++) {
+				// The top layer stops for 5 s (bandwidth, say) and comes back at its old rate.
+				const paused = t > 15 && t <= 20;
+				const rates = [16_000, 60_000, paused ? 0 : 250_000];
+				if (jumpAtS !== undefined && t >= jumpAtS) rates[0] = 64_000;
+				rates.forEach((r, i) => (totals[i]! += r * (1 + 0.02 * Math.sin(t * 1.3 + i))));
+				acc.addRtpStats(stats(t * 1000, totals));
+			}
+			return acc.sceneChangesBetween(0, 41_000).map((c) => Math.round(c.timeMs / 1000));
+		};
+		expect(run()).toEqual([]);
+		const withCut = run(30);
+		expect(withCut).toHaveLength(1);
+		expect(Math.abs(withCut[0]! - 30)).toBeLessThanOrEqual(1);
+	});
 });
