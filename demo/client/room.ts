@@ -283,11 +283,11 @@ async function main(): Promise<void> {
 			const source = sourceOf(m.producerId);
 			const old = source ? sources.get(source) : undefined;
 			if (!source || !old || old.closed) throw new Error(`no open producer ${m.producerId} to migrate`);
+			if (!old.track) throw new Error(`producer ${m.producerId} has no track to re-publish`);
 			const transport = openTransport('send', m.transport);
 			sendTransports.set(transport.id, transport);
 			const entry: { transport: types.Transport; producer?: types.Producer } = { transport };
 			migrating.set(m.producerId, entry);
-			if (!old.track) throw new Error(`producer ${m.producerId} has no track to re-publish`);
 			const options = publishedWith.get(source)!;
 			entry.producer = await transport.produce({ ...options, track: old.track, stopTracks: false, appData: { ...options.appData, source, replaces: m.producerId } });
 			if (old.paused) entry.producer.pause();
