@@ -2,11 +2,12 @@
  * Allocation policies compared on the trace-driven simulator: every scenario at 32
  * workers, each policy seeing only noisy, lagged observations and the predictor.
  *
- *   npx tsx bench/allocation.ts [--seed N] [--duration S] [--workers W] [--scenarios a,b] [--policies a,b] [--set key=value …] [--safety key=value …]
+ *   npx tsx bench/allocation.ts [--seed N] [--duration S] [--workers W] [--scenarios a,b] [--policies a,b] [--set key=value …] [--safety key=value …] [--trace-every S]
  *
  * --scenarios and --policies run a subset while iterating (the goals are judged on the
  * full run only: every scenario, every policy). --set overrides a Foresight option
  * (FORESIGHT_DEFAULTS) for a sweep, --safety one of its guard (SAFETY_DEFAULTS): numbers and true/false.
+ * --trace-every S prints Foresight's hosting workers and their slack every S simulated seconds.
  *
  * Figures of the last line (Foresight against the baseline with the least exposure):
  * - exposure_gain_vs_best_baseline = (E_best + 1) / (E_foresight + 1), where E is the
@@ -41,6 +42,7 @@ const { values } = parseArgs({
 		policies: { type: 'string' },
 		set: { type: 'string', multiple: true, default: [] },
 		safety: { type: 'string', multiple: true, default: [] },
+		'trace-every': { type: 'string' },
 	},
 });
 /** Parses `key=value` overrides of a numeric/boolean options object, each checked against the defaults' type. */
@@ -69,12 +71,30 @@ const allPolicies = [...baselinePolicies(), guardedForesight(foresightOverrides,
 const policies = values.policies === undefined ? allPolicies : allPolicies.filter((p) => values.policies!.split(',').includes(p.name));
 if (!policies.some((p) => p.name === FORESIGHT)) throw new Error(`--policies must include ${FORESIGHT}; known: ${allPolicies.map((p) => p.name).join(', ')}`);
 
+const traceEveryS = values['trace-every'] === undefined ? undefined : Number(values['trace-every']);
+if (traceEveryS !== undefined && !(traceEveryS > 0)) throw new Error('--trace-every expects a positive number of seconds');
+
+/**
+ * Where Foresight's slack comes from, every `everyS` simulated seconds: the true CPU of each
+ * worker hosting a stream, and the slack an ideal packer would leave at an 82 % fill cap
+ * (the same total demand on as few workers as it takes).
+ */
+function traceSlack(scenario: string, tick: { t: number; demand: ReadonlyMap<string, number>; hosting: ReadonlySet<string> }, everyS: number): void {
+	if (tick.t % everyS !== 0 || tick.hosting.size === 0) return;
+	const loads = [...tick.hosting].map((id) => tick.demand.get(id)!).sort((a, b) => b - a);
+	const total = loads.reduce((a, b) => a + b, 0);
+	const slack = loads.reduce((a, d) => a + 1 - Math.min(100, d) / 100, 0) / loads.length;
+	const ideal = 1 - total / (Math.max(1, Math.ceil(total / 82)) * 100);
+	process.stderr.write(`${scenario} t=${tick.t}s hosting=${loads.length} slack=${slack.toFixed(2)} ideal@82%=${ideal.toFixed(2)} cpu%=${loads.map((l) => l.toFixed(0)).join(',')}\n`);
+}
+
 const results: ScenarioMetrics[] = [];
 const started = Date.now();
 for (const name of scenarioNames) {
 	const scenario = buildScenario(name, scenarioOptions);
 	for (const policy of policies) {
-		results.push(simulate(scenario, policy).metrics);
+		const traced = traceEveryS !== undefined && policy.name === FORESIGHT;
+		results.push(simulate(scenario, policy, traced ? { onTick: (tick) => traceSlack(name, tick, traceEveryS) } : {}).metrics);
 		process.stderr.write(`\r${name} ${policy.name}                    `);
 	}
 }
