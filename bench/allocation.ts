@@ -31,6 +31,7 @@ import { baselinePolicies, FORESIGHT_DEFAULTS, guardedForesight, type ForesightP
 import { SAFETY_DEFAULTS, type SafetyOptions } from '../plugin/allocate/safety';
 import { buildScenario, SCENARIO_NAMES } from '../plugin/allocate/sim/scenarios';
 import { simulate } from '../plugin/allocate/sim/simulator';
+import { TRUTH } from '../plugin/allocate/sim/groundTruth';
 import { median, type ScenarioMetrics } from '../plugin/allocate/sim/metrics';
 
 const { values } = parseArgs({
@@ -76,16 +77,18 @@ if (traceEveryS !== undefined && !(traceEveryS > 0)) throw new Error('--trace-ev
 
 /**
  * Where Foresight's slack comes from, every `everyS` simulated seconds: the true CPU of each
- * worker hosting a stream, and the slack an ideal packer would leave at an 82 % fill cap
- * (the same total demand on as few workers as it takes).
+ * worker hosting a stream, and the slack an ideal packer would leave filling workers to
+ * Foresight's own fill target (the same total demand on as few workers as it takes).
  */
 function traceSlack(scenario: string, tick: { t: number; demand: ReadonlyMap<string, number>; hosting: ReadonlySet<string> }, everyS: number): void {
 	if (tick.t % everyS !== 0 || tick.hosting.size === 0) return;
 	const loads = [...tick.hosting].map((id) => tick.demand.get(id)!).sort((a, b) => b - a);
 	const total = loads.reduce((a, b) => a + b, 0);
-	const slack = loads.reduce((a, d) => a + 1 - Math.min(100, d) / 100, 0) / loads.length;
-	const ideal = 1 - total / (Math.max(1, Math.ceil(total / 82)) * 100);
-	process.stderr.write(`${scenario} t=${tick.t}s hosting=${loads.length} slack=${slack.toFixed(2)} ideal@82%=${ideal.toFixed(2)} cpu%=${loads.map((l) => l.toFixed(0)).join(',')}\n`);
+	const core = TRUTH.saturationPct;
+	const fill = foresightOverrides.fillBelowPct ?? FORESIGHT_DEFAULTS.fillBelowPct;
+	const slack = loads.reduce((a, d) => a + 1 - Math.min(core, d) / core, 0) / loads.length;
+	const ideal = 1 - total / (Math.max(1, Math.ceil(total / fill)) * core);
+	process.stderr.write(`${scenario} t=${tick.t}s hosting=${loads.length} slack=${slack.toFixed(2)} ideal@${fill}%=${ideal.toFixed(2)} cpu%=${loads.map((l) => l.toFixed(0)).join(',')}\n`);
 }
 
 const results: ScenarioMetrics[] = [];

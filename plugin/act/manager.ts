@@ -165,9 +165,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 	 */
 	applyNow(action: AllocationAction): Promise<AuditEntry> {
 		return this.serialized(async () => {
-			const outcome: ActionOutcome =
-				MIGRATING_TYPES.has(action.type) && !this.options.canMigrate ? { status: 'skipped', reason: 'the app provided no migration hooks' } : await this.actuator.apply(action);
-			const entry: AuditEntry = { ts: Date.now(), action, verdict: 'applied', outcome };
+			const entry: AuditEntry = { ts: Date.now(), action, verdict: 'applied', outcome: await this.carryOut(action) };
 			this.record(entry);
 			return entry;
 		});
@@ -210,16 +208,18 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 				this.log.debug({ action: record.action.type, verdict: record.outcome }, 'allocation action held back by the safety guard');
 				continue;
 			}
-			const approved = decision.actions.includes(record.action);
-			const migrating = MIGRATING_TYPES.has(record.action.type);
-			let outcome: ActionOutcome | undefined;
-			if (approved && (!migrating || this.options.canMigrate)) outcome = await this.actuator.apply(record.action);
-			else if (approved) outcome = { status: 'skipped', reason: 'the app provided no migration hooks' };
+			const outcome = decision.actions.includes(record.action) ? await this.carryOut(record.action) : undefined;
 			const entry: AuditEntry = { ts: Date.now(), action: record.action, verdict: record.outcome, ...(outcome ? { outcome } : {}) };
 			entries.push(entry);
 			this.record(entry);
 		}
 		return entries;
+	}
+
+	/** Applies an action through the actuator; moving media needs the app's migration hooks. */
+	private carryOut(action: AllocationAction): Promise<ActionOutcome> {
+		if (MIGRATING_TYPES.has(action.type) && !this.options.canMigrate) return Promise.resolve({ status: 'skipped', reason: 'the app provided no migration hooks' });
+		return this.actuator.apply(action);
 	}
 
 	private record(entry: AuditEntry): void {

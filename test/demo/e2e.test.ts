@@ -175,24 +175,12 @@ test('room → dashboard profile → scenario → allocation actions and predict
 	await publisher.screenshot({ path: join(TEST_OUTPUT, 'demo-room.png') });
 
 	// Corrective actions so far (the operator's producer migration above is one): the scenario's must come on top.
-	const correctiveActions = (): Promise<number> =>
-		dashboard.evaluate(() =>
-			Object.entries((window as unknown as { dashboard: { actionTypes: Record<string, number> } }).dashboard.actionTypes)
-				.filter(([type]) => type !== 'place')
-				.reduce((sum, [, n]) => sum + n, 0),
-		);
-	const correctiveBefore = await correctiveActions();
+	const correctiveActions = `Object.entries(window.dashboard.actionTypes).filter(([type]) => type !== 'place').reduce((sum, [, n]) => sum + n, 0)`;
+	const correctiveBefore = (await dashboard.evaluate(correctiveActions)) as number;
 	const res = await fetch(`${demo.url}/api/scenario`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bursty-joins' }) });
 	expect(res.status).toBe(200);
 	// Joins are admitted by the policy ('place'); the scenario's load then makes it rebalance or degrade.
-	await dashboard.waitForFunction(
-		(before) =>
-			Object.entries((window as unknown as { dashboard: { actionTypes: Record<string, number> } }).dashboard.actionTypes)
-				.filter(([type]) => type !== 'place')
-				.reduce((sum, [, n]) => sum + n, 0) > before,
-		correctiveBefore,
-		{ timeout: 50_000, polling: 500 },
-	);
+	await dashboard.waitForFunction(`${correctiveActions} > ${correctiveBefore}`, undefined, { timeout: 50_000, polling: 500 });
 	const actionTypes = await dashboard.evaluate(() => (window as unknown as { dashboard: { actionTypes: Record<string, number> } }).dashboard.actionTypes);
 	expect(actionTypes.place).toBeGreaterThanOrEqual(2); // alice and bob were placed by the policy
 	// The predicted line: points that carry a prediction made 5 s earlier.
