@@ -28,12 +28,13 @@
  * packets looped offline, the source's loop point counted as a cut;
  * test/profile/sceneCuts.fixtures.test.ts) the live profile's input, each
  * layer's rate per 1 s stats interval (LayeredSceneChangeDetector with
- * LAYER_RATE_SCENE_DEFAULTS), gives scene-cuts P 1.00 / R 0.80 and screen-share
+ * LAYER_RATE_SCENE_DEFAULTS), gives scene-cuts P 1.00 / R 0.96 and screen-share
  * P 0.94 / R 0.94, talking-head no change; the stream's total rate with
  * BITRATE_SCENE_DEFAULTS gave P 1.00 / R 0.32 and P 0.36 / R 0.25. scene-cuts'
- * cuts come 1.5–2.5 s apart, closer than two 1 s samples resolve, and Chromium
- * answers a cut by dropping its upper layers to 1–3 fps with huge frames rather
- * than by a spike. Even per-frame sizes of every frame
+ * cuts come 1.5–2.5 s apart, closer than the 3-sample level-shift medians
+ * resolve (without valleys, R 0.80: its 1.5 s static segment went unseen), and
+ * Chromium answers a cut by dropping its upper layers to 1–3 fps with huge
+ * frames rather than by a spike. Even per-frame sizes of every frame
  * (FRAME_SCENE_DEFAULTS with keyframe flags) reach P ≥ 0.9 / R ≥ 0.9 only on
  * scene-cuts' lowest layer (P 0.95 / R 1.00): screen-share's large refresh
  * frames 50–200 ms after its scheduled keyframes and talking-head's upper
@@ -122,6 +123,11 @@ export class SpikeDetector {
 		return started;
 	}
 
+	/** A quantile of the baseline window, once there are enough samples for verdicts. */
+	baselineQuantile(q: number): number | undefined {
+		return this.recent.size >= this.options.minBaselineSamples ? this.recent.quantile(q) : undefined;
+	}
+
 	/** Ends the open event, so the next spike starts a new one even within the refractory period. */
 	closeEvent(): void {
 		this.open = undefined;
@@ -138,7 +144,19 @@ export interface SceneChangeOptions extends SpikeDetectorOptions {
 	shiftSamples?: number;
 	/** Ratio between the medians after and before (either way) that makes a level shift. */
 	shiftRatio?: number;
-	/** Evidence (spikes, shifts) closer than this is one scene change. */
+	/**
+	 * For rate series: a sample valleyRatio times below both of its neighbours and
+	 * valleyQuietRatio times below the baseline's lower quartile is a segment too
+	 * short for the level-shift medians (a 1.5 s scene between two cuts in 1 s
+	 * samples). Below the lower quartile too, since the quiet between two bursts
+	 * (a static screen between its refreshes) is a level the stream keeps
+	 * returning to, not new content. Only downward: a sample above both
+	 * neighbours is a spike. 0 disables (frame series, whose temporal layers
+	 * alternate large and small frames).
+	 */
+	valleyRatio?: number;
+	valleyQuietRatio?: number;
+	/** Evidence (spikes, shifts, valleys) closer than this is one scene change. */
 	mergeMs?: number;
 	/** Relative tolerance when matching a keyframe interval to the schedule. */
 	periodTolerance?: number;
@@ -163,10 +181,13 @@ export const BITRATE_SCENE_DEFAULTS: SceneChangeOptions = { ...BITRATE_SPIKE_DEF
 /**
  * For the rate of one simulcast layer (or of a single-encoding stream): one layer's rate
  * mixes no other layers' changes, so a smaller level shift already means new content.
- * Chosen on the browser fixtures (shift ratios 1.4–2.0 all keep P ≥ 0.93 there; 2.5
- * loses half the recall), the only recorded cut truth this project has.
+ * Chosen on the browser fixtures, the only recorded cut truth this project has: shift
+ * ratios 1.4–2.0 all keep P ≥ 0.93 there, 2.5 loses half the recall. A valley is a
+ * level shift of one sample, hence the same ratio; its quiet margin separates
+ * scene-cuts' 1.5 s static segment (1.37–1.53 below the lower quartile on its lowest
+ * layer) from screen-share's quiet seconds between refreshes (0.85–1.01).
  */
-export const LAYER_RATE_SCENE_DEFAULTS: SceneChangeOptions = { ...BITRATE_SCENE_DEFAULTS, shiftRatio: 1.8 };
+export const LAYER_RATE_SCENE_DEFAULTS: SceneChangeOptions = { ...BITRATE_SCENE_DEFAULTS, shiftRatio: 1.8, valleyRatio: 1.8, valleyQuietRatio: 1.25 };
 
 export interface SceneChange {
 	timeMs: number;
@@ -254,6 +275,10 @@ class LevelShiftDetector {
 export class SceneChangeDetector {
 	private readonly spikes: SpikeDetector;
 	private readonly shifts: LevelShiftDetector | undefined;
+	private readonly valleyRatio: number;
+	private readonly valleyQuietRatio: number;
+	/** The last two samples, oldest first, for the valley check. */
+	private readonly previous: Array<{ timeMs: number; value: number }> = [];
 	private readonly mergeMs: number;
 	private readonly periodTolerance: number;
 	private readonly requestWindowMs: number;
@@ -271,6 +296,8 @@ export class SceneChangeDetector {
 		const shiftSamples = merged.shiftSamples ?? 0;
 		this.mergeMs = merged.mergeMs ?? 1000;
 		this.shifts = shiftSamples > 0 ? new LevelShiftDetector(shiftSamples, merged.shiftRatio ?? 3, this.mergeMs) : undefined;
+		this.valleyRatio = merged.valleyRatio ?? 0;
+		this.valleyQuietRatio = merged.valleyQuietRatio ?? 1;
 		this.periodTolerance = merged.periodTolerance ?? 0.1;
 		this.requestWindowMs = merged.keyframeRequestWindowMs ?? 1000;
 		this.aftermathMs = merged.keyframeAftermathMs ?? 100;
@@ -314,6 +341,21 @@ export class SceneChangeDetector {
 		}
 		const shift = this.shifts?.add(timeMs, value);
 		if (shift) this.record({ timeMs: shift.timeMs, magnitude: shift.ratio, keyframe: false, otherEvidence: true, requested: false });
+		if (this.valleyRatio > 0) this.checkValley(timeMs, value);
+	}
+
+	private checkValley(timeMs: number, value: number): void {
+		const [before, middle] = this.previous;
+		const quietLevel = this.spikes.baselineQuantile(0.25);
+		if (before && middle && quietLevel !== undefined) {
+			const depth = Math.min(levelRatio(before.value, middle.value), levelRatio(value, middle.value));
+			const belowQuiet = levelRatio(quietLevel, middle.value);
+			if (middle.value < before.value && middle.value < value && middle.value < quietLevel && depth >= this.valleyRatio && belowQuiet >= this.valleyQuietRatio) {
+				this.record({ timeMs: middle.timeMs, magnitude: depth, keyframe: false, otherEvidence: true, requested: false });
+			}
+		}
+		this.previous.push({ timeMs, value });
+		if (this.previous.length > 2) this.previous.shift();
 	}
 
 	private record(evidence: SceneChange): void {

@@ -100,6 +100,17 @@ export class SortedWindow {
 		return ((this.sorted[(n - 1) >> 1] as number) + (this.sorted[n >> 1] as number)) / 2;
 	}
 
+	/** Same definition as quantile(). */
+	quantile(q: number): number {
+		const s = this.sorted;
+		if (s.length === 0) return 0;
+		const pos = Math.min(Math.max(q, 0), 1) * (s.length - 1);
+		const lo = Math.floor(pos);
+		const a = s[lo] as number;
+		const b = s[Math.min(lo + 1, s.length - 1)] as number;
+		return a + (b - a) * (pos - lo);
+	}
+
 	/** Same definition as scaledMad(): deviations from the median are visited in increasing order by walking outwards. */
 	scaledMad(): number {
 		const s = this.sorted;
