@@ -14,8 +14,12 @@
  *    live prediction and allocation decision rounds.
  * Fresh workers each phase, since the observer API only sees entities created
  * after attaching. Worker CPU comes from getResourceUsage() deltas over the
- * measured window; Node CPU from process.cpuUsage() (the replayer's own cost is
- * the same in every phase, so the difference is Foresight's).
+ * measured window; Node CPU from process.cpuUsage() of this process, which
+ * hosts only the mediasoup side: the copies' packets are sent and the bots'
+ * received by a SenderProcess, as clients are elsewhere in production (with
+ * the replayer in this process, its third of a core, varying with timer
+ * batching under load, drowned a 2 % difference: `--in-process` keeps that
+ * layout for comparison).
  *
  * Last line: {"worker_cpu_ratio": profiling/off, "node_cpu_pct_per_100_producers":
  * profiling − off, and the same two for the whole plugin, …}
@@ -31,6 +35,7 @@ import { Profiler } from '../plugin/profile/profiler';
 import { MemoryStore } from '../plugin/store/memoryStore';
 import { readRecording } from '../training/record/format';
 import { Replayer } from '../training/loadgen/replayer';
+import { SenderProcess } from '../training/loadgen/senderProcess';
 
 function arg(name: string, fallback: number): number {
 	const i = process.argv.indexOf(`--${name}`);
@@ -42,6 +47,7 @@ const MEASURE_S = arg('measure-s', 20);
 const WARMUP_S = arg('warmup-s', 10);
 const COPIES = arg('copies', 50);
 const BOTS_PER_COPY = 3;
+const IN_PROCESS = process.argv.includes('--in-process');
 
 const recording = readRecording(join(__dirname, '../test/fixtures/recordings/talking-head.rec.gz'));
 const mediaCodecs: mediasoup.types.RouterRtpCodecCapability[] = [
@@ -62,6 +68,7 @@ interface PhaseResult {
 	/** The replayed load actually delivered: phases compare only if these agree. */
 	sentPacketsPerS: number;
 	sinkPacketsPerS: number;
+	/** In the sender process: over the whole phase (its counter is not reset at the window). */
 	maxTickLagMs: number;
 }
 
@@ -108,7 +115,9 @@ async function phase(mode: Mode): Promise<PhaseResult> {
 	}
 	const workers = await Promise.all([0, 1].map(() => mediasoup.createWorker({ logLevel: 'error' })));
 	const routers = await Promise.all(workers.map((w) => w.createRouter({ mediaCodecs })));
-	const replayer = new Replayer({ seed: 7 });
+	const sender = IN_PROCESS ? undefined : await SenderProcess.spawn({ seed: 7 });
+	const replayer = new Replayer({ seed: 7, ...(sender ? { sender } : {}) });
+	const replayStats = async () => (sender ? sender.stats() : replayer.stats());
 	let producers = 0;
 	let consumers = 0;
 	for (let i = 0; i < COPIES; i++) {
@@ -126,7 +135,7 @@ async function phase(mode: Mode): Promise<PhaseResult> {
 	}
 	await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
 	const w0 = await Promise.all(workers.map(cpuMs));
-	const s0 = replayer.stats();
+	const s0 = await replayStats();
 	replayer.maxTickLagMs = 0;
 	const n0 = process.cpuUsage();
 	const t0 = performance.now();
@@ -134,8 +143,9 @@ async function phase(mode: Mode): Promise<PhaseResult> {
 	const w1 = await Promise.all(workers.map(cpuMs));
 	const n1 = process.cpuUsage(n0);
 	const wallMs = performance.now() - t0;
-	const s1 = replayer.stats();
+	const s1 = await replayStats();
 	replayer.close();
+	await sender?.close();
 	await foresight?.detach();
 	await detachProfiling?.();
 	for (const w of workers) w.close();

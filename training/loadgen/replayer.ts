@@ -26,6 +26,28 @@ export interface ReplayerOptions {
 	tickMs?: number;
 	seed?: number;
 	listenIp?: string;
+	/**
+	 * Another process that sends the copies' packets and receives the bots' (SenderProcess):
+	 * this process then hosts only the mediasoup side, as an SFU does, so its CPU is the SFU's.
+	 */
+	sender?: PacketSender;
+}
+
+/** One copy for a PacketSender: what it sends as and where to. */
+export interface RemoteCopy {
+	rewrites: Array<LayerRewrite | undefined>;
+	loop: boolean;
+	ip: string;
+	port: number;
+}
+
+export interface PacketSender {
+	/** Starts holding a copy (not sending yet); resolves to its id. */
+	publish(recording: Recording, copy: RemoteCopy): Promise<number>;
+	start(id: number): void;
+	unpublish(id: number): void;
+	/** The UDP port where bots' transports deliver. */
+	sinkPort(): Promise<number>;
 }
 
 export interface PublishOptions {
@@ -61,16 +83,49 @@ export interface PublishedLayer {
 	bytes: number;
 }
 
-interface LayerState {
-	prepared: PreparedLayer;
+/** What a copy sends as: enough for another process to send the same copy (see SenderProcess). */
+export interface LayerRewrite {
 	ssrc: number;
 	seqAdd: number;
 	tsAdd: number;
+}
+
+interface LayerState extends LayerRewrite {
+	prepared: PreparedLayer;
 	sentPackets: number;
 	sentOctets: number;
 	/** Timestamp (unwrapped by tsAdd) and wall time of the last packet, for SRs. */
 	lastTs: number;
 	lastSentMs: number;
+}
+
+function layerStates(prepared: PreparedRecording, rewrites: ReadonlyArray<LayerRewrite | undefined>): Array<LayerState | undefined> {
+	return prepared.layers.map((l, i) => {
+		const r = rewrites[i];
+		return r ? { prepared: l, ...r, sentPackets: 0, sentOctets: 0, lastTs: 0, lastSentMs: 0 } : undefined;
+	});
+}
+
+/** A UDP socket connected to a transport's port, ready for a Publisher. */
+async function connectedSocket(localIp: string, port: number, ip: string): Promise<Socket> {
+	const socket = createSocket('udp4');
+	try {
+		await new Promise<void>((r) => socket.bind(0, localIp, r));
+		socket.setSendBufferSize(4 * 1024 * 1024);
+		await new Promise<void>((resolve, reject) => {
+			socket.once('error', reject);
+			socket.connect(port, ip, () => {
+				socket.off('error', reject);
+				resolve();
+			});
+		});
+		// RTCP from the worker (RR, NACK, PLI) has nothing to act on in a replay; drain it.
+		socket.on('message', () => undefined);
+		return socket;
+	} catch (err) {
+		socket.close();
+		throw err;
+	}
 }
 
 export class Publisher {
@@ -80,6 +135,8 @@ export class Publisher {
 	readonly done: Promise<void>;
 	packetsSent = 0;
 	bytesSent = 0;
+	/** Its copy's id in the sender process, when one sends it. */
+	remoteId: number | undefined;
 	closed = false;
 	finished = false;
 	private started = false;
@@ -96,8 +153,10 @@ export class Publisher {
 
 	constructor(
 		readonly recording: PreparedRecording,
-		readonly transport: types.PlainTransport,
-		private readonly socket: Socket,
+		/** Undefined in a sender process, where the mediasoup side lives in the parent. */
+		readonly transport: types.PlainTransport | undefined,
+		/** Undefined when a sender process sends this copy. */
+		private readonly socket: Socket | undefined,
 		layerState: Array<LayerState | undefined>,
 		private readonly directTransport: types.DirectTransport | undefined,
 		private readonly loop: boolean,
@@ -145,7 +204,7 @@ export class Publisher {
 
 	/** Sends everything due by `nowMs`; returns false once finished. */
 	pump(nowMs: number): boolean {
-		if (this.closed || this.finished || !this.started) return false;
+		if (this.closed || this.finished || !this.started || !this.socket) return false;
 		const rec = this.recording;
 		const n = rec.data.length;
 		const elapsedUs = (nowMs - this.startMs) * 1000 - this.loopIndex * rec.durationUs;
@@ -186,7 +245,7 @@ export class Publisher {
 		out.writeUInt32BE(ts, 4);
 		out.writeUInt32BE(state.ssrc, 8);
 		if (vp8Offset >= 0) this.rewriteVp8(out, vp8Offset);
-		this.socket.send(out);
+		this.socket!.send(out);
 		state.sentPackets++;
 		state.sentOctets += out.length;
 		state.lastTs = ts;
@@ -231,7 +290,7 @@ export class Publisher {
 			sr.writeUInt32BE((s.lastTs + Math.round(((nowMs - s.lastSentMs) / 1000) * s.prepared.clockRate)) >>> 0, 16);
 			sr.writeUInt32BE(s.sentPackets >>> 0, 20);
 			sr.writeUInt32BE(s.sentOctets >>> 0, 24);
-			this.socket.send(sr);
+			this.socket!.send(sr);
 		}
 	}
 
@@ -248,9 +307,9 @@ export class Publisher {
 	close(): void {
 		if (this.closed) return;
 		this.closed = true;
-		this.transport.close();
+		this.transport?.close();
 		this.directTransport?.close();
-		this.socket.close();
+		this.socket?.close();
 		this.resolveDone();
 	}
 }
@@ -350,6 +409,7 @@ export class Replayer {
 	private readonly tickMs: number;
 	private readonly rng: Rng;
 	private readonly listenIp: string;
+	private readonly sender: PacketSender | undefined;
 	private readonly publishers = new Set<Publisher>();
 	private readonly subscribers = new Set<Subscriber>();
 	private sink: CountingSink | undefined;
@@ -363,10 +423,29 @@ export class Replayer {
 		this.tickMs = options.tickMs ?? 2;
 		this.rng = new Rng(options.seed ?? 1);
 		this.listenIp = options.listenIp ?? '127.0.0.1';
+		this.sender = options.sender;
+	}
+
+	/**
+	 * Takes over a copy built elsewhere, e.g. in a sender process from a RemoteCopy
+	 * (its packets go to `port` as the copy's rewrites say); call start() to send.
+	 */
+	async adopt(prepared: PreparedRecording, copy: RemoteCopy): Promise<Publisher> {
+		const socket = await connectedSocket(this.listenIp, copy.port, copy.ip);
+		const publisher = new Publisher(prepared, undefined, socket, layerStates(prepared, copy.rewrites), undefined, copy.loop, this.rng);
+		this.publishers.add(publisher);
+		return publisher;
+	}
+
+	/** The UDP port where bots' transports deliver. */
+	async sinkPort(): Promise<number> {
+		return this.sender ? this.sender.sinkPort() : (await this.ensureSink()).port;
 	}
 
 	/** Publishes one copy of a recording into a router; its packets start flowing on the next tick. */
 	async publish(router: types.Router, recording: Recording, options: PublishOptions = {}): Promise<Publisher> {
+		// Messages go through a DataProducer, which lives here, not in the sender process.
+		if (options.data && this.sender) throw new Error('data replay needs the packets sent from this process (no sender process)');
 		const prepared = prepare(recording);
 		const labels = options.labels ?? recording.header.streams.map((s) => s.label);
 		const maxLayers = options.maxLayers ?? Number.POSITIVE_INFINITY;
@@ -380,39 +459,23 @@ export class Replayer {
 				}
 			}
 		};
-		const layerState: Array<LayerState | undefined> = prepared.layers.map((l) =>
+		const rewrites: Array<LayerRewrite | undefined> = prepared.layers.map((l) =>
 			labels.includes(l.stream.label) && l.spatialIndex < maxLayers && l.packets > 0
-				? {
-						prepared: l,
-						ssrc: freshSsrc(),
-						seqAdd: this.rng.int(0, 0xffff),
-						tsAdd: this.rng.int(0, 0xffffffff),
-						sentPackets: 0,
-						sentOctets: 0,
-						lastTs: 0,
-						lastSentMs: 0,
-					}
+				? { ssrc: freshSsrc(), seqAdd: this.rng.int(0, 0xffff), tsAdd: this.rng.int(0, 0xffffffff) }
 				: undefined,
 		);
+		const layerState = layerStates(prepared, rewrites);
 		const transport = await router.createPlainTransport({
 			listenInfo: { protocol: 'udp', ip: this.listenIp },
 			rtcpMux: true,
 			comedia: true,
 			appData: { ...options.appData, replay: recording.header.name },
 		});
-		const socket = createSocket('udp4');
+		let socket: Socket | undefined;
 		try {
-			await new Promise<void>((r) => socket.bind(0, this.listenIp, r));
-			socket.setSendBufferSize(4 * 1024 * 1024);
-			await new Promise<void>((resolve, reject) => {
-				socket.once('error', reject);
-				socket.connect(transport.tuple.localPort, transport.tuple.localAddress ?? this.listenIp, () => {
-					socket.off('error', reject);
-					resolve();
-				});
-			});
-			// RTCP from the worker (RR, NACK, PLI) has nothing to act on in a replay; drain it.
-			socket.on('message', () => undefined);
+			const ip = transport.tuple.localAddress ?? this.listenIp;
+			// With a sender process, the packets leave from its socket, not from here.
+			if (!this.sender) socket = await connectedSocket(this.listenIp, transport.tuple.localPort, ip);
 			const cname = randomBytes(8).toString('hex');
 			const producers = new Map<string, types.Producer>();
 			for (const stream of recording.header.streams) {
@@ -431,27 +494,33 @@ export class Replayer {
 				direct = await router.createDirectTransport();
 				dataProducer = await direct.produceData({ label: recording.header.dataChannel.label, appData: { ...options.appData } });
 			}
-			const publisher = new Publisher(prepared, transport, socket, layerState, direct, options.loop ?? false, this.rng);
+			const loop = options.loop ?? false;
+			const publisher = new Publisher(prepared, transport, socket, layerState, direct, loop, this.rng);
 			for (const [label, p] of producers) publisher.producers.set(label, p);
 			publisher.dataProducer = dataProducer;
+			if (this.sender) publisher.remoteId = await this.sender.publish(recording, { rewrites, loop, ip, port: transport.tuple.localPort });
 			this.publishers.add(publisher);
 			if (options.autoStart ?? true) this.start(publisher);
 			return publisher;
 		} catch (err) {
 			transport.close();
-			socket.close();
+			socket?.close();
 			throw err;
 		}
 	}
 
 	start(publisher: Publisher): void {
+		if (publisher.remoteId !== undefined) {
+			this.sender?.start(publisher.remoteId);
+			return;
+		}
 		publisher.start(performance.now());
 		this.ensureTimer();
 	}
 
 	/** A consumer bot: one PlainTransport (SRTP by default) to the shared sink, consuming the given producers. */
 	async subscribe(router: types.Router, producers: types.Producer[], options: SubscribeOptions = {}): Promise<Subscriber> {
-		const sink = await this.ensureSink();
+		const sinkPort = await this.sinkPort();
 		const srtp = options.srtp ?? true;
 		const transport = await router.createPlainTransport({
 			listenInfo: { protocol: 'udp', ip: this.listenIp },
@@ -464,10 +533,10 @@ export class Replayer {
 		try {
 			await transport.connect({
 				ip: this.listenIp,
-				port: sink.port,
+				port: sinkPort,
 				...(srtp ? { srtpParameters: { cryptoSuite: 'AES_CM_128_HMAC_SHA1_80' as const, keyBase64: randomBytes(30).toString('base64') } } : {}),
 			});
-			sink.byPort.set(transport.tuple.localPort, { packets: 0, bytes: 0 });
+			this.sink?.byPort.set(transport.tuple.localPort, { packets: 0, bytes: 0 });
 			const sub = new Subscriber(router, transport, options);
 			await sub.consume(producers);
 			this.subscribers.add(sub);
@@ -484,6 +553,7 @@ export class Replayer {
 	}
 
 	unpublish(p: Publisher): void {
+		if (p.remoteId !== undefined) this.sender?.unpublish(p.remoteId);
 		p.close();
 		this.forget(p);
 	}
