@@ -1,5 +1,5 @@
 /**
- * npm run bench -- overhead [--phases 6] [--measure-s 20] [--copies 50]
+ * npm run bench -- overhead [--phases 6] [--measure-s 20] [--copies 50] [--options JSON] [--in-process]
  *
  * Profiling overhead: the same load — `copies` replayed talking-head peers
  * (video with 3 simulcast layers + audio = 2 producers each) across 2 workers,
@@ -48,6 +48,9 @@ const WARMUP_S = arg('warmup-s', 10);
 const COPIES = arg('copies', 50);
 const BOTS_PER_COPY = 3;
 const IN_PROCESS = process.argv.includes('--in-process');
+/** `--options '{"profiling":{"sampling":false}}'`: Foresight options for both profiling modes, to see what a knob costs. */
+const OPTIONS_AT = process.argv.indexOf('--options');
+const EXTRA_OPTIONS = OPTIONS_AT === -1 ? {} : (JSON.parse(process.argv[OPTIONS_AT + 1] ?? '{}') as Record<string, unknown>);
 
 const recording = readRecording(join(__dirname, '../test/fixtures/recordings/talking-head.rec.gz'));
 const mediaCodecs: mediasoup.types.RouterRtpCodecCapability[] = [
@@ -79,7 +82,7 @@ async function cpuMs(worker: mediasoup.types.Worker): Promise<number> {
 
 /** The profiling agent alone, wired as Foresight wires it; resolves to its detach. */
 function attachProfiling(onStreams: (count: number) => void): () => Promise<void> {
-	const options = parseOptions({ logLevel: 'error' });
+	const options = parseOptions({ ...EXTRA_OPTIONS, logLevel: 'error' });
 	const log = createLogger(options.logLevel);
 	const graph = new GraphObserver(mediasoup, log);
 	const store = new MemoryStore();
@@ -108,7 +111,7 @@ async function phase(mode: Mode): Promise<PhaseResult> {
 	const onStreams = (count: number): void => void (profiledStreams = Math.max(profiledStreams, count));
 	if (mode === 'plugin') {
 		// Dry run: this measures observing, profiling and predicting, not the effect of acting.
-		foresight = attach(mediasoup, { useEnv: false, logLevel: 'error', dryRun: true });
+		foresight = attach(mediasoup, { ...EXTRA_OPTIONS, useEnv: false, logLevel: 'error', dryRun: true });
 		foresight.on('profiles', (p) => onStreams(p.streams.length));
 	} else if (mode === 'profiling') {
 		detachProfiling = attachProfiling(onStreams);

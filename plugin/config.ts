@@ -51,9 +51,9 @@ export const foresightOptionsSchema = z
 			.object({
 				/** Off: getStats() only, no traces or taps (for apps that use producer traces themselves). */
 				sampling: z.boolean().default(true),
-				traceEveryMs: z.int().min(100).default(10_000),
+				traceEveryMs: z.int().min(100).default(30_000),
 				traceWindowMs: z.int().min(50).default(1000),
-				tapEveryMs: z.int().min(100).default(10_000),
+				tapEveryMs: z.int().min(100).default(30_000),
 				tapWindowMs: z.int().min(50).default(1000),
 				resolutionRefreshMs: z.int().min(1000).default(300_000),
 				/**

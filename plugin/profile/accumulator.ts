@@ -441,17 +441,17 @@ export class StreamAccumulator {
 			// deck between changes, a stalled sender) does not switch it off.
 			const flowing = rate?.lastFlowMs !== undefined && (this.lastStats?.atMs ?? 0) - rate.lastFlowMs <= LAYER_IDLE_MS;
 			const active = m.entity === 'consumer' && current ? current.spatialLayer >= i : flowing;
-			out.push({
-				spatialLayer: i,
-				...(enc?.rid !== undefined ? { rid: enc.rid } : {}),
-				...(enc?.ssrc !== undefined ? { ssrc: enc.ssrc } : {}),
-				bitrateBps: rate?.bps ?? 0,
-				packetRate: rate?.pps ?? 0,
-				...(res ? { width: res.width, height: res.height } : {}),
-				...(fps !== undefined ? { fps } : {}),
-				...(enc?.temporalLayers !== undefined ? { temporalLayers: enc.temporalLayers } : {}),
-				active,
-			});
+			// Assigned field by field: spreads of optional fields cost more than the rest of a profile.
+			const layer: LayerProfile = { spatialLayer: i, bitrateBps: rate?.bps ?? 0, packetRate: rate?.pps ?? 0, active };
+			if (enc?.rid !== undefined) layer.rid = enc.rid;
+			if (enc?.ssrc !== undefined) layer.ssrc = enc.ssrc;
+			if (res) {
+				layer.width = res.width;
+				layer.height = res.height;
+			}
+			if (fps !== undefined) layer.fps = fps;
+			if (enc?.temporalLayers !== undefined) layer.temporalLayers = enc.temporalLayers;
+			out.push(layer);
 		}
 		return out;
 	}

@@ -25,9 +25,9 @@ describe('configuration', () => {
 			retraining: { epochs: 20, heldOutMs: 300_000, historyMs: 1_800_000, inputHistoryMs: 30_000, minIntervalMs: 600_000, periodMs: 3_600_000, strideMs: 1000 },
 			profiling: {
 				sampling: true,
-				traceEveryMs: 10_000,
+				traceEveryMs: 30_000,
 				traceWindowMs: 1000,
-				tapEveryMs: 10_000,
+				tapEveryMs: 30_000,
 				tapWindowMs: 1000,
 				resolutionRefreshMs: 300_000,
 				consumerStatsEveryMs: DEFAULT_CONSUMER_STATS_EVERY_MS,

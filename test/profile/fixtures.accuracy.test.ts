@@ -23,8 +23,8 @@ import { MEDIA_CODECS, waitFor } from '../../training/media/rig';
  * instant it starts), and the test sees the same trace events as the profiler.
  * Traces and the audio tap run back to back here (windows of 2E − 1 ms every
  * E ms), so the stretch is long and only its two ends fall between the
- * browser's per-second samples; at the default 10% duty cycle the same
- * estimators see a tenth of the media.
+ * browser's per-second samples; at the default duty cycle (1 s in 30) the
+ * same estimators see a thirtieth of the media.
  *
  * Scene cuts are scored against their times in sceneCuts.fixtures.test.ts, on the
  * accumulator the profile is built from: the profile itself carries a count.
