@@ -119,6 +119,15 @@ export class ConsumerCounters {
 	private byteRatio = 1;
 	private packetRatio = 1;
 
+	/**
+	 * Its last own round found it sending nothing of what its producer forwarded (waiting for
+	 * a keyframe, a transport not connected yet): nothing can be derived from a zero ratio,
+	 * so it asks the worker itself every round until it flows.
+	 */
+	get stalled(): boolean {
+		return this.own !== undefined && this.byteRatio === 0;
+	}
+
 	/** A round without own stats: undefined before the first own round. */
 	derive(atMs: number, forwarded: { bps: number; pps: number }, live: Pick<RtpStatsSample, 'score' | 'currentLayers'>): RtpStatsSample | undefined {
 		const last = this.last;
@@ -370,7 +379,8 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	/**
 	 * Whether a consumer asks the worker itself this round: when its period is up,
 	 * when it paused, resumed or switched layers since its last own round (the
-	 * ratio to its producer changes), and always while its producer is not profiled.
+	 * ratio to its producer changes), while it is stalled, and always while its
+	 * producer is not profiled.
 	 */
 	private ownStatsDue(s: StreamState, consumer: types.Consumer, at: number): boolean {
 		const counters = s.consumer;
@@ -378,7 +388,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const layers = consumer.currentLayers;
 		const state = `${consumer.paused || consumer.producerPaused}:${layers?.spatialLayer}:${layers?.temporalLayer}`;
 		const producerKnown = this.streams.has(consumer.producerId);
-		if (producerKnown && at < counters.nextOwnMs && state === counters.stateAtOwn) return false;
+		if (producerKnown && at < counters.nextOwnMs && state === counters.stateAtOwn && !counters.stalled) return false;
 		const everyMs = this.options.consumerStatsEveryMs ?? DEFAULT_CONSUMER_STATS_EVERY_MS;
 		// The first own round right away, the next at a random phase so consumers spread over the period.
 		counters.nextOwnMs = at + (counters.stateAtOwn === '' ? Math.random() * everyMs : everyMs);

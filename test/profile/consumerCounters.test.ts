@@ -30,6 +30,21 @@ describe('ConsumerCounters (pure)', () => {
 		expect(counters.stateAtOwn).toBe('');
 	});
 
+	test('a consumer that sent nothing of what its producer forwarded is stalled until an own round sees it flow', () => {
+		const counters = new ConsumerCounters();
+		counters.ownRound(own(10_000, 0, 0), FORWARDED);
+		expect(counters.stalled).toBe(false);
+		deriveEverySecond(counters, 10_000, 15_000);
+		// Still waiting for a keyframe: 4 s of forwarded media, none of it sent.
+		const stalled = counters.ownRound(own(15_000, 0, 0), FORWARDED);
+		expect(counters.stalled).toBe(true);
+		// Derived at a zero ratio, its counters stand still: the profiler asks the worker instead.
+		expect(counters.derive(16_000, FORWARDED, LIVE)!.byteCount).toBe(stalled.byteCount);
+		const flowing = counters.ownRound(own(17_000, 25_000, 25), FORWARDED);
+		expect(counters.stalled).toBe(false);
+		expect(counters.derive(18_000, FORWARDED, LIVE)!.byteCount).toBeGreaterThan(flowing.byteCount);
+	});
+
 	test('the first own round is taken as is; derived counters then grow by the forwarded rate × elapsed time', () => {
 		const counters = new ConsumerCounters();
 		const first = own(10_000, 5000, 10);
