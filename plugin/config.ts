@@ -57,6 +57,12 @@ export const foresightOptionsSchema = z
 				tapWindowMs: z.int().min(50).default(1000),
 				resolutionRefreshMs: z.int().min(1000).default(300_000),
 				/**
+				 * How long a resolution probe holds a layer's tap open for the keyframe it asked for
+				 * (browsers answer a PLI within ~200 ms); every packet of the layer reaches Node
+				 * meanwhile. Senders that ignore PLIs are read at a natural keyframe on a later try.
+				 */
+				probeWaitMs: z.int().min(50).max(60_000).default(500),
+				/**
 				 * Each consumer's own getStats() period (staggered); in between its flow is derived from
 				 * its producer's forwarded rates. Below statsIntervalMs it means every round.
 				 */

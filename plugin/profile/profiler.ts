@@ -10,7 +10,10 @@
  * (the rtp trace costs the worker ~1 µs per packet while on), tapEveryMs/
  * tapWindowMs (an audio tap costs one packet copy to Node per packet while on),
  * resolutionRefreshMs (each video resolution probe makes the sender produce one
- * keyframe per simulcast layer — the same cost as a new viewer joining).
+ * keyframe per simulcast layer — the same cost as a new viewer joining),
+ * probeWaitMs (a probe's tap forwards every packet of its layer to Node until
+ * the keyframe arrives: a browser answers within ~200 ms, a replayed recording
+ * only at its next recorded keyframe, seconds away).
  *
  * Channel round trips dominate the profiler's own CPU (each getStats() is one
  * request and one decoded response in Node), so only producers and data
@@ -45,6 +48,7 @@ export interface ProfilerOptions {
 	tapEveryMs: number;
 	tapWindowMs: number;
 	resolutionRefreshMs: number;
+	probeWaitMs: number;
 	/** Opt-in keyword counting on string data messages (counts only). */
 	keywords: readonly string[];
 	/** Off: no traces and no taps, getStats() only (for apps that use traces themselves). */
@@ -676,13 +680,13 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			for (let layer = layers - 1; layer >= 0 && !consumer.closed; layer--) {
 				if (seen.has(layer)) continue;
 				wanted = layer;
-				s.inducedUntilMs = Date.now() + this.options.tapWindowMs + 1000;
+				s.inducedUntilMs = Date.now() + this.options.probeWaitMs + 1000;
 				try {
 					if (layers > 1) await consumer.setPreferredLayers({ spatialLayer: layer });
 					await consumer.resume();
 					const found = await new Promise<boolean>((resolve) => {
 						done = () => resolve(true);
-						this.later(s, this.options.tapWindowMs * 2, () => resolve(false));
+						this.later(s, this.options.probeWaitMs, () => resolve(false));
 					});
 					if (found) seen.add(layer);
 					await consumer.pause();

@@ -30,6 +30,7 @@ describe('configuration', () => {
 				tapEveryMs: 30_000,
 				tapWindowMs: 1000,
 				resolutionRefreshMs: 300_000,
+				probeWaitMs: 500,
 				consumerStatsEveryMs: DEFAULT_CONSUMER_STATS_EVERY_MS,
 				transportStatsEveryMs: DEFAULT_TRANSPORT_STATS_EVERY_MS,
 				keywords: [],

@@ -21,7 +21,8 @@ describe('Profiler on a real worker', () => {
 			statsIntervalMs: 500,
 			// Transport stats every second (default 5 s): the connection's bitrate is checked a few
 			// seconds after media starts, and a 5 s-old reading may predate the video.
-			profiling: { traceEveryMs: 1500, traceWindowMs: 1000, tapEveryMs: 1500, tapWindowMs: 1000, keywords: ['foresight', 'sfu'], transportStatsEveryMs: 1000 },
+			// ffmpeg's RTP ignores PLIs: probes wait for its own keyframes.
+			profiling: { traceEveryMs: 1500, traceWindowMs: 1000, tapEveryMs: 1500, tapWindowMs: 1000, probeWaitMs: 2000, keywords: ['foresight', 'sfu'], transportStatsEveryMs: 1000 },
 		});
 		const media = await captureRealRtp();
 		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
