@@ -2,12 +2,16 @@
  * Allocation policies compared on the trace-driven simulator: every scenario at 32
  * workers, each policy seeing only noisy, lagged observations and the predictor.
  *
- *   npx tsx bench/allocation.ts [--seed N] [--duration S] [--workers W] [--scenarios a,b] [--policies a,b] [--set key=value …] [--safety key=value …] [--trace-every S]
+ *   npx tsx bench/allocation.ts [--seed N] [--duration S] [--workers W] [--scenarios a,b] [--policies a,b] [--set key=value …] [--safety key=value …] [--trace-every S] [--oracle]
  *
  * --scenarios and --policies run a subset while iterating (the goals are judged on the
  * full run only: every scenario, every policy). --set overrides a Foresight option
  * (FORESIGHT_DEFAULTS) for a sweep, --safety one of its guard (SAFETY_DEFAULTS): numbers and true/false.
  * --trace-every S prints Foresight's hosting workers and their slack every S simulated seconds.
+ * --oracle adds reference slack per scenario (plugin/allocate/sim/oracle.ts): what packers
+ * that know the true demand, future included, leave with every worker at or under 85% —
+ * the fluid bound, best-fit decreasing repacked every second (migrations free), and rooms
+ * placed once at arrival for good (no migrations). Bounds to judge against, not policies.
  *
  * Figures of the last line (Foresight against the baseline with the least exposure):
  * - exposure_gain_vs_best_baseline = (E_best + 1) / (E_foresight + 1), where E is the
@@ -30,7 +34,8 @@ import { parseArgs } from 'node:util';
 import { baselinePolicies, FORESIGHT_DEFAULTS, guardedForesight, type ForesightPolicyOptions } from '../plugin/allocate/policies';
 import { SAFETY_DEFAULTS, type SafetyOptions } from '../plugin/allocate/safety';
 import { buildScenario, SCENARIO_NAMES } from '../plugin/allocate/sim/scenarios';
-import { simulate } from '../plugin/allocate/sim/simulator';
+import { simulate, SIM_DEFAULTS, type SimTick } from '../plugin/allocate/sim/simulator';
+import { fixedPlacementSlack, fluidSecond, repackSecond, type OracleOptions } from '../plugin/allocate/sim/oracle';
 import { TRUTH } from '../plugin/allocate/sim/groundTruth';
 import { median, type ScenarioMetrics } from '../plugin/allocate/sim/metrics';
 
@@ -44,6 +49,7 @@ const { values } = parseArgs({
 		set: { type: 'string', multiple: true, default: [] },
 		safety: { type: 'string', multiple: true, default: [] },
 		'trace-every': { type: 'string' },
+		oracle: { type: 'boolean', default: false },
 	},
 });
 /** Parses `key=value` overrides of a numeric/boolean options object, each checked against the defaults' type. */
@@ -91,13 +97,59 @@ function traceSlack(scenario: string, tick: { t: number; demand: ReadonlyMap<str
 	process.stderr.write(`${scenario} t=${tick.t}s hosting=${loads.length} slack=${slack.toFixed(2)} ideal@${fill}%=${ideal.toFixed(2)} cpu%=${loads.map((l) => l.toFixed(0)).join(',')}\n`);
 }
 
+const ORACLE: OracleOptions = { capPct: SIM_DEFAULTS.overloadPct, basePct: TRUTH.workerBasePct, corePct: TRUTH.saturationPct };
+interface OracleFigures {
+	scenario: string;
+	fluid: number;
+	repack: number;
+	repackWorkers: number;
+	fixed: number;
+	fixedWorkers: number;
+}
+/** Collects the rooms' true demand during Foresight's run; `finish` packs it with the oracles. */
+function oracleRecorder(scenario: string, durationS: number): { onTick: (tick: SimTick) => void; finish: () => OracleFigures } {
+	const series = new Map<string, Float64Array>();
+	let fluid = 0;
+	let repack = 0;
+	let repackWorkers = 0;
+	let ticks = 0;
+	return {
+		onTick(tick) {
+			const rooms = tick.roomDemand!;
+			for (const [roomId, pct] of rooms) {
+				let s = series.get(roomId);
+				if (!s) series.set(roomId, (s = new Float64Array(durationS)));
+				s[tick.t] = pct;
+			}
+			if (rooms.size === 0) return;
+			fluid += fluidSecond(rooms.values(), ORACLE);
+			const packed = repackSecond(rooms.values(), ORACLE);
+			repack += packed.slack;
+			repackWorkers = Math.max(repackWorkers, packed.workers);
+			ticks++;
+		},
+		finish() {
+			const fixed = fixedPlacementSlack(series, durationS, ORACLE);
+			return { scenario, fluid: fluid / Math.max(1, ticks), repack: repack / Math.max(1, ticks), repackWorkers, fixed: fixed.slack, fixedWorkers: fixed.workers };
+		},
+	};
+}
+
 const results: ScenarioMetrics[] = [];
+const oracles: OracleFigures[] = [];
 const started = Date.now();
 for (const name of scenarioNames) {
 	const scenario = buildScenario(name, scenarioOptions);
 	for (const policy of policies) {
-		const traced = traceEveryS !== undefined && policy.name === FORESIGHT;
-		results.push(simulate(scenario, policy, traced ? { onTick: (tick) => traceSlack(name, tick, traceEveryS) } : {}).metrics);
+		const isForesight = policy.name === FORESIGHT;
+		const recorder = values.oracle && isForesight ? oracleRecorder(name, scenario.durationS) : undefined;
+		const onTick = (tick: SimTick): void => {
+			if (traceEveryS !== undefined) traceSlack(name, tick, traceEveryS);
+			recorder?.onTick(tick);
+		};
+		const hooked = isForesight && (recorder !== undefined || traceEveryS !== undefined);
+		results.push(simulate(scenario, policy, hooked ? { onTick, roomDemand: recorder !== undefined } : {}).metrics);
+		if (recorder) oracles.push(recorder.finish());
 		process.stderr.write(`\r${name} ${policy.name}                    `);
 	}
 }
@@ -157,6 +209,16 @@ const totals: Totals[] = policies.map((p) => {
 console.log('\nall scenarios');
 for (const t of totals) {
 	console.log(`${t.policy.padEnd(22)} exposure ${fmt(t.exposure).padStart(9)} c·s   quality cost ${fmt(t.quality).padStart(9)} c·s   mean slack ${t.slack.toFixed(3)}   lead median ${fmt(median(t.leadTimes), 1).padStart(5)} s   crossings ${t.crossings} (${t.unanswered} unanswered)`);
+}
+if (oracles.length > 0) {
+	console.log(`\nreference slack: true demand known in advance, every worker ≤ ${ORACLE.capPct}% (rooms larger than a worker cut into full workers plus a remainder; pipes, worker factors and jitter left out)`);
+	console.log(`${'scenario'.padEnd(22)}  ${'foresight'.padStart(9)}  ${'fluid'.padStart(6)}  ${'repack/s'.padStart(8)}  ${'workers'.padStart(7)}  ${'fixed@join'.padStart(10)}  ${'workers'.padStart(7)}`);
+	for (const o of oracles) {
+		const mine = results.find((m) => m.scenario === o.scenario && m.policy === FORESIGHT)!;
+		console.log(`${o.scenario.padEnd(22)}  ${mine.meanSlack.toFixed(3).padStart(9)}  ${o.fluid.toFixed(3).padStart(6)}  ${o.repack.toFixed(3).padStart(8)}  ${String(o.repackWorkers).padStart(7)}  ${o.fixed.toFixed(3).padStart(10)}  ${String(o.fixedWorkers).padStart(7)}`);
+	}
+	const mean = (f: (o: OracleFigures) => number): string => (oracles.reduce((s, o) => s + f(o), 0) / oracles.length).toFixed(3);
+	console.log(`${'mean'.padEnd(22)}  ${''.padStart(9)}  ${mean((o) => o.fluid).padStart(6)}  ${mean((o) => o.repack).padStart(8)}  ${''.padStart(7)}  ${mean((o) => o.fixed).padStart(10)}`);
 }
 const foresight = totals.find((t) => t.policy === FORESIGHT)!;
 const baselines = totals.filter((t) => t.policy !== FORESIGHT);

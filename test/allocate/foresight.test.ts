@@ -20,16 +20,75 @@ describe('Foresight placement', () => {
 		expect(decide(snapshot)).toEqual([expect.objectContaining({ type: 'place', peerId: 'x', workerId: 'w0' })]);
 	});
 
-	it('puts a new room where it can grow unsplit: the emptiest worker keeping the reserve, or the fullest when told to pack', () => {
+	it('puts a new room where it can grow unsplit: the fullest worker keeping the reserve, or the emptiest when told to spread', () => {
 		const { fillBelowPct, newRoomReservePct } = FORESIGHT_DEFAULTS;
 		const roomy = fillBelowPct - newRoomReservePct - 5;
 		const snapshot = new SnapshotBuilder().worker('w0', fillBelowPct - 1).worker('w1', roomy).worker('w2', roomy - 20).worker('w3', 0.5).join('x', 'new').build();
-		const [spread] = decide(snapshot);
-		expect(spread).toMatchObject({ type: 'place', workerId: 'w3' });
-		expect(spread!.predictedAfterPct).toBeGreaterThan(spread!.predictedBeforePct);
 		// Packing: w0 is fuller but cannot keep the reserve; w1 is the fullest that can; idle w3 stays idle.
-		const [packed] = foresightPolicy({ newRoomOnFullest: true }).decide(snapshot, { recent: {}, joins: {} }).actions;
+		const [packed] = decide(snapshot);
 		expect(packed).toMatchObject({ type: 'place', workerId: 'w1' });
+		expect(packed!.predictedAfterPct).toBeGreaterThan(packed!.predictedBeforePct);
+		const [spread] = foresightPolicy({ newRoomOnFullest: false }).decide(snapshot, { recent: {}, joins: {} }).actions;
+		expect(spread).toMatchObject({ type: 'place', workerId: 'w3' });
+	});
+
+	it('packs a new room only beside rooms that have stopped growing: a worker whose room still grows keeps its headroom for it', () => {
+		const snapshot = new SnapshotBuilder()
+			.at(100)
+			.worker('w0', 40)
+			.worker('w1', 30)
+			.worker('w2', 0.5)
+			.producer('v', 'host', 'class', 'w0')
+			.consume('v', 'w0', 5)
+			.producer('m', 'host2', 'meeting', 'w1')
+			.consume('m', 'w1', 5, { peerPrefix: 'mx' })
+			.join('x', 'new')
+			.build();
+		const growing = { recent: {}, joins: { class: [97, 98, 99].map((t): [number, number] => [t, 0.26]) } };
+		expect(policy.decide(snapshot, growing).actions[0]).toMatchObject({ type: 'place', workerId: 'w1' });
+		// Without the class's trend (or when told to ignore growth), the fullest worker takes it.
+		expect(decide(snapshot)[0]).toMatchObject({ type: 'place', workerId: 'w0' });
+		expect(foresightPolicy({ newRoomAvoidsGrowth: false }).decide(snapshot, growing).actions[0]).toMatchObject({ type: 'place', workerId: 'w0' });
+	});
+
+	it('moves a growing room that outgrew its only worker whole, joiner included, instead of splitting it over two', () => {
+		const { fillBelowPct } = FORESIGHT_DEFAULTS;
+		const snapshot = new SnapshotBuilder()
+			.at(100)
+			.worker('w0', fillBelowPct - 1)
+			.worker('w1', 30)
+			.worker('w2', 10)
+			.producer('v', 'host', 'r', 'w0')
+			.producer('a', 'host', 'r', 'w0', 'audio')
+			.consume('v', 'w0', 10)
+			.consume('a', 'w0', 10)
+			.join('x', 'r')
+			.build();
+		const growing = { recent: {}, joins: { r: [97, 98, 99].map((t): [number, number] => [t, 0.26]) } };
+		const actions = policy.decide(snapshot, growing).actions;
+		const place = actions.find((a) => a.type === 'place')!;
+		const moves = actions.filter((a) => a.type !== 'place');
+		// The fullest worker that holds the room with room for it to grow on: w1, not the idle w2.
+		expect(place).toMatchObject({ peerId: 'x', workerId: 'w1' });
+		expect(countBy(moves, (a) => a.type)).toEqual({ spreadFanout: 2, migrateProducer: 2 });
+		for (const a of moves) {
+			expect(a).toMatchObject({ intent: 'relieve', workerId: 'w0', toWorkerId: 'w1' });
+			// Booked against the room's worker with the joiner on it: the load that calls for the move, on every action.
+			expect(a.predictedBeforePct).toBeGreaterThan(fillBelowPct);
+		}
+		const consumers = moves.flatMap((a) => (a.type === 'spreadFanout' ? a.consumerIds : []));
+		expect(new Set(consumers).size).toBe(snapshot.consumers.length);
+		// Moves come before the placement: the joiner lands where its room already is.
+		expect(actions.indexOf(place)).toBe(actions.length - 1);
+		// A settled room (a churn joiner replacing a leaver) stays: the joiner opens a second worker for it and nothing moves.
+		const settled = decide(snapshot);
+		expect(settled).toEqual([expect.objectContaining({ type: 'place', peerId: 'x' })]);
+		expect(settled[0]!.workerId).not.toBe('w0');
+		// Turned off, the joiner of the growing room is placed apart first; only the relief of w0's trajectory may move anything after.
+		const off = foresightPolicy({ relocateOutgrownRooms: false }).decide(snapshot, growing).actions;
+		expect(off[0]).toMatchObject({ type: 'place', peerId: 'x' });
+		expect(off[0]!.workerId).not.toBe('w0');
+		expect(off[0]!.reason).not.toMatch(/moved whole/);
 	});
 
 	it('fills the fullest worker of a room before opening another for it', () => {
@@ -69,7 +128,8 @@ describe('Foresight placement', () => {
 describe('Foresight corrective actions', () => {
 	it('spreads a hot fan-out to the fullest worker that can take it (best fit) before touching quality', () => {
 		const snapshot = new SnapshotBuilder().worker('w0', 80, 95).worker('w1', 40).worker('w2', 10).producer('v', 'presenter', 'webinar', 'w0').consume('v', 'w0', 200).build();
-		const actions = decide(snapshot);
+		// The whole webinar would fit on w1: spreading is what is tested here.
+		const actions = foresightPolicy({ moveWholeRooms: false }).decide(snapshot, { recent: {}, joins: {} }).actions;
 		expect(actions.every((a) => a.type === 'spreadFanout')).toBe(true);
 		const spread = actions[0] as SpreadFanoutAction;
 		expect(spread.toWorkerId).toBe('w1');
@@ -79,6 +139,28 @@ describe('Foresight corrective actions', () => {
 		expect(spread.predictedAfterPct).toBeLessThanOrEqual(relieveToPct);
 		expect(spread.consumerIds.length).toBeGreaterThan((95 - relieveToPct) / 0.3);
 		expect(spread.consumerIds.length).toBeLessThan(200);
+	});
+
+	it('relieves a hot worker by moving a room that lives on it alone whole, leaving no pipe; a room already split is spread instead', () => {
+		const { fillBelowPct, relieveToPct } = FORESIGHT_DEFAULTS;
+		const build = (splitConsumerOn?: string) => {
+			const b = new SnapshotBuilder().worker('w0', 80, 90).worker('w1', 50).worker('w2', 10).producer('v', 'host', 'r', 'w0').consume('v', 'w0', 30);
+			if (splitConsumerOn) b.consume('v', splitConsumerOn, 1, { peerPrefix: 'far' });
+			return b.build();
+		};
+		const whole = decide(build());
+		expect(countBy(whole, (a) => a.type)).toEqual({ spreadFanout: 1, migrateProducer: 1 });
+		for (const a of whole) expect(a).toMatchObject({ intent: 'relieve', workerId: 'w0', toWorkerId: 'w1' });
+		const [spread, migrate] = whole;
+		expect(spread!.type === 'spreadFanout' && spread!.consumerIds.length).toBe(30);
+		// The relief is booked on the last action; the target stays under the fill target, the source under the relief target.
+		expect(spread!.predictedBeforePct).toBeCloseTo(90);
+		expect(migrate!.predictedAfterPct).toBeLessThanOrEqual(relieveToPct);
+		expect(migrate!.type === 'migrateProducer' && migrate!.targetPredictedAfterPct).toBeLessThanOrEqual(fillBelowPct);
+		// One receiver elsewhere: the room is not whole here, its producer stays and receivers are spread.
+		const split = decide(build('w2'));
+		expect(split.length).toBeGreaterThan(0);
+		for (const a of split) expect(a.type).toBe('spreadFanout');
 	});
 
 	it('never moves what the app cannot re-connect (movable: false): a hot worker of such consumers is relieved by layers instead', () => {
@@ -102,7 +184,9 @@ describe('Foresight corrective actions', () => {
 			const actions = policy.decide(snapshot, growing).actions;
 			expect(actions.length).toBeGreaterThan(0);
 			for (const a of actions) {
-				expect(a).toMatchObject({ type: 'spreadFanout', intent: 'relieve', workerId: 'w0', toWorkerId: 'w1' });
+				// The class fits on w1 whole: its receivers and its producer go together.
+				expect(['spreadFanout', 'migrateProducer']).toContain(a.type);
+				expect(a).toMatchObject({ intent: 'relieve', workerId: 'w0', toWorkerId: 'w1' });
 				expect(a.predictedBeforePct).toBeGreaterThan(actAbovePct);
 			}
 			expect(snapshot.workers[0]!.forecast.every((f) => f.p95Pct < actAbovePct)).toBe(true);

@@ -113,4 +113,41 @@ describe('simulator', () => {
 		expect(m.leadTimesS).toEqual([]);
 		expect(m.unansweredCrossings).toBe(m.crossings);
 	});
+
+	it("moves a peer's send transport with its last migrated producer: what it starts next starts there", () => {
+		const scenario: Scenario = {
+			name: 'steady-meeting',
+			durationS: 12,
+			workers: 2,
+			seed: 1,
+			events: [
+				{ t: 0, type: 'join', peerId: 'a', roomId: 'r', sends: ['audio', 'video'], consumes: true, priority: 100 },
+				{ t: 0, type: 'join', peerId: 'b', roomId: 'r', sends: ['audio'], consumes: true, priority: 100 },
+				{ t: 8, type: 'startProducer', peerId: 'a', mediaClass: 'screen' },
+				{ t: 8, type: 'startProducer', peerId: 'b', mediaClass: 'screen' },
+			],
+		};
+		const base = { reason: 'test', predictedBeforePct: 0, predictedAfterPct: 0 };
+		const seen: AllocationSnapshot[] = [];
+		const mover: AllocationPolicy<null> = {
+			name: 'mover',
+			initialState: () => null,
+			decide(snapshot) {
+				seen.push(snapshot);
+				const place = snapshot.pendingJoins.map((j) => ({ ...base, type: 'place' as const, peerId: j.peerId, roomId: j.roomId, workerId: 'w0' }));
+				// At t = 5 every producer of a moves; b's stay.
+				const moves =
+					snapshot.t === 5
+						? snapshot.producers.filter((p) => p.peerId === 'a').map((p) => ({ ...base, type: 'migrateProducer' as const, producerId: p.id, workerId: p.workerId, toWorkerId: 'w1' }))
+						: [];
+				return { actions: [...place, ...moves], state: null };
+			},
+		};
+		const m = simulate(scenario, mover).metrics;
+		expect(m.migrations).toBe(2);
+		const at9 = seen[9]!;
+		const workerOf = (id: string): string | undefined => at9.producers.find((p) => p.id === id)?.workerId;
+		expect(workerOf('a-screen')).toBe('w1');
+		expect(workerOf('b-screen')).toBe('w0');
+	});
 });

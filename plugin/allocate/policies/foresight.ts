@@ -43,8 +43,23 @@ export interface ForesightPolicyOptions {
 	 * split over many workers pays a pipe per producer and worker.
 	 */
 	newRoomReservePct: number;
-	/** Whether a new room goes to the fullest worker that keeps the reserve (dense, splits rooms as they grow) or the emptiest. */
+	/** Whether a new room goes to the fullest worker that keeps the reserve (dense: fewer half-idle workers) or the emptiest (rooms grow apart). */
 	newRoomOnFullest: boolean;
+	/**
+	 * A joiner its room's only worker cannot take moves the whole room (with the joiner) to
+	 * a worker that holds it, rather than splitting it over two workers and their pipes.
+	 */
+	relocateOutgrownRooms: boolean;
+	/** Relocate only rooms with a join trend: a churn joiner replacing a leaver is no reason to move a settled room. */
+	relocateGrowingOnly: boolean;
+	/** A relocated room's new worker keeps this multiple of the room's load free for its growth (at least a new room's reserve). */
+	relocateHeadroom: number;
+	/**
+	 * With `newRoomOnFullest`: only workers none of whose rooms is growing take a new room
+	 * (else the emptiest with the reserve does). Rooms that grow side by side split, and on a
+	 * fleet near capacity the pipes of split rooms are what tips it over.
+	 */
+	newRoomAvoidsGrowth: boolean;
 	/** Joins of the last this many seconds give a room's growth rate … */
 	growthWindowS: number;
 	/** … which is expected to go on for this long (the trajectory's horizon). */
@@ -63,6 +78,11 @@ export interface ForesightPolicyOptions {
 	protectPriority: number;
 	/** A room with fewer receivers on a worker is not worth a spread. */
 	minFanout: number;
+	/**
+	 * Relieve a hot worker by moving whole rooms that live on it alone (every receiver and
+	 * producer together, no pipe left behind) before splitting a room with fan-out spreading.
+	 */
+	moveWholeRooms: boolean;
 	maxRestoresPerWorker: number;
 	/** A consumer moved or degraded is left alone this long (matches the safety cooldown). */
 	memoryS: number;
@@ -77,7 +97,11 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	degradeAbovePct: 85,
 	fillBelowPct: 82,
 	newRoomReservePct: 20,
-	newRoomOnFullest: false,
+	newRoomOnFullest: true,
+	relocateOutgrownRooms: true,
+	relocateHeadroom: 1,
+	relocateGrowingOnly: true,
+	newRoomAvoidsGrowth: true,
 	growthWindowS: 15,
 	growthHorizonS: 15,
 	consolidateBelowPct: 55,
@@ -87,6 +111,7 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	restoreCeilingPct: 72,
 	protectPriority: 200,
 	minFanout: 1,
+	moveWholeRooms: true,
 	maxRestoresPerWorker: 20,
 	memoryS: 30,
 });
@@ -111,6 +136,8 @@ class Plan {
 	readonly touched = new Set<string>();
 	/** Workers that received or shed load this decision: not emptied in the same breath. */
 	readonly changed = new Set<string>();
+	/** roomId → the worker a room was moved to whole this decision (the snapshot still shows it where it was). */
+	readonly relocated = new Map<string, string>();
 	/** roomId → workerId → consuming peers there, kept current as joins are placed. */
 	readonly receivers: Map<string, Map<string, Set<string>>>;
 	readonly joins: JoinTrace;
@@ -248,13 +275,16 @@ function placeJoins(plan: Plan): void {
 	const model = snapshot.costModel;
 	// Egress per consumer of producers admitted earlier in this decision, per room.
 	const pendingEgress = new Map<string, number>();
+	/** Rooms that had a joiner placed in this decision: not relocated, the joiner would be left behind. */
+	const joinedRooms = new Set<string>();
 	for (const join of snapshot.pendingJoins) {
 		let audience = plan.receivers.get(join.roomId);
 		if (!audience) plan.receivers.set(join.roomId, (audience = new Map()));
 		const perMember = topLayerEgressPct(join, model);
 		// A receiver of a growing room takes the room's growth with it.
 		const growth = join.consumes ? plan.receiverGrowthPct(join.roomId) : 0;
-		const roomWorkers = new Set([...(index.rooms.get(join.roomId)?.workerIds ?? []), ...audience.keys()]);
+		const relocatedTo = plan.relocated.get(join.roomId);
+		const roomWorkers = new Set(relocatedTo !== undefined ? [relocatedTo] : [...(index.rooms.get(join.roomId)?.workerIds ?? []), ...audience.keys()]);
 		const costOn = (w: WorkerView): number =>
 			joinCostPct(join, w.id, index, model) +
 			(join.consumes ? (pendingEgress.get(join.roomId) ?? 0) : 0) +
@@ -263,17 +293,19 @@ function placeJoins(plan: Plan): void {
 		let chosen: WorkerView | undefined;
 		let chosenCost = 0;
 		let reason = '';
-		// A new room opens the emptiest worker that keeps it room to grow: meetings all grow at
-		// once, and rooms packed together early split as they grow, paying a pipe per producer
-		// and worker. Packing comes later, from consolidation, once rooms stop growing.
-		const passes: Array<{ roomOnly: boolean; reserve: number; fullest: boolean; why: string }> = [
+		// A new room goes to the fullest worker that keeps it room to grow and whose own rooms
+		// have stopped growing (an idle worker qualifies): rooms packed beside growing ones split
+		// as they grow, paying a pipe per producer and worker. A room that outgrows its worker
+		// while it grows moves whole (relocateRoom); settled rooms are packed by consolidation.
+		const passes: Array<{ roomOnly: boolean; reserve: number; fullest: boolean; calm?: boolean; why: string }> = [
 			{ roomOnly: true, reserve: 0, fullest: true, why: 'fullest worker of its room that takes it' },
-			{ roomOnly: false, reserve: options.newRoomReservePct, fullest: options.newRoomOnFullest, why: `${options.newRoomOnFullest ? 'fullest' : 'emptiest'} worker with room to grow` },
+			{ roomOnly: false, reserve: options.newRoomReservePct, fullest: options.newRoomOnFullest, calm: options.newRoomOnFullest && options.newRoomAvoidsGrowth, why: `${options.newRoomOnFullest ? 'fullest' : 'emptiest'} worker with room to grow${options.newRoomOnFullest && options.newRoomAvoidsGrowth ? ' and no growing room' : ''}` },
+			{ roomOnly: false, reserve: options.newRoomReservePct, fullest: false, why: 'emptiest worker with room to grow' },
 			{ roomOnly: false, reserve: 0, fullest: true, why: 'fullest worker that takes it' },
 		];
 		for (const pass of passes) {
 			for (const w of snapshot.workers) {
-				if (pass.roomOnly !== roomWorkers.has(w.id)) continue;
+				if (pass.roomOnly !== roomWorkers.has(w.id) || (pass.calm === true && plan.growth.has(w.id))) continue;
 				const cost = costOn(w);
 				if (plan.load(w.id) + cost + plan.scaled(pass.reserve, w) > plan.scaled(options.fillBelowPct, w)) continue;
 				if (!chosen || plan.load(w.id) > plan.load(chosen.id) === pass.fullest) {
@@ -285,7 +317,16 @@ function placeJoins(plan: Plan): void {
 				reason = pass.why;
 				break;
 			}
+			if (pass.roomOnly && options.relocateOutgrownRooms && roomWorkers.size === 1 && !joinedRooms.has(join.roomId) && (!options.relocateGrowingOnly || plan.growthByRoom.has(join.roomId))) {
+				const moved = relocateRoom(plan, join.roomId, [...roomWorkers][0]!, costOn);
+				if (moved) {
+					({ chosen, cost: chosenCost } = moved);
+					reason = `its room outgrew its worker and moved whole to ${chosen.id}`;
+					break;
+				}
+			}
 		}
+		joinedRooms.add(join.roomId);
 		if (!chosen) {
 			let best = snapshot.workers[0]!;
 			// Refusal needs the forecast p95 over the limit everywhere, not just the growth extrapolation.
@@ -317,6 +358,36 @@ function placeJoins(plan: Plan): void {
 	}
 }
 
+/**
+ * A joiner its room's only worker cannot take: the whole room moves, joiner included, to
+ * the fullest worker that holds it with room to grow on (`relocateHeadroom` × its load, at
+ * least a new room's reserve; else without), instead of the joiner opening a second worker
+ * for the room. The moves are booked as relief of the room's worker with the joiner on it,
+ * the load that calls for them.
+ */
+function relocateRoom(plan: Plan, roomId: string, sourceId: string, costOn: (w: WorkerView) => number): { chosen: WorkerView; cost: number } | undefined {
+	const source = plan.index.workers.get(sourceId);
+	const room = source && plan.relocated.get(roomId) === undefined ? wholeRoom(plan, roomId, source) : undefined;
+	if (!source || !room) return undefined;
+	const cost = costOn(source);
+	// A room that outgrew one worker is still growing: its new worker keeps room for it to grow on.
+	const needed = room.relief + cost;
+	const headroom = Math.max(plan.options.relocateHeadroom * needed, plan.scaled(plan.options.newRoomReservePct, source));
+	const target = roomTarget(plan, source.id, needed + headroom) ?? roomTarget(plan, source.id, needed);
+	if (!target) return undefined;
+	plan.add(source.id, cost);
+	commitRoomMove(plan, source, target, room);
+	plan.add(source.id, -cost);
+	plan.relocated.set(roomId, target.id);
+	const audience = plan.receivers.get(roomId);
+	const left = audience?.get(source.id);
+	if (audience && left) {
+		audience.delete(source.id);
+		audience.set(target.id, left);
+	}
+	return { chosen: target, cost };
+}
+
 /** How far the trajectory (or, with `expected`, the expected load) is above `thresholdPct`. */
 function overTarget(plan: Plan, worker: WorkerView, thresholdPct = plan.options.actAbovePct, expected = false): number {
 	return (expected ? plan.expectedLoad(worker.id) : plan.load(worker.id)) - plan.scaled(thresholdPct, worker);
@@ -327,6 +398,114 @@ function emptiestWorker(plan: Plan, exclude: string): WorkerView | undefined {
 	let best: WorkerView | undefined;
 	for (const w of plan.snapshot.workers) if (w.id !== exclude && (!best || plan.load(w.id) < plan.load(best.id))) best = w;
 	return best;
+}
+
+interface WholeRoom {
+	roomId: string;
+	producers: ProducerView[];
+	/** Consumers per producer, all on the room's worker. */
+	consumers: Map<string, ConsumerView[]>;
+	/** Load leaving the worker with it: ingress, egress, receive transports, and its receivers' share of the room's growth. */
+	relief: number;
+	growth: number;
+}
+
+/** The room as a whole if it lives entirely on `worker` (every producer and every consumer), movable and untouched. */
+function wholeRoom(plan: Plan, roomId: string, worker: WorkerView): WholeRoom | undefined {
+	const { index, snapshot } = plan;
+	const model = snapshot.costModel;
+	const producers = index.producersByRoom.get(roomId) ?? [];
+	if (producers.length === 0) return undefined;
+	const consumers = new Map<string, ConsumerView[]>();
+	const receivers = new Set<string>();
+	let relief = 0;
+	for (const p of producers) {
+		const list = index.consumersByProducer.get(p.id) ?? [];
+		if (p.workerId !== worker.id || plan.touched.has(p.id) || !migratable(index, p) || list.some((c) => c.workerId !== worker.id || plan.touched.has(c.id))) return undefined;
+		consumers.set(p.id, list);
+		relief += packetCostPct(p.expectedPacketRate, model.ingressUsPerPacket);
+		for (const c of list) {
+			relief += currentConsumerCostPct(c, p, model);
+			receivers.add(c.peerId);
+		}
+	}
+	const growth = plan.receiverGrowthPct(roomId) * receivers.size;
+	relief += receivers.size * model.transportPct + growth;
+	return { roomId, producers, consumers, relief, growth };
+}
+
+/** Rooms hosted entirely on `worker`. */
+function wholeRoomsOn(plan: Plan, worker: WorkerView): WholeRoom[] {
+	const rooms: WholeRoom[] = [];
+	const seen = new Set<string>();
+	for (const p of plan.index.producersByWorker.get(worker.id) ?? []) {
+		if (seen.has(p.roomId)) continue;
+		seen.add(p.roomId);
+		const room = wholeRoom(plan, p.roomId, worker);
+		if (room) rooms.push(room);
+	}
+	return rooms;
+}
+
+/** The fullest worker other than `exclude` that takes `pct` under the fill target; light workers (consolidation's sources) last. */
+function roomTarget(plan: Plan, exclude: string, pct: number): WorkerView | undefined {
+	const { options } = plan;
+	const light = (w: WorkerView): boolean => plan.load(w.id) <= plan.scaled(options.consolidateBelowPct, w);
+	let target: WorkerView | undefined;
+	for (const w of plan.snapshot.workers) {
+		if (w.id === exclude || plan.load(w.id) + pct > plan.scaled(options.fillBelowPct, w)) continue;
+		if (!target || (light(target) && !light(w)) || (light(target) === light(w) && plan.load(w.id) > plan.load(target.id))) target = w;
+	}
+	return target;
+}
+
+/**
+ * Relieves a hot worker by moving whole rooms that live on it alone to one other worker:
+ * every receiver and producer together, so the room stays unsplit and pays no pipe. A
+ * split room pays a pipe per producer and worker, which on a fleet near capacity is what
+ * runs it out; receiver spreading is left for rooms too large to move whole. The smallest
+ * room that covers the need goes first (the least to re-connect); the target is the
+ * fullest worker it fits on under the fill target, light workers (consolidation's sources) last.
+ */
+function moveWholeRooms(plan: Plan, worker: WorkerView): void {
+	const rooms = wholeRoomsOn(plan, worker).sort((a, b) => a.relief - b.relief || (a.roomId < b.roomId ? -1 : 1));
+	while (rooms.length > 0) {
+		const need = overTarget(plan, worker, plan.options.relieveToPct);
+		if (need <= 0) return;
+		// The smallest room that covers the need, else the largest that fits somewhere, and on.
+		const covering = rooms.findIndex((r) => r.relief >= need * 1.1);
+		const order = covering >= 0 ? [covering, ...[...rooms.keys()].filter((i) => i !== covering).reverse()] : [...rooms.keys()].reverse();
+		let moved = false;
+		for (const i of order) {
+			const target = roomTarget(plan, worker.id, rooms[i]!.relief);
+			if (!target) continue;
+			commitRoomMove(plan, worker, target, rooms[i]!);
+			rooms.splice(i, 1);
+			moved = true;
+			break;
+		}
+		if (!moved) return;
+	}
+}
+
+/** One spread per producer for its receivers, then the producers: the worker's relief is booked on the last action, so the guard sees the load that called for the move on every one. */
+function commitRoomMove(plan: Plan, worker: WorkerView, target: WorkerView, room: WholeRoom): void {
+	const { options } = plan;
+	plan.add(target.id, room.relief, room.growth);
+	plan.changed.add(target.id);
+	const targetPredictedAfterPct = plan.load(target.id);
+	const reason = `predicted trajectory over ${options.actAbovePct}%: room ${room.roomId} moves whole to ${target.id}`;
+	const actions: UnestimatedAction[] = [];
+	for (const p of room.producers) {
+		const consumers = room.consumers.get(p.id)!;
+		for (const c of consumers) plan.touched.add(c.id);
+		if (consumers.length > 0) actions.push({ type: 'spreadFanout', intent: 'relieve', targetPredictedAfterPct, producerId: p.id, workerId: worker.id, toWorkerId: target.id, consumerIds: consumers.map((c) => c.id), reason });
+	}
+	for (const p of room.producers) {
+		plan.touched.add(p.id);
+		actions.push({ type: 'migrateProducer', intent: 'relieve', targetPredictedAfterPct, producerId: p.id, workerId: worker.id, toWorkerId: target.id, reason });
+	}
+	actions.forEach((action, i) => plan.act(action, i === actions.length - 1 ? -room.relief : 0, i === actions.length - 1 ? -room.growth : 0));
 }
 
 /**
@@ -741,6 +920,7 @@ export function foresightPolicy(overrides: Partial<ForesightPolicyOptions> = {})
 			const hottest = [...snapshot.workers].sort((a, b) => plan.load(b.id) - plan.load(a.id));
 			for (const worker of hottest) {
 				if (overTarget(plan, worker) <= 0) break;
+				if (options.moveWholeRooms) moveWholeRooms(plan, worker);
 				spreadFanout(plan, worker);
 				migrateProducers(plan, worker);
 				lowerLayers(plan, worker);

@@ -32,7 +32,24 @@ export interface SimOptions {
 	/** Relative noise of an observed stream rate. */
 	observationSigma: number;
 	/** Diagnostics hook: called once per second with the truth and what the policy was shown. */
-	onTick?: (tick: { t: number; demand: ReadonlyMap<string, number>; counterfactual: ReadonlyMap<string, number>; hosting: ReadonlySet<string>; snapshot: AllocationSnapshot; actions: readonly AllocationAction[] }) => void;
+	onTick?: (tick: SimTick) => void;
+	/** Also compute each room's intrinsic demand every second (for reference packers; costs time). */
+	roomDemand?: boolean;
+}
+
+export interface SimTick {
+	t: number;
+	demand: ReadonlyMap<string, number>;
+	counterfactual: ReadonlyMap<string, number>;
+	hosting: ReadonlySet<string>;
+	snapshot: AllocationSnapshot;
+	actions: readonly AllocationAction[];
+	/**
+	 * With `roomDemand`: roomId → true CPU, % of a nominal core, its streams would cost on
+	 * one worker at the layers clients want, never paused: producers' ingress, consumers'
+	 * egress, one transport per receiver. No pipes, no per-worker factor or jitter.
+	 */
+	roomDemand?: ReadonlyMap<string, number>;
 }
 
 export const SIM_DEFAULTS: Readonly<SimOptions> = Object.freeze({ overloadPct: 85, measurementSigma: 0.02, observationSigma: 0.05 });
@@ -222,9 +239,9 @@ export function simulate<S>(scenario: Scenario, policy: AllocationPolicy<S>, ove
 		state = decision.state;
 		applyActions(world, decision.actions, pending, t, metrics, leadTimes, refused);
 
-		const truth = groundTruth(world, rng, t);
+		const truth = groundTruth(world, rng, t, options.roomDemand === true);
 		const hosting = account(world, truth, t, options, metrics, leadTimes);
-		options.onTick?.({ t, demand: truth.demand, counterfactual: truth.counterfactual, hosting, snapshot, actions: decision.actions });
+		options.onTick?.({ t, demand: truth.demand, counterfactual: truth.counterfactual, hosting, snapshot, actions: decision.actions, roomDemand: truth.roomDemand });
 		const measured = new Map<string, number>();
 		for (const id of world.workerIds) measured.set(id, Math.min(TRUTH.saturationPct, truth.demand.get(id)!) * (1 + rng.normal(0, options.measurementSigma)));
 		views = observe(world, t, measured, predictor, options, rng);
@@ -319,6 +336,8 @@ function applyCorrective(world: World, action: AllocationAction, metrics: Scenar
 			const p = world.producers.get(action.producerId);
 			if (!p || !world.workerIds.includes(action.toWorkerId) || p.workerId === action.toWorkerId) return false;
 			p.workerId = action.toWorkerId;
+			// Its send transport goes along once nothing it sends stays behind: later producers of the peer start there.
+			if (p.peer.producers.every((x) => x.workerId === action.toWorkerId)) p.peer.workerId = action.toWorkerId;
 			metrics.migrations++;
 			return true;
 		}
@@ -357,11 +376,16 @@ interface Truth {
 	demand: Map<string, number>;
 	/** Demand each worker would carry with every stream on its first worker, at wanted layers, never paused. */
 	counterfactual: Map<string, number>;
+	roomDemand?: Map<string, number>;
 }
 
-function groundTruth(world: World, rng: Rng, t: number): Truth {
+function groundTruth(world: World, rng: Rng, t: number, withRooms: boolean): Truth {
 	const load = new Map<string, number>();
 	const counterfactual = new Map<string, number>();
+	const rooms = withRooms ? new Map<string, number>() : undefined;
+	const addRoom = (roomId: string, v: number): void => {
+		if (rooms) rooms.set(roomId, (rooms.get(roomId) ?? 0) + v);
+	};
 	for (const id of world.workerIds) {
 		load.set(id, TRUTH.workerBasePct);
 		counterfactual.set(id, TRUTH.workerBasePct);
@@ -375,6 +399,7 @@ function groundTruth(world: World, rng: Rng, t: number): Truth {
 		for (const r of p.rates) total += r;
 		add(load, p.workerId, pct(total, TRUTH.ingressUs) * p.truth.costFactor);
 		add(counterfactual, p.originWorkerId, pct(total, TRUTH.ingressUs) * p.truth.costFactor);
+		addRoom(p.peer.roomId, pct(total, TRUTH.ingressUs) * p.truth.costFactor);
 		const piped = new Set<string>();
 		for (const c of p.consumers) if (!c.dropped && c.workerId !== p.workerId) piped.add(c.workerId);
 		for (const w of piped) {
@@ -385,7 +410,9 @@ function groundTruth(world: World, rng: Rng, t: number): Truth {
 	for (const c of world.consumers.values()) {
 		c.trueRate = c.dropped || c.paused ? 0 : consumerTrueRate(c, c.current);
 		if (c.trueRate > 0) add(load, c.workerId, pct(c.trueRate, TRUTH.srtpEgressUs) * c.costFactor);
-		add(counterfactual, c.originWorkerId, pct(consumerTrueRate(c, c.wanted), TRUTH.srtpEgressUs) * c.costFactor);
+		const wanted = pct(consumerTrueRate(c, c.wanted), TRUTH.srtpEgressUs) * c.costFactor;
+		add(counterfactual, c.originWorkerId, wanted);
+		addRoom(c.peer.roomId, wanted);
 	}
 	for (const peer of world.peers.values()) {
 		const live = new Set<string>();
@@ -396,10 +423,11 @@ function groundTruth(world: World, rng: Rng, t: number): Truth {
 		}
 		for (const w of live) add(load, w, TRUTH.transportPct);
 		for (const w of origin) add(counterfactual, w, TRUTH.transportPct);
+		if (origin.size > 0) addRoom(peer.roomId, TRUTH.transportPct);
 	}
 	const demand = new Map<string, number>();
 	for (const [id, v] of load) demand.set(id, v * Math.max(0.5, 1 + rng.normal(0, TRUTH.workerJitterSigma)));
-	return { demand, counterfactual };
+	return { demand, counterfactual, roomDemand: rooms };
 }
 
 /** Accounts one second; returns the workers hosting any stream (what slack is averaged over). */
