@@ -4,7 +4,16 @@
  *
  *   npx tsx training/train.ts [--sessions DIR (default models/default/sessions if present, else training/data/sessions)]
  *       [--out models/default] [--epochs 60] [--seed 1] [--history 10] [--stride 1]
- *       [--tolerance 2000] [--held-out id,id] [--validation id,id]
+ *       [--tolerance 2000] [--held-out id,id] [--validation id,id] [--version N]
+ *       [--cpu-weight W] [--huber DELTA] [--weighting example|session] [--keep-epoch last|best-validation|average]
+ *       [--worker-hidden 8[,8]]
+ *
+ * --cpu-weight: weight of the CPU outputs in the mean's loss next to RSS/ingress/egress (1 each
+ * by default). --huber: Huber threshold of that loss in target-spread units (squared error by
+ * default). --weighting session: every training session weighs alike. --keep-epoch
+ * best-validation: keep the epoch with the lowest 15 s CPU MAE on the validation sessions;
+ * average: keep the mean weights of the second half's epochs.
+ * --version: the model version to write (default: the previous manifest's in --out + 1).
  *
  * --tolerance: how far (ms) the load sample used as a target may be from now + h. Load
  * sampling is nominally 1 s, but on a saturated host its timer slips by seconds.
@@ -27,6 +36,7 @@ import { createGunzip } from 'node:zlib';
 import { Presets, SingleBar } from 'cli-progress';
 import { z } from 'zod';
 import { buildExamples, splitBySession } from '../plugin/predict/dataset';
+import { WORKER_TREND_WINDOW_S } from '../plugin/predict/features';
 import { describeHost } from '../plugin/predict/model';
 import { trainModel } from '../plugin/predict/train';
 import type { TrainingExample } from '../plugin/predict/types';
@@ -111,7 +121,19 @@ export const trainingSummarySchema = z.object({
 	sessionsDir: z.string(),
 	split: z.object({ train: z.array(z.string()), validation: z.array(z.string()), heldOut: z.array(z.string()) }),
 	examples: z.object({ train: z.int(), validation: z.int(), heldOut: z.int() }),
-	settings: z.object({ historyS: z.number(), strideS: z.number(), toleranceMs: z.number(), epochs: z.int(), seed: z.int() }),
+	settings: z.object({
+		historyS: z.number(),
+		strideS: z.number(),
+		toleranceMs: z.number(),
+		epochs: z.int(),
+		seed: z.int(),
+		// Absent in summaries written before these options existed (their defaults applied).
+		cpuWeight: z.number().optional(),
+		huberDelta: z.number().nullable().optional(),
+		weighting: z.enum(['example', 'session']).optional(),
+		keepEpoch: z.enum(['last', 'best-validation', 'average']).optional(),
+		keptEpoch: z.int().optional(),
+	}),
 	data: z.object({
 		scenarios: z.array(z.string()),
 		sessions: z.int(),
@@ -124,6 +146,8 @@ export const trainingSummarySchema = z.object({
 	}),
 	trainingWallMs: z.number(),
 	finalLoss: z.number(),
+	/** Per-epoch training loss (and validation 15 s CPU MAE when it was tracked). */
+	history: z.array(z.object({ epoch: z.int(), loss: z.number(), validationCpuMae15: z.number().optional() })).optional(),
 	host: z.record(z.string(), z.union([z.string(), z.number()])),
 });
 export type TrainingSummary = z.infer<typeof trainingSummarySchema>;
@@ -154,11 +178,18 @@ async function main(argv: string[]): Promise<void> {
 			out: { type: 'string', default: DEFAULT_MODEL_DIR },
 			epochs: { type: 'string', default: '60' },
 			seed: { type: 'string', default: '1' },
-			history: { type: 'string', default: '10' },
+			// The live engine's trend window: a shorter history starves the worker features of samples.
+			history: { type: 'string', default: String(WORKER_TREND_WINDOW_S) },
 			stride: { type: 'string', default: '1' },
 			tolerance: { type: 'string', default: '2000' },
 			'held-out': { type: 'string' },
 			validation: { type: 'string' },
+			version: { type: 'string' },
+			'cpu-weight': { type: 'string', default: '1' },
+			huber: { type: 'string' },
+			weighting: { type: 'string', default: 'example' },
+			'keep-epoch': { type: 'string', default: 'last' },
+			'worker-hidden': { type: 'string', default: '8' },
 		},
 	});
 	const out = resolve(values.out!);
@@ -168,6 +199,19 @@ async function main(argv: string[]): Promise<void> {
 	const settings: ExampleSettings = { historyS: Number(values.history), strideS: Number(values.stride), toleranceMs: Number(values.tolerance) };
 	if (!(Number.isInteger(epochs) && epochs > 0)) throw new Error('--epochs must be a positive integer');
 	if (!(settings.historyS > 0 && settings.strideS > 0 && settings.toleranceMs > 0)) throw new Error('--history, --stride and --tolerance must be positive');
+	const cpuWeight = Number(values['cpu-weight']);
+	if (!(cpuWeight > 0)) throw new Error('--cpu-weight must be positive');
+	const huberDelta = values.huber === undefined ? undefined : Number(values.huber);
+	if (huberDelta !== undefined && !(huberDelta > 0)) throw new Error('--huber must be positive');
+	const weighting = values.weighting;
+	if (weighting !== 'example' && weighting !== 'session') throw new Error('--weighting must be example or session');
+	const keepEpoch = values['keep-epoch'];
+	if (keepEpoch !== 'last' && keepEpoch !== 'best-validation' && keepEpoch !== 'average') throw new Error('--keep-epoch must be last, best-validation or average');
+	// The worker net runs once per worker, not per stream: widening it costs inference next to nothing.
+	const workerHidden = values['worker-hidden']!.split(',').map(Number);
+	if (!workerHidden.every((n) => Number.isInteger(n) && n > 0)) throw new Error('--worker-hidden must be positive integers, comma-separated');
+	const version = values.version === undefined ? (await previousVersion(out)) + 1 : Number(values.version);
+	if (!(Number.isInteger(version) && version > 0)) throw new Error('--version must be a positive integer');
 
 	const sessions = await readSessions(sessionsDir);
 	if (sessions.length === 0) throw new Error(`${sessionsDir}: no sessions (run \`npm run sessions\` first)`);
@@ -186,19 +230,24 @@ async function main(argv: string[]): Promise<void> {
 	const validationExamples = split2.heldOut;
 	if (train.length === 0) throw new Error('the training sessions give no examples (sessions too short for --history + 30 s?)');
 
-	const bar = new SingleBar({ format: 'train [{bar}] {percentage}% | epoch {value}/{total} | loss {loss} | {eta}s left', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
-	bar.start(epochs, 0, { loss: '-' });
+	const bar = new SingleBar({ format: 'train [{bar}] {percentage}% | epoch {value}/{total} | loss {loss} | validation CPU MAE 15 s {val} | {eta}s left', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+	bar.start(epochs, 0, { loss: '-', val: '-' });
 	const started = Date.now();
 	let result: ReturnType<typeof trainModel>;
 	try {
 		result = trainModel(train, {
 			name: 'default',
-			version: (await previousVersion(out)) + 1,
+			version,
 			epochs,
 			seed,
 			batchSize: 32,
 			validation: validationExamples,
-			onEpoch: (log) => bar.update(log.epoch, { loss: log.loss.toFixed(4) }),
+			targetWeights: { cpuPct: cpuWeight },
+			...(huberDelta === undefined ? {} : { huberDelta }),
+			exampleWeighting: weighting,
+			keepEpoch,
+			workerHidden,
+			onEpoch: (log) => bar.update(log.epoch, { loss: log.loss.toFixed(4), val: log.validationCpuMae15?.toFixed(3) ?? '-' }),
 		});
 	} finally {
 		bar.stop();
@@ -216,7 +265,7 @@ async function main(argv: string[]): Promise<void> {
 		sessionsDir: sessionsDir.startsWith(REPO_ROOT) ? sessionsDir.slice(REPO_ROOT.length + 1) : sessionsDir,
 		split,
 		examples: { train: train.length, validation: validationExamples.length, heldOut: first.heldOut.length },
-		settings: { ...settings, epochs, seed },
+		settings: { ...settings, epochs, seed, cpuWeight, huberDelta: huberDelta ?? null, weighting, keepEpoch, keptEpoch: result.keptEpoch },
 		data: {
 			scenarios: [...new Set(entries.map((e) => e.scenario))].sort(),
 			sessions: entries.length,
@@ -229,6 +278,7 @@ async function main(argv: string[]): Promise<void> {
 		},
 		trainingWallMs,
 		finalLoss: manifest.training.finalLoss,
+		history: result.history.map(({ epoch, loss, validationCpuMae15 }) => ({ epoch, loss, ...(validationCpuMae15 === undefined ? {} : { validationCpuMae15 }) })),
 		host: { ...describeHost() },
 	};
 	await writeFile(join(out, TRAINING_SUMMARY), `${JSON.stringify(summary, null, '\t')}\n`);
@@ -241,6 +291,7 @@ async function main(argv: string[]): Promise<void> {
 			epochs,
 			final_loss: manifest.training.finalLoss,
 			validation_mae_cpu_15s: manifest.metrics['validation_mae_cpuPct_15s'] ?? null,
+			kept_epoch: result.keptEpoch,
 			training_wall_s: trainingWallMs / 1000,
 		})}\n`,
 	);

@@ -27,6 +27,8 @@ export interface EpochLog {
 	epoch: number;
 	/** Mean training loss of the epoch (MSE + varianceWeight·NLL, scaled units). */
 	loss: number;
+	/** 15 s CPU MAE (percentage points) on the validation set, when keepEpoch is 'best-validation'. */
+	validationCpuMae15?: number;
 	ms: number;
 }
 
@@ -43,6 +45,31 @@ export interface TrainOptions {
 	workerHidden?: number[];
 	/** Weight of the Gaussian NLL (p95 head) next to the mean's MSE. Default 0.2. */
 	varianceWeight?: number;
+	/**
+	 * Relative weight of each target's outputs (all horizons) in the mean's loss; the
+	 * weights are normalized to average 1. Default 1 each: CPU is then a quarter of the loss.
+	 */
+	targetWeights?: Partial<Record<Target, number>>;
+	/**
+	 * Huber threshold of the mean's loss, in units of the target's training spread: errors
+	 * beyond it cost linearly, so one-second CPU spikes (measurement noise on a shared host)
+	 * pull the mean less. Default: squared error throughout.
+	 */
+	huberDelta?: number;
+	/**
+	 * 'session' weighs every training session alike (each example by 1 / its session's
+	 * example count, rescaled to average 1), so long sessions do not dominate. Default 'example'.
+	 */
+	exampleWeighting?: 'example' | 'session';
+	/**
+	 * 'best-validation' keeps the weights of the epoch with the lowest 15 s CPU MAE on
+	 * `validation` (early stopping without cutting the run short); needs a validation set.
+	 * 'average' keeps the mean of the weights after each epoch of the second half of the run
+	 * (stochastic weight averaging): on a few hundred noisy examples the last epoch's weights
+	 * depend on the seed far more than their average does, and inference costs the same.
+	 * Default 'last'.
+	 */
+	keepEpoch?: 'last' | 'best-validation' | 'average';
 	seed?: number;
 	/** Held-out examples for the p95 calibration and metrics (the training set is used without them). */
 	validation?: readonly TrainingExample[];
@@ -53,6 +80,8 @@ export interface TrainOptions {
 export interface TrainResult {
 	predictor: TfPredictor;
 	history: EpochLog[];
+	/** The epoch whose weights the predictor has: the last one unless 'best-validation' picked another ('average' counts as the last). */
+	keptEpoch: number;
 }
 
 
@@ -127,6 +156,12 @@ export function trainModel(examples: readonly TrainingExample[], options: TrainO
 	const workerHidden = options.workerHidden ?? [8];
 	const varianceWeight = options.varianceWeight ?? 0.2;
 	const validation = options.validation ?? [];
+	const huberDelta = options.huberDelta;
+	if (huberDelta !== undefined && !(huberDelta > 0)) throw new RangeError(`huberDelta must be > 0, got ${huberDelta}`);
+	const outputWeights = outputWeightsOf(options.targetWeights);
+	const rowWeights = rowWeightsOf(examples, options.exampleWeighting ?? 'example');
+	const keepBest = (options.keepEpoch ?? 'last') === 'best-validation';
+	if (keepBest && validation.length === 0) throw new RangeError("keepEpoch 'best-validation' needs validation examples");
 
 	const streamRows: number[][] = [];
 	for (const e of examples) {
@@ -163,6 +198,16 @@ export function trainModel(examples: readonly TrainingExample[], options: TrainO
 	const random = mulberry32(seed);
 	const order = examples.map((_, i) => i);
 	const history: EpochLog[] = [];
+	const cpu15 = outputIndex(HORIZONS_S.indexOf(15), TARGETS.indexOf('cpuPct'));
+	const validationCpuMae15 = (): number => {
+		const pred = predictScaled(tf, nets, validation, streamNormalization, workerNormalization);
+		let sum = 0;
+		validation.forEach((e, r) => (sum += Math.abs(e.targets[15].cpuPct - pred.mean[r * OUTPUTS + cpu15]! * targetScale.cpuPct)));
+		return sum / validation.length;
+	};
+	let best: { epoch: number; mae: number; weights: Tf.Tensor[][] } | undefined;
+	const averageFrom = options.keepEpoch === 'average' ? Math.floor(epochs / 2) + 1 : Number.POSITIVE_INFINITY;
+	let average: { count: number; sums: Tf.Tensor[][] } | undefined;
 	for (let epoch = 1; epoch <= epochs; epoch++) {
 		const epochStart = Date.now();
 		for (let i = order.length - 1; i > 0; i--) {
@@ -176,11 +221,12 @@ export function trainModel(examples: readonly TrainingExample[], options: TrainO
 			const batch = subBatch(perExample, idx);
 			const y = new Float32Array(idx.length * OUTPUTS);
 			idx.forEach((i, r) => y.set(targets.subarray(i * OUTPUTS, (i + 1) * OUTPUTS), r * OUTPUTS));
+			const w = rowWeights === undefined ? undefined : Float32Array.from(idx, (i) => rowWeights[i]!);
 			const cost = optimizer.minimize(
 				() => {
 					const yT = tf.tensor2d(y, [idx.length, OUTPUTS]);
 					const { mean: m, variance: v } = forward(tf, nets, batch);
-					const mse = tf.mean(tf.square(yT.sub(m)));
+					const mse = meanLoss(tf, yT.sub(m), huberDelta, outputWeights, w);
 					const nll = tf.mean(tf.log(v).add(tf.square(yT.sub(stopGradient(m))).div(v)).mul(0.5));
 					return mse.add(nll.mul(varianceWeight)) as Tf.Scalar;
 				},
@@ -190,11 +236,46 @@ export function trainModel(examples: readonly TrainingExample[], options: TrainO
 			cost!.dispose();
 			steps++;
 		}
-		const log = { epoch, loss: lossSum / steps, ms: Date.now() - epochStart };
+		const log: EpochLog = { epoch, loss: lossSum / steps, ms: Date.now() - epochStart };
+		if (keepBest) {
+			log.validationCpuMae15 = validationCpuMae15();
+			if (best === undefined || log.validationCpuMae15 < best.mae) {
+				best?.weights.flat().forEach((t) => t.dispose());
+				best = { epoch, mae: log.validationCpuMae15, weights: [nets.stream, nets.worker].map((n) => n.getWeights().map((t) => t.clone())) };
+			}
+		}
+		if (epoch >= averageFrom) {
+			const current = [nets.stream, nets.worker].map((n) => n.getWeights());
+			if (average === undefined) average = { count: 1, sums: current.map((ws) => ws.map((t) => t.clone())) };
+			else {
+				average.sums = average.sums.map((ws, n) =>
+					ws.map((sum, i) => {
+						const next = sum.add(current[n]![i]!);
+						sum.dispose();
+						return next;
+					}),
+				);
+				average.count++;
+			}
+		}
 		history.push(log);
 		options.onEpoch?.(log);
 	}
 	optimizer.dispose();
+	const keptEpoch = best?.epoch ?? epochs;
+	if (average !== undefined) {
+		const count = average.count;
+		const means = average.sums.map((ws) => ws.map((sum) => sum.div(count)));
+		nets.stream.setWeights(means[0]!);
+		nets.worker.setWeights(means[1]!);
+		[...average.sums, ...means].flat().forEach((t) => t.dispose());
+	}
+	if (best !== undefined) {
+		nets.stream.setWeights(best.weights[0]!);
+		nets.worker.setWeights(best.weights[1]!);
+		best.weights.flat().forEach((t) => t.dispose());
+		options.logger?.info({ epoch: best.epoch, validationCpuMae15: best.mae }, 'kept the best validation epoch');
+	}
 
 	const calibrationSet = validation.length > 0 ? validation : examples;
 	const calibration = predictScaled(tf, nets, calibrationSet, streamNormalization, workerNormalization);
@@ -272,7 +353,44 @@ export function trainModel(examples: readonly TrainingExample[], options: TrainO
 		host: describeHost(),
 	};
 	options.logger?.info({ examples: examples.length, epochs, wallMs: manifest.training.wallMs, finalLoss: manifest.training.finalLoss }, 'model trained');
-	return { predictor: new TfPredictor(manifest, nets.stream, nets.worker), history };
+	return { predictor: new TfPredictor(manifest, nets.stream, nets.worker), history, keptEpoch };
+}
+
+/** Per-output weights (horizon-major) averaging 1, or undefined when all are equal. */
+function outputWeightsOf(weights: TrainOptions['targetWeights']): Float32Array | undefined {
+	if (weights === undefined) return undefined;
+	const perTarget = TARGETS.map((t) => weights[t] ?? 1);
+	if (perTarget.some((v) => !(v >= 0)) || perTarget.every((v) => v === 0)) throw new RangeError('targetWeights must be ≥ 0 and not all 0');
+	const avg = mean(perTarget);
+	const out = new Float32Array(OUTPUTS);
+	HORIZONS_S.forEach((_, hi) => TARGETS.forEach((_t, ti) => (out[outputIndex(hi, ti)] = perTarget[ti]! / avg)));
+	return out;
+}
+
+/** Per-example weights averaging 1, or undefined for plain per-example averaging. */
+export function rowWeightsOf(examples: readonly TrainingExample[], weighting: 'example' | 'session'): Float32Array | undefined {
+	if (weighting === 'example') return undefined;
+	const counts = new Map<string | undefined, number>();
+	for (const e of examples) counts.set(e.sessionId, (counts.get(e.sessionId) ?? 0) + 1);
+	// Σ over examples of n / (sessions · count) = n: the weights average 1.
+	return Float32Array.from(examples, (e) => examples.length / (counts.size * counts.get(e.sessionId)!));
+}
+
+/**
+ * The mean's loss on residuals `diff` [rows × OUTPUTS]: squared error, or Huber (2δ|d| − δ²
+ * beyond δ, so it equals d² inside and its slope is continuous), weighted per output and per row.
+ */
+export function meanLoss(tf: TfModule, diff: Tf.Tensor, huberDelta: number | undefined, outputWeights: Float32Array | undefined, rowWeights: Float32Array | undefined): Tf.Scalar {
+	let loss: Tf.Tensor;
+	if (huberDelta === undefined) loss = tf.square(diff);
+	else {
+		const a = tf.abs(diff);
+		const inside = tf.minimum(a, huberDelta);
+		loss = tf.square(inside).add(a.sub(inside).mul(2 * huberDelta));
+	}
+	if (outputWeights !== undefined) loss = loss.mul(tf.tensor2d(outputWeights, [1, OUTPUTS]));
+	if (rowWeights !== undefined) loss = loss.mul(tf.tensor2d(rowWeights, [rowWeights.length, 1]));
+	return tf.mean(loss);
 }
 
 /**
