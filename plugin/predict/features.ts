@@ -13,8 +13,14 @@ import type { StreamContext, WorkerSnapshot } from './types';
 
 /** Newly joined producers ramp up their bitrate (BWE, simulcast layers switching on) over ~10 s. */
 const RAMP_TIME_CONSTANT_S = 10;
-/** Window for worker trends and churn rates. */
-const WORKER_WINDOW_S = 30;
+/**
+ * Window for the worker's CPU/RSS slope and volatility. Training examples carry this much
+ * load history (training/train.ts --history), and the live engine keeps minutes of it:
+ * both must see the same window, or the model is served features it was not trained on.
+ */
+export const WORKER_TREND_WINDOW_S = 10;
+/** Window for join/leave rates (examples carry a minute of events). */
+const CHURN_WINDOW_S = 30;
 
 export const STREAM_FEATURES = [
 	'entity_producer',
@@ -194,8 +200,9 @@ export class ContextLookup {
 
 /** Raw worker-level features: trends and churn, deliberately not the current CPU level (see model.ts). */
 export function workerFeatures(snapshot: WorkerSnapshot): number[] {
-	const since = snapshot.now - WORKER_WINDOW_S * 1000;
-	const recent = snapshot.samples.filter((s) => s.ts >= since && s.ts <= snapshot.now);
+	const trendSince = snapshot.now - WORKER_TREND_WINDOW_S * 1000;
+	const since = snapshot.now - CHURN_WINDOW_S * 1000;
+	const recent = snapshot.samples.filter((s) => s.ts > trendSince && s.ts <= snapshot.now);
 	const cpuTrend = leastSquares(recent.map((s) => ({ x: (s.ts - snapshot.now) / 1000, y: s.cpuPct })));
 	const rssTrend = leastSquares(recent.map((s) => ({ x: (s.ts - snapshot.now) / 1000, y: s.rssBytes / 1e6 })));
 	const last = snapshot.samples[snapshot.samples.length - 1];
@@ -229,8 +236,8 @@ export function workerFeatures(snapshot: WorkerSnapshot): number[] {
 		log1p(last?.consumers ?? consumers),
 		log1p(last ? last.dataProducers + last.dataConsumers : data),
 		log1p(snapshot.streams.length),
-		joins / WORKER_WINDOW_S,
-		leaves / WORKER_WINDOW_S,
+		joins / CHURN_WINDOW_S,
+		leaves / CHURN_WINDOW_S,
 		ramping,
 	];
 	return values.map((v) => (Number.isFinite(v) ? v : Number.NaN));

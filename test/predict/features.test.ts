@@ -8,8 +8,10 @@ import {
 	streamContexts,
 	streamFeatures,
 	WORKER_FEATURE_COUNT,
+	WORKER_TREND_WINDOW_S,
 	workerFeatures,
 } from '../../plugin/predict/features';
+import type { WorkerLoadSample } from '../../plugin/profile/schema';
 import { audioRoom, syntheticSession, videoRoom } from './synthetic';
 
 describe('stream features', () => {
@@ -78,6 +80,21 @@ describe('normalization', () => {
 });
 
 describe('worker features', () => {
+	test('see the same load window live (minutes of samples) as in a training example (--history s of them)', () => {
+		const now = 200_000;
+		// CPU climbs steeply for the last 10 s after a slow decline: a 30 s window would see another slope.
+		const samples = Array.from({ length: 120 }, (_, i) => {
+			const ts = now - (119 - i) * 1000;
+			const ageS = (now - ts) / 1000;
+			const cpuPct = ageS < WORKER_TREND_WINDOW_S ? 60 - 3 * ageS : 40 + 0.2 * ageS;
+			return { ts, workerId: 'w', pid: 1, cpuPct, rssBytes: 50e6, routers: 1, transports: 2, producers: 2, consumers: 4, dataProducers: 0, dataConsumers: 0 } satisfies WorkerLoadSample;
+		});
+		const live = workerFeatures({ workerId: 'w', now, samples, streams: [], events: [] });
+		const asTrained = workerFeatures({ workerId: 'w', now, samples: samples.filter((s) => s.ts > now - WORKER_TREND_WINDOW_S * 1000), streams: [], events: [] });
+		expect(live.slice(0, 3)).toEqual(asTrained.slice(0, 3));
+		expect(live[0]).toBeCloseTo(3);
+	});
+
 	test('are finite, fixed-length and see churn', () => {
 		const examples = syntheticSession(7, { workers: 1, steps: 60 });
 		for (const e of examples) {
