@@ -204,18 +204,19 @@ export class Publisher {
 
 	/** Sends everything due by `nowMs`; returns false once finished. */
 	pump(nowMs: number): boolean {
-		if (this.closed || this.finished || !this.started || !this.socket) return false;
+		const socket = this.socket;
+		if (this.closed || this.finished || !this.started || !socket) return false;
 		const rec = this.recording;
 		const n = rec.data.length;
 		const elapsedUs = (nowMs - this.startMs) * 1000 - this.loopIndex * rec.durationUs;
 		while (this.next < n && rec.arrivalUs[this.next]! <= elapsedUs) {
 			const i = this.next++;
 			const state = this.layerState[rec.layerOf[i]!];
-			if (state) this.sendPacket(state, rec.data[i]!, rec.vp8Offset[i]!, nowMs);
+			if (state) this.sendPacket(socket, state, rec.data[i]!, rec.vp8Offset[i]!, nowMs);
 		}
 		this.pumpMessages(elapsedUs);
 		if (nowMs >= this.nextSrMs) {
-			this.sendSenderReports(nowMs);
+			this.sendSenderReports(socket, nowMs);
 			this.nextSrMs = nowMs + 1000;
 		}
 		if (this.next >= n && elapsedUs >= rec.durationUs) {
@@ -236,7 +237,7 @@ export class Publisher {
 		return true;
 	}
 
-	private sendPacket(state: LayerState, original: Buffer, vp8Offset: number, nowMs: number): void {
+	private sendPacket(socket: Socket, state: LayerState, original: Buffer, vp8Offset: number, nowMs: number): void {
 		// The socket keeps the buffer until the datagram leaves, so each send needs its own copy.
 		const out = Buffer.allocUnsafe(original.length);
 		original.copy(out);
@@ -245,7 +246,7 @@ export class Publisher {
 		out.writeUInt32BE(ts, 4);
 		out.writeUInt32BE(state.ssrc, 8);
 		if (vp8Offset >= 0) this.rewriteVp8(out, vp8Offset);
-		this.socket!.send(out);
+		socket.send(out);
 		state.sentPackets++;
 		state.sentOctets += out.length;
 		state.lastTs = ts;
@@ -274,7 +275,7 @@ export class Publisher {
 		if (x & 0x40) p[o] = (p[o]! + this.tl0Add + this.loopIndex * 0x40) & 0xff;
 	}
 
-	private sendSenderReports(nowMs: number): void {
+	private sendSenderReports(socket: Socket, nowMs: number): void {
 		const wallMs = Date.now();
 		const ntpSec = Math.floor(wallMs / 1000) + 2208988800;
 		const ntpFrac = Math.floor(((wallMs % 1000) / 1000) * 4294967296);
@@ -290,7 +291,7 @@ export class Publisher {
 			sr.writeUInt32BE((s.lastTs + Math.round(((nowMs - s.lastSentMs) / 1000) * s.prepared.clockRate)) >>> 0, 16);
 			sr.writeUInt32BE(s.sentPackets >>> 0, 20);
 			sr.writeUInt32BE(s.sentOctets >>> 0, 24);
-			this.socket!.send(sr);
+			socket.send(sr);
 		}
 	}
 
@@ -547,7 +548,7 @@ export class Replayer {
 		}
 	}
 
-	/** Packets and bytes a subscriber's transport has delivered to the sink. */
+	/** Packets and bytes a subscriber's transport has delivered to the sink (the sender process counts its own). */
 	received(sub: Subscriber): { packets: number; bytes: number } {
 		return this.sink?.byPort.get(sub.localPort) ?? { packets: 0, bytes: 0 };
 	}
@@ -564,6 +565,7 @@ export class Replayer {
 		this.sink?.byPort.delete(s.localPort);
 	}
 
+	/** What this process sent and received; with a sender process, SenderProcess.stats() has the packets. */
 	stats(): ReplayerStats {
 		let packetsSent = this.closedPacketsSent;
 		let bytesSent = this.closedBytesSent;
