@@ -37,7 +37,7 @@ import { buildScenario, SCENARIO_NAMES } from '../plugin/allocate/sim/scenarios'
 import { simulate, SIM_DEFAULTS, type SimTick } from '../plugin/allocate/sim/simulator';
 import { fixedPlacementSlack, fluidSecond, repackSecond, type OracleOptions } from '../plugin/allocate/sim/oracle';
 import { TRUTH } from '../plugin/allocate/sim/groundTruth';
-import { median, type ScenarioMetrics } from '../plugin/allocate/sim/metrics';
+import { meanSlack, median, type ScenarioMetrics } from '../plugin/allocate/sim/metrics';
 
 const { values } = parseArgs({
 	options: {
@@ -89,11 +89,10 @@ if (traceEveryS !== undefined && !(traceEveryS > 0)) throw new Error('--trace-ev
 function traceSlack(scenario: string, tick: { t: number; demand: ReadonlyMap<string, number>; hosting: ReadonlySet<string> }, everyS: number): void {
 	if (tick.t % everyS !== 0 || tick.hosting.size === 0) return;
 	const loads = [...tick.hosting].map((id) => tick.demand.get(id)!).sort((a, b) => b - a);
-	const total = loads.reduce((a, b) => a + b, 0);
 	const core = TRUTH.saturationPct;
 	const fill = foresightOverrides.fillBelowPct ?? FORESIGHT_DEFAULTS.fillBelowPct;
-	const slack = loads.reduce((a, d) => a + 1 - Math.min(core, d) / core, 0) / loads.length;
-	const ideal = 1 - total / (Math.max(1, Math.ceil(total / fill)) * core);
+	const slack = meanSlack(loads, core);
+	const ideal = fluidSecond(loads, { capPct: fill, basePct: 0, corePct: core });
 	process.stderr.write(`${scenario} t=${tick.t}s hosting=${loads.length} slack=${slack.toFixed(2)} ideal@${fill}%=${ideal.toFixed(2)} cpu%=${loads.map((l) => l.toFixed(0)).join(',')}\n`);
 }
 

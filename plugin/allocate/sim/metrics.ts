@@ -151,3 +151,16 @@ export function finishMetrics(m: ScenarioMetrics, leadTimes: LeadTimeTracker, de
 	m.meanSlack = m.slackTicks > 0 ? m.slackSum / m.slackTicks : 1;
 	m.decisionMsMedian = median(decisionMs) ?? 0;
 }
+
+/** A worker's unused share of a core (`corePct`, % of a core at saturation): 0 when saturated or beyond. */
+export function workerSlack(loadPct: number, corePct: number): number {
+	return 1 - Math.min(corePct, loadPct) / corePct;
+}
+
+/** Mean slack over workers with these loads; 0 with none. */
+export function meanSlack(loadsPct: readonly number[], corePct: number): number {
+	if (loadsPct.length === 0) return 0;
+	let sum = 0;
+	for (const load of loadsPct) sum += workerSlack(load, corePct);
+	return sum / loadsPct.length;
+}

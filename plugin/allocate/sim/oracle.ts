@@ -7,6 +7,8 @@
  * any receiver can go anywhere), and the pipes that costs are left out, as are the
  * per-worker cost factors and jitter: the figures are optimistic, i.e. lower bounds.
  */
+import { meanSlack } from './metrics';
+
 export interface OracleOptions {
 	/** No worker's load may exceed this, % of a core. */
 	capPct: number;
@@ -27,13 +29,6 @@ function shares(pct: number, options: OracleOptions): number[] {
 	return out;
 }
 
-/** Mean unused share of a core over workers with these loads. */
-function slackOf(loads: readonly number[], options: OracleOptions): number {
-	if (loads.length === 0) return 0;
-	let sum = 0;
-	for (const load of loads) sum += 1 - Math.min(options.corePct, load) / options.corePct;
-	return sum / loads.length;
-}
 
 /**
  * One second repacked from scratch (migrations free): best-fit decreasing of the rooms'
@@ -53,7 +48,7 @@ export function repackSecond(roomDemands: Iterable<number>, options: OracleOptio
 		if (best >= 0) bins[best]! += item;
 		else bins.push(options.basePct + item);
 	}
-	return { slack: slackOf(bins, options), workers: bins.length };
+	return { slack: meanSlack(bins, options.corePct), workers: bins.length };
 }
 
 /** The fluid bound of one second: the total on as few workers as the cap allows, perfectly divisible. */
@@ -120,7 +115,7 @@ export function fixedPlacementSlack(series: ReadonlyMap<string, Float64Array>, d
 		for (const w of workers) if (w[t]! > 0) loads.push(w[t]! + options.basePct);
 		if (loads.length === 0) continue;
 		peakWorkers = Math.max(peakWorkers, loads.length);
-		sum += slackOf(loads, options);
+		sum += meanSlack(loads, options.corePct);
 		ticks++;
 	}
 	return { slack: ticks > 0 ? sum / ticks : 0, workers: peakWorkers };

@@ -14,7 +14,7 @@ import {
 	type WorkerView,
 } from '../snapshot';
 import { drawProducerTruth, pct, trueLayerRates, TRUTH, type ProducerTruth } from './groundTruth';
-import { emptyMetrics, finishMetrics, LeadTimeTracker, type ScenarioMetrics } from './metrics';
+import { emptyMetrics, finishMetrics, LeadTimeTracker, workerSlack, type ScenarioMetrics } from './metrics';
 import { SpecPredictor } from './predictor';
 import { Rng } from '../../util/rng';
 import type { Scenario, SimEvent } from './scenarios';
@@ -452,7 +452,7 @@ function account(world: World, truth: Truth, t: number, options: SimOptions, met
 		const demand = truth.demand.get(id)!;
 		if (demand > options.overloadPct) metrics.exposureConsumerS += consumersOn.get(id) ?? 0;
 		if (demand >= TRUTH.saturationPct) metrics.overloadLossConsumerS += consumersOn.get(id) ?? 0;
-		if (hosting.has(id)) slack += 1 - Math.min(TRUTH.saturationPct, demand) / TRUTH.saturationPct;
+		if (hosting.has(id)) slack += workerSlack(demand, TRUTH.saturationPct);
 		leadTimes.sample(id, t, truth.counterfactual.get(id)!);
 	}
 	if (hosting.size > 0) {
