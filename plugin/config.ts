@@ -15,6 +15,7 @@ export type AllocationPolicyName = (typeof ALLOCATION_POLICIES)[number];
  */
 export const DEFAULT_CONSUMER_STATS_EVERY_MS = 5000;
 export const DEFAULT_TRANSPORT_STATS_EVERY_MS = 5000;
+export const DEFAULT_WINDOW_STATS_EVERY_MS = 5000;
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -69,6 +70,13 @@ export const foresightOptionsSchema = z
 				consumerStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_CONSUMER_STATS_EVERY_MS),
 				/** Each transport's getStats() period for connection profiles (staggered). */
 				transportStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_TRANSPORT_STATS_EVERY_MS),
+				/**
+				 * Each stream's window statistics (variance, entropy, scene changes, frame sizes, keyframe
+				 * rate, data type, complexity) are rebuilt this often (staggered); flow and layer rates are
+				 * every round's. They summarize 10–60 s windows, and rebuilding them every round was most of
+				 * the profiler's CPU.
+				 */
+				windowStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_WINDOW_STATS_EVERY_MS),
 				/** Opt-in: keywords counted in string data messages (counts only, never content). */
 				keywords: z.array(z.string().min(1).max(64)).max(256).default([]),
 			})
@@ -190,6 +198,11 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 		path: ['profiling', 'transportStatsEveryMs'],
 		kind: 'int',
 		doc: `transports' getStats() period in ms, for connection profiles (default ${DEFAULT_TRANSPORT_STATS_EVERY_MS})`,
+	},
+	FORESIGHT_WINDOW_STATS_EVERY_MS: {
+		path: ['profiling', 'windowStatsEveryMs'],
+		kind: 'int',
+		doc: `how often a profile's window statistics (variance, entropy, scene changes, …) are rebuilt, in ms; flow is every round's (default ${DEFAULT_WINDOW_STATS_EVERY_MS})`,
 	},
 	FORESIGHT_MODEL_DIR: { path: ['modelDir'], kind: 'string', doc: 'trained model directory, e.g. models/default (unset: the specification kNN)' },
 	FORESIGHT_DRY_RUN: { path: ['dryRun'], kind: 'bool', doc: 'true: allocation manager only logs (default false)' },

@@ -17,10 +17,11 @@ import { varianceProfile } from './features/variance';
 import { TimeSeriesWindow } from './features/windows';
 import {
 	PROFILE_SCHEMA_VERSION,
-	type DataType,
+	type AudioProfile,
 	type LayerProfile,
 	type StreamEntityKind,
 	type StreamProfile,
+	type VideoProfile,
 } from './schema';
 
 export interface StreamMeta {
@@ -86,8 +87,8 @@ const LAYER_IDLE_MS = 3000;
 const SERIES_CAPACITY = 3600;
 /**
  * The entropy score covers a 60-sample window, so one new sample moves it by
- * ~2 %: it is rescored every this many samples (scoring, permutation entropy
- * included, was half the cost of building a profile).
+ * ~2 %: it is rescored every this many samples (a profile read on demand
+ * between window statistics rebuilds does not pay for it).
  */
 const ENTROPY_RESCORE_SAMPLES = 5;
 const VOICE_WINDOW_MS = 60_000;
@@ -283,16 +284,19 @@ export class StreamAccumulator {
 	 */
 	withCurrentFlow(previous: StreamProfile, nowMs: number): StreamProfile {
 		// Which layers flow changes with the flow: a profile must not pair this round's bitrate with an old round's layers.
-		const current = this.layers(undefined);
 		const layers = previous.layers.map((l) => {
 			const rate = this.layerRates.get(l.spatialLayer);
-			return { ...l, bitrateBps: rate?.bps ?? 0, packetRate: rate?.pps ?? 0, active: current[l.spatialLayer]?.active ?? l.active };
+			return { ...l, bitrateBps: rate?.bps ?? 0, packetRate: rate?.pps ?? 0, active: this.layerActive(l.spatialLayer, rate) };
 		});
 		const profile: StreamProfile = { ...previous, ts: nowMs, flow: this.flow(), layers };
-		if (previous.video) {
+		const video = previous.video;
+		if (video) {
 			const { top, activeLayers } = topActiveLayer(layers);
-			const { width: _w, height: _h, ...rest } = previous.video;
-			profile.video = { ...rest, ...(top?.width !== undefined ? { width: top.width, height: top.height } : {}), activeLayers };
+			// Most rounds change no layer's state: the previous video summary is still true and is shared.
+			if (top?.width !== video.width || top?.height !== video.height || activeLayers !== video.activeLayers) {
+				const { width: _w, height: _h, ...rest } = video;
+				profile.video = { ...rest, ...(top?.width !== undefined ? { width: top.width, height: top.height } : {}), activeLayers };
+			}
 		}
 		return profile;
 	}
@@ -301,87 +305,88 @@ export class StreamAccumulator {
 		return this.meta.kind === 'data' ? 8 * this.dataRate.bytesPerS : this.lastBps;
 	}
 
+	/**
+	 * Built field by field: spreads of optional fields (`...(x ? { x } : {})`) made
+	 * building a profile several times slower than computing what is in it.
+	 */
 	profile(nowMs: number): StreamProfile {
 		const m = this.meta;
 		const variance = varianceProfile(this.bitrate, nowMs);
-		const base = {
+		const profile: StreamProfile = {
 			schemaVersion: PROFILE_SCHEMA_VERSION,
 			ts: nowMs,
 			streamId: m.streamId,
 			entity: m.entity,
 			kind: m.kind,
+			dataType: 'audio',
 			workerId: m.workerId,
 			routerId: m.routerId,
 			transportId: m.transportId,
-			...(m.producerId !== undefined ? { producerId: m.producerId } : {}),
-			...(m.mimeType !== undefined ? { mimeType: m.mimeType } : {}),
+			flow: this.flow(),
+			layers: [],
 			variance,
+			complexity: 0,
 			entropy: this.currentEntropy(),
 		};
+		if (m.producerId !== undefined) profile.producerId = m.producerId;
+		if (m.mimeType !== undefined) profile.mimeType = m.mimeType;
 		if (m.kind === 'data') {
 			// Rates from the worker's counters (exact); sizes, string share and keywords from the tap.
 			const tapped = this.messages.summary(nowMs);
-			return {
-				...base,
-				dataType: tapped.stringShare < 0.5 && tapped.meanBytes > 0 ? 'binary' : 'text',
-				flow: { ...this.flow(), bitrateBps: 8 * this.dataRate.bytesPerS, packetRate: this.dataRate.messagesPerS },
-				layers: [],
-				data: { ...tapped, messagesPerS: this.dataRate.messagesPerS, bytesPerS: this.dataRate.bytesPerS },
-				complexity: dataComplexity(this.dataRate.bytesPerS),
-			};
+			profile.dataType = tapped.stringShare < 0.5 && tapped.meanBytes > 0 ? 'binary' : 'text';
+			profile.flow.bitrateBps = 8 * this.dataRate.bytesPerS;
+			profile.flow.packetRate = this.dataRate.messagesPerS;
+			profile.data = { ...tapped, messagesPerS: this.dataRate.messagesPerS, bytesPerS: this.dataRate.bytesPerS };
+			profile.complexity = dataComplexity(this.dataRate.bytesPerS);
+			return profile;
 		}
 		if (m.kind === 'audio') {
-			const voiceActivity = this.voice.ratio(nowMs);
-			const audio = {
+			const opus = this.opus.summary();
+			const audio: AudioProfile = {
 				clockRate: m.clockRate ?? 48000,
 				// What the encoder actually sends (TOC stereo flag) beats what was negotiated.
 				channels: this.opus.packets > 0 ? (this.opus.stereoShare >= 0.5 ? 2 : 1) : (m.channels ?? 1),
-				...this.opus.summary(),
-				...(voiceActivity !== undefined ? { voiceActivity } : {}),
 			};
-			return {
-				...base,
-				dataType: 'audio',
-				flow: this.flow(),
-				layers: this.layers(),
-				audio,
-				complexity: audioComplexity(audio),
-			};
+			if (opus.opusMode !== undefined) audio.opusMode = opus.opusMode;
+			if (opus.opusBandwidth !== undefined) audio.opusBandwidth = opus.opusBandwidth;
+			if (opus.frameMs !== undefined) audio.frameMs = opus.frameMs;
+			if (opus.dtx !== undefined) audio.dtx = opus.dtx;
+			const voiceActivity = this.voice.ratio(nowMs);
+			if (voiceActivity !== undefined) audio.voiceActivity = voiceActivity;
+			profile.layers = this.layers();
+			profile.audio = audio;
+			profile.complexity = audioComplexity(audio);
+			return profile;
 		}
 		const frames = (this.frameCache ??= frameStats(this.frameEvents, { clockRate: m.clockRate ?? 90000 }));
 		const scenes = this.sceneChanges.summary(nowMs, 60_000);
 		const layers = this.layers(this.layerFrames.rates(nowMs), frames.fps);
 		const { top, activeLayers } = topActiveLayer(layers);
+		const video: VideoProfile = { activeLayers, sceneChanges: scenes };
+		if (top?.width !== undefined) {
+			video.width = top.width;
+			video.height = top.height;
+		}
 		const fps = top?.fps ?? frames.fps;
-		const video = {
-			...(top?.width !== undefined ? { width: top.width, height: top.height } : {}),
-			...(fps !== undefined ? { fps } : {}),
-			activeLayers,
-			...(m.encodings[0]?.temporalLayers !== undefined ? { temporalLayers: m.encodings[0].temporalLayers } : {}),
-			...this.keyframeRate(nowMs, frames.keyframesPerMin),
-			...(frames.frameBytes ? { frameBytes: frames.frameBytes } : {}),
-			sceneChanges: scenes,
-		};
+		if (fps !== undefined) video.fps = fps;
+		const temporalLayers = m.encodings[0]?.temporalLayers;
+		if (temporalLayers !== undefined) video.temporalLayers = temporalLayers;
+		const keyframesPerMin = this.keyframesPerMin(nowMs, frames.keyframesPerMin);
+		if (keyframesPerMin !== undefined) video.keyframesPerMin = keyframesPerMin;
+		if (frames.frameBytes) video.frameBytes = frames.frameBytes;
 		const source = classifyVideoSource({
 			appDataSource: m.appDataSource,
-			...(video.width !== undefined ? { width: video.width, height: video.height } : {}),
-			...(video.fps !== undefined ? { fps: video.fps } : {}),
+			width: video.width,
+			height: video.height,
+			fps: video.fps,
 			burstiness: variance.burstiness,
-			...(video.frameBytes ? { frameBytes: video.frameBytes } : {}),
+			frameBytes: video.frameBytes,
 		});
-		return {
-			...base,
-			dataType: source.dataType satisfies DataType,
-			flow: this.flow(),
-			layers,
-			video,
-			complexity: videoComplexity({
-				...(m.mimeType !== undefined ? { mimeType: m.mimeType } : {}),
-				layers,
-				sceneChangesPerMin: scenes.perMin,
-				bitrateBps: this.lastBps,
-			}),
-		};
+		profile.dataType = source.dataType;
+		profile.layers = layers;
+		profile.video = video;
+		profile.complexity = videoComplexity({ mimeType: m.mimeType, layers, sceneChangesPerMin: scenes.perMin, bitrateBps: this.lastBps });
+		return profile;
 	}
 
 	private addEntropySample(bps: number): void {
@@ -391,34 +396,33 @@ export class StreamAccumulator {
 
 	private currentEntropy(): number {
 		if (this.entropyScore === undefined || this.entropyPending >= ENTROPY_RESCORE_SAMPLES) {
-			const scores = this.entropy.scores();
-			this.entropyScore = scores?.predictive;
-			if (scores) this.entropyPending = 0;
+			this.entropyScore = this.entropy.predictive();
+			if (this.entropyScore !== undefined) this.entropyPending = 0;
 		}
 		return this.entropyScore ?? 0;
 	}
 
 	/** The keyframe trace sees every keyframe; sampled frames only some (and a tap starts at one). */
-	private keyframeRate(nowMs: number, sampled: number | undefined): { keyframesPerMin?: number } {
-		const seen = this.keyframes.valuesSince(nowMs - 60_000, nowMs).length;
-		if (this.keyframes.size > 0) return { keyframesPerMin: seen };
-		return sampled !== undefined ? { keyframesPerMin: sampled } : {};
+	private keyframesPerMin(nowMs: number, sampled: number | undefined): number | undefined {
+		if (this.keyframes.size > 0) return this.keyframes.valuesSince(nowMs - 60_000, nowMs).length;
+		return sampled;
 	}
 
 	private flow(): StreamProfile['flow'] {
 		const s = this.lastStats;
 		const clockRate = this.meta.clockRate ?? 90000;
-		return {
+		const flow: StreamProfile['flow'] = {
 			bitrateBps: this.lastBps,
 			packetRate: this.lastPps,
 			lossFraction: s ? Math.min(1, s.fractionLost / 256) : 0,
 			jitterMs: s ? (1000 * s.jitter) / clockRate : 0,
-			...(s?.roundTripTimeMs !== undefined ? { rttMs: s.roundTripTimeMs } : {}),
 			nackCount: s?.nackCount ?? 0,
 			pliCount: s?.pliCount ?? 0,
 			firCount: s?.firCount ?? 0,
-			...(s?.score !== undefined ? { score: s.score } : {}),
 		};
+		if (s?.roundTripTimeMs !== undefined) flow.rttMs = s.roundTripTimeMs;
+		if (s?.score !== undefined) flow.score = s.score;
+		return flow;
 	}
 
 	/**
@@ -430,17 +434,13 @@ export class StreamAccumulator {
 	private layers(fpsByLayer?: ReadonlyMap<number, number>, topFps?: number): LayerProfile[] {
 		const m = this.meta;
 		const count = Math.max(m.encodings.length, m.encodings[0]?.spatialLayers ?? 1);
-		const current = this.lastStats?.currentLayers;
 		const out: LayerProfile[] = [];
 		for (let i = 0; i < count; i++) {
 			const enc = m.encodings[i];
 			const rate = this.layerRates.get(i);
 			const res = this.resolution.get(i);
 			const fps = m.kind === 'video' ? (fpsByLayer?.get(i) ?? topFps) : undefined;
-			// A layer is on if it carried bytes lately: one quiet stats interval (a slide
-			// deck between changes, a stalled sender) does not switch it off.
-			const flowing = rate?.lastFlowMs !== undefined && (this.lastStats?.atMs ?? 0) - rate.lastFlowMs <= LAYER_IDLE_MS;
-			const active = m.entity === 'consumer' && current ? current.spatialLayer >= i : flowing;
+			const active = this.layerActive(i, rate);
 			// Assigned field by field: spreads of optional fields cost more than the rest of a profile.
 			const layer: LayerProfile = { spatialLayer: i, bitrateBps: rate?.bps ?? 0, packetRate: rate?.pps ?? 0, active };
 			if (enc?.rid !== undefined) layer.rid = enc.rid;
@@ -454,6 +454,17 @@ export class StreamAccumulator {
 			out.push(layer);
 		}
 		return out;
+	}
+
+	/**
+	 * A consumer's layers up to the one forwarded are on; a producer's layer is on if it
+	 * carried bytes lately: one quiet stats interval (a slide deck between changes, a
+	 * stalled sender) does not switch it off.
+	 */
+	private layerActive(spatialLayer: number, rate: { lastFlowMs?: number } | undefined): boolean {
+		const current = this.lastStats?.currentLayers;
+		if (this.meta.entity === 'consumer' && current) return current.spatialLayer >= spatialLayer;
+		return rate?.lastFlowMs !== undefined && (this.lastStats?.atMs ?? 0) - rate.lastFlowMs <= LAYER_IDLE_MS;
 	}
 
 	private layerIndex(layer: { ssrc?: number; rid?: string }, position: number): number {

@@ -27,7 +27,7 @@
  */
 import { z } from 'zod';
 import type { types } from 'mediasoup';
-import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS } from '../config';
+import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS, DEFAULT_WINDOW_STATS_EVERY_MS } from '../config';
 import type { Logger } from '../log';
 import { isStreamNode, type DataProducerNode, type GraphNode, type ProducerNode, type Registry, type StreamNode } from '../observe/registry';
 import { INTERNAL_APPDATA } from '../observe/internal';
@@ -57,6 +57,8 @@ export interface ProfilerOptions {
 	consumerStatsEveryMs?: number;
 	/** Period of each transport's getStats() for connection profiles (default DEFAULT_TRANSPORT_STATS_EVERY_MS; staggered). */
 	transportStatsEveryMs?: number;
+	/** Period of each stream's window statistics rebuild (default DEFAULT_WINDOW_STATS_EVERY_MS; staggered). */
+	windowStatsEveryMs?: number;
 }
 
 /** Bounds the consumer/producer byte ratio: a burst of retransmissions is not a new level. */
@@ -199,6 +201,8 @@ interface StreamState {
 	traceOnTop?: boolean;
 	/** What the last stats round computed (profiles are built once per round). */
 	latest?: StreamProfile;
+	/** When latest's window statistics are next rebuilt (a full profile()); until then each round only updates its flow. */
+	windowStatsDueMs?: number;
 	/** Counts rtp trace windows, so frames of different windows never join one segment. */
 	traceWindow: number;
 	/** Undo actions for listeners added to the app's entities. */
@@ -303,10 +307,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const live = mine.filter((s) => this.streams.has(s.node.id));
 		// Consumers after producers: they continue at their producer's rate of this round.
 		for (const s of live) if (s.consumer) this.feedConsumer(s, s.consumer, at, ownConsumerStats.get(s));
-		// A consumer's window statistics are rebuilt with its own stats, its flow every round.
-		const streams = live.map((s) =>
-			s.consumer && s.latest && !ownConsumerStats.has(s) ? s.acc.withCurrentFlow(s.latest, now) : s.acc.profile(now),
-		);
+		const streams = live.map((s) => this.profileRound(s, now));
 		inheritProducerVideo(streams, (id) => this.profileOf(id));
 		live.forEach((s, i) => (s.latest = streams[i]));
 		const byTransport = new Map<string, StreamProfile[]>();
@@ -334,6 +335,21 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			});
 		}
 		return { workerId, streams, connections };
+	}
+
+	/**
+	 * This round's profile of a stream: a full profile() when its window statistics are due
+	 * (the first one right away, the next at a random phase so streams spread over the period),
+	 * else the last full one with this round's flow. Data streams' flow is their message
+	 * counters, which withCurrentFlow does not carry: they are few and always rebuilt.
+	 */
+	private profileRound(s: StreamState, now: number): StreamProfile {
+		if (s.latest && s.acc.meta.kind !== 'data' && s.windowStatsDueMs !== undefined && now < s.windowStatsDueMs) {
+			return s.acc.withCurrentFlow(s.latest, now);
+		}
+		const everyMs = this.options.windowStatsEveryMs ?? DEFAULT_WINDOW_STATS_EVERY_MS;
+		s.windowStatsDueMs = now + (s.windowStatsDueMs === undefined ? Math.random() * everyMs : everyMs);
+		return s.acc.profile(now);
 	}
 
 	/** A transport's rates, when due (the first right away, then staggered over the period). */

@@ -73,6 +73,9 @@ const INITIAL_COVARIANCE = 1e3;
 export class Ar2Forecaster {
 	private readonly theta = new Float64Array(AR_TERMS);
 	private readonly p = new Float64Array(AR_TERMS * AR_TERMS);
+	// Scratch vectors: one forecaster per stream observes every stats round.
+	private readonly phi = new Float64Array(AR_TERMS);
+	private readonly pPhi = new Float64Array(AR_TERMS);
 	private scale = 0;
 	private prev1: number | undefined;
 	private prev2: number | undefined;
@@ -95,7 +98,10 @@ export class Ar2Forecaster {
 		this.level += (Math.abs(y) - this.level) / Math.min(++this.seen, 50);
 		let nll: number | undefined;
 		if (this.prev1 !== undefined && this.prev2 !== undefined) {
-			const phi = [1, this.prev1, this.prev2];
+			const phi = this.phi;
+			phi[0] = 1;
+			phi[1] = this.prev1;
+			phi[2] = this.prev2;
 			const forecast = dot(this.theta, phi);
 			const error = y - forecast;
 			const floor = this.floorVariance();
@@ -119,9 +125,9 @@ export class Ar2Forecaster {
 		return eps * eps;
 	}
 
-	private rlsUpdate(phi: number[], error: number): void {
+	private rlsUpdate(phi: Float64Array, error: number): void {
 		const n = AR_TERMS;
-		const pPhi = new Float64Array(n);
+		const pPhi = this.pPhi.fill(0);
 		for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) pPhi[i] = (pPhi[i] as number) + (this.p[i * n + j] as number) * (phi[j] as number);
 		const denom = this.forgetting + dot(pPhi, phi);
 		if (!(denom > 0) || !Number.isFinite(denom)) return;
@@ -184,11 +190,15 @@ export class EntropyTracker {
 
 	/** Undefined until minSamples have been scored. */
 	scores(): EntropyScores | undefined {
+		const predictive = this.predictive();
+		if (predictive === undefined) return undefined;
+		return { predictive, permutation: permutationEntropy(this.values, this.options.permutationOrder, this.options.relativeFloor) };
+	}
+
+	/** The predictive score alone (the profile's `entropy`); permutation entropy's sorts are most of scores()' cost. */
+	predictive(): number | undefined {
 		if (this.nlls.length < this.options.minSamples) return undefined;
-		return {
-			predictive: predictiveScore(mean(this.nlls), this.values, this.options.relativeFloor),
-			permutation: permutationEntropy(this.values, this.options.permutationOrder, this.options.relativeFloor),
-		};
+		return predictiveScore(mean(this.nlls), this.values, this.options.relativeFloor);
 	}
 }
 
