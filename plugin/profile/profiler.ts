@@ -39,7 +39,7 @@ import { parseRtp } from './features/rtp';
 import { parseVp8Payload } from './features/vp8';
 import { parseVp9Payload } from './features/vp9';
 import { findSps, parseSps } from './features/h264';
-import { PROFILE_SCHEMA_VERSION, type ConnectionProfile, type StreamProfile } from './schema';
+import { PROFILE_SCHEMA_VERSION, type ConnectionProfile, type LayerProfile, type StreamProfile } from './schema';
 
 export interface ProfilerOptions {
 	statsIntervalMs: number;
@@ -767,21 +767,35 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
  * so its layers' resolution and framerate, and its video size (that of the top
  * layer it receives), come from the producer's profile.
  */
-function inheritProducerVideo(streams: StreamProfile[], producerProfile: (id: string) => StreamProfile | undefined): void {
-	const cache = new Map<string, StreamProfile | undefined>();
-	for (const p of streams) {
+function inheritProducerVideo(round: StreamProfile[], producerProfile: (id: string) => StreamProfile | undefined): void {
+	let roundById: Map<string, StreamProfile> | undefined;
+	for (const p of round) {
 		if (p.entity !== 'consumer' || p.kind !== 'video' || !p.producerId || !p.video) continue;
-		if (!cache.has(p.producerId)) cache.set(p.producerId, streams.find((x) => x.streamId === p.producerId) ?? producerProfile(p.producerId));
-		const producer = cache.get(p.producerId);
+		roundById ??= new Map(round.map((x) => [x.streamId, x]));
+		const producer = roundById.get(p.producerId) ?? producerProfile(p.producerId);
 		if (!producer) continue;
-		p.layers = p.layers.map((l) => {
+		// A flow update carries what its full profile inherited: most rounds have nothing to add.
+		const lacking = p.layers.some((l) => {
 			const src = producer.layers[l.spatialLayer];
-			return src ? { ...(src.width !== undefined ? { width: src.width, height: src.height } : {}), ...(src.fps !== undefined ? { fps: src.fps } : {}), ...l } : l;
+			return src !== undefined && ((l.width === undefined && src.width !== undefined) || (l.fps === undefined && src.fps !== undefined));
 		});
-		const top = [...p.layers].reverse().find((l) => l.active && l.width !== undefined);
-		if (top && p.video.width === undefined) p.video = { ...p.video, width: top.width, height: top.height };
+		if (lacking) {
+			p.layers = p.layers.map((l) => {
+				const src = producer.layers[l.spatialLayer];
+				return src ? { ...(src.width !== undefined ? { width: src.width, height: src.height } : {}), ...(src.fps !== undefined ? { fps: src.fps } : {}), ...l } : l;
+			});
+		}
+		if (p.video.width === undefined) {
+			const top = topLayerWithSize(p.layers);
+			if (top) p.video = { ...p.video, width: top.width, height: top.height };
+		}
 		if (p.video.fps === undefined && producer.video?.fps !== undefined) p.video = { ...p.video, fps: producer.video.fps };
 	}
+}
+
+function topLayerWithSize(layers: readonly LayerProfile[]): LayerProfile | undefined {
+	for (let i = layers.length - 1; i >= 0; i--) if (layers[i]!.active && layers[i]!.width !== undefined) return layers[i];
+	return undefined;
 }
 
 function rtpSample(atMs: number, stats: ReadonlyArray<types.RtpStreamRecvStats | types.RtpStreamSendStats>): RtpStatsSample {

@@ -21,8 +21,18 @@ describe('Profiler on a real worker', () => {
 			statsIntervalMs: 500,
 			// Transport stats every second (default 5 s): the connection's bitrate is checked a few
 			// seconds after media starts, and a 5 s-old reading may predate the video.
-			// ffmpeg's RTP ignores PLIs: probes wait for its own keyframes.
-			profiling: { traceEveryMs: 1500, traceWindowMs: 1000, tapEveryMs: 1500, tapWindowMs: 1000, probeWaitMs: 2000, keywords: ['foresight', 'sfu'], transportStatsEveryMs: 1000 },
+			// ffmpeg's RTP ignores PLIs: probes wait for its own keyframes. Window statistics every
+			// round: what a tap or trace saw must be in the very next profile.
+			profiling: {
+				traceEveryMs: 1500,
+				traceWindowMs: 1000,
+				tapEveryMs: 1500,
+				tapWindowMs: 1000,
+				probeWaitMs: 2000,
+				keywords: ['foresight', 'sfu'],
+				transportStatsEveryMs: 1000,
+				windowStatsEveryMs: 500,
+			},
 		});
 		const media = await captureRealRtp();
 		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
@@ -122,4 +132,30 @@ describe('Profiler on a real worker', () => {
 			worker.close();
 		}
 	});
+	test('rebuilds window statistics every windowStatsEveryMs and the flow every round', async () => {
+		foresight = attach(mediasoup, { useEnv: false, logLevel: 'silent', statsIntervalMs: 250, profiling: { sampling: false, windowStatsEveryMs: 2000 } });
+		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
+		const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
+		const send = await startSendingPeer(router, 20_000);
+		try {
+			const seen: StreamProfile[] = [];
+			foresight.on('profiles', (r) => {
+				const p = r.streams.find((x) => x.streamId === send.video.id);
+				if (p) seen.push(p);
+			});
+			await waitFor(() => seen.length >= 28, 15_000, '28 rounds');
+			// A rebuild makes a new variance summary; a flow update carries its full profile's.
+			const rebuilds = seen.filter((p, i) => i === 0 || p.variance !== seen[i - 1]!.variance).length;
+			const flows = new Set(seen.map((p) => p.flow.bitrateBps)).size;
+			// 28 rounds of 250 ms = 7 s: the first round, then one rebuild per 2 s after a random phase.
+			expect(rebuilds).toBeGreaterThanOrEqual(3);
+			expect(rebuilds).toBeLessThanOrEqual(5);
+			expect(flows).toBeGreaterThan(20);
+			for (const p of seen) expect(streamProfileSchema.safeParse(p).error).toBeUndefined();
+		} finally {
+			send.sender.stop();
+			worker.close();
+		}
+	});
 });
+
