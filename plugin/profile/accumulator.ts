@@ -193,10 +193,15 @@ export class StreamAccumulator {
 		else this.layerFrames.closeWindow(atMs);
 	}
 
-	/** A sampled `rtp` trace event of any layer of a video producer, for the framerate per layer. */
-	addLayerRtpEvent(event: { arrivalMs: number; ssrc: number; rid?: string; rtpTimestamp: number; marker: boolean }): void {
-		const layer = this.layerOfPacket(event.ssrc, event.rid);
-		if (layer >= 0) this.layerFrames.add({ arrivalMs: event.arrivalMs, layer, rtpTimestamp: event.rtpTimestamp, marker: event.marker });
+	/**
+	 * A sampled `rtp` trace event of any layer of a video producer, for the framerate per layer
+	 * (frames end at marker packets) and the SSRCs of rid-only layers (packets tagged with a RID).
+	 * Positional: it runs for every traced packet.
+	 */
+	addLayerRtpEvent(arrivalMs: number, ssrc: number, rid: string | undefined, rtpTimestamp: number, marker: boolean): void {
+		if (!marker && rid === undefined) return;
+		const layer = this.layerOfPacket(ssrc, rid);
+		if (layer >= 0 && marker) this.layerFrames.add({ arrivalMs, layer, rtpTimestamp, marker });
 	}
 
 	/** The encoding (simulcast layer) index of a packet of this producer; 0 with one encoding; −1 when not yet known. */

@@ -537,7 +537,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		if (trace.type !== 'rtp' && trace.type !== 'keyframe') return;
 		// With both traces on, the worker reports a keyframe's first packet as `keyframe` only;
 		// the framerate needs it (a one-packet keyframe is a whole frame), outside a window it is dropped.
-		s.acc.addLayerRtpEvent({ arrivalMs: now, ssrc: p.ssrc, ...(p.rid ? { rid: p.rid } : {}), rtpTimestamp: p.timestamp, marker: p.marker });
+		s.acc.addLayerRtpEvent(now, p.ssrc, p.rid || undefined, p.timestamp, p.marker);
 		if (trace.type === 'keyframe') {
 			const induced = now <= s.inducedUntilMs;
 			s.acc.addKeyframe(now, induced);

@@ -1,6 +1,6 @@
 import * as mediasoup from 'mediasoup';
 import { attach, ENV_VARIABLES, ForesightConfigError, optionsFromEnv, parseOptions } from '../../plugin';
-import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS } from '../../plugin/config';
+import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS, DEFAULT_WINDOW_STATS_EVERY_MS } from '../../plugin/config';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -33,6 +33,7 @@ describe('configuration', () => {
 				probeWaitMs: 500,
 				consumerStatsEveryMs: DEFAULT_CONSUMER_STATS_EVERY_MS,
 				transportStatsEveryMs: DEFAULT_TRANSPORT_STATS_EVERY_MS,
+				windowStatsEveryMs: DEFAULT_WINDOW_STATS_EVERY_MS,
 				keywords: [],
 			},
 		});
@@ -78,12 +79,13 @@ describe('configuration', () => {
 		expect(configError(() => parseOptions({ allocation: { workerCapacityPct: 150 } })).fields).toEqual(['allocation.workerCapacityPct']);
 	});
 
-	test('consumer and transport stats periods come from the environment, join other profiling options, and are validated', () => {
+	test('consumer, transport and window statistics periods come from the environment, join other profiling options, and are validated', () => {
 		const opts = optionsFromEnv(
-			{ FORESIGHT_CONSUMER_STATS_EVERY_MS: '2500', FORESIGHT_TRANSPORT_STATS_EVERY_MS: '10000' },
+			{ FORESIGHT_CONSUMER_STATS_EVERY_MS: '2500', FORESIGHT_TRANSPORT_STATS_EVERY_MS: '10000', FORESIGHT_WINDOW_STATS_EVERY_MS: '3000' },
 			{ profiling: { tapEveryMs: 20_000 } },
 		);
-		expect(opts.profiling).toMatchObject({ consumerStatsEveryMs: 2500, transportStatsEveryMs: 10_000, tapEveryMs: 20_000 });
+		expect(opts.profiling).toMatchObject({ consumerStatsEveryMs: 2500, transportStatsEveryMs: 10_000, windowStatsEveryMs: 3000, tapEveryMs: 20_000 });
+		expect(configError(() => optionsFromEnv({ FORESIGHT_WINDOW_STATS_EVERY_MS: '50' })).fields).toEqual(['FORESIGHT_WINDOW_STATS_EVERY_MS (profiling.windowStatsEveryMs)']);
 		expect(optionsFromEnv({ FORESIGHT_CONSUMER_STATS_EVERY_MS: '2500' }, { profiling: { consumerStatsEveryMs: 700 } }).profiling.consumerStatsEveryMs).toBe(700);
 		const notANumber = configError(() => optionsFromEnv({ FORESIGHT_CONSUMER_STATS_EVERY_MS: '5s' }));
 		expect(notANumber.fields).toEqual(['FORESIGHT_CONSUMER_STATS_EVERY_MS (profiling.consumerStatsEveryMs)']);
