@@ -64,6 +64,12 @@ export const foresightOptionsSchema = z
 				 */
 				probeWaitMs: z.int().min(50).max(60_000).default(500),
 				/**
+				 * Trace backoff: a video stream whose framerate per layer held in its last trace window is
+				 * traced up to this many times less often; a window that disagrees returns it to
+				 * traceEveryMs. 1 keeps the duty cycle fixed.
+				 */
+				traceBackoffMax: z.int().min(1).max(64).default(4),
+				/**
 				 * Each consumer's own getStats() period (staggered); in between its flow is derived from
 				 * its producer's forwarded rates. Below statsIntervalMs it means every round.
 				 */

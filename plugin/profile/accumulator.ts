@@ -193,6 +193,16 @@ export class StreamAccumulator {
 		else this.layerFrames.closeWindow(atMs);
 	}
 
+	/** Whether the last trace window's framerate per layer agreed with the earlier ones (within `tolerance`). */
+	traceWindowAgreed(tolerance: number): boolean {
+		return this.layerFrames.newestWindowAgrees(tolerance);
+	}
+
+	/** The trace windows now come `periodMs` apart: the framerate keeps the last two or so (at least FPS_HORIZON_MS). */
+	traceWindowsEvery(periodMs: number): void {
+		this.layerFrames.setHorizon(Math.max(FPS_HORIZON_MS, 2 * periodMs));
+	}
+
 	/**
 	 * A sampled `rtp` trace event of any layer of a video producer, for the framerate per layer
 	 * (frames end at marker packets) and the SSRCs of rid-only layers (packets tagged with a RID).

@@ -49,6 +49,12 @@ export interface ProfilerOptions {
 	tapWindowMs: number;
 	resolutionRefreshMs: number;
 	probeWaitMs: number;
+	/**
+	 * A video stream whose framerate per layer held in its last trace window is traced up to
+	 * this many times less often (doubling per agreeing window); a window that disagrees (a
+	 * layer switched, the encoder dropped frames) returns it to traceEveryMs. 1: fixed duty.
+	 */
+	traceBackoffMax: number;
 	/** Opt-in keyword counting on string data messages (counts only). */
 	keywords: readonly string[];
 	/** Off: no traces and no taps, getStats() only (for apps that use traces themselves). */
@@ -78,6 +84,12 @@ const UNRESOLVED_LAYER_RETRY_MS = 5000;
 const KEYFRAME_REPROBE_MIN_INTERVAL_MS = 15_000;
 /** How long after the keyframe a probe read its other layers' keyframes (same request) still count as induced. */
 const INDUCED_KEYFRAME_BURST_MS = 500;
+/**
+ * A trace window agrees with the earlier ones when every layer's framerate is within this
+ * fraction: a 1 s window counts whole frames (±3 % at 30 fps), an encoder that drops frames
+ * under load halves them.
+ */
+const TRACE_AGREEMENT = 0.1;
 
 /** The part of a producer trace's `info` (mediasoup's RtpPacketDump) the profiler reads. */
 interface TracedPacket {
@@ -201,6 +213,8 @@ interface StreamState {
 	traceOnTop?: boolean;
 	/** What the last stats round computed (profiles are built once per round). */
 	latest?: StreamProfile;
+	/** Multiple of traceEveryMs between this stream's trace windows (see ProfilerOptions.traceBackoffMax). */
+	traceBackoff: number;
 	/** When latest's window statistics are next rebuilt (a full profile()); until then each round only updates its flow. */
 	windowStatsDueMs?: number;
 	/** Counts rtp trace windows, so frames of different windows never join one segment. */
@@ -432,7 +446,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	private adopt(node: GraphNode): void {
 		if (!isStreamNode(node)) return;
 		if (this.streams.has(node.id) || !this.timer) return;
-		const state: StreamState = { acc: new StreamAccumulator(this.metaOf(node)), node, timers: [], inducedUntilMs: 0, traceWindow: 0, disposers: [], unresolvedRetryMs: UNRESOLVED_LAYER_RETRY_MS };
+		const state: StreamState = { acc: new StreamAccumulator(this.metaOf(node)), node, timers: [], inducedUntilMs: 0, traceWindow: 0, disposers: [], unresolvedRetryMs: UNRESOLVED_LAYER_RETRY_MS, traceBackoff: 1 };
 		if (node.kind === 'consumer') state.consumer = new ConsumerCounters();
 		this.streams.set(node.id, state);
 		if (this.options.sampling && node.kind === 'producer') this.startSampling(state, node);
@@ -505,6 +519,10 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const phase = Math.random() * this.options.traceEveryMs;
 		const traceCycle = (): void => {
 			if (!this.streams.has(node.id) || producer.closed) return;
+			// The previous window (closed long since) says whether the stream's framerates held.
+			s.traceBackoff = s.acc.traceWindowAgreed(TRACE_AGREEMENT) ? Math.min(2 * s.traceBackoff, this.options.traceBackoffMax) : 1;
+			const periodMs = this.options.traceEveryMs * s.traceBackoff;
+			s.acc.traceWindowsEvery(periodMs);
 			s.traceWindow++;
 			s.acc.rtpTraceSwitched(Date.now(), true);
 			void producer.enableTraceEvent([...baseTypes, 'rtp']).catch(() => undefined);
@@ -512,7 +530,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 				s.acc.rtpTraceSwitched(Date.now(), false);
 				if (!producer.closed) void producer.enableTraceEvent(baseTypes).catch(() => undefined);
 			});
-			this.later(s, this.options.traceEveryMs, traceCycle);
+			this.later(s, periodMs, traceCycle);
 		};
 		if (video) this.later(s, phase, traceCycle);
 		else this.later(s, phase, () => void this.tapAudio(s, node));

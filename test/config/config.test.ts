@@ -31,6 +31,7 @@ describe('configuration', () => {
 				tapWindowMs: 1000,
 				resolutionRefreshMs: 300_000,
 				probeWaitMs: 500,
+				traceBackoffMax: 4,
 				consumerStatsEveryMs: DEFAULT_CONSUMER_STATS_EVERY_MS,
 				transportStatsEveryMs: DEFAULT_TRANSPORT_STATS_EVERY_MS,
 				windowStatsEveryMs: DEFAULT_WINDOW_STATS_EVERY_MS,

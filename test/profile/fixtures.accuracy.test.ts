@@ -38,10 +38,18 @@ const VOICE = ['talking-head', ...AUDIO];
 const STATS_INTERVAL_MS = 500;
 /**
  * A replay cannot answer the probes' PLIs: they wait for the recording's own keyframes (4 s apart).
- * Window statistics every round: the checks compare a profile with the truth up to its `ts`, and
+ * A fixed trace duty (no backoff) and window statistics every round: the checks compare a profile with the truth up to its `ts`, and
  * with the default period its framerate could be up to 5 s older than that.
  */
-const PROFILING = { traceEveryMs: 2000, traceWindowMs: 3999, tapEveryMs: 2500, tapWindowMs: 4999, probeWaitMs: 9998, windowStatsEveryMs: STATS_INTERVAL_MS };
+const PROFILING = {
+	traceEveryMs: 2000,
+	traceWindowMs: 3999,
+	traceBackoffMax: 1,
+	tapEveryMs: 2500,
+	tapWindowMs: 4999,
+	probeWaitMs: 9998,
+	windowStatsEveryMs: STATS_INTERVAL_MS,
+};
 /** Three passes over a 12 s recording, so each figure covers every part of it several times. */
 const RUN_MS = 38_000;
 

@@ -26,6 +26,8 @@ describe('Profiler on a real worker', () => {
 			profiling: {
 				traceEveryMs: 1500,
 				traceWindowMs: 1000,
+				// The framerate check below counts on a window every 1.5 s.
+				traceBackoffMax: 1,
 				tapEveryMs: 1500,
 				tapWindowMs: 1000,
 				probeWaitMs: 2000,
@@ -146,16 +148,54 @@ describe('Profiler on a real worker', () => {
 			await waitFor(() => seen.length >= 28, 15_000, '28 rounds');
 			// A rebuild makes a new variance summary; a flow update carries its full profile's.
 			const rebuilds = seen.filter((p, i) => i === 0 || p.variance !== seen[i - 1]!.variance).length;
-			const flows = new Set(seen.map((p) => p.flow.bitrateBps)).size;
+			// Rounds that carried the previous full profile with a new flow.
+			const flowUpdates = seen.filter((p, i) => i > 0 && p.variance === seen[i - 1]!.variance && p.flow.bitrateBps !== seen[i - 1]!.flow.bitrateBps).length;
 			// 28 rounds of 250 ms = 7 s: the first round, then one rebuild per 2 s after a random phase.
 			expect(rebuilds).toBeGreaterThanOrEqual(3);
 			expect(rebuilds).toBeLessThanOrEqual(5);
-			expect(flows).toBeGreaterThan(20);
+			expect(flowUpdates).toBeGreaterThanOrEqual(15);
 			for (const p of seen) expect(streamProfileSchema.safeParse(p).error).toBeUndefined();
 		} finally {
 			send.sender.stop();
 			worker.close();
 		}
 	});
+	test('traces a stream whose framerate holds less and less often, up to traceBackoffMax', async () => {
+		foresight = attach(mediasoup, {
+			useEnv: false,
+			logLevel: 'silent',
+			statsIntervalMs: 500,
+			profiling: { traceEveryMs: 400, traceWindowMs: 300, traceBackoffMax: 4, tapEveryMs: 600_000 },
+		});
+		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
+		const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
+		const send = await startSendingPeer(router, 20_000);
+		try {
+			// Trace windows, as the worker delivers them: `rtp` events more than 50 ms apart start a new one.
+			const windowStarts: number[] = [];
+			let lastRtpMs = -Infinity;
+			send.video.observer.on('trace', (t) => {
+				if (t.type !== 'rtp') return;
+				const now = Date.now();
+				if (now - lastRtpMs > 50) windowStarts.push(now);
+				lastRtpMs = now;
+			});
+			await new Promise((r) => setTimeout(r, 12_000));
+			// A fixed duty would give 30 windows in 12 s; doubling from the third one to 4 × 400 ms gives about 10.
+			expect(windowStarts.length).toBeGreaterThanOrEqual(5);
+			expect(windowStarts.length).toBeLessThanOrEqual(14);
+			const gaps = windowStarts.slice(1).map((t, i) => t - windowStarts[i]!);
+			expect(Math.max(...gaps)).toBeGreaterThan(1200);
+			expect(Math.max(...gaps)).toBeLessThan(2400);
+			// The framerate survives the sparser windows (the horizon grows with the period).
+			const fps = foresight.profileOf(send.video.id)!.video!.fps!;
+			expect(fps).toBeGreaterThan(25);
+			expect(fps).toBeLessThan(35);
+		} finally {
+			send.sender.stop();
+			worker.close();
+		}
+	});
 });
+
 

@@ -47,7 +47,7 @@ interface TraceWindow {
 }
 
 export class LayerFrameRates {
-	private readonly horizonMs: number;
+	private horizonMs: number;
 	private readonly maxWindows: number;
 	private readonly windows: TraceWindow[] = [];
 
@@ -92,11 +92,38 @@ export class LayerFrameRates {
 		}
 	}
 
+	/** Windows sampled less often need a longer horizon to keep more than one (see the profiler's trace backoff). */
+	setHorizon(horizonMs: number): void {
+		this.horizonMs = horizonMs;
+	}
+
 	/** Frames per second of each layer over the windows within the horizon ending at nowMs. */
 	rates(nowMs: number): Map<number, number> {
+		return this.ratesOver(this.windows, nowMs);
+	}
+
+	/**
+	 * Whether the newest closed window's framerates agree with those of the windows before it
+	 * (same layers sending, each within `tolerance` as a fraction): the sampled rate held. False
+	 * with no earlier window to compare with.
+	 */
+	newestWindowAgrees(tolerance: number): boolean {
+		const newest = this.windows[this.windows.length - 1];
+		if (!newest || newest.closeMs === undefined || this.windows.length < 2) return false;
+		const latest = this.ratesOver([newest], newest.closeMs);
+		const before = this.ratesOver(this.windows.slice(0, -1), newest.openMs);
+		if (before.size === 0 || latest.size !== before.size) return false;
+		for (const [layer, fps] of latest) {
+			const earlier = before.get(layer);
+			if (earlier === undefined || Math.abs(fps - earlier) > tolerance * earlier) return false;
+		}
+		return true;
+	}
+
+	private ratesOver(windows: readonly TraceWindow[], nowMs: number): Map<number, number> {
 		const frames = new Map<number, number>();
 		const seconds = new Map<number, number>();
-		for (const w of this.windows) {
+		for (const w of windows) {
 			const end = Math.min(w.closeMs ?? nowMs, nowMs);
 			if (end <= nowMs - this.horizonMs || !(end > w.openMs)) continue;
 			for (const [layer, c] of w.layers) {

@@ -100,4 +100,39 @@ describe('LayerFrameRates', () => {
 			expect(fps.get(2)! / fps.get(0)!).toBeLessThan(0.7);
 		},
 	);
+	describe('newestWindowAgrees (the trace backoff)', () => {
+		it('agrees when every layer kept its rate, with nothing to compare it with it does not', () => {
+			const rates = new LayerFrameRates();
+			traceWindow(rates, [30, 30, 15], 0, 1000);
+			expect(rates.newestWindowAgrees(0.1)).toBe(false);
+			traceWindow(rates, [30, 30, 15], 30_000, 31_000, 2);
+			expect(rates.newestWindowAgrees(0.1)).toBe(true);
+		});
+
+		it('disagrees when a layer dropped frames or switched off', () => {
+			const halved = new LayerFrameRates();
+			traceWindow(halved, [30, 30, 30], 0, 1000);
+			traceWindow(halved, [30, 30, 15], 30_000, 31_000);
+			expect(halved.newestWindowAgrees(0.1)).toBe(false);
+			const off = new LayerFrameRates();
+			traceWindow(off, [30, 30, 30], 0, 1000);
+			traceWindow(off, [30, 30], 30_000, 31_000);
+			expect(off.newestWindowAgrees(0.1)).toBe(false);
+		});
+
+		it('is judged only once the newest window is closed, against windows within the horizon', () => {
+			const rates = new LayerFrameRates({ horizonMs: 60_000 });
+			traceWindow(rates, [30], 0, 1000);
+			rates.openWindow(120_000);
+			expect(rates.newestWindowAgrees(0.1)).toBe(false);
+			for (const e of stream([30], 120_000, 121_000)) rates.add(e);
+			rates.closeWindow(121_000);
+			// The earlier window ended two minutes before: past the horizon, nothing to agree with.
+			expect(rates.newestWindowAgrees(0.1)).toBe(false);
+			rates.setHorizon(240_000);
+			expect(rates.newestWindowAgrees(0.1)).toBe(true);
+			expect(rates.rates(121_000).get(0)!).toBeCloseTo(30, 0);
+		});
+	});
 });
+
