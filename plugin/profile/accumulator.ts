@@ -87,8 +87,8 @@ const LAYER_IDLE_MS = 3000;
 const SERIES_CAPACITY = 3600;
 /**
  * The entropy score covers a 60-sample window, so one new sample moves it by
- * ~2 %: it is rescored every this many samples (a profile read on demand
- * between window statistics rebuilds does not pay for it).
+ * ~2 %: it is rescored every this many samples, however often profile() runs
+ * (every round when windowStatsEveryMs is the stats interval).
  */
 const ENTROPY_RESCORE_SAMPLES = 5;
 const VOICE_WINDOW_MS = 60_000;
@@ -333,6 +333,7 @@ export class StreamAccumulator {
 			streamId: m.streamId,
 			entity: m.entity,
 			kind: m.kind,
+			// dataType, layers and complexity are set below for each kind.
 			dataType: 'audio',
 			workerId: m.workerId,
 			routerId: m.routerId,
