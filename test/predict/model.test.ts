@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { PredictionEngine } from '../../plugin/predict/engine';
 import { STREAM_FEATURES } from '../../plugin/predict/features';
@@ -10,8 +8,8 @@ import { KnnPredictor } from '../../plugin/predict/knn';
 import { ModelLoadError, TfPredictor } from '../../plugin/predict/model';
 import { attributionResidual, HORIZONS_S, TARGETS, type WorkerSnapshot } from '../../plugin/predict/types';
 import { audioRoom, syntheticSession, videoRoom } from './synthetic';
+import { runTrainingFixture } from './trainingFixture';
 
-const ROOT = path.resolve(__dirname, '../..');
 const heldOut = syntheticSession(3, { workers: 2, steps: 60, stride: 2 });
 let dir: string;
 let fixture: { trainExamples: number; unit: number[]; weak: number[]; wallMs: number };
@@ -19,12 +17,7 @@ let model: TfPredictor;
 
 beforeAll(async () => {
 	dir = await mkdtemp(path.join(os.tmpdir(), 'foresight-model-'));
-	// Training runs in a child process: see fixtures/train-synthetic.ts for why.
-	const { stdout } = await promisify(execFile)(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(__dirname, 'fixtures/train-synthetic.ts'), dir], {
-		cwd: ROOT,
-		timeout: 170_000,
-	});
-	fixture = JSON.parse(stdout.trim().split('\n').pop()!) as typeof fixture;
+	fixture = await runTrainingFixture<typeof fixture>('train-synthetic.ts', dir);
 	model = await TfPredictor.load(path.join(dir, 'unit'));
 }, 180_000);
 afterAll(async () => {

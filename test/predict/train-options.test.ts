@@ -1,16 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { evaluatePredictor } from '../../plugin/predict/evaluate';
 import { OUTPUTS, TfPredictor } from '../../plugin/predict/model';
 import { loadTf } from '../../plugin/predict/tf';
 import { meanLoss, rowWeightsOf, trainModel, type EpochLog } from '../../plugin/predict/train';
 import type { TrainingExample } from '../../plugin/predict/types';
 import { syntheticSession } from './synthetic';
+import { runTrainingFixture } from './trainingFixture';
 
-const ROOT = path.resolve(__dirname, '../..');
 // The fixture's validation set, rebuilt here (syntheticSession is deterministic per seed).
 const validation = syntheticSession(2, { workers: 2, steps: 50, stride: 2 });
 let dir: string;
@@ -18,12 +16,7 @@ let fixture: { robust: { history: EpochLog[]; keptEpoch: number }; plain: { hist
 
 beforeAll(async () => {
 	dir = await mkdtemp(path.join(os.tmpdir(), 'foresight-train-options-'));
-	// Training runs in a child process: see fixtures/train-synthetic.ts for why.
-	const { stdout } = await promisify(execFile)(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(__dirname, 'fixtures/train-options.ts'), dir], {
-		cwd: ROOT,
-		timeout: 170_000,
-	});
-	fixture = JSON.parse(stdout.trim().split('\n').pop()!) as typeof fixture;
+	fixture = await runTrainingFixture<typeof fixture>('train-options.ts', dir);
 }, 180_000);
 afterAll(async () => {
 	if (dir) await rm(dir, { recursive: true, force: true });
