@@ -1,5 +1,5 @@
 /**
- * npm run bench -- overhead [--phases 6] [--measure-s 20] [--warmup-s 10] [--copies 50] [--options JSON] [--in-process] [--no-jit-warmup]
+ * npm run bench -- overhead [--phases 6] [--measure-s 20] [--warmup-s 10] [--copies 50] [--options JSON] [--in-process] [--no-jit-warmup] [--floor]
  *
  * Profiling overhead: the same load — `copies` replayed talking-head peers
  * (video with 3 simulcast layers + audio = 2 producers each) across 2 workers,
@@ -12,7 +12,9 @@
  *    load sampler and the profiler with its default options, every profile
  *    handed to an in-memory store;
  *  - plugin: the whole of Foresight attached (dry run), i.e. profiling plus
- *    live prediction and allocation decision rounds.
+ *    live prediction and allocation decision rounds;
+ *  - floor (only with `--floor`): the getStats() calls the default schedule makes,
+ *    answers discarded — the share of the profiling figure that is mediasoup's.
  * Fresh workers each phase, since the observer API only sees entities created
  * after attaching. Worker CPU comes from getResourceUsage() deltas over the
  * measured window; Node CPU from process.cpuUsage() of this process, which
@@ -43,7 +45,9 @@ function arg(name: string, fallback: number): number {
 	return i === -1 ? fallback : Number(process.argv[i + 1]);
 }
 
-const PHASES = arg('phases', 6);
+/** `--floor` adds a `floor` phase to each half of the palindrome (see attachStatsFloor). */
+const FLOOR = process.argv.includes('--floor');
+const PHASES = arg('phases', FLOOR ? 8 : 6);
 const MEASURE_S = arg('measure-s', 20);
 const WARMUP_S = arg('warmup-s', 10);
 const COPIES = arg('copies', 50);
@@ -60,8 +64,8 @@ const mediaCodecs: mediasoup.types.RouterRtpCodecCapability[] = [
 	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
 ];
 
-type Mode = 'off' | 'profiling' | 'plugin';
-const ORDER: readonly Mode[] = ['off', 'profiling', 'plugin', 'plugin', 'profiling', 'off'];
+type Mode = 'off' | 'profiling' | 'plugin' | 'floor';
+const ORDER: readonly Mode[] = FLOOR ? ['off', 'floor', 'profiling', 'plugin', 'plugin', 'profiling', 'floor', 'off'] : ['off', 'profiling', 'plugin', 'plugin', 'profiling', 'off'];
 
 interface PhaseResult {
 	mode: Mode;
@@ -106,6 +110,38 @@ function attachProfiling(onStreams: (count: number) => void): () => Promise<void
 	};
 }
 
+/**
+ * What the profile's schedule asks of mediasoup and nothing else: the observer, and the
+ * getStats() calls on the default cadences (every producer each statsIntervalMs, each
+ * consumer and transport every consumerStatsEveryMs/transportStatsEveryMs, staggered),
+ * answers discarded. Any profiler with these defaults pays at least this much Node CPU:
+ * the channel round trips and mediasoup's parsing of the answers.
+ */
+function attachStatsFloor(): () => Promise<void> {
+	const options = parseOptions({ ...EXTRA_OPTIONS, logLevel: 'error' });
+	const log = createLogger(options.logLevel);
+	const graph = new GraphObserver(mediasoup, log);
+	const nextDue = new Map<string, number>();
+	const due = (id: string, now: number, everyMs: number): boolean => {
+		const at = nextDue.get(id);
+		if (at !== undefined && now < at) return false;
+		nextDue.set(id, now + (at === undefined ? Math.random() * everyMs : everyMs));
+		return true;
+	};
+	const ignore = (): void => undefined;
+	const timer = setInterval(() => {
+		const now = Date.now();
+		const r = graph.registry;
+		for (const p of r.all('producer')) p.handle.getStats().catch(ignore);
+		for (const c of r.all('consumer')) if (due(c.id, now, options.profiling.consumerStatsEveryMs)) c.handle.getStats().catch(ignore);
+		for (const t of r.all('transport')) if (due(t.id, now, options.profiling.transportStatsEveryMs)) t.handle.getStats().catch(ignore);
+	}, options.statsIntervalMs);
+	return async () => {
+		clearInterval(timer);
+		graph.detach();
+	};
+}
+
 async function phase(mode: Mode): Promise<PhaseResult> {
 	let foresight: Foresight | undefined;
 	let detachProfiling: (() => Promise<void>) | undefined;
@@ -117,6 +153,8 @@ async function phase(mode: Mode): Promise<PhaseResult> {
 		foresight.on('profiles', (p) => onStreams(p.streams.length));
 	} else if (mode === 'profiling') {
 		detachProfiling = attachProfiling(onStreams);
+	} else if (mode === 'floor') {
+		detachProfiling = attachStatsFloor();
 	}
 	const workers = await Promise.all([0, 1].map(() => mediasoup.createWorker({ logLevel: 'error' })));
 	const routers = await Promise.all(workers.map((w) => w.createRouter({ mediaCodecs })));
@@ -200,6 +238,7 @@ async function main(): Promise<void> {
 		node_cpu_pct_per_100_producers: perProducers('profiling'),
 		worker_cpu_ratio_full_plugin: Number((workerPct('plugin') / workerPct('off')).toFixed(4)),
 		node_cpu_pct_per_100_producers_full_plugin: perProducers('plugin'),
+		...(FLOOR ? { node_cpu_pct_per_100_producers_stats_floor: perProducers('floor'), worker_cpu_ratio_stats_floor: Number((workerPct('floor') / workerPct('off')).toFixed(4)) } : {}),
 		worker_cpu_pct_off: Number(workerPct('off').toFixed(2)),
 		node_cpu_pct_off: Number(nodePct('off').toFixed(2)),
 		// How far the two baselines disagree: the noise floor of the Node CPU figures.
