@@ -24,7 +24,7 @@ import { TfPredictor } from '../plugin/predict/model';
 import { mean, quantile, std, Z95 } from '../plugin/predict/stats';
 import { HORIZONS_S, TARGETS, type HorizonS, type Predictor, type ResourceVector, type TrainingExample, type WorkerPrediction, type WorkerSnapshot } from '../plugin/predict/types';
 import type { SessionEntry } from './sessions';
-import { DEFAULT_MODEL_DIR, examplesOf, readSessions, readTrainingSummary, REPO_ROOT, type SessionData } from './train';
+import { DEFAULT_MODEL_DIR, defaultSplit, examplesOf, readSessions, readTrainingSummary, REPO_ROOT, type SessionData } from './train';
 
 // ---------------------------------------------------------------- kNN history
 
@@ -433,7 +433,12 @@ function reproduceCommands(input: ReportInput): string {
 	const maxSeed = Math.max(...seeds);
 	const lines = ['npm run sessions -- --gzip                                  # seeds 1-3 of every scenario (~10 min)'];
 	if (maxSeed > 3) lines.push(`npm run sessions -- --gzip --append --first-seed 4 --seeds ${maxSeed - 3}   # seeds 4-${maxSeed}`);
-	lines.push('npm run train', 'npm run evaluate');
+	// A split chosen with --held-out/--validation is only reproduced by passing it again.
+	const split = input.summary.split;
+	const byDefault = defaultSplit(input.allSessions);
+	const sameIds = (a: readonly string[], b: readonly string[]): boolean => [...a].sort().join(',') === [...b].sort().join(',');
+	const custom = !sameIds(split.heldOut, byDefault.heldOut) || !sameIds(split.validation, byDefault.validation);
+	lines.push(custom ? `npm run train -- --held-out ${split.heldOut.join(',')} --validation ${split.validation.join(',')}` : 'npm run train', 'npm run evaluate');
 	return lines.join('\n');
 }
 
