@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as mediasoup from 'mediasoup';
 import { median } from '../plugin/allocate/sim/metrics';
+import { MEDIA_CODECS } from '../training/media/rig';
 import { readRecording } from '../training/record/format';
 import { Replayer } from '../training/loadgen/replayer';
 import { SenderProcess } from '../training/loadgen/senderProcess';
@@ -46,12 +47,7 @@ async function cpuPctOver(ms: number): Promise<number> {
 async function main(): Promise<void> {
 	const recording = readRecording(join(__dirname, '../test/fixtures/recordings/talking-head.rec.gz'));
 	const worker = await mediasoup.createWorker({ logLevel: 'error' });
-	const router = await worker.createRouter({
-		mediaCodecs: [
-			{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-			{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
-		],
-	});
+	const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
 	const sender = await SenderProcess.spawn({ seed: 7 });
 	const replayer = new Replayer({ seed: 7, sender });
 	const pub = await replayer.publish(router, recording, { loop: true, autoStart: false });

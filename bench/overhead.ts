@@ -36,6 +36,7 @@ import { GraphObserver } from '../plugin/observe/attach';
 import { WorkerLoadSampler } from '../plugin/observe/workerLoad';
 import { Profiler } from '../plugin/profile/profiler';
 import { MemoryStore } from '../plugin/store/memoryStore';
+import { MEDIA_CODECS } from '../training/media/rig';
 import { readRecording } from '../training/record/format';
 import { Replayer } from '../training/loadgen/replayer';
 import { SenderProcess } from '../training/loadgen/senderProcess';
@@ -59,10 +60,6 @@ const OPTIONS_AT = process.argv.indexOf('--options');
 const EXTRA_OPTIONS = OPTIONS_AT === -1 ? {} : (JSON.parse(process.argv[OPTIONS_AT + 1] ?? '{}') as Record<string, unknown>);
 
 const recording = readRecording(join(__dirname, '../test/fixtures/recordings/talking-head.rec.gz'));
-const mediaCodecs: mediasoup.types.RouterRtpCodecCapability[] = [
-	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-	{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
-];
 
 type Mode = 'off' | 'profiling' | 'plugin' | 'floor';
 const ORDER: readonly Mode[] = FLOOR ? ['off', 'floor', 'profiling', 'plugin', 'plugin', 'profiling', 'floor', 'off'] : ['off', 'profiling', 'plugin', 'plugin', 'profiling', 'off'];
@@ -157,7 +154,7 @@ async function phase(mode: Mode): Promise<PhaseResult> {
 		detachProfiling = attachStatsFloor();
 	}
 	const workers = await Promise.all([0, 1].map(() => mediasoup.createWorker({ logLevel: 'error' })));
-	const routers = await Promise.all(workers.map((w) => w.createRouter({ mediaCodecs })));
+	const routers = await Promise.all(workers.map((w) => w.createRouter({ mediaCodecs: MEDIA_CODECS })));
 	const sender = IN_PROCESS ? undefined : await SenderProcess.spawn({ seed: 7 });
 	const replayer = new Replayer({ seed: 7, ...(sender ? { sender } : {}) });
 	const replayStats = async () => (sender ? sender.stats() : replayer.stats());
