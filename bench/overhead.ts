@@ -36,6 +36,7 @@ import { GraphObserver } from '../plugin/observe/attach';
 import { WorkerLoadSampler } from '../plugin/observe/workerLoad';
 import { Profiler } from '../plugin/profile/profiler';
 import { MemoryStore } from '../plugin/store/memoryStore';
+import { nextDueMs } from '../plugin/util/stagger';
 import { MEDIA_CODECS } from '../training/media/rig';
 import { readRecording } from '../training/record/format';
 import { Replayer } from '../training/loadgen/replayer';
@@ -122,7 +123,7 @@ function attachStatsFloor(): () => Promise<void> {
 	const due = (id: string, now: number, everyMs: number): boolean => {
 		const at = nextDue.get(id);
 		if (at !== undefined && now < at) return false;
-		nextDue.set(id, now + (at === undefined ? Math.random() * everyMs : everyMs));
+		nextDue.set(id, nextDueMs(now, everyMs, at === undefined));
 		return true;
 	};
 	const ignore = (): void => undefined;

@@ -27,6 +27,7 @@
  */
 import { z } from 'zod';
 import type { types } from 'mediasoup';
+import { nextDueMs } from '../util/stagger';
 import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS, DEFAULT_WINDOW_STATS_EVERY_MS } from '../config';
 import type { Logger } from '../log';
 import { isStreamNode, type DataProducerNode, type GraphNode, type ProducerNode, type Registry, type StreamNode } from '../observe/registry';
@@ -362,7 +363,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			return s.acc.withCurrentFlow(s.latest, now);
 		}
 		const everyMs = this.options.windowStatsEveryMs ?? DEFAULT_WINDOW_STATS_EVERY_MS;
-		s.windowStatsDueMs = now + (s.windowStatsDueMs === undefined ? Math.random() * everyMs : everyMs);
+		s.windowStatsDueMs = nextDueMs(now, everyMs, s.windowStatsDueMs === undefined);
 		return s.acc.profile(now);
 	}
 
@@ -371,7 +372,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const everyMs = this.options.transportStatsEveryMs ?? DEFAULT_TRANSPORT_STATS_EVERY_MS;
 		const entry = this.transportStats.get(id);
 		if (entry && at < entry.dueMs) return;
-		const next = { dueMs: at + (entry ? everyMs : Math.random() * everyMs), ...(entry?.rates ? { rates: entry.rates } : {}) };
+		const next = { dueMs: nextDueMs(at, everyMs, !entry), ...(entry?.rates ? { rates: entry.rates } : {}) };
 		this.transportStats.set(id, next);
 		const rates = await transport.getStats().then((r) => transportRates.safeParse(r[0]).data, () => undefined);
 		if (rates && this.transportStats.get(id) === next) next.rates = rates;
@@ -425,7 +426,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		if (producerKnown && at < counters.nextOwnMs && state === counters.stateAtOwn && !counters.stalled) return false;
 		const everyMs = this.options.consumerStatsEveryMs ?? DEFAULT_CONSUMER_STATS_EVERY_MS;
 		// The first own round right away, the next at a random phase so consumers spread over the period.
-		counters.nextOwnMs = at + (counters.stateAtOwn === '' ? Math.random() * everyMs : everyMs);
+		counters.nextOwnMs = nextDueMs(at, everyMs, counters.stateAtOwn === '');
 		counters.stateAtOwn = state;
 		return true;
 	}
