@@ -36,6 +36,7 @@ import { loadScenario } from '../training/loadgen/scenario';
 import { Replayer } from '../training/loadgen/replayer';
 import { runScenario, type RunState } from '../training/loadgen/runner';
 import { MEDIA_CODECS } from '../training/media/rig';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const { values } = parseArgs({
 	options: {
@@ -71,8 +72,6 @@ interface ArmResult {
 	peakConsumers: number;
 	maxEventLagMs: number;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function runArm(policy: AllocationPolicyName): Promise<ArmResult> {
 	const logger = createLogger('error');

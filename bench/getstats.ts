@@ -20,6 +20,7 @@ import { MEDIA_CODECS } from '../training/media/rig';
 import { readRecording } from '../training/record/format';
 import { Replayer } from '../training/loadgen/replayer';
 import { SenderProcess } from '../training/loadgen/senderProcess';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const { values } = parseArgs({
 	options: {
@@ -32,8 +33,6 @@ const rates = values.rates.split(',').map(Number);
 const rounds = Number(values.rounds);
 const measureMs = Number(values['measure-s']) * 1000;
 if (rates.some((r) => !(r >= 10)) || !(rounds >= 1) || !(measureMs > 0)) throw new Error('--rates: numbers ≥ 10; --rounds ≥ 1; --measure-s > 0');
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Node CPU of this process over the next `ms`, % of one core. */
 async function cpuPctOver(ms: number): Promise<number> {

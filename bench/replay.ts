@@ -19,6 +19,7 @@ import type { types } from 'mediasoup';
 import { readRecording } from '../training/record/format';
 import { Replayer, type Publisher } from '../training/loadgen/replayer';
 import { MEDIA_CODECS } from '../training/media/rig';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 
 function arg(name: string, fallback: string): string {
@@ -30,8 +31,6 @@ function cpuMs(): number {
 	const u = process.cpuUsage();
 	return (u.user + u.system) / 1000;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function baselineCpuPerPacketUs(packets: Buffer[], port: number): Promise<number> {
 	const socket = createSocket('udp4');

@@ -49,6 +49,7 @@ import { Replayer } from './loadgen/replayer';
 import { runScenario } from './loadgen/runner';
 import { loadScenario, type Scenario } from './loadgen/scenario';
 import { MEDIA_CODECS } from './media/rig';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SCENARIOS_DIR = join(__dirname, 'loadgen', 'scenarios');
 export const DEFAULT_SESSIONS_DIR = join(__dirname, 'data', 'sessions');
@@ -114,8 +115,6 @@ interface Job {
 	seed: number;
 	id: string;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function meanStd(values: readonly number[]): { mean: number; std: number } {
 	if (values.length === 0) return { mean: Number.NaN, std: Number.NaN };

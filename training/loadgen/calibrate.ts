@@ -17,13 +17,12 @@ import { readRecording } from '../record/format';
 import { MEDIA_CODECS } from '../media/rig';
 import { SESSIONS, startBrowserPeers } from '../record/record';
 import { Replayer } from './replayer';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 function arg(name: string, fallback: string): string {
 	const i = process.argv.indexOf(name);
 	return i >= 0 ? process.argv[i + 1]! : fallback;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Window {
 	cpuShare: number;
