@@ -48,6 +48,7 @@ export const requestSchema = z.discriminatedUnion('method', [
 		z.object({
 			displayName: z.string().min(1).max(64),
 			rtpCapabilities,
+			// Sent by mediasoup-client; mediasoup 3.32's own SCTP stack sizes its streams itself, so it is accepted and ignored.
 			sctpCapabilities: looseObject.optional(),
 		}),
 	),

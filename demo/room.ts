@@ -47,7 +47,6 @@ export class Peer {
 	readonly dataProducers = new Map<string, types.DataProducer>();
 	readonly dataConsumers = new Map<string, types.DataConsumer>();
 	rtpCapabilities: types.RtpCapabilities | undefined;
-	sctpCapabilities: types.SctpCapabilities | undefined;
 	displayName = '';
 	joined = false;
 	/** The router (hence worker) the allocation manager placed this peer on. */
@@ -388,7 +387,6 @@ export class Room {
 				{ protocol: 'tcp', ...listen },
 			],
 			enableSctp: sctp,
-			numSctpStreams: { OS: 1024, MIS: 1024 },
 			initialAvailableOutgoingBitrate: 1_000_000,
 			appData: { peerId: peer.id, direction, routerId: router.id },
 		});

@@ -85,7 +85,6 @@ export class SignalingSession {
 				if (peer.joined) throw new SignalingError('already joined');
 				peer.displayName = request.data.displayName;
 				peer.rtpCapabilities = request.data.rtpCapabilities as types.RtpCapabilities;
-				peer.sctpCapabilities = request.data.sctpCapabilities as types.SctpCapabilities | undefined;
 				peer.router = await this.place(peer);
 				peer.joined = true;
 				room.peers.set(peer.id, peer);

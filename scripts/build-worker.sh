@@ -2,35 +2,39 @@
 # build-worker.sh -- build mediasoup-worker OFFLINE from the npm tarball's own
 # worker sources + Debian 12 (bookworm) packages. Nothing is fetched from
 # GitHub, PyPI or meson's wrapdb: only the npm registry and Debian's archive.
-# Adapted from the verified recipe in shared/reference (2026-11-26).
+# Adapted from the verified 3.32.2 recipe in shared/reference (2026-12-07).
 #
 # Usage:  build-worker.sh [WORKDIR]          (default: a new temp dir)
 #         Called by scripts/setup.mjs, which caches the binary under
 #         ${XDG_CACHE_HOME:-~/.cache}/mediasoup-foresight/worker/<version>-<recipe hash>/
-# Env:    MS_VERSION  mediasoup version (default 3.19.3 = newest with engines.node >=20)
+# Env:    MS_VERSION  mediasoup version (default 3.32.2)
 #         JOBS        parallel compile jobs (default: nproc)
-#         MESON_ARGS  extra meson args, e.g. "-Dms_disable_liburing=true"
+#         MESON_ARGS  extra meson args
 #         SKIP_APT=1  don't run apt-get (packages already installed)
 # Output: progress on stderr; the LAST LINE OF STDOUT is the absolute path of the
 #         binary, so:  export MEDIASOUP_WORKER_BIN="$(build-worker.sh | tail -n1)"
 #
 # How it works: meson uses worker/subprojects/<directory from the .wrap> as-is
 # when it exists, so we create those directories with tiny shim meson.build
-# files that expose the variables worker/meson.build reads via get_variable(),
-# backed by Debian's system libraries (pkg-config). A small source patch adapts
-# the worker to libsrtp2 (Debian) instead of libsrtp3 (versatica fork), to
-# liburing 2.3 and to Debian's KTLS-enabled libssl3 (DTLS BIO callback fix);
-# meson_version is lowered to Debian's meson 1.0.1.
+# files that expose the variables worker/meson.build reads, backed by Debian's
+# system libraries (pkg-config). Source adaptations, each checked to apply:
+#  - meson_version lowered to Debian's meson 1.0.1;
+#  - libsrtp2 (Debian) instead of versatica's libsrtp3: in-place
+#    srtp_protect/unprotect, srtp_remove_stream, and the session policy filled as
+#    libsrtp2's srtp_policy_t instead of libsrtp3's opaque policy object;
+#  - ankerl::unordered_dense (not packaged in Debian, not on npm) mapped onto the
+#    standard containers by a shim header: same behaviour, possibly slower hashing,
+#    so worker CPU figures are only compared within one build.
+# 3.32 has its own SCTP stack, so usrsctp, abseil and liburing are gone.
 set -euo pipefail
 
-MS_VERSION="${MS_VERSION:-3.19.3}"
+MS_VERSION="${MS_VERSION:-3.32.2}"
 WORKDIR="$(realpath -m "${1:-$(mktemp -d -t mediasoup-worker-build.XXXXXX)}")"
 JOBS="${JOBS:-$(nproc)}"
 MESON_ARGS="${MESON_ARGS:-}"
 APT_PACKAGES=(
-  g++ pkg-config meson ninja-build patch
-  libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev
-  libflatbuffers-dev flatbuffers-compiler liburing-dev
+  g++ pkg-config meson ninja-build python3
+  libssl-dev libuv1-dev libsrtp2-dev libflatbuffers-dev flatbuffers-compiler
 )
 
 log() { printf '\n==> %s\n' "$*" >&2; }
@@ -82,13 +86,11 @@ EOF
 d="$(shimdir libuv)"
 cat > "$d/meson.build" <<'EOF'
 project('libuv', 'c', version: 'system')
+# Every uv_* call in worker/src exists in Debian's 1.44.
 libuv_dep = dependency('libuv', version: '>=1.44')
 libuv = static_library('uv_shim', 'empty.c')
 EOF
-cat > "$d/meson_options.txt" <<'EOF'
-option('build_tests', type: 'boolean', value: false)
-option('build_benchmarks', type: 'boolean', value: false)
-EOF
+printf "option('build_tests', type: 'boolean', value: false)\noption('build_benchmarks', type: 'boolean', value: false)\n" > "$d/meson_options.txt"
 
 d="$(shimdir libsrtp3)"
 cat > "$d/meson.build" <<'EOF'
@@ -102,42 +104,11 @@ libsrtp3_dep = declare_dependency(
 )
 libsrtp3 = static_library('srtp_shim', 'empty.c')
 EOF
-cat > "$d/meson_options.txt" <<'EOF'
-option('crypto-library', type: 'string', value: 'openssl')
-option('crypto-library-kdf', type: 'feature', value: 'disabled')
-option('tests', type: 'feature', value: 'disabled')
-EOF
-
-d="$(shimdir usrsctp)"
-cat > "$d/meson.build" <<'EOF'
-project('usrsctp', 'c', version: 'system')
-usrsctp_dep = dependency('usrsctp')
-usrsctp = static_library('usrsctp_shim', 'empty.c')
-EOF
-cat > "$d/meson_options.txt" <<'EOF'
-option('sctp_build_programs', type: 'boolean', value: false)
-EOF
-
-d="$(shimdir abseil-cpp)"
-cat > "$d/meson.build" <<'EOF'
-project('abseil-cpp', 'c', version: 'system')
-absl_container_dep = declare_dependency(dependencies: [
-  dependency('absl_flat_hash_map'),
-  dependency('absl_flat_hash_set'),
-  dependency('absl_btree'),
-  dependency('absl_inlined_vector'),
-])
-absl_strings_dep = dependency('absl_strings')
-absl_types_dep = declare_dependency(dependencies: [
-  dependency('absl_optional'),
-  dependency('absl_memory'),
-])
-absl_container_lib = static_library('absl_container_shim', 'empty.c')
-EOF
+printf "option('crypto-library', type: 'string', value: 'openssl')\noption('crypto-library-kdf', type: 'feature', value: 'disabled')\noption('tests', type: 'feature', value: 'disabled')\n" > "$d/meson_options.txt"
 
 d="$(shimdir flatbuffers)"
-# flatc itself is found by fbs/meson.build's find_program('flatc') ->
-# /usr/bin/flatc (2.0.8), matching Debian's 2.0.8 headers.
+# flatc itself is found by fbs/meson.build's find_program('flatc') -> /usr/bin/flatc
+# (2.0.8), matching Debian's 2.0.8 headers.
 cat > "$d/meson.build" <<'EOF'
 project('flatbuffers', 'c', version: 'system')
 flatbuffers_dep = dependency('flatbuffers')
@@ -145,239 +116,134 @@ flatbuffers_lib = static_library('flatbuffers_shim', 'empty.c')
 EOF
 
 d="$(shimdir catch2)"
-# Debian only has Catch2 v2; the worker's C++ unit tests (not built by
-# default) need Catch2 v3, so provide an empty dependency.
 cat > "$d/meson.build" <<'EOF'
 project('catch2', 'c', version: 'none')
 catch2_dep = dependency('', required: false)
 catch2_with_main_dep = catch2_dep
 EOF
 
-d="$(shimdir liburing)"
+d="$(shimdir unordered-dense)"
+mkdir -p "$d/include/ankerl"
 cat > "$d/meson.build" <<'EOF'
-project('liburing', 'c', version: 'system')
-uring = dependency('liburing')
-liburing = static_library('uring_shim', 'empty.c')
+project('unordered_dense', 'cpp', version: 'std-shim')
+unordered_dense_dep = declare_dependency(include_directories: include_directories('include'))
+meson.override_dependency('unordered_dense', unordered_dense_dep)
+EOF
+cat > "$d/include/ankerl/unordered_dense.h" <<'EOF'
+// Shim: ankerl::unordered_dense (not packaged in Debian 12) mapped onto the standard
+// containers. The worker uses only map, set and hash (including hash<T> specializations).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+namespace ankerl::unordered_dense {
+template <class T, class Enable = void>
+struct hash {
+	using is_avalanching = void;
+	auto operator()(const T& v) const noexcept(noexcept(std::hash<T>{}(v))) -> std::uint64_t { return std::hash<T>{}(v); }
+};
+template <class Key, class T, class Hash = hash<Key>, class KeyEqual = std::equal_to<Key>, class Allocator = std::allocator<std::pair<const Key, T>>>
+using map = std::unordered_map<Key, T, Hash, KeyEqual, Allocator>;
+template <class Key, class Hash = hash<Key>, class KeyEqual = std::equal_to<Key>, class Allocator = std::allocator<Key>>
+using set = std::unordered_set<Key, Hash, KeyEqual, Allocator>;
+}
 EOF
 
-# ---------------------------------------------------------------- 4. source patch
-log "patching worker sources (libsrtp2, liburing 2.3, KTLS-enabled libssl, meson 1.0)"
-patch -p1 --forward --no-backup-if-mismatch -d "$WORKDIR/package" >&2 <<'PATCH_EOF'
-diff -ru a/worker/include/RTC/SrtpSession.hpp b/worker/include/RTC/SrtpSession.hpp
---- a/worker/include/RTC/SrtpSession.hpp
-+++ b/worker/include/RTC/SrtpSession.hpp
-@@ -44,7 +44,8 @@
- 		bool DecryptSrtcp(uint8_t* data, size_t* len);
- 		void RemoveStream(uint32_t ssrc)
- 		{
--			srtp_stream_remove(this->session, uint32_t{ htonl(ssrc) });
-+			// [debian-libsrtp2 patch] libsrtp2 names it srtp_remove_stream().
-+			srtp_remove_stream(this->session, uint32_t{ htonl(ssrc) });
- 		}
- 
- 	private:
-diff -ru a/worker/meson.build b/worker/meson.build
---- a/worker/meson.build
-+++ b/worker/meson.build
-@@ -6,7 +6,7 @@
-     'cpp_std=c++17',
-     'default_library=static',
-   ],
--  meson_version: '>= 1.1.0',
-+  meson_version: '>= 1.0.0',
- )
- 
- cpp_args = [
-diff -ru a/worker/src/DepLibSRTP.cpp b/worker/src/DepLibSRTP.cpp
---- a/worker/src/DepLibSRTP.cpp
-+++ b/worker/src/DepLibSRTP.cpp
-@@ -45,9 +45,9 @@
- 	{ srtp_err_status_pfkey_err,     "error while using pfkey" },
- 	{ srtp_err_status_bad_mki,       "error MKI present in packet is invalid" },
- 	{ srtp_err_status_pkt_idx_old,   "packet index is too old to consider" },
--	{ srtp_err_status_pkt_idx_adv,   "packet index advanced, reset needed" },
--	{ srtp_err_status_buffer_small,  "out buffer is too small" },
--	{ srtp_err_status_cryptex_err,   "unsupported cryptex operation" }
-+	{ srtp_err_status_pkt_idx_adv,   "packet index advanced, reset needed" }
-+	// [debian-libsrtp2 patch] srtp_err_status_buffer_small and
-+	// srtp_err_status_cryptex_err only exist in libsrtp3.
- };
- // clang-format on
- 
-diff -ru a/worker/src/DepLibUring.cpp b/worker/src/DepLibUring.cpp
---- a/worker/src/DepLibUring.cpp
-+++ b/worker/src/DepLibUring.cpp
-@@ -11,6 +11,31 @@
- #include <sys/resource.h>
- #include <sys/utsname.h>
- 
-+// [debian-liburing-2.3 patch] Debian bookworm ships liburing 2.3; these helpers
-+// were added in liburing 2.4.
-+#ifndef IO_URING_VERSION_MAJOR
-+static inline int io_uring_major_version()
-+{
-+	return 2;
-+}
-+static inline int io_uring_minor_version()
-+{
-+	return 3;
-+}
-+static inline void io_uring_prep_sendto(
-+  struct io_uring_sqe* sqe,
-+  int sockfd,
-+  const void* buf,
-+  size_t len,
-+  int flags,
-+  const struct sockaddr* addr,
-+  socklen_t addrlen)
-+{
-+	io_uring_prep_send(sqe, sockfd, buf, len, flags);
-+	io_uring_prep_send_set_addr(sqe, addr, static_cast<__u16>(addrlen));
-+}
-+#endif
-+
- /* Static variables. */
- thread_local bool DepLibUring::enabled{ false };
- // liburing instance per thread.
-diff -ru a/worker/src/RTC/DtlsTransport.cpp b/worker/src/RTC/DtlsTransport.cpp
---- a/worker/src/RTC/DtlsTransport.cpp
-+++ b/worker/src/RTC/DtlsTransport.cpp
-@@ -65,7 +65,12 @@
-   int ret,
-   size_t* /*processed*/)
- {
--	long resultOfcallback = (operationType == BIO_CB_RETURN) ? static_cast<long>(ret) : 1;
-+	// [debian-openssl-ktls patch] Return the real result for every *post*
-+	// operation callback (operationType has BIO_CB_RETURN OR-ed in). Returning 1
-+	// there made every BIO_ctrl() on this BIO return 1, so with a KTLS-enabled
-+	// OpenSSL (Debian's libssl3) BIO_get_ktls_send() was true, no record write
-+	// buffer was allocated and the first DTLS server flight crashed (SIGSEGV).
-+	long resultOfcallback = (operationType & BIO_CB_RETURN) ? static_cast<long>(ret) : 1;
- 
- 	// This callback is called twice for write operations:
- 	// - First one with operationType = BIO_CB_WRITE.
-diff -ru a/worker/src/RTC/SrtpSession.cpp b/worker/src/RTC/SrtpSession.cpp
---- a/worker/src/RTC/SrtpSession.cpp
-+++ b/worker/src/RTC/SrtpSession.cpp
-@@ -178,7 +178,7 @@
- 		}
- 
- 		MS_ASSERT(
--		  keyLen == policy.rtp.cipher_key_len, "given keyLen does not match policy.rtp.cipher_keyLen");
-+		  keyLen == static_cast<size_t>(policy.rtp.cipher_key_len), "given keyLen does not match policy.rtp.cipher_keyLen");
- 
- 		switch (type)
- 		{
-@@ -273,13 +273,23 @@
- 	protect:
- #endif
- 
--		const srtp_err_status_t err = srtp_protect(
--		  /*srtp_t ctx*/ this->session,
--		  /*const uint8_t* rtp*/ *data,
--		  /*size_t rtp_len*/ *len,
--		  /*uint8_t* srtp*/ encryptBuffer,
--		  /*size_t* srtp_len*/ std::addressof(encryptLen),
--		  /*size_t mki_index*/ 0);
-+		// [debian-libsrtp2 patch] libsrtp2's srtp_protect() works in place on an
-+		// int length, so copy the packet into the output buffer (which must have
-+		// room for the SRTP trailer) and protect it there.
-+		if (*len + SRTP_MAX_TRAILER_LEN > encryptLen)
-+		{
-+			encryptBuffer = EncryptBuffer;
-+			encryptLen    = EncryptBufferSize;
-+		}
-+
-+		std::memcpy(encryptBuffer, *data, *len);
-+
-+		int srtpLen = static_cast<int>(*len);
-+
-+		const srtp_err_status_t err =
-+		  srtp_protect(this->session, static_cast<void*>(encryptBuffer), std::addressof(srtpLen));
-+
-+		encryptLen = static_cast<size_t>(srtpLen);
- 
- 		if (DepLibSRTP::IsError(err))
- 		{
-@@ -299,14 +309,11 @@
- 	{
- 		MS_TRACE();
- 
--		size_t decryptLen = *len;
-+		// [debian-libsrtp2 patch] libsrtp2 API: in place, int length.
-+		int decryptLen = static_cast<int>(*len);
- 
--		const srtp_err_status_t err = srtp_unprotect(
--		  /*srtp_t ctx*/ this->session,
--		  /*const uint8_t* srtp*/ data,
--		  /*size_t srtp_len*/ *len,
--		  /*uint8_t* rtp*/ data,
--		  /*size_t* rtp_len*/ std::addressof(decryptLen));
-+		const srtp_err_status_t err =
-+		  srtp_unprotect(this->session, static_cast<void*>(data), std::addressof(decryptLen));
- 
- 		if (DepLibSRTP::IsError(err))
- 		{
-@@ -316,7 +323,7 @@
- 		}
- 
- 		// Update the given len.
--		*len = decryptLen;
-+		*len = static_cast<size_t>(decryptLen);
- 
- 		return true;
- 	}
-@@ -336,13 +343,15 @@
- 		uint8_t* encryptBuffer = EncryptBuffer;
- 		size_t encryptLen      = EncryptBufferSize;
- 
-+		// [debian-libsrtp2 patch] libsrtp2 API: in place, int length.
-+		std::memcpy(encryptBuffer, *data, *len);
-+
-+		int srtcpLen = static_cast<int>(*len);
-+
- 		const srtp_err_status_t err = srtp_protect_rtcp(
--		  /*srtp_t ctx*/ this->session,
--		  /*const uint8_t* rtcp*/ *data,
--		  /*size_t rtcp_len*/ *len,
--		  /*uint8_t* srtcp*/ encryptBuffer,
--		  /*size_t* srtcp_len*/ std::addressof(encryptLen),
--		  /*size_t mki_index*/ 0);
-+		  this->session, static_cast<void*>(encryptBuffer), std::addressof(srtcpLen));
-+
-+		encryptLen = static_cast<size_t>(srtcpLen);
- 
- 		if (DepLibSRTP::IsError(err))
- 		{
-@@ -362,14 +371,11 @@
- 	{
- 		MS_TRACE();
- 
--		size_t decryptLen = *len;
-+		// [debian-libsrtp2 patch] libsrtp2 API: in place, int length.
-+		int decryptLen = static_cast<int>(*len);
- 
--		const srtp_err_status_t err = srtp_unprotect_rtcp(
--		  /*srtp_t ctx*/ this->session,
--		  /*const uint8_t* srtcp*/ data,
--		  /*size_t srtcp_len*/ *len,
--		  /*uint8_t* rtcp*/ data,
--		  /*size_t* rtcp_len*/ std::addressof(decryptLen));
-+		const srtp_err_status_t err =
-+		  srtp_unprotect_rtcp(this->session, static_cast<void*>(data), std::addressof(decryptLen));
- 
- 		if (DepLibSRTP::IsError(err))
- 		{
-@@ -379,7 +385,7 @@
- 		}
- 
- 		// Update the given len.
--		*len = decryptLen;
-+		*len = static_cast<size_t>(decryptLen);
- 
- 		return true;
- 	}
-PATCH_EOF
+# ---------------------------------------------------------------- 4. source adaptations
+# Each edit asserts that the text it replaces is there, so a new mediasoup version
+# fails here loudly instead of building something different.
+log "adapting the worker to Debian's meson and libsrtp2"
+python3 - "$W" <<'PY'
+import sys
+W = sys.argv[1]
+
+def edit(path, old, new):
+    p = f"{W}/{path}"
+    s = open(p).read()
+    assert s.count(old) == 1, (path, old[:70])
+    open(p, 'w').write(s.replace(old, new))
+
+edit('meson.build', "meson_version: '>= 1.1.0'", "meson_version: '>= 1.0.0'")
+edit('include/RTC/SrtpSession.hpp', 'srtp_stream_remove(this->session, htonl(ssrc));', 'srtp_remove_stream(this->session, htonl(ssrc));')
+# libsrtp2 has neither error code.
+edit('src/DepLibSRTP.cpp', '\t{ srtp_err_status_buffer_small,  "out buffer is too small" },\n', '')
+edit('src/DepLibSRTP.cpp', '\t{ srtp_err_status_cryptex_err,   "unsupported cryptex operation" },\n', '')
+
+# libsrtp2 protects in place with int lengths; libsrtp3 writes to a separate buffer with size_t.
+edit('src/RTC/SrtpSession.cpp', """		const srtp_err_status_t err = srtp_protect(
+		  /*srtp_t ctx*/ this->session,
+		  /*const uint8_t* rtp*/ *data,
+		  /*size_t rtp_len*/ *len,
+		  /*uint8_t* srtp*/ encryptBuffer,
+		  /*size_t* srtp_len*/ std::addressof(encryptLen),
+		  /*size_t mki_index*/ 0);""", """		if (*len + SRTP_MAX_TRAILER_LEN > encryptLen) { encryptBuffer = EncryptBuffer; encryptLen = EncryptBufferSize; }
+		std::memcpy(encryptBuffer, *data, *len);
+		int srtpLen = static_cast<int>(*len);
+		const srtp_err_status_t err = srtp_protect(this->session, static_cast<void*>(encryptBuffer), std::addressof(srtpLen));
+		encryptLen = static_cast<size_t>(srtpLen);""")
+edit('src/RTC/SrtpSession.cpp', """		const srtp_err_status_t err = srtp_unprotect(
+		  /*srtp_t ctx*/ this->session,
+		  /*const uint8_t* srtp*/ data,
+		  /*size_t srtp_len*/ *len,
+		  /*uint8_t* rtp*/ data,
+		  /*size_t* rtp_len*/ std::addressof(decryptLen));""", """		int decryptLenInt = static_cast<int>(*len);
+		const srtp_err_status_t err = srtp_unprotect(this->session, static_cast<void*>(data), std::addressof(decryptLenInt));
+		decryptLen = static_cast<size_t>(decryptLenInt);""")
+edit('src/RTC/SrtpSession.cpp', """		const srtp_err_status_t err = srtp_protect_rtcp(
+		  /*srtp_t ctx*/ this->session,
+		  /*const uint8_t* rtcp*/ *data,
+		  /*size_t rtcp_len*/ *len,
+		  /*uint8_t* srtcp*/ encryptBuffer,
+		  /*size_t* srtcp_len*/ std::addressof(encryptLen),
+		  /*size_t mki_index*/ 0);""", """		std::memcpy(encryptBuffer, *data, *len);
+		int srtcpLen = static_cast<int>(*len);
+		const srtp_err_status_t err = srtp_protect_rtcp(this->session, static_cast<void*>(encryptBuffer), std::addressof(srtcpLen));
+		encryptLen = static_cast<size_t>(srtcpLen);""")
+edit('src/RTC/SrtpSession.cpp', """		const srtp_err_status_t err = srtp_unprotect_rtcp(
+		  /*srtp_t ctx*/ this->session,
+		  /*const uint8_t* srtcp*/ data,
+		  /*size_t srtcp_len*/ *len,
+		  /*uint8_t* rtcp*/ data,
+		  /*size_t* rtcp_len*/ std::addressof(decryptLen));""", """		int decryptLenInt = static_cast<int>(*len);
+		const srtp_err_status_t err = srtp_unprotect_rtcp(this->session, static_cast<void*>(data), std::addressof(decryptLenInt));
+		decryptLen = static_cast<size_t>(decryptLenInt);""")
+
+# libsrtp3's opaque policy object (srtp_policy_create, _set_profile, _add_key…) → libsrtp2's struct.
+p = f"{W}/src/RTC/SrtpSession.cpp"
+s = open(p).read()
+begin = "\t\t// Create the policy object."
+end = "\t\t// Policy is no longer needed once the session is created.\n\t\tsrtp_policy_destroy(policy);\n"
+assert s.count(begin) == 1 and s.count(end) == 1
+a, b = s.index(begin), s.index(end) + len(end)
+s = s[:a] + """		// libsrtp2 has no opaque policy object: fill srtp_policy_t from the profile.
+		srtp_policy_t policy;
+		std::memset(std::addressof(policy), 0, sizeof(policy));
+		srtp_err_status_t err = srtp_crypto_policy_set_from_profile_for_rtp(std::addressof(policy.rtp), profile);
+		if (DepLibSRTP::IsError(err))
+		{
+			MS_THROW_ERROR("srtp_crypto_policy_set_from_profile_for_rtp() failed: %s", DepLibSRTP::GetErrorString(err).c_str());
+		}
+		err = srtp_crypto_policy_set_from_profile_for_rtcp(std::addressof(policy.rtcp), profile);
+		if (DepLibSRTP::IsError(err))
+		{
+			MS_THROW_ERROR("srtp_crypto_policy_set_from_profile_for_rtcp() failed: %s", DepLibSRTP::GetErrorString(err).c_str());
+		}
+		policy.ssrc.type  = (type == Type::INBOUND) ? ssrc_any_inbound : ssrc_any_outbound;
+		policy.ssrc.value = 0;
+		const size_t masterKeyLen  = srtp_profile_get_master_key_length(profile);
+		const size_t masterSaltLen = srtp_profile_get_master_salt_length(profile);
+		MS_ASSERT(keyLen == masterKeyLen + masterSaltLen, "given keyLen does not match profile master key + salt length");
+		// libsrtp2 reads the concatenated master key + salt from policy.key.
+		policy.key             = const_cast<uint8_t*>(key);
+		policy.allow_repeat_tx = 1;
+		policy.window_size     = 1024;
+		policy.next            = nullptr;
+		err = srtp_create(std::addressof(this->session), std::addressof(policy));
+""" + s[b:]
+open(p, 'w').write(s)
+PY
 
 # ---------------------------------------------------------------- 5. meson + ninja
 log "meson setup (Debian meson $(meson --version)) + compile -j${JOBS}"

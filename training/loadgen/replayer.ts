@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import type { types } from 'mediasoup';
+import { getSupportedRtpCapabilities, type types } from 'mediasoup';
 import { Rng } from '../../plugin/util/rng';
 import type { Recording, RecordedStream } from '../record/format';
 import { prepare, type PreparedLayer, type PreparedRecording } from './prepared';
@@ -393,11 +393,21 @@ export interface ReplayerStats {
 	maxTickLagMs: number;
 }
 
+/**
+ * Header extensions this mediasoup can parse: a recording keeps whatever the browser
+ * negotiated (e.g. toffset), which mediasoup ≥ 3.32 rejects instead of ignoring.
+ */
+let supportedExtensionUris: ReadonlySet<string> | undefined;
+function isSupportedExtension(uri: string): boolean {
+	supportedExtensionUris ??= new Set((getSupportedRtpCapabilities().headerExtensions ?? []).map((h) => h.uri));
+	return supportedExtensionUris.has(uri);
+}
+
 function toMediasoupRtpParameters(stream: RecordedStream, layers: LayerState[], cname: string): types.RtpParameters {
 	const p = stream.rtpParameters;
 	return {
 		codecs: p.codecs as types.RtpCodecParameters[],
-		headerExtensions: (p.headerExtensions ?? []) as types.RtpHeaderExtensionParameters[],
+		headerExtensions: (p.headerExtensions ?? []).filter((h) => isSupportedExtension(h.uri)) as types.RtpHeaderExtensionParameters[],
 		encodings: layers.map((l) => {
 			const e = p.encodings[l.prepared.spatialIndex];
 			return { ssrc: l.ssrc, ...(e?.scalabilityMode ? { scalabilityMode: e.scalabilityMode } : {}) };

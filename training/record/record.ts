@@ -183,7 +183,6 @@ export async function startBrowserPeers(router: types.Router, spec: SessionSpec,
 						peer.transport = await router.createWebRtcTransport({
 							listenInfos: [{ protocol: 'udp', ip: '127.0.0.1' }],
 							enableSctp: true,
-							numSctpStreams: { OS: 1024, MIS: 1024 },
 						});
 						const t = peer.transport;
 						return { id: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters, sctpParameters: t.sctpParameters };
