@@ -3,6 +3,7 @@ import type { Logger } from '../log';
 import { Subscriptions, TypedEmitter, type ListenerTarget } from '../util/typedEmitter';
 import { isInternal } from './internal';
 import { Registry, type GraphNode, type WorkerNode } from './registry';
+import { chooseWorkerSlot } from './slot';
 
 /** What Foresight needs of the mediasoup module: its observer. */
 export interface MediasoupModule {
@@ -68,11 +69,16 @@ export class GraphObserver extends TypedEmitter<GraphObserverEvents> {
 	}
 
 	private onWorker(worker: types.Worker): void {
-		if (worker.closed) return;
+		if (worker.closed || this.registry.has(String(worker.pid))) return;
+		const taken = new Set<string>();
+		for (const w of this.registry.all('worker')) taken.add(w.slot);
+		const { slot, conflict } = chooseWorkerSlot(worker.appData, taken);
+		if (conflict !== undefined) this.log.warn({ pid: worker.pid, requested: conflict, slot }, 'worker slot already held by a live worker; using the lowest free index');
 		const node: WorkerNode = {
 			kind: 'worker',
 			id: String(worker.pid),
 			pid: worker.pid,
+			slot,
 			workerId: String(worker.pid),
 			parentId: undefined,
 			seenAt: Date.now(),

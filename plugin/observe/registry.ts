@@ -15,6 +15,8 @@ interface NodeBase {
 export interface WorkerNode extends NodeBase {
 	kind: 'worker';
 	pid: number;
+	/** Stable label across restarts (see slot.ts): the app's appData.slot/name, else the lowest free index. */
+	slot: string;
 	handle: types.Worker;
 }
 export interface RouterNode extends NodeBase {
@@ -124,6 +126,11 @@ export class Registry extends TypedEmitter<RegistryEvents> {
 			const child = this.nodes.get(childId);
 			if (child && (kind === undefined || child.kind === kind)) yield child as NodeOf<K>;
 		}
+	}
+
+	/** The worker's slot (see slot.ts); undefined once it is gone. */
+	slotOf(workerId: string): string | undefined {
+		return this.get('worker', workerId)?.slot;
 	}
 
 	countsOf(workerId: string): EntityCounts {

@@ -129,6 +129,27 @@ describe('attach(): registry and worker load on a real worker', () => {
 		}
 	});
 
+	test('worker slots: the app’s appData.slot, else the lowest free index, reused by a replacement after a death', async () => {
+		const named = await mediasoup.createWorker({ logLevel: 'warn', appData: { slot: 'edge' } });
+		const first = await mediasoup.createWorker({ logLevel: 'warn' });
+		const second = await mediasoup.createWorker({ logLevel: 'warn' });
+		const workers = [named, first, second];
+		try {
+			const slotOf = (w: typeof first): string | undefined => foresight.registry.slotOf(String(w.pid));
+			expect([slotOf(named), slotOf(first), slotOf(second)]).toEqual(['edge', '0', '1']);
+			const died = new Promise<Error>((r) => first.once('died', r));
+			process.kill(first.pid, 'SIGKILL');
+			await died;
+			await waitFor(() => !foresight.registry.has(String(first.pid)), 5_000, 'dead worker forgotten');
+			const replacement = await mediasoup.createWorker({ logLevel: 'warn' });
+			workers.push(replacement);
+			expect(slotOf(replacement)).toBe('0');
+			expect(slotOf(second)).toBe('1');
+		} finally {
+			for (const w of workers) w.close();
+		}
+	});
+
 	test('detach() removes every listener from live entities', async () => {
 		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
 		const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
