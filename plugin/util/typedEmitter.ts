@@ -35,7 +35,8 @@ export class TypedEmitter<E extends EventMap> {
 	}
 
 	protected emit<K extends keyof E & string>(event: K, ...args: E[K]): void {
-		for (const listener of this.emitter.listeners(event)) {
+		// rawListeners, not listeners: a once() listener is a wrapper that removes itself when called.
+		for (const listener of this.emitter.rawListeners(event)) {
 			try {
 				(listener as (...a: E[K]) => void)(...args);
 			} catch (error) {
