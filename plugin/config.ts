@@ -42,7 +42,8 @@ const influxOptions = z
 
 export const foresightOptionsSchema = z
 	.object({
-		logLevel: logLevel.default('info'),
+		/** Unset: the app's logger's level when one is passed to attach(), else info. */
+		logLevel: logLevel.optional(),
 		/** Worker CPU/RSS sampling period. */
 		loadSampleIntervalMs: z.int().min(50).max(60_000).default(1000),
 		/** Period of getStats() rounds for profiles. */
@@ -191,7 +192,7 @@ type EnvKind = 'string' | 'int' | 'number' | 'bool';
 
 /** Environment variable → option path. Numbers and booleans are coerced from strings. */
 export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; doc: string }> = {
-	FORESIGHT_LOG_LEVEL: { path: ['logLevel'], kind: 'string', doc: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+	FORESIGHT_LOG_LEVEL: { path: ['logLevel'], kind: 'string', doc: "fatal|error|warn|info|debug|trace|silent (default: the app logger's level, else info)" },
 	FORESIGHT_LOAD_INTERVAL_MS: { path: ['loadSampleIntervalMs'], kind: 'int', doc: 'worker load sampling period in ms (default 1000)' },
 	FORESIGHT_STATS_INTERVAL_MS: { path: ['statsIntervalMs'], kind: 'int', doc: 'profile getStats() period in ms (default 1000)' },
 	FORESIGHT_PROFILE_SAMPLING: { path: ['profiling', 'sampling'], kind: 'bool', doc: 'false: getStats() only, no traces or taps (default true)' },

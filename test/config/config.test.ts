@@ -17,7 +17,6 @@ function configError(fn: () => unknown): ForesightConfigError {
 describe('configuration', () => {
 	test('defaults are complete and valid', () => {
 		expect(parseOptions({})).toEqual({
-			logLevel: 'info',
 			loadSampleIntervalMs: 1000,
 			statsIntervalMs: 1000,
 			dryRun: false,
