@@ -219,10 +219,15 @@ function nodeModulesCurrent() {
 function npmCi(workerBin) {
 	const env = { ...process.env };
 	if (workerBin) env.MEDIASOUP_WORKER_BIN = workerBin;
-	else delete env.MEDIASOUP_WORKER_BIN;
+	else {
+		delete env.MEDIASOUP_WORKER_BIN;
+		// mediasoup's own build pip-installs meson and ninja; offline, pip's default retries
+		// and backoff spent ~2 min failing. One quick try each is enough to know.
+		env.PIP_RETRIES ??= '0';
+		env.PIP_DEFAULT_TIMEOUT ??= '5';
+	}
 	log(`npm ci${workerBin ? ` (MEDIASOUP_WORKER_BIN=${workerBin})` : ' (mediasoup normal install)'}`);
-	// --include=optional: tfjs-node is tried; its failing download is tolerated by npm.
-	const res = run('npm', ['ci', '--no-audit', '--no-fund', '--include=optional'], {
+	const res = run('npm', ['ci', '--no-audit', '--no-fund'], {
 		env,
 		timeoutMs: 15 * 60_000,
 	});
