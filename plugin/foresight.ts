@@ -21,6 +21,7 @@ import { Retrainer, type RetrainResult } from './predict/retrainer';
 import { storeTimelines, ThreadTrainer } from './predict/retrainer.io';
 import { networkOfStreams, type WorkerPrediction } from './predict/types';
 import { Profiler } from './profile/profiler';
+import type { ProfilerStats } from './profile/meter';
 import type { ConnectionProfile, StreamProfile, WorkerLoadSample } from './profile/schema';
 import { TypedEmitter } from './util/typedEmitter';
 
@@ -313,6 +314,11 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	/** Latest profile of one producer, consumer, data producer or data consumer. */
 	profileOf(streamId: string): StreamProfile | undefined {
 		return this.profiler.profileOf(streamId);
+	}
+
+	/** What profiling costs: channel requests and notifications by kind (totals and per second), own CPU, handled errors. */
+	profilerStats(): ProfilerStats {
+		return this.profiler.stats();
 	}
 
 	/** Stops sampling and removes every listener Foresight added to mediasoup. */

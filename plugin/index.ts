@@ -24,6 +24,7 @@ export type {
 	DataConsumerNode,
 } from './observe/registry';
 export * from './profile/schema';
+export { PROFILER_NOTIFICATION_KINDS, PROFILER_REQUEST_KINDS, type ProfilerNotificationKind, type ProfilerRequestKind, type ProfilerStats } from './profile/meter';
 export type { MigrationHooks } from './act/hooks';
 export type { AuditEntry } from './act/manager';
 export type { ActionOutcome, ActionRecord } from './act/outcome';

@@ -30,10 +30,13 @@ import type { types } from 'mediasoup';
 import { nextDueMs } from '../util/stagger';
 import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS, DEFAULT_WINDOW_STATS_EVERY_MS } from '../config';
 import type { Logger } from '../log';
-import { isStreamNode, type DataProducerNode, type GraphNode, type ProducerNode, type Registry, type StreamNode } from '../observe/registry';
+import { performance } from 'node:perf_hooks';
+import { isStreamNode, type DataProducerNode, type GraphNode, type ProducerNode, type Registry, type StreamNode, type TransportNode } from '../observe/registry';
 import { INTERNAL_APPDATA } from '../observe/internal';
 import { TypedEmitter } from '../util/typedEmitter';
 import { StreamAccumulator, type RtpStatsSample, type StreamMeta } from './accumulator';
+import { ProfilerMeter, type ProfilerStats } from './meter';
+import { SharedTraceTypes } from './traceTypes';
 import { dataTypeDistribution } from './features/classify';
 import { isStringPpid } from './features/dataMessages';
 import { parseRtp } from './features/rtp';
@@ -238,6 +241,8 @@ interface StreamState {
 	sizeReadAtMs?: Map<number, number>;
 	/** Consumers only: their counters between own getStats() rounds. */
 	consumer?: ConsumerCounters;
+	/** Producers the profiler traces: their trace types, merged with the app's. */
+	traceTypes?: SharedTraceTypes;
 }
 
 export class Profiler extends TypedEmitter<ProfilerEvents> {
@@ -247,6 +252,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	private readonly transportStats = new Map<string, { dueMs: number; rates?: TransportRates }>();
 	private timer: NodeJS.Timeout | undefined;
 	private inFlight = false;
+	private readonly meter: ProfilerMeter;
 	private readonly onAdded = (node: GraphNode): void => this.adopt(node);
 	private readonly onRemoved = (node: GraphNode): void => {
 		this.forget(node.id);
@@ -259,6 +265,12 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		private readonly log: Logger,
 	) {
 		super((event, error) => log.error({ err: error, event }, 'listener of a profiler event threw'));
+		this.meter = new ProfilerMeter(log);
+	}
+
+	/** What the profiler asks of mediasoup and spends itself (requests and notifications by kind, own CPU). */
+	stats(): ProfilerStats {
+		return this.meter.stats();
 	}
 
 	start(): void {
@@ -299,6 +311,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		if (this.inFlight) return [];
 		this.inFlight = true;
 		try {
+			this.meter.snapshot();
 			const workers = [...this.registry.all('worker')].map((w) => w.id);
 			const results = await Promise.all(workers.map((id) => this.tickWorker(id)));
 			for (const r of results) this.emit('profiles', r);
@@ -318,6 +331,15 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			...mine.map((s) => this.collect(s, at, ownConsumerStats)),
 			...transports.map((t) => this.collectTransport(t.id, t.handle, at)),
 		]);
+		const t0 = performance.now();
+		try {
+			return this.finishRound(workerId, mine, transports, at, ownConsumerStats);
+		} finally {
+			this.meter.ownSince(t0);
+		}
+	}
+
+	private finishRound(workerId: string, mine: StreamState[], transports: TransportNode[], at: number, ownConsumerStats: Map<StreamState, RtpStatsSample>): ProfilerEvents['profiles'][0] {
 		const now = Date.now();
 		const live = mine.filter((s) => this.streams.has(s.node.id));
 		// Consumers after producers: they continue at their producer's rate of this round.
@@ -374,6 +396,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		if (entry && at < entry.dueMs) return;
 		const next = { dueMs: nextDueMs(at, everyMs, !entry), ...(entry?.rates ? { rates: entry.rates } : {}) };
 		this.transportStats.set(id, next);
+		this.meter.request('transportStats', id);
 		const rates = await transport.getStats().then((r) => transportRates.safeParse(r[0]).data, () => undefined);
 		if (rates && this.transportStats.get(id) === next) next.rates = rates;
 	}
@@ -382,12 +405,14 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		try {
 			switch (s.node.kind) {
 				case 'producer': {
+					this.meter.request('producerStats', s.node.id);
 					const stats = await s.node.handle.getStats();
 					s.acc.addRtpStats(rtpSample(at, stats));
 					break;
 				}
 				case 'consumer': {
 					if (!this.ownStatsDue(s, s.node.handle, at)) break;
+					this.meter.request('consumerStats', s.node.id);
 					const stats = await s.node.handle.getStats();
 					const out = stats.filter((x) => x.type === 'outbound-rtp');
 					const current = s.node.handle.currentLayers;
@@ -395,11 +420,13 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 					break;
 				}
 				case 'dataProducer': {
+					this.meter.request('dataProducerStats', s.node.id);
 					const [st] = await s.node.handle.getStats();
 					if (st) s.acc.addDataStats({ atMs: at, messageCount: st.messagesReceived, byteCount: st.bytesReceived });
 					break;
 				}
 				case 'dataConsumer': {
+					this.meter.request('dataConsumerStats', s.node.id);
 					const [st] = await s.node.handle.getStats();
 					if (st) s.acc.addDataStats({ atMs: at, messageCount: st.messagesSent, byteCount: st.bytesSent });
 					break;
@@ -407,7 +434,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			}
 		} catch (error) {
 			// Closed while the request was in flight: its removal is already under way.
-			if (!s.node.handle.closed) this.log.debug({ err: error, streamId: s.node.id }, 'getStats failed');
+			this.meter.swallowed(`${s.node.kind}Stats`, error, { streamId: s.node.id }, s.node.handle.closed);
 		}
 	}
 
@@ -514,7 +541,12 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const onTrace = (trace: types.ProducerTraceEventData): void => this.onTrace(s, trace);
 		producer.observer.on('trace', onTrace);
 		s.disposers.push(() => producer.observer.off('trace', onTrace));
-		if (video) void producer.enableTraceEvent(baseTypes).catch(() => undefined);
+		const traceTypes = new SharedTraceTypes(producer, () => this.meter.request('traceSwitch', node.id));
+		s.traceTypes = traceTypes;
+		s.disposers.push(() => void traceTypes.release().catch((error: unknown) => this.meter.swallowed('traceSwitch', error, { producerId: node.id }, producer.closed)));
+		const setTraceTypes = (wanted: types.ProducerTraceEventType[]): void =>
+			void traceTypes.set(wanted).catch((error: unknown) => this.meter.swallowed('traceSwitch', error, { producerId: node.id }, producer.closed));
+		if (video) setTraceTypes(baseTypes);
 
 		// Random phase so many producers do not switch traces on in the same instant.
 		const phase = Math.random() * this.options.traceEveryMs;
@@ -526,10 +558,10 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			s.acc.traceWindowsEvery(periodMs);
 			s.traceWindow++;
 			s.acc.rtpTraceSwitched(Date.now(), true);
-			void producer.enableTraceEvent([...baseTypes, 'rtp']).catch(() => undefined);
+			setTraceTypes([...baseTypes, 'rtp']);
 			this.later(s, this.options.traceWindowMs, () => {
 				s.acc.rtpTraceSwitched(Date.now(), false);
-				if (!producer.closed) void producer.enableTraceEvent(baseTypes).catch(() => undefined);
+				if (!producer.closed) setTraceTypes(baseTypes);
 			});
 			this.later(s, periodMs, traceCycle);
 		};
@@ -550,6 +582,16 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	}
 
 	private onTrace(s: StreamState, trace: types.ProducerTraceEventData): void {
+		const t0 = performance.now();
+		this.meter.notification(trace.type === 'rtp' ? 'traceRtp' : trace.type === 'keyframe' ? 'traceKeyframe' : trace.type === 'sr' ? 'traceSr' : 'traceRequest');
+		try {
+			this.handleTrace(s, trace);
+		} finally {
+			this.meter.ownSince(t0);
+		}
+	}
+
+	private handleTrace(s: StreamState, trace: types.ProducerTraceEventData): void {
 		const p = tracedPacket(trace.info);
 		if (!p) return;
 		const now = Date.now();
@@ -586,7 +628,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		if (!t) {
 			const router = this.registry.get('router', routerId)?.handle;
 			t = router
-				? router.createDirectTransport({ maxSendMessageSize: 262_144, maxReceiveMessageSize: 262_144, appData: INTERNAL_APPDATA }).catch(() => undefined)
+				? (this.meter.request('tap', routerId), router.createDirectTransport({ maxSendMessageSize: 262_144, maxReceiveMessageSize: 262_144, appData: INTERNAL_APPDATA }).catch((error: unknown) => (this.meter.swallowed('tapTransport', error, { routerId }, router.closed), undefined)))
 				: Promise.resolve(undefined);
 			this.taps.set(routerId, t);
 		}
@@ -599,6 +641,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const router = this.registry.get('router', node.routerId)?.handle;
 		if (!transport || !router || transport.closed || node.handle.closed) return undefined;
 		try {
+			this.meter.request('tap', node.id);
 			const consumer = await transport.consume({
 				producerId: node.id,
 				rtpCapabilities: router.rtpCapabilities,
@@ -611,12 +654,15 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			}
 			s.tap = consumer;
 			consumer.on('rtp', (packet: Buffer) => {
+				const t0 = performance.now();
+				this.meter.notification('tapRtp');
 				const rtp = s.onTapPacket && parseRtp(packet);
 				if (rtp) s.onTapPacket?.(rtp);
+				this.meter.ownSince(t0);
 			});
 			return consumer;
 		} catch (error) {
-			this.log.debug({ err: error, producerId: node.id }, 'tap consumer failed');
+			this.meter.swallowed('tapConsume', error, { producerId: node.id }, node.handle.closed);
 			return undefined;
 		}
 	}
@@ -630,8 +676,12 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			s.acc.addAudioPacket(Date.now(), rtp.payload, levelId !== undefined ? rtp.extensions.get(levelId) : undefined);
 		const cycle = (): void => {
 			if (consumer.closed) return;
-			void consumer.resume().catch(() => undefined);
-			this.later(s, this.options.tapWindowMs, () => void consumer.pause().catch(() => undefined));
+			this.meter.request('tap', node.id);
+			void consumer.resume().catch((error: unknown) => this.meter.swallowed('tapSwitch', error, { producerId: node.id }, consumer.closed));
+			this.later(s, this.options.tapWindowMs, () => {
+				this.meter.request('tap', node.id);
+				void consumer.pause().catch((error: unknown) => this.meter.swallowed('tapSwitch', error, { producerId: node.id }, consumer.closed));
+			});
 			this.later(s, this.options.tapEveryMs, cycle);
 		};
 		cycle();
@@ -717,15 +767,21 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 				wanted = layer;
 				s.inducedUntilMs = Date.now() + this.options.probeWaitMs + 1000;
 				try {
-					if (layers > 1) await consumer.setPreferredLayers({ spatialLayer: layer });
+					if (layers > 1) {
+						this.meter.request('tap', node.id);
+						await consumer.setPreferredLayers({ spatialLayer: layer });
+					}
+					this.meter.request('tap', node.id);
 					await consumer.resume();
 					const found = await new Promise<boolean>((resolve) => {
 						done = () => resolve(true);
 						this.later(s, this.options.probeWaitMs, () => resolve(false));
 					});
 					if (found) seen.add(layer);
+					this.meter.request('tap', node.id);
 					await consumer.pause();
-				} catch {
+				} catch (error) {
+					this.meter.swallowed('probe', error, { producerId: node.id }, consumer.closed);
 					pass = PROBE_PASSES;
 					break;
 				}
@@ -763,6 +819,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		const transport = await this.tapTransport(node.routerId);
 		if (!transport || transport.closed || node.handle.closed) return;
 		try {
+			this.meter.request('tap', node.id);
 			const dc = await transport.consumeData({ dataProducerId: node.id, appData: INTERNAL_APPDATA });
 			if (!this.streams.has(node.id)) {
 				dc.close();
@@ -771,12 +828,15 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			s.tap = dc;
 			dc.on('message', (message: Buffer, ppid: number) => {
 				// PPIDs 56/57 are WebRTC's empty string/binary messages (one placeholder byte on the wire).
+				const t0 = performance.now();
+				this.meter.notification('tapData');
 				const empty = ppid === 56 || ppid === 57;
 				const text = isStringPpid(ppid) ? (empty ? '' : message.toString('utf8')) : undefined;
 				s.acc.addDataMessage(Date.now(), empty ? 0 : message.length, text);
+				this.meter.ownSince(t0);
 			});
 		} catch (error) {
-			this.log.debug({ err: error, dataProducerId: node.id }, 'data tap failed');
+			this.meter.swallowed('tapConsumeData', error, { dataProducerId: node.id }, node.handle.closed);
 		}
 	}
 }

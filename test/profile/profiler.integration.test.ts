@@ -116,6 +116,16 @@ describe('Profiler on a real worker', () => {
 			const costOf = (id: string): number => prediction.streams.find((st) => st.streamId === id)!.cost[15].cpuPct;
 			expect(costOf(send.video.id)).toBeGreaterThan(costOf(send.audio.id));
 
+			// What it cost is counted: the stats requests it made and the trace events it asked for.
+			const cost = foresight.profilerStats();
+			expect(cost.requests.producerStats).toBeGreaterThan(0);
+			expect(cost.requests.consumerStats).toBeGreaterThan(0);
+			expect(cost.requests.traceSwitch).toBeGreaterThan(0);
+			expect(cost.notifications.traceRtp).toBeGreaterThan(0);
+			expect(cost.notifications.tapData).toBe(25);
+			expect(cost.ownCpuMs).toBeGreaterThan(0);
+			expect(cost.requestsPerS.producerStats).toBeGreaterThan(0);
+
 			const sending = round.connections.find((c) => c.transportId === send.transport.id)!;
 			expect(sending.recvBitrateBps).toBeGreaterThan(200_000);
 			expect(sending.distribution.video! + sending.distribution.audio!).toBeCloseTo(1, 5);
