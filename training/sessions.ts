@@ -4,7 +4,8 @@
  * the model is trained and evaluated on.
  *
  *   MEDIASOUP_WORKER_BIN=… npx tsx training/sessions.ts
- *       [--scenarios steady-meeting,webinar-fanout | file.json,…]  (default: every scenarios/*.json)
+ *       [--scenarios steady-meeting,webinar-fanout | file.json | gen:<family>,…]  (default: every scenarios/*.json)
+ *       [--peers 24 (generated families: peers at the busiest moment)]
  *       [--seeds 3] [--first-seed 1] [--duration S (cap per scenario)] [--lead 3] [--tail 10]
  *       [--workers 2] [--out training/data/sessions] [--influx URL (default $INFLUX_URL)]
  *       [--recordings test/fixtures/recordings] [--gzip] [--max-group 40 (cap on peers per scenario group; 0 = none)]
@@ -48,6 +49,7 @@ import { exportDataset } from './export';
 import { Replayer } from './loadgen/replayer';
 import { runScenario } from './loadgen/runner';
 import { loadScenario, type Scenario } from './loadgen/scenario';
+import { generateScenario, parseFamilyRef } from './loadgen/generator';
 import { MEDIA_CODECS } from './media/rig';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -93,8 +95,11 @@ export async function readSessionsIndex(dir: string): Promise<SessionsIndex> {
 	return parsed.data;
 }
 
+/** A scenario file, or a generated family (whose structure depends on the seed). */
+export type ScenarioSource = Scenario | ((seed: number) => Scenario);
+
 export interface GenerateOptions {
-	scenarios: Scenario[];
+	scenarios: ScenarioSource[];
 	seeds: number[];
 	out: string;
 	store: ProfileStore;
@@ -135,7 +140,12 @@ export async function generateSessions(options: GenerateOptions): Promise<Sessio
 	const tailMs = (options.tailS ?? 10) * 1000;
 	const statsIntervalMs = 1000;
 	await mkdir(options.out, { recursive: true });
-	const jobs: Job[] = options.scenarios.flatMap((scenario) => options.seeds.map((seed) => ({ scenario, seed, id: `${scenario.name}-seed${seed}` })));
+	const jobs: Job[] = options.scenarios.flatMap((source) =>
+		options.seeds.map((seed) => {
+			const scenario = typeof source === 'function' ? source(seed) : source;
+			return { scenario, seed, id: `${scenario.name}-seed${seed}` };
+		}),
+	);
 	const rounds: Job[][] = [];
 	for (let i = 0; i < jobs.length; i += workers) rounds.push(jobs.slice(i, i + workers));
 	const roundS = (round: Job[]) => Math.max(...round.map((j) => j.scenario.durationS)) + (leadMs + tailMs) / 1000;
@@ -278,9 +288,14 @@ async function runSession(
 	}
 }
 
-function resolveScenarios(list: string | undefined): Scenario[] {
+/** Scenario files by name or path, and `gen:<family>` generated families; `adjust` caps each (sizes, duration). */
+function resolveScenarios(list: string | undefined, peers: number, adjust: (s: Scenario) => Scenario): ScenarioSource[] {
 	const names = list ? list.split(',').filter(Boolean) : readdirSync(SCENARIOS_DIR).filter((f) => f.endsWith('.json')).sort();
-	return names.map((n) => loadScenario(existsSync(n) ? n : join(SCENARIOS_DIR, n.endsWith('.json') ? n : `${n}.json`)));
+	return names.map((n) => {
+		const family = parseFamilyRef(n);
+		if (family) return (seed: number) => adjust(generateScenario(family, seed, { peers }));
+		return adjust(loadScenario(existsSync(n) ? n : join(SCENARIOS_DIR, n.endsWith('.json') ? n : `${n}.json`)));
+	});
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -301,6 +316,7 @@ async function main(argv: string[]): Promise<void> {
 			gzip: { type: 'boolean', default: false },
 			'max-group': { type: 'string', default: '40' },
 			append: { type: 'boolean', default: false },
+			peers: { type: 'string', default: '24' },
 		},
 	});
 	const positive = (name: string, v: string | undefined): number => {
@@ -308,11 +324,14 @@ async function main(argv: string[]): Promise<void> {
 		if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${v}`);
 		return n;
 	};
-	const scenarios = resolveScenarios(values.scenarios);
 	const maxGroup = Number(values['max-group']);
 	if (!(maxGroup >= 0)) throw new Error(`--max-group must be ≥ 0, got ${values['max-group']}`);
-	if (maxGroup > 0) for (const s of scenarios) for (const g of s.groups) g.count = Math.min(g.count, maxGroup);
-	if (values.duration) for (const s of scenarios) s.durationS = Math.min(s.durationS, positive('duration', values.duration));
+	const duration = values.duration ? positive('duration', values.duration) : undefined;
+	const scenarios = resolveScenarios(values.scenarios, positive('peers', values.peers), (s) => {
+		if (maxGroup > 0) for (const g of s.groups) g.count = Math.min(g.count, maxGroup);
+		if (duration !== undefined) s.durationS = Math.min(s.durationS, duration);
+		return s;
+	});
 	const firstSeed = Number(values['first-seed']);
 	const seeds = Array.from({ length: Math.round(positive('seeds', values.seeds)) }, (_, i) => firstSeed + i);
 	const out = resolve(values.out!);

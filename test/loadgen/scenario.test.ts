@@ -64,7 +64,7 @@ describe('running a scenario on a real worker', () => {
 			],
 		});
 		const plan = planScenario(scenario);
-		const peaks = timelinePeaks(scenario, plan);
+		const peaks = timelinePeaks(plan);
 		const worker = await mediasoup.createWorker({ logLevel: 'warn' });
 		const router = await worker.createRouter({
 			mediaCodecs: [

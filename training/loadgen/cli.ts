@@ -1,10 +1,12 @@
 /**
  * Runs a load scenario against a fresh mediasoup worker with a progress display.
  *
- *   MEDIASOUP_WORKER_BIN=… npx tsx training/loadgen/cli.ts <scenario name | file.json>
- *       [--seed N] [--duration S] [--recordings test/fixtures/recordings]
+ *   MEDIASOUP_WORKER_BIN=… npx tsx training/loadgen/cli.ts <scenario name | file.json | gen:<family>>
+ *       [--seed N] [--duration S] [--peers N (generated)] [--recordings test/fixtures/recordings] [--plan]
  *
- * Scenario names resolve to training/loadgen/scenarios/<name>.json.
+ * Scenario names resolve to training/loadgen/scenarios/<name>.json; gen:<family> is a
+ * generated family (generator.ts) for --seed. --plan prints the scenario and its
+ * timeline as JSON lines instead of running it.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,7 +15,8 @@ import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import { Replayer } from './replayer';
 import { runScenario } from './runner';
-import { loadScenario } from './scenario';
+import { loadScenario, planScenario } from './scenario';
+import { generateScenario, parseFamilyRef } from './generator';
 import { MEDIA_CODECS } from '../media/rig';
 
 
@@ -29,12 +32,22 @@ async function main(): Promise<void> {
 	const argv = process.argv.slice(2);
 	const seed = flag(argv, '--seed');
 	const duration = flag(argv, '--duration');
+	const peers = flag(argv, '--peers');
+	const planOnly = argv.indexOf('--plan');
+	if (planOnly >= 0) argv.splice(planOnly, 1);
 	const recordingsDir = resolve(flag(argv, '--recordings') ?? join(__dirname, '../../test/fixtures/recordings'));
 	const target = argv[0];
-	if (!target) throw new Error('usage: cli.ts <scenario name | file.json> [--seed N] [--duration S] [--recordings DIR]');
-	const path = existsSync(target) ? target : join(__dirname, 'scenarios', `${target}.json`);
-	const scenario = loadScenario(path);
+	if (!target) throw new Error('usage: cli.ts <scenario name | file.json | gen:<family>> [--seed N] [--duration S] [--peers N] [--recordings DIR] [--plan]');
+	const family = parseFamilyRef(target);
+	const scenario = family
+		? generateScenario(family, seed ? Number(seed) : 1, { ...(peers ? { peers: Number(peers) } : {}), ...(duration ? { durationS: Number(duration) } : {}) })
+		: loadScenario(existsSync(target) ? target : join(__dirname, 'scenarios', `${target}.json`));
 	if (duration) scenario.durationS = Math.min(scenario.durationS, Number(duration));
+	if (planOnly >= 0) {
+		process.stdout.write(`${JSON.stringify(scenario)}\n`);
+		for (const e of planScenario(scenario, seed ? Number(seed) : scenario.seed)) process.stdout.write(`${JSON.stringify(e)}\n`);
+		return;
+	}
 
 	const worker = await mediasoup.createWorker({ logLevel: 'warn' });
 	const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });

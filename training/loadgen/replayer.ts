@@ -328,13 +328,14 @@ export class Subscriber {
 		return this.transport.tuple.localPort;
 	}
 
-	/** Consumes more producers on this bot's transport. */
-	async consume(producers: Iterable<types.Producer>): Promise<types.Consumer[]> {
+	/** Consumes more producers on this bot's transport; `spatialLayer` overrides the subscriber's preferredSpatialLayer. */
+	async consume(producers: Iterable<types.Producer>, options: { spatialLayer?: number; paused?: boolean } = {}): Promise<types.Consumer[]> {
 		const added: types.Consumer[] = [];
+		const spatialLayer = options.spatialLayer ?? this.options.preferredSpatialLayer;
 		for (const p of producers) {
-			const consumer = await this.transport.consume({ producerId: p.id, rtpCapabilities: this.router.rtpCapabilities });
-			if (this.options.preferredSpatialLayer !== undefined && consumer.type === 'simulcast') {
-				await consumer.setPreferredLayers({ spatialLayer: this.options.preferredSpatialLayer });
+			const consumer = await this.transport.consume({ producerId: p.id, rtpCapabilities: this.router.rtpCapabilities, paused: options.paused ?? false });
+			if (spatialLayer !== undefined && consumer.type === 'simulcast') {
+				await consumer.setPreferredLayers({ spatialLayer });
 			}
 			// Consumers close with their producer; keep only live ones.
 			consumer.observer.once('close', () => {

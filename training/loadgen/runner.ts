@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { types } from 'mediasoup';
 import { readRecording, type Recording } from '../record/format';
 import type { Publisher, Replayer, Subscriber } from './replayer';
-import { planScenario, type Scenario, type TimelineEvent } from './scenario';
+import { planScenario, pubKey, type Scenario, type TimelineEvent, type TimelineEventOf } from './scenario';
 
 /**
  * Carries a scenario's timeline out on a real router: publishers are looping
@@ -46,12 +46,13 @@ interface Peer {
 	router: types.Router;
 	subscriber?: Subscriber;
 	publications: Map<number, Publisher>;
+	/** This peer's consumers of each publication it subscribes to, by pubKey(). */
+	links: Map<string, types.Consumer[]>;
 }
 
 export class ScenarioRun {
 	private readonly peers = new Map<string, Peer>();
 	private readonly recordings = new Map<string, Recording>();
-	private readonly consumesFrom: Map<string, Set<string>>;
 	/** Producers piped to other routers, by `${producerId} ${routerId}`: one pipe each, shared by that router's consumers. */
 	private readonly piped = new Map<string, Promise<types.Producer>>();
 	private startMs = 0;
@@ -63,7 +64,6 @@ export class ScenarioRun {
 		private readonly options: RunOptions,
 	) {
 		if (!options.router && !options.placePeer) throw new TypeError('runScenario needs a router or placePeer');
-		this.consumesFrom = new Map(scenario.groups.map((g) => [g.name, new Set(g.consume)]));
 	}
 
 	state(): RunState {
@@ -122,6 +122,19 @@ export class ScenarioRun {
 			}
 			case 'leave':
 				return this.leave(e.peer);
+			case 'speaker':
+				return;
+			case 'subscribe':
+				return this.subscribe(e);
+			case 'subscription':
+				return this.update(e);
+			case 'unsubscribe': {
+				const links = this.peers.get(e.peer)?.links;
+				const key = pubKey(e.publisher, e.pub);
+				for (const c of links?.get(key) ?? []) c.close();
+				links?.delete(key);
+				return;
+			}
 		}
 	}
 
@@ -131,16 +144,28 @@ export class ScenarioRun {
 			this.refused++;
 			return;
 		}
-		const peer: Peer = { group, router, publications: new Map() };
+		const peer: Peer = { group, router, publications: new Map(), links: new Map() };
 		this.peers.set(name, peer);
-		if ((this.consumesFrom.get(group)?.size ?? 0) === 0) return;
-		const existing: types.Producer[] = [];
-		for (const [otherName, other] of this.peers) {
-			if (otherName === name || !this.consumesFrom.get(group)!.has(other.group)) continue;
-			for (const pub of other.publications.values()) existing.push(...(await this.reachable(pub.producers.values(), other.router, router)));
-		}
+		// The consumer transport exists from the join, as an app's recv transport does; the timeline's subscribe events fill it.
 		const g = this.scenario.groups.find((x) => x.name === group)!;
-		peer.subscriber = await this.options.replayer.subscribe(router, existing, { preferredSpatialLayer: g.preferredSpatialLayer, ...(this.options.appData ? { appData: this.options.appData } : {}) });
+		if (g.consume.length > 0) peer.subscriber = await this.options.replayer.subscribe(router, [], this.options.appData ? { appData: this.options.appData } : {});
+	}
+
+	private async subscribe(e: TimelineEventOf<'subscribe'>): Promise<void> {
+		const peer = this.peers.get(e.peer);
+		const publisher = this.peers.get(e.publisher);
+		const pub = publisher?.publications.get(e.pub);
+		if (!peer?.subscriber || !publisher || !pub) return;
+		const producers = await this.reachable(pub.producers.values(), publisher.router, peer.router);
+		peer.links.set(pubKey(e.publisher, e.pub), await peer.subscriber.consume(producers, { spatialLayer: e.spatialLayer, paused: e.paused }));
+	}
+
+	private async update(e: TimelineEventOf<'subscription'>): Promise<void> {
+		for (const c of this.peers.get(e.peer)?.links.get(pubKey(e.publisher, e.pub)) ?? []) {
+			if (c.closed) continue;
+			if (e.spatialLayer !== undefined && c.type === 'simulcast') await c.setPreferredLayers({ spatialLayer: e.spatialLayer });
+			if (e.paused !== c.paused) await (e.paused ? c.pause() : c.resume());
+		}
 	}
 
 	/** The producers as consumable on `to`: themselves on their own router, else their pipe producers. */
@@ -162,7 +187,7 @@ export class ScenarioRun {
 		);
 	}
 
-	private async publish(e: Extract<TimelineEvent, { type: 'publish' }>): Promise<void> {
+	private async publish(e: TimelineEventOf<'publish'>): Promise<void> {
 		const peer = this.peers.get(e.peer);
 		if (!peer) return;
 		const publisher = await this.options.replayer.publish(peer.router, this.recording(e.recording), {
@@ -173,10 +198,6 @@ export class ScenarioRun {
 			appData: { ...this.options.appData, peer: e.peer, group: e.group },
 		});
 		peer.publications.set(e.pub, publisher);
-		for (const [otherName, other] of this.peers) {
-			if (otherName === e.peer || !other.subscriber || !this.consumesFrom.get(other.group)!.has(e.group)) continue;
-			await other.subscriber.consume(await this.reachable(publisher.producers.values(), peer.router, other.router));
-		}
 	}
 
 	private leave(name: string): void {
