@@ -164,6 +164,8 @@ export class Actuator extends TypedEmitter<ActuatorEvents> {
 				return ok({ type: 'refuse', peerId: action.peerId, roomId: action.roomId });
 			case 'redirect':
 				return ok({ type: 'redirect', peerId: action.peerId, roomId: action.roomId, target: action.target });
+			case 'cannotRelieve':
+				return ok({ type: 'cannotRelieve' });
 		}
 	}
 
@@ -458,6 +460,7 @@ export class Actuator extends TypedEmitter<ActuatorEvents> {
 			}
 			case 'refuse':
 			case 'redirect':
+			case 'cannotRelieve':
 				return false;
 		}
 	}
@@ -485,6 +488,7 @@ function lockKey(action: AllocationAction): string | undefined {
 		case 'place':
 		case 'refuse':
 		case 'redirect':
+		case 'cannotRelieve':
 			return undefined;
 	}
 }

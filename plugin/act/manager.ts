@@ -330,6 +330,8 @@ function targetIds(a: AllocationAction): string[] {
 			return [a.producerId, ...a.consumerIds];
 		case 'migrateProducer':
 			return [a.producerId];
+		case 'cannotRelieve':
+			return [a.workerId];
 		default:
 			return [a.consumerId];
 	}

@@ -36,6 +36,8 @@ export type ActionEffect =
 	| { type: 'dropConsumer' }
 	| { type: 'refuse'; peerId: string; roomId: string }
 	| { type: 'redirect'; peerId: string; roomId: string; target: string }
+	/** A report: nothing changed. */
+	| { type: 'cannotRelieve' }
 	| { type: 'capIngress'; transportId: string; bitrateBps: number };
 
 export type ActionErrorCode =

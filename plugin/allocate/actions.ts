@@ -52,7 +52,13 @@ export interface MigrateProducerAction extends ActionBase, RebalanceFields {
 	toWorkerId: string;
 }
 
-export interface SetConsumerLayersAction extends ActionBase {
+/** What every degrade carries: the floor its predicted saving was held to. */
+interface DegradeFields {
+	/** Least predicted saving (predictedBefore − predictedAfter, % of a core) the policy accepted for this action. */
+	savingFloorPct?: number;
+}
+
+export interface SetConsumerLayersAction extends ActionBase, DegradeFields {
 	type: 'setConsumerLayers';
 	consumerId: string;
 	spatial: number;
@@ -65,7 +71,7 @@ export interface RestoreLayersAction extends ActionBase {
 	consumerId: string;
 }
 
-export interface PauseConsumerAction extends ActionBase {
+export interface PauseConsumerAction extends ActionBase, DegradeFields {
 	type: 'pauseConsumer';
 	consumerId: string;
 }
@@ -75,7 +81,7 @@ export interface ResumeConsumerAction extends ActionBase {
 	consumerId: string;
 }
 
-export interface DropConsumerAction extends ActionBase {
+export interface DropConsumerAction extends ActionBase, DegradeFields {
 	type: 'dropConsumer';
 	consumerId: string;
 }
@@ -94,6 +100,14 @@ export interface RedirectAction extends ActionBase {
 	target: string;
 }
 
+/**
+ * Not a change: the policy reports, once per episode, a worker over its line that no
+ * allowed action can bring under it (the operator's cue to add capacity).
+ */
+export interface CannotRelieveAction extends ActionBase {
+	type: 'cannotRelieve';
+}
+
 export type AllocationAction =
 	| PlaceAction
 	| SpreadFanoutAction
@@ -104,7 +118,8 @@ export type AllocationAction =
 	| ResumeConsumerAction
 	| DropConsumerAction
 	| RefuseAction
-	| RedirectAction;
+	| RedirectAction
+	| CannotRelieveAction;
 
 export type ActionType = AllocationAction['type'];
 
@@ -113,8 +128,8 @@ export function isConsolidation(action: AllocationAction): boolean {
 	return (action.type === 'spreadFanout' || action.type === 'migrateProducer') && action.intent === 'consolidate';
 }
 
-/** Admission answers a join; rebalancing moves load; degrade costs quality; restore gives it back. */
-export type ActionClass = 'admission' | 'rebalance' | 'degrade' | 'restore';
+/** Admission answers a join; rebalancing moves load; degrade costs quality; restore gives it back; a report changes nothing. */
+export type ActionClass = 'admission' | 'rebalance' | 'degrade' | 'restore' | 'report';
 
 export function actionClass(action: AllocationAction): ActionClass {
 	switch (action.type) {
@@ -132,6 +147,8 @@ export function actionClass(action: AllocationAction): ActionClass {
 		case 'restoreLayers':
 		case 'resumeConsumer':
 			return 'restore';
+		case 'cannotRelieve':
+			return 'report';
 	}
 }
 
@@ -156,6 +173,8 @@ export function actionEntities(action: AllocationAction): string[] {
 		case 'resumeConsumer':
 		case 'dropConsumer':
 			return [`consumer:${action.consumerId}`];
+		case 'cannotRelieve':
+			return [`worker:${action.workerId}`];
 	}
 }
 

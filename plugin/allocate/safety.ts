@@ -5,7 +5,8 @@ import type { AllocationSnapshot } from './snapshot';
  * The safety layer wraps any policy. It never invents actions; it only lets through
  * those that respect hysteresis bands, cooldowns and a global rate, and records why
  * every other one was held back. Admission answers are never held back: a joining peer
- * must be told where to go, and that moves nothing that already runs.
+ * must be told where to go, and that moves nothing that already runs; nor are reports,
+ * which change nothing.
  */
 export interface SafetyOptions {
 	/** Rebalancing and degrading need the concerned worker predicted at or above this. */
@@ -68,7 +69,7 @@ export function initialSafetyState(options: SafetyOptions): SafetyState {
 
 function verdict(action: AllocationAction, t: number, state: SafetyState, options: SafetyOptions): AuditOutcome {
 	const cls = actionClass(action);
-	if (cls === 'admission') return options.dryRun ? 'dryRun' : 'applied';
+	if (cls === 'admission' || cls === 'report') return options.dryRun ? 'dryRun' : 'applied';
 	if (isConsolidation(action)) {
 		const target = 'targetPredictedAfterPct' in action ? action.targetPredictedAfterPct : undefined;
 		if (action.predictedBeforePct > options.consolidateBelowPct || target === undefined || target > options.consolidateCeilingPct) return 'hysteresis';
@@ -108,7 +109,7 @@ export function guard(
 		audit.push({ t, action, outcome });
 		if (outcome !== 'applied' && outcome !== 'dryRun') continue;
 		const cls = actionClass(action);
-		if (cls !== 'admission') {
+		if (cls !== 'admission' && cls !== 'report') {
 			// Dry runs spend tokens and cooldowns as a live run would, so the log shows what would really happen.
 			state.tokens -= 1;
 			for (const e of actionEntities(action)) state.entityLastT[e] = t;

@@ -5,6 +5,8 @@ import { countBy, SnapshotBuilder } from './fixtures';
 
 const policy = foresightPolicy();
 const decide = (snapshot: AllocationSnapshot): AllocationAction[] => policy.decide(snapshot, policy.initialState()).actions;
+/** What changes something (a worker beyond relief is also reported, see degrade.test.ts). */
+const changes = (actions: AllocationAction[]): AllocationAction[] => actions.filter((a) => a.type !== 'cannotRelieve');
 
 function deepFreeze<T>(value: T): T {
 	if (value && typeof value === 'object') {
@@ -120,8 +122,8 @@ describe('Foresight placement', () => {
 
 	it('refuses when every worker is predicted over the limit, or redirects when told where to', () => {
 		const snapshot = new SnapshotBuilder().worker('w0', 88).worker('w1', 90).join('x', 'r').build();
-		expect(decide(snapshot)).toEqual([expect.objectContaining({ type: 'refuse', peerId: 'x' })]);
-		expect(foresightPolicy({ redirectTarget: 'eu-2' }).decide(snapshot, { recent: {}, joins: {} }).actions).toEqual([expect.objectContaining({ type: 'redirect', target: 'eu-2' })]);
+		expect(changes(decide(snapshot))).toEqual([expect.objectContaining({ type: 'refuse', peerId: 'x' })]);
+		expect(changes(foresightPolicy({ redirectTarget: 'eu-2' }).decide(snapshot, { recent: {}, joins: {} }).actions)).toEqual([expect.objectContaining({ type: 'redirect', target: 'eu-2' })]);
 	});
 });
 
@@ -164,8 +166,9 @@ describe('Foresight corrective actions', () => {
 	});
 
 	it('never moves what the app cannot re-connect (movable: false): a hot worker of such consumers is relieved by layers instead', () => {
+		// 1 pp over the line: ten top layers lowered (0.12 pp each) cover it.
 		const build = (movable: boolean) =>
-			new SnapshotBuilder().worker('w0', 90, 95).worker('w1', 40).producer('v', 'presenter', 'webinar', 'w0').consume('v', 'w0', 200, { movable, priority: 50 }).build();
+			new SnapshotBuilder().worker('w0', 86, 95).worker('w1', 40).producer('v', 'presenter', 'webinar', 'w0').consume('v', 'w0', 200, { movable, priority: 50 }).build();
 		expect(decide(build(true)).map((a) => a.type)).toContain('spreadFanout');
 		const pinned = decide(build(false));
 		expect(pinned.length).toBeGreaterThan(0);
@@ -208,7 +211,7 @@ describe('Foresight corrective actions', () => {
 		it('never degrades on the growth extrapolation alone', () => {
 			const snapshot = new SnapshotBuilder().at(100).worker('w0', actAbovePct - 2).worker('w1', 90).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 30, { priority: 50 }).build();
 			// Nowhere to move to; the forecast is under the limit, only the extrapolation is over it.
-			expect(policy.decide(snapshot, growing).actions.filter((a) => a.type !== 'spreadFanout')).toEqual([]);
+			expect(changes(policy.decide(snapshot, growing).actions).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
 		});
 	});
 
@@ -265,7 +268,7 @@ describe('Foresight corrective actions', () => {
 
 	it('lowers layers of low-priority consumers only, never the active speaker or protected ones', () => {
 		const snapshot = new SnapshotBuilder()
-			.worker('w0', 90, 95)
+			.worker('w0', 86, 95)
 			.worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5)
 			.producer('speaker', 's', 'r', 'w0', 'video', true)
 			.producer('teacher', 't', 'r', 'w0', 'video')
@@ -274,7 +277,7 @@ describe('Foresight corrective actions', () => {
 			.consume('teacher', 'w0', 50, { priority: 220, peerPrefix: 'b' })
 			.consume('tile', 'w0', 50, { priority: 50, peerPrefix: 'c' })
 			.build();
-		const actions = decide(snapshot);
+		const actions = changes(decide(snapshot));
 		const tileConsumers = new Set(snapshot.consumers.filter((c) => c.producerId === 'tile').map((c) => c.id));
 		expect(actions.length).toBeGreaterThan(0);
 		for (const a of actions) {
@@ -294,37 +297,21 @@ describe('Foresight corrective actions', () => {
 			.producer('tile', 'x', 'r', 'w0', 'video')
 			.consume('tile', 'w0', 50, { priority: 50 })
 			.build();
-		expect(decide(snapshot).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
+		expect(changes(decide(snapshot)).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
 		// With the mean over the line too, it does degrade.
-		snapshot.workers[0]!.cpuPct = degradeAbovePct + 3;
-		snapshot.workers[0]!.forecast = snapshot.workers[0]!.forecast.map((f) => ({ ...f, meanPct: degradeAbovePct + 3 }));
+		snapshot.workers[0]!.cpuPct = degradeAbovePct + 1;
+		snapshot.workers[0]!.forecast = snapshot.workers[0]!.forecast.map((f) => ({ ...f, meanPct: degradeAbovePct + 1 }));
 		expect(decide(snapshot).some((a) => a.type === 'setConsumerLayers')).toBe(true);
 	});
 
 	it('spends no quality on an overload the measurement does not show yet (a new share expected at its burst rate)', () => {
 		const { degradeAbovePct, limitPct } = FORESIGHT_DEFAULTS;
 		const snapshot = new SnapshotBuilder().worker('w0', degradeAbovePct - 10).worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5).producer('tile', 'x', 'r', 'w0').consume('tile', 'w0', 50, { priority: 50 }).build();
-		snapshot.workers[0]!.forecast = [{ horizonS: 5, meanPct: limitPct + 8, p95Pct: limitPct + 10 }];
-		expect(decide(snapshot).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
+		snapshot.workers[0]!.forecast = [{ horizonS: 5, meanPct: degradeAbovePct + 1, p95Pct: limitPct + 10 }];
+		expect(changes(decide(snapshot)).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
 		// The same forecast with the measurement over the line does degrade.
-		snapshot.workers[0]!.cpuPct = degradeAbovePct + 2;
+		snapshot.workers[0]!.cpuPct = degradeAbovePct + 0.5;
 		expect(decide(snapshot).some((a) => a.type === 'setConsumerLayers')).toBe(true);
-	});
-
-	it('pauses once layers are at the bottom, then drops only above the hard limit', () => {
-		const snapshot = new SnapshotBuilder()
-			.worker('w0', 90, 90)
-			.worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5)
-			.producer('tile', 'x', 'r', 'w0', 'video')
-			.consume('tile', 'w0', 100, { priority: 50, current: { spatial: 0, temporal: 2 } })
-			.producer('mic', 'x', 'r', 'w0', 'audio')
-			.consume('mic', 'w0', 100, { priority: 50, peerPrefix: 'm' })
-			.build();
-		const counts = countBy(decide(snapshot), (a) => a.type);
-		expect(counts.pauseConsumer).toBe(100);
-		// 100 paused low layers relieve ~3.9%: still above 85 → audio consumers are dropped down to the limit.
-		expect(counts.dropConsumer).toBeGreaterThan(0);
-		expect(counts.setConsumerLayers).toBeUndefined();
 	});
 
 	it('restores most important first, only under the restore band and up to the ceiling', () => {

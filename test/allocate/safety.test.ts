@@ -37,6 +37,16 @@ describe('safety guard', () => {
 		expect(refill.audit.map((r) => r.outcome)).toEqual(['applied', 'applied', 'rateLimited']);
 	});
 
+	it('lets a report through whatever the bands, tokens and cooldowns, and spends none of them', () => {
+		const tight = { ...options, burst: 1, ratePerS: 0 };
+		const report: AllocationAction = { type: 'cannotRelieve', workerId: 'w0', reason: 'test', predictedBeforePct: 1, predictedAfterPct: 1 };
+		const first = guard([report, lower('a', 90), report], 0, initialSafetyState(tight), tight);
+		expect(first.audit.map((r) => r.outcome)).toEqual(['applied', 'applied', 'applied']);
+		expect(first.state.tokens).toBe(0);
+		expect(first.state.workerPressureT).toEqual({ w0: 0 });
+		expect(guard([report], 0, initialSafetyState(tight), { ...tight, dryRun: true }).audit.map((r) => r.outcome)).toEqual(['dryRun']);
+	});
+
 	it('in dry-run only audits, letting nothing but admission answers through', () => {
 		const dry = { ...options, dryRun: true };
 		const { approved, audit } = guard([lower('a', 90), place('p')], 0, initialSafetyState(dry), dry);

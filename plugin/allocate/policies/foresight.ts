@@ -12,10 +12,11 @@ import {
 	type SnapshotIndex,
 } from '../estimate';
 import type { AllocationSnapshot, ConsumerView, CostModel, PendingJoin, ProducerView, WorkerView } from '../snapshot';
+import { chooseDegrades, degradeBudget, degradeCandidates, dropsAllowed, savingFloorPct, DEGRADE_WINDOW_S, type DegradeRules } from './degrade';
 import { recordJoins, roomGrowth, workerGrowth, type JoinTrace } from './growth';
 import { packetCostPct } from '../snapshot';
 
-export interface ForesightPolicyOptions {
+export interface ForesightPolicyOptions extends DegradeRules {
 	/** Load at which a worker counts as overloaded (and starts dropping packets near 100). */
 	limitPct: number;
 	/**
@@ -114,6 +115,11 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	moveWholeRooms: true,
 	maxRestoresPerWorker: 20,
 	memoryS: 30,
+	// Under half a top-layer video receiver (0.2 % of a core): an audio receiver's loss never pays.
+	minDegradeSavingPct: 0.1,
+	// With the share-of-excess floor, ten degrades cover any excess they are allowed to act on.
+	maxDegradesPerWorkerPerTick: 10,
+	maxDegradesPerWorkerPerMinute: 30,
 });
 
 export interface ForesightState {
@@ -121,6 +127,10 @@ export interface ForesightState {
 	recent: Record<string, number>;
 	/** Sending joins of the last `growthWindowS`, per room: the rooms' growth trend. */
 	joins: JoinTrace;
+	/** workerId → times of its degrades in the last DEGRADE_WINDOW_S (the per-minute bound). */
+	degradedAt?: Record<string, number[]>;
+	/** workerId → last time it was found beyond relief: reported once, until it has been relievable for `memoryS`. */
+	unrelieved?: Record<string, number>;
 }
 
 /** One decision's working set: projected p95 per worker, updated as actions are chosen. */
@@ -146,6 +156,10 @@ class Plan {
 	/** workerId → growth of its load from its rooms' join trends, % of a core per second. */
 	readonly growth: Map<string, number>;
 	private readonly proposedAt = new Map<string, number>();
+	private readonly degradedAt = new Map<string, number[]>();
+	private readonly unrelieved = new Map<string, number>();
+	/** Workers found beyond relief in an earlier decision (reported then). */
+	private readonly reportedUnrelieved: ReadonlySet<string>;
 
 	constructor(
 		readonly snapshot: AllocationSnapshot,
@@ -170,6 +184,17 @@ class Plan {
 			if (growth > 0) this.expectedGrowth.set(w.id, growth);
 			this.tail.set(w.id, Math.max(0, risk - expectedPct(w)));
 		}
+		for (const [id, times] of Object.entries(previous.degradedAt ?? {})) {
+			const recent = times.filter((x) => snapshot.t - x < DEGRADE_WINDOW_S);
+			if (recent.length > 0) this.degradedAt.set(id, recent);
+		}
+		const reported = new Set<string>();
+		for (const [id, t] of Object.entries(previous.unrelieved ?? {})) {
+			if (snapshot.t - t >= options.memoryS) continue;
+			reported.add(id);
+			this.unrelieved.set(id, t);
+		}
+		this.reportedUnrelieved = reported;
 		// Proposals the guard may have held back are not repeated until its cooldown is over; other candidates go first.
 		for (const id in previous.recent) {
 			const t = previous.recent[id]!;
@@ -183,7 +208,27 @@ class Plan {
 	nextState(): ForesightState {
 		const recent: Record<string, number> = {};
 		for (const id of this.touched) recent[id] = this.proposedAt.get(id) ?? this.snapshot.t;
-		return { recent, joins: this.joins };
+		return { recent, joins: this.joins, degradedAt: Object.fromEntries(this.degradedAt), unrelieved: Object.fromEntries(this.unrelieved) };
+	}
+
+	/** Times of the worker's degrades within the per-minute window. */
+	degradesOf(workerId: string): number[] {
+		return this.degradedAt.get(workerId) ?? [];
+	}
+
+	noteDegrades(workerId: string, count: number): void {
+		if (count > 0) this.degradedAt.set(workerId, [...this.degradesOf(workerId), ...Array<number>(count).fill(this.snapshot.t)]);
+	}
+
+	/** Marks the worker beyond relief now; true the first time in its episode (the decision that reports it). */
+	markUnrelieved(workerId: string): boolean {
+		this.unrelieved.set(workerId, this.snapshot.t);
+		return !this.reportedUnrelieved.has(workerId);
+	}
+
+	/** Whether this decision proposed moving load off the worker (spread, migration, whole room). */
+	movedOff(workerId: string): boolean {
+		return this.actions.some((a) => (a.type === 'spreadFanout' || a.type === 'migrateProducer') && a.workerId === workerId);
 	}
 
 	/** What a receiver of `roomId` will add over the horizon as the room keeps growing. */
@@ -223,7 +268,7 @@ class Plan {
 	act(action: UnestimatedAction, deltaPct: number, growthPct = 0): void {
 		const before = this.load(action.workerId);
 		this.add(action.workerId, deltaPct, growthPct);
-		if (action.type !== 'refuse' && action.type !== 'redirect') this.changed.add(action.workerId);
+		if (action.type !== 'refuse' && action.type !== 'redirect' && action.type !== 'cannotRelieve') this.changed.add(action.workerId);
 		this.actions.push({ ...action, predictedBeforePct: before, predictedAfterPct: before + deltaPct } as AllocationAction);
 	}
 
@@ -852,29 +897,51 @@ function measuredOver(plan: Plan, worker: WorkerView, thresholdPct: number): boo
 	return worker.cpuPct > plan.scaled(thresholdPct, worker);
 }
 
-function lowerLayers(plan: Plan, worker: WorkerView): void {
-	const model = plan.snapshot.costModel;
-	if (!measuredOver(plan, worker, plan.options.degradeAbovePct)) return;
-	for (const { consumer, producer } of degradable(plan, worker, false)) {
-		if (overTarget(plan, worker, plan.options.degradeAbovePct, true) <= 0) return;
-		if (consumer.paused || consumer.current.spatial === 0 || producer.layers.length < 2) continue;
-		const lower = { spatial: consumer.current.spatial - 1, temporal: consumer.current.temporal };
-		const saving = consumerCostPct(producer, consumer.current, model) - consumerCostPct(producer, lower, model);
-		plan.touched.add(consumer.id);
-		plan.act({ type: 'setConsumerLayers', consumerId: consumer.id, workerId: worker.id, spatial: lower.spatial, temporal: lower.temporal, reason: `predicted p95 over ${plan.options.degradeAbovePct}% after rebalancing: lower a low-priority consumer` }, -saving);
-	}
+/** Another worker light enough to be idle (consolidation's notion) that takes `pct` under the fill target. */
+function idleWorkerWithHeadroom(plan: Plan, exclude: string, pct: number): boolean {
+	const { options } = plan;
+	return plan.snapshot.workers.some((w) => w.id !== exclude && plan.load(w.id) <= plan.scaled(options.consolidateBelowPct, w) && plan.load(w.id) + pct <= plan.scaled(options.fillBelowPct, w));
 }
 
-function pauseOrDrop(plan: Plan, worker: WorkerView, type: 'pauseConsumer' | 'dropConsumer'): void {
-	const model = plan.snapshot.costModel;
-	const threshold = type === 'dropConsumer' ? plan.options.limitPct : plan.options.degradeAbovePct;
-	if (!measuredOver(plan, worker, threshold)) return;
-	for (const { consumer, producer } of degradable(plan, worker, type === 'dropConsumer')) {
-		if (overTarget(plan, worker, threshold, true) <= 0) return;
-		if (type === 'pauseConsumer' && consumer.paused) continue;
-		plan.touched.add(consumer.id);
-		plan.act({ type, consumerId: consumer.id, workerId: worker.id, reason: `predicted p95 over ${threshold}% after cheaper actions` }, -currentConsumerCostPct(consumer, producer, model));
+/**
+ * Spends quality on a worker the moves could not relieve, by the rules of degrade.ts:
+ * only on a measured overload, within the per-tick and per-minute bounds, each action
+ * above the saving floor, drops only as part of a set that relieves the worker. A
+ * worker nothing allowed can relieve gets the cheapest effective actions (if any) and
+ * is reported once.
+ */
+function degrade(plan: Plan, worker: WorkerView): void {
+	const { options, snapshot } = plan;
+	if (!measuredOver(plan, worker, options.degradeAbovePct)) return;
+	const excess = overTarget(plan, worker, options.degradeAbovePct, true);
+	if (excess <= 0) return;
+	const budget = degradeBudget(plan.degradesOf(worker.id), snapshot.t, options);
+	const floor = savingFloorPct(excess, budget, worker.capacityPct, options);
+	const underLimit = !measuredOver(plan, worker, options.limitPct);
+	const moveFirst = !dropsAllowed(idleWorkerWithHeadroom(plan, worker.id, excess), plan.movedOff(worker.id));
+	const drops = !underLimit && !moveFirst;
+	const choice = chooseDegrades(degradeCandidates(degradable(plan, worker, true), snapshot.costModel), { excessPct: excess, floorPct: floor, budget, dropsAllowed: drops });
+	const line = `${options.degradeAbovePct}% of capacity`;
+	for (const c of choice.take) {
+		plan.touched.add(c.consumerId);
+		const base = { consumerId: c.consumerId, workerId: worker.id, savingFloorPct: floor };
+		const saves = `saves ${c.savingPct.toFixed(2)} pp (floor ${floor.toFixed(2)})`;
+		if (c.kind === 'setConsumerLayers') plan.act({ ...base, type: c.kind, spatial: c.layers!.spatial, temporal: c.layers!.temporal, reason: `expected load over ${line} after rebalancing: lower a low-priority consumer, ${saves}` }, -c.savingPct);
+		else plan.act({ ...base, type: c.kind, reason: `expected load over ${line} after cheaper actions: ${c.kind === 'pauseConsumer' ? 'pause' : 'drop'} a low-priority consumer, ${saves}` }, -c.savingPct);
 	}
+	plan.noteDegrades(worker.id, choice.take.length);
+	if (choice.verdict === 'relieves' || !plan.markUnrelieved(worker.id)) return;
+	const noDrops = underLimit ? `, no drops under the ${options.limitPct}% limit` : moveFirst ? ', no drops while an idle worker could take load that was not moved' : '';
+	plan.act(
+		{
+			type: 'cannotRelieve',
+			workerId: worker.id,
+			reason:
+				`cannot relieve: expected ${plan.expectedLoad(worker.id).toFixed(2)}% is ${excess.toFixed(2)} pp over ${line}; the ${budget} degrades allowed now (each saving ≥ ${floor.toFixed(2)} pp` +
+				`${noDrops}) save at most ${choice.bestSavingPct.toFixed(2)} pp`,
+		},
+		0,
+	);
 }
 
 /** Gives quality back, most important consumers first, while the projection stays low. */
@@ -923,9 +990,7 @@ export function foresightPolicy(overrides: Partial<ForesightPolicyOptions> = {})
 				if (options.moveWholeRooms) moveWholeRooms(plan, worker);
 				spreadFanout(plan, worker);
 				migrateProducers(plan, worker);
-				lowerLayers(plan, worker);
-				pauseOrDrop(plan, worker, 'pauseConsumer');
-				pauseOrDrop(plan, worker, 'dropConsumer');
+				degrade(plan, worker);
 			}
 			consolidate(plan);
 			for (const worker of snapshot.workers) restore(plan, worker);

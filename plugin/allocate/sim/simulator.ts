@@ -344,6 +344,7 @@ function applyCorrective(world: World, action: AllocationAction, metrics: Scenar
 		case 'place':
 		case 'refuse':
 		case 'redirect':
+		case 'cannotRelieve':
 			return false;
 		default: {
 			const c = world.consumers.get(action.consumerId);
