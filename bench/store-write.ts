@@ -165,6 +165,8 @@ async function rawRound(influxd: Influxd, db: string, ticks: Iterable<Tick>, enc
 async function storeRound(influxd: Influxd, db: string, ticks: Iterable<Tick>): Promise<RoundResult> {
 	const store = await InfluxStore.open({
 		url: influxd.url,
+		version: 1,
+		tlsRejectUnauthorized: true,
 		database: db,
 		rawRetention: '24h',
 		downsampledRetention: '30d',

@@ -19,10 +19,26 @@ export const DEFAULT_WINDOW_STATS_EVERY_MS = 5000;
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
+export const INFLUX_VERSIONS = [1, 2, 3] as const;
+
 const influxOptions = z
 	.object({
 		/** e.g. http://127.0.0.1:8086 */
 		url: z.url({ protocol: /^https?$/ }),
+		/** Server line: 1 through node-influx; 2 and 3 through their v1-compatible /write and /query (SCHEMA.md). */
+		version: z.union(INFLUX_VERSIONS.map((v) => z.literal(v))).default(1),
+		/** API token of InfluxDB 2.x/3.x, sent as `Authorization: Token …`. */
+		token: z.string().min(1).optional(),
+		/**
+		 * managed: Foresight creates the database, retention policies and continuous queries (1.x only).
+		 * external: it issues none and checks what it needs exists; 2.x/3.x servers are set up as in
+		 * SCHEMA.md. Default: managed on 1.x, external on 2.x/3.x.
+		 */
+		schema: z.enum(['managed', 'external']).optional(),
+		/** PEM file of a CA to trust for an https URL (self-signed or private PKI). */
+		tlsCaFile: z.string().min(1).optional(),
+		/** false: accept any certificate (testing only). */
+		tlsRejectUnauthorized: z.boolean().default(true),
 		database: z.string().regex(/^[A-Za-z0-9_\-]+$/, 'letters, digits, _ and - only').default('foresight'),
 		username: z.string().optional(),
 		password: z.string().optional(),
@@ -38,7 +54,19 @@ const influxOptions = z
 		maxBufferedPoints: z.int().min(1).default(500_000),
 		maxBufferedBytes: z.int().min(1024).default(128 * 1024 * 1024),
 	})
-	.strict();
+	.strict()
+	.superRefine((o, ctx) => {
+		if (o.version !== 1 && o.schema === 'managed') {
+			ctx.addIssue({
+				code: 'custom',
+				path: ['schema'],
+				message: `InfluxDB ${o.version}.x has no retention-policy or continuous-query statements: use external and create the ${o.version === 2 ? 'buckets' : 'databases'} as in SCHEMA.md`,
+			});
+		}
+		if (o.version === 1 && o.token !== undefined) {
+			ctx.addIssue({ code: 'custom', path: ['token'], message: 'a token is for InfluxDB 2.x/3.x (set the version); 1.x authenticates with username and password' });
+		}
+	});
 
 export const foresightOptionsSchema = z
 	.object({
@@ -219,7 +247,12 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_RETRAINING: { path: ['retraining', 'enabled'], kind: 'bool', doc: 'retrain from live history on drift and periodically (default: true when FORESIGHT_MODEL_DIR is set)' },
 	FORESIGHT_RETRAIN_PERIOD_MS: { path: ['retraining', 'periodMs'], kind: 'int', doc: 'retrain at least this often when retraining is on (default 3600000)' },
 	FORESIGHT_RETRAIN_MIN_INTERVAL_MS: { path: ['retraining', 'minIntervalMs'], kind: 'int', doc: 'minimum time between automatic retrainings (default 600000)' },
-	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB 1.x URL; unset: embedded in-memory store' },
+	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB URL (http or https); unset: embedded in-memory store' },
+	INFLUX_VERSION: { path: ['influx', 'version'], kind: 'int', doc: '1|2|3: the server line (default 1); 2 and 3 use their v1-compatible API' },
+	INFLUX_TOKEN: { path: ['influx', 'token'], kind: 'string', doc: 'API token of InfluxDB 2.x/3.x (Authorization: Token)' },
+	INFLUX_SCHEMA: { path: ['influx', 'schema'], kind: 'string', doc: 'managed|external: who creates database, retention and downsampling (default managed on 1.x, external on 2.x/3.x)' },
+	INFLUX_TLS_CA_FILE: { path: ['influx', 'tlsCaFile'], kind: 'string', doc: 'PEM CA file to trust for an https URL' },
+	INFLUX_TLS_REJECT_UNAUTHORIZED: { path: ['influx', 'tlsRejectUnauthorized'], kind: 'bool', doc: 'false accepts any certificate, for testing only (default true)' },
 	INFLUX_DATABASE: { path: ['influx', 'database'], kind: 'string', doc: 'database name (default foresight)' },
 	INFLUX_USERNAME: { path: ['influx', 'username'], kind: 'string', doc: 'optional' },
 	INFLUX_PASSWORD: { path: ['influx', 'password'], kind: 'string', doc: 'optional' },

@@ -10,6 +10,7 @@ import { AllocationManager, type AuditEntry } from './act/manager';
 import type { MediaCodecsOption } from './act/rooms';
 import type { AllocationSnapshot, PendingJoin } from './allocate/snapshot';
 import type { AllocationAction } from './allocate/actions';
+import { isUnreachable } from './store/influxClient';
 import { InfluxStore } from './store/influxStore';
 import { MemoryStore } from './store/memoryStore';
 import type { ProfileStore } from './store/types';
@@ -255,6 +256,15 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			},
 			(error: unknown) => {
 				if (this.detached) return;
+				// A refusal (credentials, a statement the server does not implement, a missing bucket) is
+				// reported once with what to do; only an unreachable server is worth trying again.
+				if (!isUnreachable(error)) {
+					this.log.error(
+						{ err: error, url: influx.url, hint: (error as { hint?: string }).hint },
+						'InfluxDB refused the store setup; profiles stay in memory (not retried: fix the setting and restart)',
+					);
+					return;
+				}
 				this.log.error({ err: error, url: influx.url, retryInMs: delayMs }, 'InfluxDB unavailable; profiles stay in memory until it answers');
 				this.storeRetry = setTimeout(() => this.openInflux(Math.min(delayMs * 2, 30_000)), delayMs);
 				this.storeRetry.unref();

@@ -1,10 +1,20 @@
-import http from 'node:http';
-import https from 'node:https';
-import { escape, InfluxDB } from 'influx';
+import type http from 'node:http';
 import type { InfluxOptions } from '../config';
 import type { Logger } from '../log';
 import type { ConnectionProfile, StreamProfile, WorkerLoadSample } from '../profile/schema';
 import { backoffDelay, BatchedWriter, PermanentWriteError, type RetryOptions } from './batchedWriter';
+import {
+	authorizationHeader,
+	InfluxHttpError,
+	isUnreachable,
+	keepAliveAgent,
+	nodeInfluxClient,
+	request,
+	tlsOptions,
+	V1CompatClient,
+	type InfluxQlClient,
+	type Placeholders,
+} from './influxClient';
 import {
 	decodeAction,
 	decodeConnectionProfile,
@@ -19,7 +29,7 @@ import {
 	MEASUREMENT,
 	StoredVersionError,
 } from './influxSchema';
-import { rowsOf, type Row } from './lineProtocol';
+import { quoteIdent, rowsOf, type Row } from './lineProtocol';
 import {
 	actionOrder,
 	assertLimit,
@@ -53,21 +63,41 @@ export interface InfluxStoreOptions extends InfluxOptions {
 	retry?: Partial<RetryOptions>;
 	highWaterPoints?: number;
 	maxInFlight?: number;
-	/** false: only connect (readers such as the training export must not alter retention or queries). Default true. */
+	/** false: only connect, check nothing (readers such as the training export must not alter retention or queries). Default true. */
 	ensureSchema?: boolean;
 	/** Each batch InfluxDB confirmed, as line protocol, in confirmation order. */
 	onWritten?: (lines: readonly string[]) => void;
 }
 
-type Placeholders = Record<string, string | number>;
+/**
+ * InfluxDB refused a schema statement (or the schema an external setup must provide is
+ * missing). Retrying cannot help; `hint` says what the operator should do.
+ */
+export class InfluxSchemaError extends Error {
+	constructor(
+		message: string,
+		/** What to change: a setting, a grant, or the buckets/databases to create. */
+		readonly hint: string,
+		/** The statement InfluxDB refused, when one was. */
+		readonly statement?: string,
+	) {
+		super(`${message}. ${hint}`);
+		this.name = 'InfluxSchemaError';
+	}
+}
+
+/** Where the store's schema stands: created or checked, waiting for an unreachable server, or refused (reported once, not retried). */
+export type InfluxSchemaState = 'ready' | 'waiting' | 'rejected';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
- * ProfileStore on InfluxDB 1.x. Schema, retention and downsampling are created
- * on open (see SCHEMA.md); writes go through a BatchedWriter as pre-serialised
- * line protocol POSTed on a keep-alive connection; queries go through node-influx
- * with bound parameters only.
+ * ProfileStore on InfluxDB 1.x, 2.x or 3.x. In `managed` schema mode (1.x) the
+ * database, retention policies and downsampling are created on open (SCHEMA.md); in
+ * `external` mode nothing is created and what the store needs is checked. Writes go
+ * through a BatchedWriter as pre-serialised line protocol POSTed to /write on a
+ * keep-alive connection; queries are InfluxQL with bound parameters (inlined as
+ * escaped literals on 3.x, whose /query binds none).
  */
 export class InfluxStore implements ProfileStore {
 	private readonly writer: BatchedWriter;
@@ -77,17 +107,18 @@ export class InfluxStore implements ProfileStore {
 	private readonly loadSkewMs: number;
 	private readonly requestTimeoutMs: number;
 	private encodeFailuresLogged = false;
+	private state: InfluxSchemaState = 'ready';
+	private rejection: InfluxSchemaError | undefined;
 
 	private constructor(
-		readonly influx: InfluxDB,
+		private readonly client: InfluxQlClient,
+		agent: http.Agent,
 		private readonly options: InfluxStoreOptions,
 	) {
-		const base = new URL(options.url);
-		this.agent = base.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 2 }) : new http.Agent({ keepAlive: true, maxSockets: 2 });
-		this.writeUrl = new URL('/write', base);
+		this.agent = agent;
+		this.writeUrl = new URL('/write', options.url);
 		this.writeUrl.search = new URLSearchParams({ db: options.database, rp: RAW_RP, precision: 'ms' }).toString();
-		this.authHeader =
-			options.username !== undefined ? `Basic ${Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')}` : undefined;
+		this.authHeader = authorizationHeader(options);
 		this.loadSkewMs = options.loadSkewMs ?? DEFAULT_LOAD_SKEW_MS;
 		this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
 		this.writer = new BatchedWriter({
@@ -104,30 +135,35 @@ export class InfluxStore implements ProfileStore {
 		});
 	}
 
-	/** Connects, creates (or updates) the database, retention policies and continuous queries, and returns the store. */
+	/**
+	 * Connects and sets up or checks the schema (by schema mode), then returns the store.
+	 * A server that is down is waited for in the background (points are buffered); one
+	 * that refuses a schema statement rejects with an InfluxSchemaError naming what to do.
+	 */
 	static async open(options: InfluxStoreOptions): Promise<InfluxStore> {
 		for (const d of [options.rawRetention, options.downsampledRetention, options.cqResample?.every, options.cqResample?.for]) {
 			if (d !== undefined && !DURATION.test(d)) throw new RangeError(`not an InfluxDB duration: ${d}`);
 		}
-		const url = new URL(options.url);
-		const influx = new InfluxDB({
-			host: url.hostname,
-			port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-			protocol: url.protocol === 'https:' ? 'https' : 'http',
-			database: options.database,
-			username: options.username,
-			password: options.password,
-			pool: { requestTimeout: options.requestTimeoutMs ?? 10_000, maxRetries: 0 },
-		});
-		const store = new InfluxStore(influx, options);
+		const base = new URL(options.url);
+		const tls = tlsOptions(options);
+		const timeoutMs = options.requestTimeoutMs ?? 10_000;
+		const agent = keepAliveAgent(base, tls);
+		const client =
+			options.version === 1
+				? nodeInfluxClient(options, tls, timeoutMs)
+				: new V1CompatClient(base, options.database, options.version, authorizationHeader(options), agent, timeoutMs);
+		const store = new InfluxStore(client, agent, options);
 		if (options.ensureSchema ?? true) {
 			try {
 				await store.ensureSchema();
 			} catch (err) {
 				// A server that is down at start must not stop the SFU or lose profiles: buffer
-				// (within the bounds) and create the schema once it answers. Other errors
-				// (authentication, an invalid policy) are configuration mistakes and surface now.
-				if (!isUnreachable(err)) throw err;
+				// (within the bounds) and set up the schema once it answers. A refusal is a
+				// configuration mistake: it surfaces now, once, with what to do.
+				if (!isUnreachable(err)) {
+					agent.destroy();
+					throw err;
+				}
 				store.ensureSchemaLater(err as Error);
 			}
 		}
@@ -138,9 +174,10 @@ export class InfluxStore implements ProfileStore {
 
 	private ensureSchemaLater(first: Error): void {
 		this.writer.pause();
+		this.state = 'waiting';
 		this.options.logger.warn(
 			{ err: first.message },
-			'influx store: InfluxDB unreachable at start; buffering and creating the schema once it answers (logged once)',
+			'influx store: InfluxDB unreachable at start; buffering and setting up the schema once it answers (logged once)',
 		);
 		const retry = { initialMs: 250, maxMs: 10_000, jitter: 0.5, ...this.options.retry };
 		let attempt = 0;
@@ -149,12 +186,21 @@ export class InfluxStore implements ProfileStore {
 				this.ensureSchema().then(
 					() => {
 						this.schemaTimer = undefined;
+						this.state = 'ready';
 						this.options.logger.info({ attempts: attempt }, 'influx store: schema ready; writing the buffered points');
 						this.writer.resume();
 					},
 					(err: unknown) => {
-						if (!isUnreachable(err)) this.options.logger.error({ err: (err as Error).message }, 'influx store: creating the schema failed; retrying');
-						tryAgain();
+						if (isUnreachable(err)) return tryAgain();
+						// Refused: retrying cannot help. Points stay buffered (within the bounds, oldest
+						// dropped and counted) until the operator fixes the setup and restarts.
+						this.schemaTimer = undefined;
+						this.state = 'rejected';
+						this.rejection = err instanceof InfluxSchemaError ? err : new InfluxSchemaError((err as Error).message, GENERIC_HINT);
+						this.options.logger.error(
+							{ err: this.rejection.message, statement: this.rejection.statement },
+							'influx store: InfluxDB refused the schema setup; not retried, points stay buffered until restart',
+						);
 					},
 				);
 			}, backoffDelay(++attempt, retry, Math.random));
@@ -164,13 +210,32 @@ export class InfluxStore implements ProfileStore {
 
 	/** True until the schema exists when the server was down at open(). */
 	get waitingForSchema(): boolean {
-		return this.schemaTimer !== undefined;
+		return this.state === 'waiting';
 	}
 
-	private async ensureSchema(): Promise<void> {
+	/** Whether the schema is set up, still waited for, or was refused (then `schemaRejection` says what to do). */
+	get schemaState(): InfluxSchemaState {
+		return this.state;
+	}
+
+	get schemaRejection(): InfluxSchemaError | undefined {
+		return this.rejection;
+	}
+
+	private get schemaMode(): 'managed' | 'external' {
+		return this.options.schema ?? (this.options.version === 1 ? 'managed' : 'external');
+	}
+
+	private ensureSchema(): Promise<void> {
+		return this.schemaMode === 'managed' ? this.createSchema() : this.checkExternalSchema();
+	}
+
+	/** 1.x, managed: database, both retention policies (updated to the options) and the downsampling continuous queries. */
+	private async createSchema(): Promise<void> {
 		const { database, rawRetention, downsampledRetention } = this.options;
-		await this.influx.createDatabase(database);
-		const existing = new Set((await this.influx.showRetentionPolicies(database)).map((rp) => rp.name));
+		const db = quoteIdent(database);
+		await this.admin(`CREATE DATABASE ${db}`);
+		const existing = new Set((await this.admin(`SHOW RETENTION POLICIES ON ${db}`)).map((r) => String(r.name)));
 		const policies = [
 			{ name: RAW_RP, duration: rawRetention, isDefault: true },
 			{ name: DOWNSAMPLED_RP, duration: downsampledRetention, isDefault: false },
@@ -179,71 +244,104 @@ export class InfluxStore implements ProfileStore {
 			// The shard duration is stated so that shortening a policy later is never refused for it.
 			const verb = existing.has(rp.name) ? 'ALTER' : 'CREATE';
 			await this.admin(
-				`${verb} RETENTION POLICY ${escape.quoted(rp.name)} ON ${escape.quoted(database)} DURATION ${rp.duration} REPLICATION 1 ` +
+				`${verb} RETENTION POLICY ${quoteIdent(rp.name)} ON ${db} DURATION ${rp.duration} REPLICATION 1 ` +
 					`SHARD DURATION ${shardDurationFor(rp.duration)}${rp.isDefault ? ' DEFAULT' : ''}`,
 			);
 		}
 		const resample = this.options.cqResample ?? { for: '5m' };
 		const resampleClause =
-			resample.every || resample.for ? `RESAMPLE${resample.every ? ` EVERY ${resample.every}` : ''}${resample.for ? ` FOR ${resample.for}` : ''}` : '';
+			resample.every || resample.for ? ` RESAMPLE${resample.every ? ` EVERY ${resample.every}` : ''}${resample.for ? ` FOR ${resample.for}` : ''}` : '';
 		// A continuous query cannot be altered: recreate so configuration changes apply.
 		const cqs = new Set(await this.continuousQueries());
-		const db = JSON.stringify(database);
 		for (const m of DOWNSAMPLED_MEASUREMENTS) {
-			const name = continuousQueryName(m);
-			if (cqs.has(name)) await this.influx.dropContinuousQuery(name, database);
-			await this.influx.createContinuousQuery(
-				name,
-				`SELECT mean(*) INTO ${db}."${DOWNSAMPLED_RP}"."${m}" FROM ${db}."${RAW_RP}"."${m}" ` +
-					`GROUP BY time(1m), ${DOWNSAMPLING[m].map((t) => `"${t}"`).join(', ')}`,
-				database,
-				resampleClause,
+			const name = quoteIdent(continuousQueryName(m));
+			if (cqs.has(continuousQueryName(m))) await this.admin(`DROP CONTINUOUS QUERY ${name} ON ${db}`);
+			await this.admin(
+				`CREATE CONTINUOUS QUERY ${name} ON ${db}${resampleClause} BEGIN ` +
+					`SELECT mean(*) INTO ${db}."${DOWNSAMPLED_RP}"."${m}" FROM ${db}."${RAW_RP}"."${m}" ` +
+					`GROUP BY time(1m), ${DOWNSAMPLING[m].map((t) => `"${t}"`).join(', ')} END`,
 			);
 		}
 	}
 
-	/** Names of the continuous queries on this store's database (SHOW lists every database's). */
+	/**
+	 * External schema: nothing is created; what writes and queries need is checked. 1.x and
+	 * 2.x list the database's retention policies (2.x: its DBRP mappings); 3.x creates a
+	 * database on first write, so a missing one is only warned about (it would have no
+	 * retention period).
+	 */
+	private async checkExternalSchema(): Promise<void> {
+		const { database, version, rawRetention, downsampledRetention } = this.options;
+		if (version === 3) {
+			const names = new Set((await this.admin('SHOW DATABASES')).map((r) => String(r.name)));
+			for (const [rp, retention] of [[RAW_RP, rawRetention], [DOWNSAMPLED_RP, downsampledRetention]] as const) {
+				if (!names.has(`${database}/${rp}`)) {
+					this.options.logger.warn(
+						{ database: `${database}/${rp}` },
+						`influx store: database ${database}/${rp} does not exist; the first write creates it without a retention period. ` +
+							`Create it first: influxdb3 create database --retention-period ${retention} ${database}/${rp}`,
+					);
+				}
+			}
+			return;
+		}
+		const statement = `SHOW RETENTION POLICIES ON ${quoteIdent(database)}`;
+		const missing = (): InfluxSchemaError =>
+			new InfluxSchemaError(
+				`InfluxDB has no retention policy "${RAW_RP}" for database "${database}" (INFLUX_SCHEMA=external)`,
+				version === 2
+					? `Create the bucket "${database}/${RAW_RP}" with retention ${rawRetention} (influx bucket create -n ${database}/${RAW_RP} -r ${rawRetention}); ` +
+							`its DBRP mapping db=${database} rp=${RAW_RP} comes with it. Or map an existing bucket: influx v1 dbrp create --db ${database} --rp ${RAW_RP} --bucket-id <id> --default`
+					: `Create it: CREATE DATABASE "${database}"; CREATE RETENTION POLICY "${RAW_RP}" ON "${database}" DURATION ${rawRetention} REPLICATION 1 DEFAULT ` +
+							'(or set INFLUX_SCHEMA=managed with an admin user)',
+				statement,
+			);
+		let policies: Set<string>;
+		try {
+			policies = new Set((await this.admin(statement)).map((r) => String(r.name)));
+		} catch (err) {
+			if (err instanceof InfluxSchemaError && /database not found/i.test(err.message)) throw missing();
+			throw err;
+		}
+		if (!policies.has(RAW_RP)) throw missing();
+		if (!policies.has(DOWNSAMPLED_RP)) {
+			this.options.logger.warn(
+				{ database },
+				`influx store: no "${DOWNSAMPLED_RP}" retention policy/bucket: 1-minute means are not kept (Foresight itself reads only "${RAW_RP}"; SCHEMA.md shows the downsampling setup)`,
+			);
+		}
+	}
+
+	/** A schema statement (identifiers quoted, durations validated in open()); a refusal becomes an InfluxSchemaError with what to do. */
+	private async admin(statement: string): Promise<Row[]> {
+		try {
+			return rowsOf(await this.client.query(statement, { post: !statement.startsWith('SHOW') }));
+		} catch (err) {
+			if (isUnreachable(err)) throw err;
+			throw new InfluxSchemaError(`InfluxDB refused \`${statement}\`: ${(err as Error).message}`, schemaHint(err, this.options), statement);
+		}
+	}
+
+	/** Names of the continuous queries on this store's database (1.x; SHOW lists every database's). */
 	async continuousQueries(): Promise<string[]> {
-		const raw = (await this.influx.queryRaw('SHOW CONTINUOUS QUERIES', { database: this.options.database })) as {
+		const raw = (await this.client.query('SHOW CONTINUOUS QUERIES')) as {
 			results?: { series?: { name: string; values?: unknown[][] }[] }[];
 		};
 		const series = raw.results?.[0]?.series?.find((s) => s.name === this.options.database);
 		return (series?.values ?? []).map((v) => String(v[0]));
 	}
 
-	/** A schema statement: identifiers escaped, durations validated in open(). */
-	private async admin(q: string): Promise<void> {
-		rowsOf(await this.influx.queryRaw(q, { database: this.options.database, method: 'POST' }));
-	}
-
 	private post(body: string): Promise<void> {
-		return new Promise((resolve, reject) => {
-			const headers: http.OutgoingHttpHeaders = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) };
-			if (this.authHeader) headers.authorization = this.authHeader;
-			const req = (this.writeUrl.protocol === 'https:' ? https : http).request(
-				this.writeUrl,
-				{ method: 'POST', agent: this.agent, headers, timeout: this.requestTimeoutMs },
-				(res) => {
-					let text = '';
-					res.setEncoding('utf8');
-					res.on('data', (chunk: string) => {
-						if (text.length < 2000) text += chunk;
-					});
-					res.on('end', () => {
-						const status = res.statusCode ?? 0;
-						if (status >= 200 && status < 300) resolve();
-						// 4xx: the batch itself is wrong (bad line, field type conflict, auth); resending cannot help.
-						else if (status >= 400 && status < 500 && status !== 408 && status !== 429)
-							reject(new PermanentWriteError(`HTTP ${status}: ${text.trim()}`));
-						else reject(new Error(`HTTP ${status}: ${text.trim()}`));
-					});
-					res.on('error', reject);
-				},
-			);
-			req.on('timeout', () => req.destroy(new Error(`write timed out after ${this.requestTimeoutMs} ms`)));
-			req.on('error', reject);
-			req.end(body);
-		});
+		const headers: http.OutgoingHttpHeaders = { 'content-type': 'text/plain; charset=utf-8' };
+		if (this.authHeader) headers.authorization = this.authHeader;
+		return request(this.writeUrl, { method: 'POST', agent: this.agent, headers, body, timeoutMs: this.requestTimeoutMs, maxBody: 2000 }).then(
+			() => undefined,
+			(err: unknown) => {
+				// 4xx other than 408/429: the batch itself is wrong (bad line, field type conflict, auth); resending cannot help.
+				if (err instanceof InfluxHttpError && !isUnreachable(err) && err.status >= 400 && err.status < 500) throw new PermanentWriteError(err.message);
+				throw err;
+			},
+		);
 	}
 
 	private enqueue<T>(records: readonly T[], encode: (r: T) => string): Promise<void> {
@@ -282,8 +380,7 @@ export class InfluxStore implements ProfileStore {
 
 	/** Runs one parameterised statement (epoch ms); identifiers in `q` are ours, values only ever placeholders. */
 	async query(q: string, placeholders: Placeholders = {}): Promise<Row[]> {
-		const raw: unknown = await this.influx.queryRaw(q, { database: this.options.database, precision: 'ms', placeholders });
-		return rowsOf(raw);
+		return rowsOf(await this.client.query(q, { placeholders }));
 	}
 
 	private decodeAll<T>(rows: Row[], decode: (r: Row) => T): T[] {
@@ -405,13 +502,26 @@ export class InfluxStore implements ProfileStore {
 	}
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN']);
+const GENERIC_HINT =
+	'Fix the setting or grant it names; or create the schema yourself and set INFLUX_SCHEMA=external (plugin/store/SCHEMA.md)';
 
-/** Network-level failures (and node-influx's "no host available" after them), as opposed to errors the server answered with. */
-function isUnreachable(err: unknown): boolean {
-	const e = err as { code?: string; constructor?: { name?: string } } | undefined;
-	// node-influx does not export its ServiceNotAvailableError (nor set its name), hence the constructor name.
-	return (e?.code !== undefined && UNREACHABLE_CODES.has(e.code)) || e?.constructor?.name === 'ServiceNotAvailableError';
+/** What to do about a refused schema statement, from its status and message. */
+export function schemaHint(err: unknown, options: Pick<InfluxOptions, 'version' | 'token'>): string {
+	const message = (err as Error | undefined)?.message ?? '';
+	const code = (err as { code?: unknown } | undefined)?.code;
+	if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/.test(code)) {
+		return `TLS: the server's certificate was not accepted (${code}). Trust its CA with INFLUX_TLS_CA_FILE (or, for testing only, INFLUX_TLS_REJECT_UNAUTHORIZED=false)`;
+	}
+	const status = err instanceof InfluxHttpError ? err.status : (err as { res?: { statusCode?: number } } | undefined)?.res?.statusCode;
+	if (status === 401 || status === 403 || /unauthori[sz]ed|authenticat|authoriz|privilege|permission|forbidden/i.test(message)) {
+		return options.version === 1
+			? 'Check INFLUX_USERNAME/INFLUX_PASSWORD; managed schema needs an admin user. Without one, let your DBA create the schema (SCHEMA.md) and set INFLUX_SCHEMA=external'
+			: `Check INFLUX_TOKEN${options.token === undefined ? ' (none is set)' : ''}: it needs read and write access to the ${options.version === 2 ? 'buckets' : 'databases'} of SCHEMA.md`;
+	}
+	if (/not implemented|not supported|unsupported/i.test(message) && options.version === 1) {
+		return 'This looks like InfluxDB 2.x or 3.x: set INFLUX_VERSION=2 or 3 (external schema, INFLUX_TOKEN) and create the buckets or databases as in SCHEMA.md';
+	}
+	return GENERIC_HINT;
 }
 
 const HOURS_PER_UNIT: Record<string, number> = { s: 1 / 3600, m: 1 / 60, h: 1, d: 24, w: 168 };

@@ -1,24 +1,34 @@
-import { escape } from 'influx';
-
 const TAG_SPECIAL = /[,= \n]/;
+const TAG_ESCAPED = /[,= ]/g;
+const MEASUREMENT_ESCAPED = /[, ]/g;
 const STRING_SPECIAL = /["\\]/g;
+const LITERAL_SPECIAL = /['\\]/g;
 
 /**
- * Tag values (and keys): node-influx's escaper, behind a cheap test since ids rarely
- * need it. InfluxDB 1.x cannot represent a tag value ending in a backslash (it
- * escapes the separator after it and the whole batch fails to parse), so such a
- * value is refused here, costing one record instead of a batch.
+ * Tag values (and keys): commas, equals signs and spaces backslash-escaped (line
+ * protocol's rule), behind a cheap test since ids rarely need it. InfluxDB 1.x cannot
+ * represent a tag value ending in a backslash (it escapes the separator after it and
+ * the whole batch fails to parse), so such a value is refused here, costing one record
+ * instead of a batch.
  */
 export function escapeTag(value: string): string {
 	if (value.endsWith('\\')) throw new RangeError(`tag value ends with a backslash, which line protocol cannot carry: ${JSON.stringify(value)}`);
 	if (!TAG_SPECIAL.test(value)) return value;
-	return escape.tag(value.replace(/\n/g, ' '));
+	return value.replace(/\n/g, ' ').replace(TAG_ESCAPED, '\\$&');
+}
+
+/** An InfluxQL string literal, single-quoted. */
+export function quoteStringLiteral(value: string): string {
+	return `'${value.replace(LITERAL_SPECIAL, '\\$&')}'`;
 }
 
 /** A quoted string field value; one native replace instead of a per-match loop (details are long JSON). */
 export function quoteString(value: string): string {
 	return `"${value.replace(STRING_SPECIAL, '\\$&')}"`;
 }
+
+/** An InfluxQL identifier (database, retention policy, query name): the same double-quoting rule. */
+export const quoteIdent = quoteString;
 
 const escapedMeasurements = new Map<string, string>();
 
@@ -39,7 +49,7 @@ export class LineBuilder {
 
 	constructor(private readonly measurement: string) {
 		let escaped = escapedMeasurements.get(measurement);
-		if (escaped === undefined) escapedMeasurements.set(measurement, (escaped = escape.measurement(measurement)));
+		if (escaped === undefined) escapedMeasurements.set(measurement, (escaped = measurement.replace(MEASUREMENT_ESCAPED, '\\$&')));
 		this.line = escaped;
 	}
 

@@ -97,6 +97,26 @@ describe('configuration', () => {
 		expect(configError(() => parseOptions({ profiling: { transportStatsEveryMs: 1000.5 } })).fields).toEqual(['profiling.transportStatsEveryMs']);
 	});
 
+	test('InfluxDB 2.x/3.x settings come from the environment; contradictions name the variable', () => {
+		const v3 = optionsFromEnv({
+			INFLUX_URL: 'https://influx.example:8181',
+			INFLUX_VERSION: '3',
+			INFLUX_TOKEN: 'apiv3_x',
+			INFLUX_TLS_CA_FILE: '/etc/ssl/influx-ca.pem',
+			INFLUX_TLS_REJECT_UNAUTHORIZED: 'true',
+		}).influx;
+		expect(v3).toMatchObject({ version: 3, token: 'apiv3_x', tlsCaFile: '/etc/ssl/influx-ca.pem', tlsRejectUnauthorized: true });
+		expect(v3?.schema).toBeUndefined();
+		expect(parseOptions({ influx: { url: 'http://127.0.0.1:8086' } }).influx).toMatchObject({ version: 1, tlsRejectUnauthorized: true });
+		const managed = configError(() => optionsFromEnv({ INFLUX_URL: 'http://127.0.0.1:8086', INFLUX_VERSION: '2', INFLUX_SCHEMA: 'managed' }));
+		expect(managed.fields).toEqual(['INFLUX_SCHEMA (influx.schema)']);
+		expect(managed.message).toMatch(/InfluxDB 2\.x has no retention-policy or continuous-query statements: use external/);
+		const token = configError(() => optionsFromEnv({ INFLUX_URL: 'http://127.0.0.1:8086', INFLUX_TOKEN: 't' }));
+		expect(token.fields).toEqual(['INFLUX_TOKEN (influx.token)']);
+		expect(configError(() => optionsFromEnv({ INFLUX_URL: 'http://127.0.0.1:8086', INFLUX_VERSION: '4' })).fields).toEqual(['INFLUX_VERSION (influx.version)']);
+		expect(configError(() => optionsFromEnv({ INFLUX_URL: 'http://127.0.0.1:8086', INFLUX_SCHEMA: 'mine' })).fields).toEqual(['INFLUX_SCHEMA (influx.schema)']);
+	});
+
 	test('.env.example documents every variable the schema reads', () => {
 		const example = readFileSync(join(__dirname, '../../.env.example'), 'utf8');
 		for (const name of Object.keys(ENV_VARIABLES)) expect(example).toMatch(new RegExp(`^#?\\s*${name}=`, 'm'));

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { InfluxDB } from 'influx';
 import { parseOptions } from '../../plugin/config';
 import { createLogger } from '../../plugin/log';
 import { InfluxStore } from '../../plugin/store/influxStore';
@@ -114,7 +115,7 @@ test('exporting from InfluxDB in chunks, for one worker, gives the same records 
 			},
 		]);
 	} finally {
-		await reader.influx.dropDatabase(database);
+		await new InfluxDB({ host: new URL(url).hostname, port: Number(new URL(url).port) }).dropDatabase(database);
 		await reader.close();
 	}
 });
