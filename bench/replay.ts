@@ -13,6 +13,7 @@
  * that kept ≥ 98 % of its schedule.
  */
 import { createSocket } from 'node:dgram';
+import { ErrorEpisode, guardSocket, stderrLog } from '../plugin/util/episode';
 import { join } from 'node:path';
 import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
@@ -34,6 +35,7 @@ function cpuMs(): number {
 
 async function baselineCpuPerPacketUs(packets: Buffer[], port: number): Promise<number> {
 	const socket = createSocket('udp4');
+	guardSocket(socket, new ErrorEpisode(stderrLog('bench'), 'baseline socket'));
 	await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
 	await new Promise<void>((r) => socket.connect(port, '127.0.0.1', r));
 	const total = 60_000;

@@ -86,6 +86,7 @@ function post(url: string, body: string): Promise<void> {
 		const req = http.request(url, { method: 'POST', agent, headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
 			let text = '';
 			res.on('data', (c: Buffer) => (text += c.toString()));
+			res.on('error', reject);
 			res.on('end', () => (res.statusCode === 204 || res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}: ${text}`))));
 		});
 		req.on('error', reject);

@@ -138,6 +138,7 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 
 	start(periodMs = 1000): void {
 		this.timer = setInterval(() => this.emit('frame', this.frame()), periodMs);
+		this.timer.unref();
 	}
 
 	stop(): void {

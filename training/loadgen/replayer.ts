@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { getSupportedRtpCapabilities, type types } from 'mediasoup';
+import { ErrorEpisode, guardSocket, stderrLog, type EpisodeLog } from '../../plugin/util/episode';
 import { Rng } from '../../plugin/util/rng';
 import type { Recording, RecordedStream } from '../record/format';
 import { prepare, type PreparedLayer, type PreparedRecording } from './prepared';
@@ -31,6 +32,8 @@ export interface ReplayerOptions {
 	 * this process then hosts only the mediasoup side, as an SFU does, so its CPU is the SFU's.
 	 */
 	sender?: PacketSender;
+	/** Where socket errors go, once per episode and copy (default: pino at warn, on stderr). */
+	logger?: EpisodeLog;
 }
 
 /** One copy for a PacketSender: what it sends as and where to. */
@@ -106,9 +109,14 @@ function layerStates(prepared: PreparedRecording, rewrites: ReadonlyArray<LayerR
 	});
 }
 
-/** A UDP socket connected to a transport's port, ready for a Publisher. */
-async function connectedSocket(localIp: string, port: number, ip: string): Promise<Socket> {
+/**
+ * A UDP socket connected to a transport's port, ready for a Publisher. Its errors
+ * stay its own: once the worker behind the port is gone, every datagram comes back
+ * as ICMP port unreachable (ECONNREFUSED on the next receive).
+ */
+async function connectedSocket(localIp: string, port: number, ip: string, log: EpisodeLog): Promise<Socket> {
 	const socket = createSocket('udp4');
+	guardSocket(socket, new ErrorEpisode(log, 'replay socket', { port }));
 	try {
 		await new Promise<void>((r) => socket.bind(0, localIp, r));
 		socket.setSendBufferSize(4 * 1024 * 1024);
@@ -134,6 +142,10 @@ export class Publisher {
 	/** Resolves when a non-looping replay has sent its last packet. */
 	readonly done: Promise<void>;
 	packetsSent = 0;
+	/** Share of RTP packets dropped before they leave, to emulate a lossy path (this kernel has no netem). */
+	lossRate = 0;
+	/** RTP packets dropped by lossRate. */
+	packetsDropped = 0;
 	bytesSent = 0;
 	/** Its copy's id in the sender process, when one sends it. */
 	remoteId: number | undefined;
@@ -160,7 +172,7 @@ export class Publisher {
 		layerState: Array<LayerState | undefined>,
 		private readonly directTransport: types.DirectTransport | undefined,
 		private readonly loop: boolean,
-		rng: Rng,
+		private readonly rng: Rng,
 	) {
 		this.layerState = layerState;
 		this.pictureIdAdd = rng.int(0, 0x7fff);
@@ -238,6 +250,10 @@ export class Publisher {
 	}
 
 	private sendPacket(socket: Socket, state: LayerState, original: Buffer, vp8Offset: number, nowMs: number): void {
+		if (this.lossRate > 0 && this.rng.next() < this.lossRate) {
+			this.packetsDropped++;
+			return;
+		}
 		// The socket keeps the buffer until the datagram leaves, so each send needs its own copy.
 		const out = Buffer.allocUnsafe(original.length);
 		original.copy(out);
@@ -371,8 +387,9 @@ class CountingSink {
 		});
 	}
 
-	static async open(ip: string): Promise<CountingSink> {
+	static async open(ip: string, log: EpisodeLog): Promise<CountingSink> {
 		const socket = createSocket('udp4');
+		guardSocket(socket, new ErrorEpisode(log, 'replay sink socket'));
 		await new Promise<void>((r) => socket.bind(0, ip, r));
 		socket.setRecvBufferSize(8 * 1024 * 1024);
 		return new CountingSink(socket);
@@ -422,20 +439,27 @@ export class Replayer {
 	private readonly rng: Rng;
 	private readonly listenIp: string;
 	private readonly sender: PacketSender | undefined;
+	private readonly log: EpisodeLog;
 	private readonly publishers = new Set<Publisher>();
 	private readonly subscribers = new Set<Subscriber>();
 	private sink: CountingSink | undefined;
+	/** The sink being opened: concurrent first subscribers share it instead of each opening (and leaking) one. */
+	private opening: Promise<CountingSink> | undefined;
 	private timer: NodeJS.Timeout | undefined;
 	private lastTickMs = 0;
 	private closedPacketsSent = 0;
 	private closedBytesSent = 0;
+	private closedSinkPackets = 0;
+	private closedSinkBytes = 0;
 	maxTickLagMs = 0;
+	private lossRate = 0;
 
 	constructor(options: ReplayerOptions = {}) {
 		this.tickMs = options.tickMs ?? 2;
 		this.rng = new Rng(options.seed ?? 1);
 		this.listenIp = options.listenIp ?? '127.0.0.1';
 		this.sender = options.sender;
+		this.log = options.logger ?? stderrLog('replayer');
 	}
 
 	/**
@@ -443,8 +467,9 @@ export class Replayer {
 	 * (its packets go to `port` as the copy's rewrites say); call start() to send.
 	 */
 	async adopt(prepared: PreparedRecording, copy: RemoteCopy): Promise<Publisher> {
-		const socket = await connectedSocket(this.listenIp, copy.port, copy.ip);
+		const socket = await connectedSocket(this.listenIp, copy.port, copy.ip, this.log);
 		const publisher = new Publisher(prepared, undefined, socket, layerStates(prepared, copy.rewrites), undefined, copy.loop, this.rng);
+		publisher.lossRate = this.lossRate;
 		this.publishers.add(publisher);
 		return publisher;
 	}
@@ -487,7 +512,7 @@ export class Replayer {
 		try {
 			const ip = transport.tuple.localAddress ?? this.listenIp;
 			// With a sender process, the packets leave from its socket, not from here.
-			if (!this.sender) socket = await connectedSocket(this.listenIp, transport.tuple.localPort, ip);
+			if (!this.sender) socket = await connectedSocket(this.listenIp, transport.tuple.localPort, ip, this.log);
 			const cname = randomBytes(8).toString('hex');
 			const producers = new Map<string, types.Producer>();
 			for (const stream of recording.header.streams) {
@@ -508,10 +533,13 @@ export class Replayer {
 			}
 			const loop = options.loop ?? false;
 			const publisher = new Publisher(prepared, transport, socket, layerState, direct, loop, this.rng);
+			publisher.lossRate = this.lossRate;
 			for (const [label, p] of producers) publisher.producers.set(label, p);
 			publisher.dataProducer = dataProducer;
 			if (this.sender) publisher.remoteId = await this.sender.publish(recording, { rewrites, loop, ip, port: transport.tuple.localPort });
 			this.publishers.add(publisher);
+			// Its router closed or its worker died: nothing can receive this copy any more, so it stops sending.
+			transport.observer.once('close', () => this.unpublish(publisher));
 			if (options.autoStart ?? true) this.start(publisher);
 			return publisher;
 		} catch (err) {
@@ -519,6 +547,16 @@ export class Replayer {
 			socket?.close();
 			throw err;
 		}
+	}
+
+	/**
+	 * Drops this share of every copy's RTP packets (now and for copies published later),
+	 * sent from this process: a lossy path between the senders and the worker.
+	 */
+	setLoss(rate: number): void {
+		if (!(rate >= 0 && rate <= 1)) throw new RangeError(`loss rate must be in [0, 1], got ${rate}`);
+		this.lossRate = rate;
+		for (const p of this.publishers) p.lossRate = rate;
 	}
 
 	start(publisher: Publisher): void {
@@ -565,7 +603,7 @@ export class Replayer {
 	}
 
 	unpublish(p: Publisher): void {
-		if (p.remoteId !== undefined) this.sender?.unpublish(p.remoteId);
+		if (!p.closed && p.remoteId !== undefined) this.sender?.unpublish(p.remoteId);
 		p.close();
 		this.forget(p);
 	}
@@ -574,6 +612,16 @@ export class Replayer {
 		s.close();
 		this.subscribers.delete(s);
 		this.sink?.byPort.delete(s.localPort);
+		// The shared sink goes with the last subscriber (the next one opens a new one).
+		if (this.subscribers.size === 0) this.closeSink();
+	}
+
+	private closeSink(): void {
+		if (!this.sink) return;
+		this.closedSinkPackets += this.sink.packets;
+		this.closedSinkBytes += this.sink.bytes;
+		this.sink.socket.close();
+		this.sink = undefined;
 	}
 
 	/** What this process sent and received; with a sender process, SenderProcess.stats() has the packets. */
@@ -589,8 +637,8 @@ export class Replayer {
 			subscribers: this.subscribers.size,
 			packetsSent,
 			bytesSent,
-			sinkPackets: this.sink?.packets ?? 0,
-			sinkBytes: this.sink?.bytes ?? 0,
+			sinkPackets: this.closedSinkPackets + (this.sink?.packets ?? 0),
+			sinkBytes: this.closedSinkBytes + (this.sink?.bytes ?? 0),
 			maxTickLagMs: this.maxTickLagMs,
 		};
 	}
@@ -600,18 +648,24 @@ export class Replayer {
 		this.timer = undefined;
 		for (const p of [...this.publishers]) this.unpublish(p);
 		for (const s of [...this.subscribers]) this.unsubscribe(s);
-		this.sink?.socket.close();
-		this.sink = undefined;
+		this.closeSink();
 	}
 
 	private forget(p: Publisher): void {
 		if (!this.publishers.delete(p)) return;
 		this.closedPacketsSent += p.packetsSent;
 		this.closedBytesSent += p.bytesSent;
+		// An idle 2 ms timer costs CPU for nothing and outlives every copy it served.
+		if (this.publishers.size === 0 && this.timer) {
+			clearInterval(this.timer);
+			this.timer = undefined;
+		}
 	}
 
 	private async ensureSink(): Promise<CountingSink> {
-		this.sink ??= await CountingSink.open(this.listenIp);
+		if (this.sink) return this.sink;
+		this.opening ??= CountingSink.open(this.listenIp, this.log).finally(() => (this.opening = undefined));
+		this.sink = await this.opening;
 		return this.sink;
 	}
 

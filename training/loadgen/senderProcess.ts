@@ -37,11 +37,15 @@ export class SenderProcess implements PacketSender {
 			if (reply.ok) waiter?.resolve(reply.value);
 			else waiter?.reject(new Error(`sender process: ${reply.error}`));
 		});
-		child.on('exit', (code, signal) => {
-			this.exited = new Error(`sender process exited (${signal ?? code})`);
-			for (const w of this.pending.values()) w.reject(this.exited);
-			this.pending.clear();
-		});
+		child.on('exit', (code, signal) => this.fail(new Error(`sender process exited (${signal ?? code})`)));
+		// Sending to a child that died (EPIPE, ERR_IPC_CHANNEL_CLOSED) lands here: its requests fail, this process lives on.
+		child.on('error', (error) => this.fail(new Error(`sender process: ${error.message}`)));
+	}
+
+	private fail(error: Error): void {
+		this.exited ??= error;
+		for (const w of this.pending.values()) w.reject(this.exited);
+		this.pending.clear();
 	}
 
 	/** Forks the child from source: with this process's tsx loader flags, or tsx's own (under jest). */
@@ -87,7 +91,8 @@ export class SenderProcess implements PacketSender {
 	}
 
 	async close(): Promise<void> {
-		if (this.exited) return;
+		// Not `exited`: a channel error fails the requests, but the child may still run and must be stopped.
+		if (this.child.exitCode !== null || this.child.signalCode !== null) return;
 		const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
 		this.child.kill('SIGTERM');
 		await gone;
@@ -98,7 +103,11 @@ export class SenderProcess implements PacketSender {
 		const seq = ++this.seq;
 		return new Promise((resolve, reject) => {
 			this.pending.set(seq, { resolve, reject });
-			this.child.send({ seq, message });
+			this.child.send({ seq, message }, (error) => {
+				if (!error) return;
+				this.pending.delete(seq);
+				reject(new Error(`sender process: ${error.message}`));
+			});
 		});
 	}
 }

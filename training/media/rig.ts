@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { types } from 'mediasoup';
+import { ErrorEpisode, guardSocket, stderrLog } from '../../plugin/util/episode';
 import { captureRealRtp, OPUS_PT, RtpSender, VP8_PT } from './ffmpegRtp';
 
 export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
@@ -19,6 +20,7 @@ export class UdpSink {
 	}
 	static async open(): Promise<UdpSink> {
 		const socket = createSocket('udp4');
+		guardSocket(socket, new ErrorEpisode(stderrLog('udp-sink'), 'sink socket'));
 		await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
 		return new UdpSink(socket);
 	}

@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { types } from 'mediasoup';
+import { ErrorEpisode, guardSocket, stderrLog } from '../../plugin/util/episode';
 import type { RecordedPacket } from './format';
 
 /** The tap: a PipeTransport that sends every layer of every producer to one UDP socket. */
@@ -22,6 +23,7 @@ export class Tap {
 
 	static async open(router: types.Router): Promise<Tap> {
 		const socket = createSocket('udp4');
+		guardSocket(socket, new ErrorEpisode(stderrLog('recorder'), 'tap socket'));
 		await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
 		socket.setRecvBufferSize(16 * 1024 * 1024);
 		const transport = await router.createPipeTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' } });
