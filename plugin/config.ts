@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_HOOK_TIMEOUT_MS } from './act/actuator';
 
 /**
  * Every Foresight option, programmatic and environment, in one schema. Each field
@@ -139,6 +140,12 @@ export const foresightOptionsSchema = z
 				 * same manager, guard and audit log so an operator can compare them live.
 				 */
 				policy: z.enum(ALLOCATION_POLICIES).default('foresight'),
+				/**
+				 * How long one call of an app hook (migrations, replaceWorker, rejoinPeers) may take
+				 * before its step fails: a client that never answers must not hold a move or a
+				 * healing forever.
+				 */
+				hookTimeoutMs: z.int().min(100).max(600_000).default(DEFAULT_HOOK_TIMEOUT_MS),
 			})
 			.strict()
 			.prefault({}),
@@ -244,6 +251,7 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_WORKER_CAPACITY_PCT: { path: ['allocation', 'workerCapacityPct'], kind: 'number', doc: 'CPU one worker may use, % of one core (default 100)' },
 	FORESIGHT_ALLOCATION_POLICY: { path: ['allocation', 'policy'], kind: 'string', doc: `${ALLOCATION_POLICIES.join('|')} (default foresight)` },
 	FORESIGHT_ALLOCATION_INTERVAL_MS: { path: ['allocation', 'intervalMs'], kind: 'int', doc: 'allocation decision period in ms (default: the load sampling period)' },
+	FORESIGHT_HOOK_TIMEOUT_MS: { path: ['allocation', 'hookTimeoutMs'], kind: 'int', doc: 'longest one app hook call (migration, replaceWorker, rejoinPeers) may take, in ms (default 20000)' },
 	FORESIGHT_RETRAINING: { path: ['retraining', 'enabled'], kind: 'bool', doc: 'retrain from live history on drift and periodically (default: true when FORESIGHT_MODEL_DIR is set)' },
 	FORESIGHT_RETRAIN_PERIOD_MS: { path: ['retraining', 'periodMs'], kind: 'int', doc: 'retrain at least this often when retraining is on (default 3600000)' },
 	FORESIGHT_RETRAIN_MIN_INTERVAL_MS: { path: ['retraining', 'minIntervalMs'], kind: 'int', doc: 'minimum time between automatic retrainings (default 600000)' },

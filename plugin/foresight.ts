@@ -5,6 +5,7 @@ import { GraphObserver, type MediasoupModule } from './observe/attach';
 import { isStreamNode, type Registry } from './observe/registry';
 import { WorkerLoadSampler } from './observe/workerLoad';
 import { Actuator } from './act/actuator';
+import { Healer, type HealingEvent } from './act/healer';
 import type { MigrationHooks } from './act/hooks';
 import { AllocationManager, type AuditEntry } from './act/manager';
 import type { MediaCodecsOption } from './act/rooms';
@@ -35,6 +36,8 @@ export type ForesightEvents = {
 	predictions: [WorkerPrediction[]];
 	/** An allocation decision (applied, or logged only in dry-run), and later its measured effect. */
 	audit: [AuditEntry];
+	/** One step of healing after a worker died (see MigrationHooks.replaceWorker / rejoinPeers). */
+	healing: [HealingEvent];
 };
 
 export interface AttachOptions extends ForesightOptions {
@@ -75,6 +78,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	private currentStore: ProfileStore;
 	private readonly actuator: Actuator;
 	private readonly manager: AllocationManager;
+	private readonly healer: Healer;
 	private storeRetry: NodeJS.Timeout | undefined;
 	/** A store the app passed in is the app's to close. */
 	private readonly ownsStore: boolean;
@@ -163,6 +167,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.actuator = new Actuator(this.graph.registry, {
 			hooks: extra.hooks ?? NO_MIGRATION_HOOKS,
 			...(extra.mediaCodecs ? { mediaCodecs: extra.mediaCodecs } : {}),
+			hookTimeoutMs: options.allocation.hookTimeoutMs,
 			logger,
 		});
 		this.manager = new AllocationManager(
@@ -178,15 +183,28 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			logger,
 		);
 		this.manager.on('audit', (entry) => this.emit('audit', entry));
+		this.healer = new Healer(
+			{
+				registry: this.graph.registry,
+				placeAll: (joins) => this.manager.placeAll(joins),
+				roomOf: (router) => this.actuator.roomOfRouter(router),
+				adoptWorker: (worker) => this.graph.adoptWorker(worker),
+				store: () => this.currentStore,
+			},
+			{ hooks: extra.hooks ?? {}, hookTimeoutMs: options.allocation.hookTimeoutMs, logger },
+		);
+		this.healer.on('healing', (event) => this.emit('healing', event));
+		this.graph.on('workerDied', (workerId) => this.healer.workerDied(workerId));
 		const allocateEveryMs = options.allocation.intervalMs;
 		// Same period: one timer, so each decision round sees the predictions made just before it.
+		const allocate = (): void => void this.manager.tick().catch((err: unknown) => this.log.error({ err }, 'allocation round failed'));
 		this.predictTimer = setInterval(() => {
 			this.predictNow();
-			if (allocateEveryMs === undefined) void this.manager.tick();
+			if (allocateEveryMs === undefined) allocate();
 		}, options.loadSampleIntervalMs);
 		this.predictTimer.unref();
 		if (allocateEveryMs !== undefined) {
-			this.allocateTimer = setInterval(() => void this.manager.tick(), allocateEveryMs);
+			this.allocateTimer = setInterval(allocate, allocateEveryMs);
 			this.allocateTimer.unref();
 		}
 	}
@@ -340,6 +358,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		clearInterval(this.retrainTimer);
 		await this.trainer.close();
 		clearTimeout(this.storeRetry);
+		this.healer.close();
 		this.manager.close();
 		this.actuator.close();
 		this.loadSampler.stop();

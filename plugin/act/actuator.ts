@@ -111,6 +111,11 @@ export class Actuator extends TypedEmitter<ActuatorEvents> {
 		}
 	}
 
+	/** The room a router serves (its appData.roomId, or what the routerFor hook said); undefined when none is known. */
+	roomOfRouter(router: types.Router): string | undefined {
+		return this.rooms.roomOf(router);
+	}
+
 	/** Whether Foresight (not the app) has this consumer paused. */
 	pausedByForesight(consumerId: string): boolean {
 		return this.claims.get(consumerId)?.paused === true;

@@ -2,7 +2,7 @@ import type { types } from 'mediasoup';
 
 /**
  * What the app implements in its signaling so Foresight can move media between
- * workers. mediasoup cannot move a transport: a client has to open a new one on
+ * workers, and bring peers back after a worker dies (replaceWorker, rejoinPeers). mediasoup cannot move a transport: a client has to open a new one on
  * the target router and publish or consume there, and only the app can tell the
  * client to. Every hook is make-before-break: it resolves once the new entity
  * carries media; the old one is closed afterwards, so nobody's media stops.
@@ -58,4 +58,96 @@ export interface MigrationHooks {
 	 * returned from here is remembered for its room even without it.
 	 */
 	routerFor?(roomId: string, worker: types.Worker): Promise<types.Router>;
+
+	/**
+	 * A worker died. Create its replacement (`mediasoup.createWorker({ appData: { slot } })`
+	 * keeps the dead worker's label on metrics and dashboards), or resolve undefined to run
+	 * on fewer workers. Optional: without it Foresight re-places on the workers left.
+	 * Foresight adopts the returned worker if the observer has not seen it already.
+	 */
+	replaceWorker?(dead: DeadWorker): Promise<types.Worker | undefined>;
+
+	/**
+	 * Peers lost media with a dead worker: re-connect each to its `router`. The client
+	 * keeps its session and whatever it has on live workers (make-before-break: nothing
+	 * alive is closed before the new transports carry media); the app opens new transports
+	 * on `router`, publishes the sources of the lost producers again and consumes again
+	 * what the lost consumers received, as far as `mode` allows. Resolve with one result
+	 * per peer once its media flows again (or it could not be re-connected). Called once
+	 * per round: the peers that fit in full, then those that fit degraded along with
+	 * those that fit nowhere (`refused`, whose clients the app tells).
+	 * Optional: without it the peers are only forgotten, as before healing existed.
+	 */
+	rejoinPeers?(request: RejoinPeersRequest): Promise<RejoinResult[]>;
+}
+
+/** A worker that died, as Foresight last saw it. */
+export interface DeadWorker {
+	/** Foresight's id of the dead worker (its pid). */
+	workerId: string;
+	/** Its stable label: a replacement created with `appData: { slot }` inherits it. */
+	slot: string;
+}
+
+/** How much of a peer comes back on its new worker. */
+export type RejoinMode =
+	/** Everything it lost: every source published again, everything consumed again. */
+	| 'full'
+	/** Capacity is short: it publishes only its audio again and consumes only audio. */
+	| 'audioOnly';
+
+/** One peer to re-connect after its worker died. */
+export interface RejoinRequest {
+	/** The peer: its transports' `appData.peerId` (the transport id when it has none). */
+	peerId: string;
+	/** Its room: `appData.roomId` of the router it lost. */
+	roomId: string;
+	/** Where it re-joins: its room's router on a worker the policy admitted it to. */
+	router: types.Router;
+	/** The worker of `router`. */
+	workerId: string;
+	/** How much of it comes back. */
+	mode: RejoinMode;
+	/** Its priority (transport `appData.priority`, else its consumers' highest); higher ones are restored first. */
+	priority: number;
+	/** Its transports that died with the worker: the client closes its side of them. */
+	lostTransportIds: string[];
+	/** Producers it lost: publish their sources again on `router` (audio ones only in 'audioOnly'). */
+	lostProducerIds: string[];
+	/** Consumers it lost: consume their sources again on `router` (audio ones only in 'audioOnly'). */
+	lostConsumerIds: string[];
+	/** Data producers it lost, to create again on `router`. */
+	lostDataProducerIds: string[];
+	/** Data consumers it lost, to create again on `router`. */
+	lostDataConsumerIds: string[];
+}
+
+/** A peer that fits on no worker, not even degraded. */
+export interface RefusedPeer {
+	/** The peer, as in RejoinRequest. */
+	peerId: string;
+	/** Its room, as in RejoinRequest (empty when its router named none). */
+	roomId: string;
+	/** The admission's answer. */
+	reason: string;
+}
+
+/** One healing round for the app. */
+export interface RejoinPeersRequest {
+	/** The worker that died. */
+	deadWorkerId: string;
+	/** Peers to re-connect now, highest priority first. */
+	peers: RejoinRequest[];
+	/** Peers that fit nowhere (only in the last round): the app tells their clients. */
+	refused: RefusedPeer[];
+}
+
+/** What became of one RejoinRequest. */
+export interface RejoinResult {
+	/** The peer, as in its request. */
+	peerId: string;
+	/** True once its media flows on its new router. */
+	rejoined: boolean;
+	/** Why not, when `rejoined` is false (the client left, did not answer, …). */
+	reason?: string;
 }

@@ -34,6 +34,12 @@ export interface AuditEntry {
 	measuredAfterPct?: number;
 }
 
+/** An admission answer: the room's router on the chosen worker, or why not. */
+export type PlaceAnswer =
+	| { decision: 'place'; workerId: string; router: types.Router }
+	| { decision: 'refuse'; reason: string }
+	| { decision: 'redirect'; target: string; reason: string };
+
 export type ManagerEvents = {
 	audit: [AuditEntry];
 };
@@ -136,12 +142,22 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 	 * including the peer's expected load; the room's router on the chosen worker is
 	 * created on demand. Refusal and redirect are answers too.
 	 */
-	async place(join: PendingJoin): Promise<
-		| { decision: 'place'; workerId: string; router: types.Router }
-		| { decision: 'refuse'; reason: string }
-		| { decision: 'redirect'; target: string; reason: string }
-	> {
-		const entries = await this.serialized(() => this.decideAndApply([join]));
+	async place(join: PendingJoin): Promise<PlaceAnswer> {
+		return (await this.placeAll([join]))[0]!;
+	}
+
+	/**
+	 * place() for several peers in one decision, answered in their order: each is placed
+	 * knowing the load of those before it (healing re-places a dead worker's peers so,
+	 * highest priority first).
+	 */
+	async placeAll(joins: PendingJoin[]): Promise<PlaceAnswer[]> {
+		if (joins.length === 0) return [];
+		const entries = await this.serialized(() => this.decideAndApply(joins));
+		return joins.map((join) => this.answerFor(join, entries));
+	}
+
+	private answerFor(join: PendingJoin, entries: AuditEntry[]): PlaceAnswer {
 		const answer = entries.find(
 			(e) => (e.action.type === 'place' || e.action.type === 'refuse' || e.action.type === 'redirect') && e.action.peerId === join.peerId,
 		);

@@ -20,7 +20,7 @@ describe('configuration', () => {
 			loadSampleIntervalMs: 1000,
 			statsIntervalMs: 1000,
 			dryRun: false,
-			allocation: { workerCapacityPct: 100, policy: 'foresight' },
+			allocation: { workerCapacityPct: 100, policy: 'foresight', hookTimeoutMs: 20_000 },
 			retraining: { epochs: 20, heldOutMs: 300_000, historyMs: 1_800_000, inputHistoryMs: 30_000, minIntervalMs: 600_000, periodMs: 3_600_000, strideMs: 1000 },
 			profiling: {
 				sampling: true,
@@ -70,9 +70,11 @@ describe('configuration', () => {
 	});
 
 	test('the per-worker CPU budget comes from FORESIGHT_WORKER_CAPACITY_PCT, fractions allowed, and is validated', () => {
-		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '12.5', FORESIGHT_ALLOCATION_INTERVAL_MS: '500' }).allocation).toEqual({ workerCapacityPct: 12.5, intervalMs: 500, policy: 'foresight' });
-		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '50' }, { allocation: { intervalMs: 2000 } }).allocation).toEqual({ workerCapacityPct: 50, intervalMs: 2000, policy: 'foresight' });
+		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '12.5', FORESIGHT_ALLOCATION_INTERVAL_MS: '500' }).allocation).toEqual({ workerCapacityPct: 12.5, intervalMs: 500, policy: 'foresight', hookTimeoutMs: 20_000 });
+		expect(optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '50' }, { allocation: { intervalMs: 2000 } }).allocation).toEqual({ workerCapacityPct: 50, intervalMs: 2000, policy: 'foresight', hookTimeoutMs: 20_000 });
 		expect(optionsFromEnv({ FORESIGHT_ALLOCATION_POLICY: 'least-loaded-66' }).allocation.policy).toBe('least-loaded-66');
+		expect(optionsFromEnv({ FORESIGHT_HOOK_TIMEOUT_MS: '3000' }).allocation.hookTimeoutMs).toBe(3000);
+		expect(configError(() => optionsFromEnv({ FORESIGHT_HOOK_TIMEOUT_MS: '5' })).fields).toEqual(['FORESIGHT_HOOK_TIMEOUT_MS (allocation.hookTimeoutMs)']);
 		expect(configError(() => optionsFromEnv({ FORESIGHT_ALLOCATION_POLICY: 'fastest' })).fields).toEqual(['FORESIGHT_ALLOCATION_POLICY (allocation.policy)']);
 		const err = configError(() => optionsFromEnv({ FORESIGHT_WORKER_CAPACITY_PCT: '0' }));
 		expect(err.fields).toEqual(['FORESIGHT_WORKER_CAPACITY_PCT (allocation.workerCapacityPct)']);
