@@ -6,8 +6,9 @@ import { readRecording, type Recording } from '../training/record/format';
 import { Replayer, type Publisher, type Subscriber } from '../training/loadgen/replayer';
 import { runScenario, type RunState } from '../training/loadgen/runner';
 import { loadScenario } from '../training/loadgen/scenario';
+import type { RejoinRequest } from '../plugin';
 import { MOVABLE_KEY, type PendingJoin } from '../plugin/allocate';
-import type { Room } from './room';
+import { PEER_PRIORITY, type Room } from './room';
 
 /** Where a newcomer goes: Foresight's admission decision, the room's router on the chosen worker. Rejects when refused. */
 export type Placement = (join: PendingJoin) => Promise<{ workerId: string; router: types.Router }>;
@@ -17,11 +18,17 @@ export const DEFAULT_RECORDINGS_DIR = join(__dirname, '../test/fixtures/recordin
 const BOT_RECORDING = 'talking-head';
 export const MAX_BOTS = 40;
 
+/** A scenario runs as a room of its own. */
+const SCENARIO_ROOM = 'scenario:';
+const scenarioRoom = (name: string): string => `${SCENARIO_ROOM}${name}`;
+
 interface Bot {
 	id: string;
 	router: types.Router;
 	publisher: Publisher;
 	subscriber: Subscriber;
+	/** Re-joined audio only after its worker died (capacity was short). */
+	audioOnly: boolean;
 }
 
 /**
@@ -35,6 +42,10 @@ export class BotManager {
 	private readonly bots: Bot[] = [];
 	private recording: Recording | undefined;
 	private scenario: { name: string; abort: AbortController; state: RunState | null; startedAt: number; done: Promise<void> } | undefined;
+	/** A scenario that ended because its worker died, until it is restarted. */
+	private diedScenario: string | undefined;
+	private readonly restarts = new Map<string, Promise<boolean>>();
+	private rejoining: Promise<void> = Promise.resolve();
 	private nextId = 1;
 
 	constructor(
@@ -56,27 +67,110 @@ export class BotManager {
 		if (this.bots.length >= MAX_BOTS) throw new Error(`at most ${MAX_BOTS} bots`);
 		this.recording ??= readRecording(join(this.recordingsDir, `${BOT_RECORDING}.rec.gz`));
 		const id = `bot-${this.nextId++}`;
-		const { router } = await this.place({ peerId: id, roomId: this.room.id, sends: ['video', 'audio'], consumes: true, priority: 100 });
-		// A replayed recording cannot re-publish elsewhere: its producers stay put (its consumers can move).
-		const publisher = await this.replayer.publish(router, this.recording, { loop: true, appData: { peerId: id, bot: true, [MOVABLE_KEY]: false } });
-		const existing: types.Producer[] = [];
-		for (const p of this.room.producers(id)) {
-			const handle = this.room.findProducer(p.producerId);
-			if (!handle) continue;
-			await this.room.ensureOn(router, { id: handle.id, router: this.room.routerOfProducer(handle.id) });
-			existing.push(handle);
-		}
-		const subscriber = await this.replayer.subscribe(router, existing, { preferredSpatialLayer: 1 });
-		const bot = { id, router, publisher, subscriber };
-		for (const producer of publisher.producers.values()) this.room.addBotProducer(producer, router, id, id);
-		for (const other of this.bots) await this.consumeOn(other, publisher.producers.values(), router);
+		const { router } = await this.place({ peerId: id, roomId: this.room.id, sends: ['video', 'audio'], consumes: true, priority: PEER_PRIORITY.bot });
+		const bot = await this.connect(id, router, false);
 		this.bots.push(bot);
 		return id;
 	}
 
+	/**
+	 * Publishes the bot's recording on `router` and subscribes it to every producer of
+	 * the room; every other bot consumes what it publishes.
+	 */
+	private async connect(id: string, router: types.Router, audioOnly: boolean): Promise<Bot> {
+		const recording = this.recording!;
+		const labels = audioOnly ? recording.header.streams.filter((s) => s.kind === 'audio').map((s) => s.label) : undefined;
+		// A replayed recording cannot re-publish elsewhere: its producers stay put (its consumers can move).
+		const publisher = await this.replayer.publish(router, recording, {
+			loop: true,
+			...(labels ? { labels } : {}),
+			appData: { peerId: id, bot: true, priority: PEER_PRIORITY.bot, [MOVABLE_KEY]: false },
+		});
+		let subscriber: Subscriber | undefined;
+		try {
+			const existing: types.Producer[] = [];
+			for (const p of this.room.producers(id)) {
+				const handle = this.room.findProducer(p.producerId);
+				if (!handle || (audioOnly && handle.kind !== 'audio')) continue;
+				await this.room.ensureOn(router, { id: handle.id, router: this.room.routerOfProducer(handle.id) });
+				existing.push(handle);
+			}
+			subscriber = await this.replayer.subscribe(router, existing, { preferredSpatialLayer: 1, appData: { peerId: id, priority: PEER_PRIORITY.bot } });
+		} catch (err) {
+			this.replayer.unpublish(publisher);
+			throw err;
+		}
+		const bot: Bot = { id, router, publisher, subscriber, audioOnly };
+		for (const producer of publisher.producers.values()) this.room.addBotProducer(producer, router, id, id);
+		for (const other of this.bots) {
+			// A bot whose worker died consumes everything anew when it re-joins.
+			if (other.id === id || other.router.closed) continue;
+			// One bot whose worker is gone too must not keep this one from joining.
+			await this.consumeOn(other, publisher.producers.values(), router).catch((err: unknown) =>
+				this.log.warn({ bot: other.id, err: err instanceof Error ? err.message : String(err) }, 'bot could not consume a new bot'),
+			);
+		}
+		return bot;
+	}
+
+	/**
+	 * Foresight's rejoinPeers hook for a bot or a scenario's peers (true when handled
+	 * here): a bot whose worker died publishes and subscribes again on `router`; a
+	 * scenario whose worker died starts over there.
+	 */
+	async rejoin(request: RejoinRequest): Promise<boolean> {
+		if (this.bots.some((b) => b.id === request.peerId)) {
+			// One bot at a time: each subscribes to what the ones before it published again, and they to it.
+			const next = this.rejoining.then(() => this.rejoinBot(request));
+			this.rejoining = next.catch(() => undefined);
+			await next;
+			return true;
+		}
+		const name = request.roomId.startsWith(SCENARIO_ROOM) ? request.roomId.slice(SCENARIO_ROOM.length) : undefined;
+		if (name === undefined) return false;
+		// Every peer of the scenario asks; they share one restart.
+		let restart = this.restarts.get(name);
+		if (!restart) {
+			restart = this.restartScenario(name, request.router).finally(() => this.restarts.delete(name));
+			this.restarts.set(name, restart);
+		}
+		return restart;
+	}
+
+	private async rejoinBot(request: RejoinRequest): Promise<void> {
+		const i = this.bots.findIndex((b) => b.id === request.peerId);
+		const old = this.bots[i];
+		if (!old || (!old.router.closed && !old.publisher.closed)) return;
+		this.replayer.unpublish(old.publisher);
+		this.replayer.unsubscribe(old.subscriber);
+		this.bots[i] = await this.connect(old.id, request.router, request.mode === 'audioOnly');
+	}
+
+	/** A scenario whose worker died starts over on `router` (unless the operator stopped it meanwhile). */
+	private async restartScenario(name: string, router: types.Router): Promise<boolean> {
+		const run = this.scenario;
+		if (run?.name === name) {
+			run.abort.abort();
+			await run.done;
+		} else if (this.diedScenario !== name) return false;
+		this.diedScenario = undefined;
+		await this.startScenario(name, router);
+		return true;
+	}
+
+	/** A bot that fits on no worker after its worker died: it leaves the room. */
+	refused(peerId: string): boolean {
+		const i = this.bots.findIndex((b) => b.id === peerId);
+		if (i < 0) return false;
+		const [bot] = this.bots.splice(i, 1);
+		this.replayer.unpublish(bot!.publisher);
+		this.replayer.unsubscribe(bot!.subscriber);
+		return true;
+	}
+
 	/** Subscribes a bot to producers living on `from` (piping them to the bot's worker first). */
 	private async consumeOn(bot: Bot, producers: Iterable<types.Producer>, from: types.Router | undefined): Promise<void> {
-		const list = [...producers];
+		const list = [...producers].filter((p) => !bot.audioOnly || p.kind === 'audio');
 		for (const p of list) await this.room.ensureOn(bot.router, { id: p.id, router: from });
 		// Subscriber.consume only reads the ids: a piped producer has its original's id.
 		await bot.subscriber.consume(list);
@@ -107,34 +201,43 @@ export class BotManager {
 		return bot.id;
 	}
 
-	async startScenario(name: string): Promise<string> {
+	/** Runs a scenario as a room of its own, on the worker Foresight places it on (or on `router`, when it starts over after a worker died). */
+	async startScenario(name: string, router?: types.Router): Promise<string> {
 		if (this.scenario) throw new Error(`scenario ${this.scenario.name} is already running`);
 		if (!BotManager.scenarioNames().includes(name)) throw new Error(`unknown scenario ${name}`);
 		const scenario = loadScenario(join(SCENARIOS_DIR, `${name}.json`));
 		const abort = new AbortController();
 		const run = { name, abort, state: null as RunState | null, startedAt: Date.now(), done: Promise.resolve() };
 		this.scenario = run;
-		let router: types.Router;
 		let workerId: string;
 		try {
-			({ workerId, router } = await this.place({ peerId: `scenario:${name}`, roomId: `scenario:${name}`, sends: ['video', 'audio'], consumes: true, priority: 100 }));
+			if (router) workerId = String(router.appData.workerPid ?? '');
+			else ({ workerId, router } = await this.place({ peerId: scenarioRoom(name), roomId: scenarioRoom(name), sends: ['video', 'audio'], consumes: true, priority: PEER_PRIORITY.bot }));
 		} catch (err) {
 			this.scenario = undefined;
 			throw err;
 		}
+		const theRouter = router;
 		this.log.info({ scenario: name, workerId }, 'scenario started');
 		// The load generator's peers have no signaling to re-connect them: Foresight must not try to move them.
-		run.done = runScenario(scenario, { router, replayer: this.replayer, recordingsDir: this.recordingsDir, appData: { [MOVABLE_KEY]: false }, signal: abort.signal, onEvent: (_e, state) => (run.state = state) })
+		run.done = runScenario(scenario, { router: theRouter, replayer: this.replayer, recordingsDir: this.recordingsDir, appData: { [MOVABLE_KEY]: false }, signal: abort.signal, onEvent: (_e, state) => (run.state = state) })
 			.then(() => undefined)
 			.catch((err: unknown) => {
 				if (!abort.signal.aborted) this.log.error({ err: err instanceof Error ? err.message : String(err), scenario: name }, 'scenario failed');
 			})
 			.finally(() => {
-				router.close();
+				// Closed before its run ended, not by the operator: its worker died.
+				if (theRouter.closed && !abort.signal.aborted) this.diedScenario = name;
+				theRouter.close();
 				if (this.scenario === run) this.scenario = undefined;
 				this.log.info({ scenario: name }, 'scenario ended');
 			});
 		return workerId;
+	}
+
+	/** Drops this share of the bots' and scenarios' RTP before it leaves (a lossy path; see Replayer.setLoss). */
+	setSendLoss(rate: number): void {
+		this.replayer.setLoss(rate);
 	}
 
 	stopScenario(): void {

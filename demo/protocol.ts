@@ -79,6 +79,8 @@ export const requestSchema = z.discriminatedUnion('method', [
 	request('closeConsumer', z.object({ consumerId: id })),
 	/** The client could not re-publish a producer it was asked to migrate (the `migrateProducer` notification). */
 	request('producerMigrationFailed', z.object({ producerId: id, error: z.string().max(256) })),
+	/** The client re-created what it lost with its worker (the `rejoin` notification), or could not (`error`). */
+	request('rejoined', z.object({ error: z.string().max(256).optional() })),
 	request('leave', z.object({}).optional()),
 ]);
 

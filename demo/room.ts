@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import type { Logger } from 'pino';
 import type { DemoConfig } from './config';
+import { Rejoins } from './rejoin';
 
 /**
  * The demo's room model: a room spans one router per worker it has peers on
@@ -18,6 +19,12 @@ export interface RemoteProducer {
 	kind: types.MediaKind;
 	displayName: string;
 }
+
+/**
+ * Transport `appData.priority`: when a worker dies and capacity is short, Foresight
+ * restores people before the load generator's bots.
+ */
+export const PEER_PRIORITY = { browser: 200, bot: 50 } as const;
 
 /** How long the client has to re-publish a source on the new send transport. */
 export const PRODUCER_MIGRATION_TIMEOUT_MS = 15_000;
@@ -51,6 +58,8 @@ export class Peer {
 	joined = false;
 	/** The router (hence worker) the allocation manager placed this peer on. */
 	router: types.Router | undefined;
+	/** Re-joined audio only after a worker died (capacity was short): it neither sends nor receives video. */
+	audioOnly = false;
 
 	constructor(
 		readonly id: string,
@@ -95,7 +104,9 @@ export class Room {
 	/** Consumers closed by Foresight, not by the room, for a while: its hook tells why after the fact. */
 	private readonly closedByOthers = new Map<string, Peer>();
 	/** `${producerId}→${routerId}` already piped. */
-	private readonly piped = new Map<string, Promise<unknown>>();
+	private readonly piped = new Map<string, Promise<{ pipeProducer?: types.Producer; pipeDataProducer?: types.DataProducer } | undefined>>();
+	/** Pages re-connecting after their worker died (Foresight's rejoinPeers hook). */
+	readonly rejoins: Rejoins;
 
 	constructor(
 		readonly id: string,
@@ -103,7 +114,9 @@ export class Room {
 		readonly mediaCodecs: types.RouterRtpCodecCapability[],
 		private readonly config: DemoConfig,
 		private readonly log: Logger,
-	) {}
+	) {
+		this.rejoins = new Rejoins(this, log);
+	}
 
 	/** The room's router on a worker, created the first time the room needs that worker. */
 	routerOn(workerId: string): Promise<types.Router> {
@@ -148,7 +161,15 @@ export class Room {
 				? source.pipeToRouter({ dataProducerId: producer.id, router })
 				: // Foresight pipes producers too when it spreads fan-out: the worker refuses a second pipe of the same id.
 					hasProducer(router, producer.id).then((there) => (there ? undefined : source.pipeToRouter({ producerId: producer.id, router })));
-			p.catch(() => this.piped.delete(key));
+			// Forgotten once the pipe is gone (its producer closed, a worker died): it may be needed again later.
+			p.then(
+				(r) => {
+					const forget = (): void => void this.piped.delete(key);
+					r?.pipeProducer?.observer.once('close', forget);
+					r?.pipeDataProducer?.observer.once('close', forget);
+				},
+				() => this.piped.delete(key),
+			);
 			this.piped.set(key, p);
 		}
 		await p;
@@ -204,6 +225,7 @@ export class Room {
 			const migration: ProducerMigration = { peer, oldProducer, transport, settled: false, resolve, reject };
 			this.producerMigrations.set(producerId, migration);
 			const timer = setTimeout(() => fail(`peer ${peer.id} did not re-publish producer ${producerId} within ${timeoutMs} ms`), timeoutMs);
+			timer.unref();
 			const fail = (reason: string): void => {
 				if (this.producerMigrations.get(producerId) !== migration || migration.settled) return;
 				clearTimeout(timer);
@@ -263,6 +285,11 @@ export class Room {
 			await new Promise((r) => setTimeout(r, MEDIA_POLL_MS));
 		}
 		throw new Error(`producer ${producer.id} closed before it carried media`);
+	}
+
+	/** Whether a migration of this producer waits for its client to re-publish it. */
+	migrating(producerId: string): boolean {
+		return this.producerMigrations.has(producerId);
 	}
 
 	/** The client could not re-publish: the hook fails now rather than at its timeout. */
@@ -388,7 +415,7 @@ export class Room {
 			],
 			enableSctp: sctp,
 			initialAvailableOutgoingBitrate: 1_000_000,
-			appData: { peerId: peer.id, direction, routerId: router.id },
+			appData: { peerId: peer.id, direction, routerId: router.id, priority: PEER_PRIORITY.browser },
 		});
 		transport.on('dtlsstatechange', (state) => {
 			if (state === 'failed' || state === 'closed') this.log.warn({ peerId: peer.id, transportId: transport.id, state }, 'transport DTLS state');
@@ -403,6 +430,7 @@ export class Room {
 		if (!peer.rtpCapabilities) throw new SignalingError('join first');
 		const producer = this.findProducer(producerId);
 		if (!producer) throw new SignalingError(`unknown producer ${producerId}`);
+		if (peer.audioOnly && producer.kind !== 'audio') throw new SignalingError('audio only since a media server failed');
 		if (!peer.router) throw new SignalingError('join first');
 		await this.ensureOn(peer.router, { id: producerId, router: this.routerOfProducer(producerId) });
 		if (!peer.router.canConsume({ producerId, rtpCapabilities: peer.rtpCapabilities })) throw new SignalingError('cannot consume this producer with your capabilities');
@@ -533,6 +561,7 @@ export class Room {
 	}
 
 	removePeer(peer: Peer): void {
+		this.rejoins.cancel(peer, 'the peer left');
 		if (!this.peers.delete(peer.id)) return;
 		peer.close();
 		this.broadcast(peer.id, 'peerLeft', { peerId: peer.id });

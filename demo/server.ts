@@ -20,6 +20,7 @@ import { BotManager, DEFAULT_RECORDINGS_DIR, type Placement } from './bots';
 import { BUILD_DIR, buildClient } from './build';
 import { demoConfigFromEnv, type DemoConfig } from './config';
 import { DashboardFeed } from './feed';
+import { installProcessGuard, processFaults } from './guard';
 import { DemoMetrics } from './metrics';
 import { MAX_MESSAGE_BYTES } from './protocol';
 import { Room, SignalingError } from './room';
@@ -53,7 +54,13 @@ export interface DemoServer {
 
 const scenarioRequest = z.object({ name: z.string().min(1).max(64) });
 
-export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS.ProcessEnv = process.env): Promise<DemoServer> {
+/** What a test harness may change in a demo it starts (the fault suite makes hooks hang or throw). */
+export interface DemoSeams {
+	/** Wraps the demo's hooks before Foresight gets them. */
+	wrapHooks?: (hooks: MigrationHooks) => MigrationHooks;
+}
+
+export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS.ProcessEnv = process.env, seams: DemoSeams = {}): Promise<DemoServer> {
 	const config = demoConfigFromEnv(env, overrides);
 	const log: Logger = pino({ name: 'demo', level: config.logLevel });
 	const built = buildClient();
@@ -69,8 +76,14 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		if (!botsReady) throw new Error('the demo bots are not ready yet');
 		return botsReady;
 	};
+	let createWorkerNow: ((slot: string | undefined) => Promise<types.Worker>) | undefined;
+	let closed = false;
 	// Attach before creating workers: Foresight discovers them through mediasoup.observer.
-	const hooks = migrationHooks(theRoom, theBots, (id) => foresight.registry.get('producer', id)?.handle, log);
+	const demoHooks: MigrationHooks = {
+		...migrationHooks(theRoom, theBots, (id) => foresight.registry.get('producer', id)?.handle, log),
+		...healingHooks(theRoom, theBots, (slot) => createWorkerNow!(slot), log),
+	};
+	const hooks = seams.wrapHooks ? seams.wrapHooks(demoHooks) : demoHooks;
 	const foresight = attach(mediasoup, {
 		logger: log,
 		logLevel: config.logLevel,
@@ -84,11 +97,31 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		if (action.type === 'migrateProducer' && outcome?.status === 'error') theRoom().producerMigrationEnded(action.producerId, outcome.reason);
 	};
 	foresight.on('audit', (entry) => onSettled(entry.action, entry.outcome));
-	const workers = await Promise.all(Array.from({ length: config.workers }, () => mediasoup.createWorker({ logLevel: 'warn' })));
-	for (const w of workers) w.on('died', (err) => log.error({ pid: w.pid, err: err.message }, 'mediasoup worker died'));
-	// Keyed by Foresight's worker ids, which its decisions name.
+	// The live workers, also keyed by Foresight's worker ids, which its decisions name: a dead one
+	// leaves both, its replacement (Foresight's replaceWorker hook) joins them.
+	const workers: types.Worker[] = [];
 	const workersById = new Map<string, types.Worker>();
-	for (const node of foresight.registry.all('worker')) workersById.set(node.id, node.handle);
+	const addWorker = (w: types.Worker): void => {
+		workers.push(w);
+		workersById.set(String(w.pid), w);
+		w.on('died', (err) => {
+			log.error({ pid: w.pid, err: err.message }, 'mediasoup worker died');
+			// mediasoup 3.32 removes its process SIGINT/SIGTERM listeners on close() but not on death:
+			// each dead worker would leave two behind (and itself with them).
+			const onSignal = (w as unknown as { onSignal?: () => void }).onSignal;
+			if (onSignal) for (const signal of ['SIGINT', 'SIGTERM'] as const) process.removeListener(signal, onSignal);
+			workersById.delete(String(w.pid));
+			const i = workers.indexOf(w);
+			if (i >= 0) workers.splice(i, 1);
+		});
+	};
+	createWorkerNow = async (slot) => {
+		if (closed) throw new Error('the demo is closing');
+		const w = await mediasoup.createWorker({ logLevel: 'warn', ...(slot !== undefined ? { appData: { slot } } : {}) });
+		addWorker(w);
+		return w;
+	};
+	await Promise.all(Array.from({ length: config.workers }, () => createWorkerNow!(undefined)));
 	const room = new Room('demo', workersById, MEDIA_CODECS, config, log);
 	roomReady = room;
 	await room.anyRouter;
@@ -131,7 +164,7 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
 	});
 	app.get('/api/status', (_req, res) => {
-		res.json({ workers: workers.map((w) => ({ pid: w.pid, closed: w.closed })), peers: room.peers.size, ...bots.status(), scenarios: BotManager.scenarioNames(), dryRun: foresight.dryRun });
+		res.json({ workers: workers.map((w) => ({ pid: w.pid, closed: w.closed })), peers: room.peers.size, ...bots.status(), scenarios: BotManager.scenarioNames(), dryRun: foresight.dryRun, processFaults: processFaults() ?? null });
 	});
 	app.post('/api/bots', async (_req, res) => {
 		try {
@@ -168,6 +201,7 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 	// maxPayload above our own limit so oversized messages get a polite error reply first.
 	const signalingWss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_MESSAGE_BYTES });
 	const dashboardWss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
+	for (const wss of [signalingWss, dashboardWss]) wss.on('error', (err) => log.error({ err: err.message }, 'WebSocket server error'));
 	server.on('upgrade', (req, socket, head) => {
 		const path = new URL(req.url ?? '/', 'http://localhost').pathname;
 		const target = path === '/ws' ? signalingWss : path === '/dashboard' ? dashboardWss : undefined;
@@ -185,6 +219,8 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		session.onProducer = (p) => void bots.onProducer(p, session.peer.router).catch((err: unknown) => log.warn({ err: String(err) }, 'bots could not consume a new producer'));
 	});
 	dashboardWss.on('connection', (ws: WebSocket) => {
+		// A dashboard that goes away mid-send is its own problem, not the server's.
+		ws.on('error', (err) => log.debug({ err: err.message }, 'dashboard socket error'));
 		ws.send(JSON.stringify({ ...feed.snapshot(), scenarios: BotManager.scenarioNames(), dryRun: foresight.dryRun }));
 		ws.on('message', () => {}); // read-only channel; controls are HTTP
 	});
@@ -200,12 +236,12 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		server.once('error', reject);
 		server.listen(config.port, config.host, () => resolve());
 	});
+	server.on('error', (err) => log.error({ err: err.message }, 'HTTP server error'));
 	feed.start();
 	const address = server.address() as AddressInfo;
 	const url = `http://${config.host}:${address.port}`;
 	log.info({ url, dashboard: `${url}/dashboard`, workers: workers.map((w) => w.pid), buildMs: Math.round(buildMs) }, 'demo ready');
 
-	let closed = false;
 	return {
 		url,
 		config,
@@ -232,7 +268,7 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 			dashboardWss.close();
 			await new Promise<void>((r) => server.close(() => r()));
 			await foresight.detach();
-			for (const w of workers) w.close();
+			for (const w of [...workers]) w.close();
 		},
 	};
 }
@@ -275,7 +311,45 @@ function migrationHooks(room: () => Room, bots: () => BotManager, producer: (id:
 	};
 }
 
+/**
+ * The demo's side of healing after a worker dies: a new worker takes the dead one's
+ * slot; pages re-create what they lost on the router Foresight chose (Room.rejoins),
+ * `+ bot` bots publish and subscribe again there, a scenario starts over there.
+ */
+function healingHooks(room: () => Room, bots: () => BotManager, createWorker: (slot: string) => Promise<types.Worker>, log: Logger): Pick<MigrationHooks, 'replaceWorker' | 'rejoinPeers'> {
+	return {
+		replaceWorker: async ({ workerId, slot }) => {
+			const worker = await createWorker(slot);
+			log.warn({ dead: workerId, pid: worker.pid, slot }, 'replacement worker started');
+			return worker;
+		},
+		async rejoinPeers({ peers, refused }) {
+			for (const r of refused) {
+				if (bots().refused(r.peerId)) continue;
+				const peer = room().peers.get(r.peerId);
+				if (peer) room().rejoins.refuse(peer, r.reason);
+			}
+			return Promise.all(
+				peers.map(async (request) => {
+					try {
+						if (await bots().rejoin(request)) return { peerId: request.peerId, rejoined: true };
+						const peer = room().peers.get(request.peerId);
+						if (!peer) return { peerId: request.peerId, rejoined: false, reason: 'no such peer in the demo (it left)' };
+						await room().rejoins.rejoin(peer, request);
+						return { peerId: request.peerId, rejoined: true };
+					} catch (err) {
+						const reason = err instanceof Error ? err.message : String(err);
+						log.warn({ peerId: request.peerId, reason }, 'peer not re-joined');
+						return { peerId: request.peerId, rejoined: false, reason };
+					}
+				}),
+			);
+		},
+	};
+}
+
 if (require.main === module) {
+	installProcessGuard(pino({ name: 'demo' }));
 	startDemo()
 		.then((demo) => {
 			process.stdout.write(`demo ready: room ${demo.url}/  dashboard ${demo.url}/dashboard  metrics ${demo.url}/metrics (client built in ${Math.round(demo.buildMs)} ms)\n`);

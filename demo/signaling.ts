@@ -116,6 +116,7 @@ export class SignalingSession {
 					return { id: (await room.produceReplacement(peer, replaces, transportId, produce)).id };
 				}
 				if (peer.producers.size >= 4) throw new SignalingError('too many producers for one peer');
+				if (peer.audioOnly && kind !== 'audio') throw new SignalingError('audio only since a media server failed');
 				const producer = await produce(peer.transport(transportId));
 				room.addProducer(peer, producer);
 				this.onProducer(producer);
@@ -124,6 +125,10 @@ export class SignalingSession {
 			case 'closeConsumer':
 				this.requireJoined();
 				this.consumer(request.data.consumerId).close();
+				return {};
+			case 'rejoined':
+				this.requireJoined();
+				room.rejoins.answered(peer, request.data.error);
 				return {};
 			case 'producerMigrationFailed':
 				this.requireJoined();

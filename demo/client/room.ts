@@ -43,6 +43,12 @@ const state = {
 	migrations: 0,
 	/** Own producers re-published on another worker. */
 	producerMigrations: 0,
+	/** Re-joins after a media server (worker) died. */
+	rejoins: 0,
+	/** Audio only since a re-join found the servers full. */
+	audioOnly: false,
+	/** The notice shown (or last shown) at the top of the page. */
+	notice: '',
 	chatReceived: [] as string[],
 	errors: [] as string[],
 };
@@ -53,6 +59,31 @@ const statusEl = $('status');
 const setStatus = (text: string): void => {
 	statusEl.textContent = text;
 };
+const noticeEl = $('notice');
+let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+/** A short notice at the top of the page; `hideAfterMs` undefined keeps it up until the next one. */
+const showNotice = (text: string, hideAfterMs?: number): void => {
+	state.notice = text;
+	noticeEl.textContent = text;
+	noticeEl.hidden = false;
+	clearTimeout(noticeTimer);
+	if (hideAfterMs !== undefined) noticeTimer = setTimeout(() => (noticeEl.hidden = true), hideAfterMs);
+};
+
+/** What the server says the page lost with its worker (see demo/rejoin.ts). */
+interface RejoinNotice {
+	mode: 'full' | 'audioOnly';
+	lostTransportIds: string[];
+	lostProducerIds: string[];
+	lostConsumerIds: string[];
+	lostDataProducerIds: string[];
+	lostDataConsumerIds: string[];
+	/** Live transports of ours on the new router, if any: used instead of opening new ones. */
+	sendTransportId: string | null;
+	recvTransportId: string | null;
+	producers: RemoteProducer[];
+	dataProducers: Array<{ dataProducerId: string; displayName: string }>;
+}
 
 /** How long a migrated consumer's new track may take to show a frame before it replaces the old one anyway. */
 const FIRST_FRAME_WAIT_MS = 3000;
@@ -95,8 +126,9 @@ async function main(): Promise<void> {
 	};
 	const makeTransport = async (direction: 'send' | 'recv'): Promise<types.Transport> =>
 		openTransport(direction, await signaling.request<TransportInfo>('createWebRtcTransport', { direction, sctp: true }));
-	const sendTransport = await makeTransport('send');
-	const recvTransport = await makeTransport('recv');
+	// The transports new media goes on; a re-join after a worker died replaces the ones that died.
+	let sendTransport = await makeTransport('send');
+	let recvTransport = await makeTransport('recv');
 	const recvTransports = new Map<string, types.Transport>([[recvTransport.id, recvTransport]]);
 	const consumers = new Map<string, types.Consumer>();
 
@@ -116,6 +148,7 @@ async function main(): Promise<void> {
 	};
 	const consumerTiles = new Map<string, HTMLMediaElement>();
 	const consume = async (p: RemoteProducer): Promise<void> => {
+		if (state.audioOnly && p.kind !== 'audio') return;
 		const params = await signaling.request<{ id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: types.RtpParameters; type: string }>('consume', { producerId: p.producerId });
 		const consumer = await recvTransport.consume({ id: params.id, producerId: params.producerId, kind: params.kind, rtpParameters: params.rtpParameters });
 		consumers.set(consumer.id, consumer);
@@ -168,16 +201,17 @@ async function main(): Promise<void> {
 	};
 	const consumeSafely = (p: RemoteProducer): void => void consume(p).catch((e: Error) => state.errors.push(e.message));
 	signaling.on('newProducer', (d) => consumeSafely(d as unknown as RemoteProducer));
-	signaling.on('consumerClosed', (d) => {
-		const el = consumerTiles.get(String(d.consumerId));
+	const removeTile = (consumerId: string): void => {
+		const el = consumerTiles.get(consumerId);
 		const tile = el?.parentElement;
 		el?.remove();
-		consumerTiles.delete(String(d.consumerId));
+		consumerTiles.delete(consumerId);
 		if (tile && !tile.querySelector('video,audio')) {
 			remoteTiles.delete(tile.dataset.peer ?? '');
 			tile.remove();
 		}
-	});
+	};
+	signaling.on('consumerClosed', (d) => removeTile(String(d.consumerId)));
 	// Migration: the server moved one of our consumers to another worker (or onto a migrated producer). Swap the tile's track.
 	signaling.on('consumerMigrated', (d) => {
 		void (async () => {
@@ -221,8 +255,11 @@ async function main(): Promise<void> {
 		chatLog.append(line);
 		chatLog.scrollTop = chatLog.scrollHeight;
 	};
+	/** Data consumer id → the data producer it receives (to consume it again after a re-join). */
+	const dataConsumers = new Map<string, string>();
 	const consumeData = async (dataProducerId: string, name: string): Promise<void> => {
 		const params = await signaling.request<{ id: string; dataProducerId: string; sctpStreamParameters: types.SctpStreamParameters; label: string; protocol: string }>('consumeData', { dataProducerId });
+		dataConsumers.set(params.id, dataProducerId);
 		const dc = await recvTransport.consumeData({ id: params.id, dataProducerId: params.dataProducerId, sctpStreamParameters: params.sctpStreamParameters, label: params.label, protocol: params.protocol });
 		dc.on('message', (m: unknown) => {
 			state.chatReceived.push(String(m));
@@ -231,7 +268,8 @@ async function main(): Promise<void> {
 	};
 	signaling.on('newDataProducer', (d) => void consumeData(String(d.dataProducerId), String(d.displayName)).catch((e: Error) => state.errors.push(e.message)));
 	for (const d of joined.dataProducers) void consumeData(d.dataProducerId, d.displayName).catch((e: Error) => state.errors.push(e.message));
-	const chat = await sendTransport.produceData({ ordered: true, label: 'chat', protocol: 'text' });
+	const openChat = (): Promise<types.DataProducer> => sendTransport.produceData({ ordered: true, label: 'chat', protocol: 'text' });
+	let chat = await openChat();
 	$<HTMLFormElement>('chat-form').onsubmit = (e) => {
 		e.preventDefault();
 		const input = $<HTMLInputElement>('chat-input');
@@ -324,6 +362,65 @@ async function main(): Promise<void> {
 		}
 		state.errors.push(`producer migration of ${m.producerId} failed: ${m.reason}`);
 	});
+
+	// A media server (worker) died: re-create on the router the server now gives us what died with it,
+	// keeping the session, the tracks and whatever runs on live servers. Then tell the server.
+	const rejoin = async (m: RejoinNotice): Promise<void> => {
+		showNotice('A media server failed: reconnecting…');
+		state.audioOnly = m.mode === 'audioOnly';
+		const lost = new Set(m.lostTransportIds);
+		for (const map of [recvTransports, sendTransports]) {
+			for (const [id, t] of map) {
+				if (!lost.has(id)) continue;
+				t.close();
+				map.delete(id);
+			}
+		}
+		const lostConsumed = m.lostConsumerIds.map((id) => consumers.get(id)?.producerId);
+		const lostDataConsumed = m.lostDataConsumerIds.map((id) => dataConsumers.get(id));
+		for (const id of m.lostConsumerIds) {
+			consumers.get(id)?.close();
+			consumers.delete(id);
+			removeTile(id);
+		}
+		for (const id of m.lostDataConsumerIds) dataConsumers.delete(id);
+		// New consumers go on a transport on the new router (the server consumes there from now on), one we have or a new one.
+		const keptRecv = m.recvTransportId !== null ? recvTransports.get(m.recvTransportId) : undefined;
+		recvTransport = keptRecv ?? (await makeTransport('recv'));
+		recvTransports.set(recvTransport.id, recvTransport);
+		const consuming = new Set([...consumers.values()].map((c) => c.producerId));
+		for (const p of m.producers) if (lostConsumed.includes(p.producerId) && !consuming.has(p.producerId)) await consume(p);
+		for (const d of m.dataProducers) if (lostDataConsumed.includes(d.dataProducerId)) await consumeData(d.dataProducerId, d.displayName);
+		if (m.lostProducerIds.length > 0 || m.lostDataProducerIds.length > 0) {
+			const keptSend = m.sendTransportId !== null ? sendTransports.get(m.sendTransportId) : undefined;
+			sendTransport = keptSend ?? (await makeTransport('send'));
+			sendTransports.set(sendTransport.id, sendTransport);
+			for (const id of m.lostProducerIds) {
+				const source = sourceOf(id);
+				if (!source) continue;
+				sources.delete(source);
+				const key = STATE_KEY[source];
+				if (key) delete state.producers[key];
+				if (state.audioOnly && source !== 'mic') continue;
+				await publish(sendTransport, source, publishedWith.get(source)!);
+			}
+			if (m.lostDataProducerIds.includes(chat.id)) {
+				chat = await openChat();
+				state.producers.chat = chat.id;
+			}
+		}
+		await signaling.request('rejoined', {});
+		state.rejoins++;
+		showNotice(`Reconnected to another media server${state.audioOnly ? ' (audio only: the servers are full)' : ''}`, 6000);
+	};
+	signaling.on('rejoin', (d) => {
+		void rejoin(d as unknown as RejoinNotice).catch((e: Error) => {
+			state.errors.push(`rejoin: ${e.message}`);
+			showNotice(`Could not reconnect: ${e.message}`);
+			void signaling.request('rejoined', { error: e.message.slice(0, 256) }).catch(() => {});
+		});
+	});
+	signaling.on('rejoinRefused', (d) => showNotice(`A media server failed and none has room for you now (${String(d.reason)})`));
 
 	// Screen share.
 	const shareButton = $<HTMLButtonElement>('share');

@@ -20,6 +20,9 @@ describe('signaling message parsing', () => {
 		expect(ok).toEqual({ ok: true, request: { id: 9, method: 'producerMigrationFailed', data: { producerId: 'p1', error: 'NotAllowedError' } } });
 		expect(parseMessage(JSON.stringify({ id: 10, method: 'producerMigrationFailed', data: { error: 'x' } }))).toMatchObject({ ok: false, id: 10, error: expect.stringContaining('producerId') });
 		expect(parseMessage(JSON.stringify({ id: 11, method: 'producerMigrationFailed', data: { producerId: 'p1', error: 'x'.repeat(257) } }))).toMatchObject({ ok: false, id: 11, error: expect.stringContaining('error') });
+		// After a worker died: the page re-created what it lost, or could not.
+		expect(parseMessage(JSON.stringify({ id: 12, method: 'rejoined', data: {} }))).toEqual({ ok: true, request: { id: 12, method: 'rejoined', data: {} } });
+		expect(parseMessage(JSON.stringify({ id: 13, method: 'rejoined', data: { error: 'x'.repeat(257) } }))).toMatchObject({ ok: false, id: 13 });
 	});
 
 	test('rejects messages over the size limit before parsing them', () => {
