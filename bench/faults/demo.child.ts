@@ -96,7 +96,7 @@ async function main(): Promise<void> {
 		[...registry.all('worker')].map((w) => {
 			let transports = 0;
 			for (const t of registry.all('transport')) if (t.workerId === w.id && t.transportType !== 'pipe') transports++;
-			return { workerId: w.id, pid: w.pid, slot: 'slot' in w ? String(w.slot) : w.id, transports };
+			return { workerId: w.id, pid: w.pid, slot: w.slot, transports };
 		});
 	const producerOwner = (): Map<string, string> => new Map(room.producers().map((p) => [p.producerId, p.peerId]));
 	const pageProducer = (peerId: string, kind: 'video' | 'audio'): string => {
