@@ -95,6 +95,11 @@ export class Influxd {
 			this.stderrTail = (this.stderrTail + b.toString()).slice(-4000);
 		});
 		let exited: string | undefined;
+		// A binary that cannot be started reports here, not through 'exit'.
+		proc.once('error', (error) => {
+			exited = `influxd could not be started (${INFLUXD_BIN}): ${error.message}`;
+			if (this.proc === proc) this.proc = undefined;
+		});
 		proc.once('exit', (code, signal) => {
 			exited = `influxd exited (code ${code}, signal ${signal}): ${this.stderrTail}`;
 			if (this.proc === proc) this.proc = undefined;

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { ErrorEpisode, guardSocket, stderrLog } from '../../plugin/util/episode';
 
 /**
  * Real encoded media without a browser: ffmpeg encodes a test pattern to VP8
@@ -27,6 +28,7 @@ export function captureRealRtp(seconds = 3): Promise<{ vp8: CapturedStream; opus
 
 async function bindCapture(): Promise<{ socket: Socket; port: number; packets: Buffer[] }> {
 	const socket = createSocket('udp4');
+	guardSocket(socket, new ErrorEpisode(stderrLog('rtp-capture'), 'RTP capture socket'));
 	const packets: Buffer[] = [];
 	socket.on('message', (msg) => {
 		// ffmpeg also sends RTCP sender reports here (second byte 192..223); keep RTP only.
@@ -83,7 +85,9 @@ export class RtpSender {
 	constructor(
 		private readonly target: { ip: string; port: number },
 		private readonly streams: Array<{ stream: CapturedStream; ssrc: number }>,
-	) {}
+	) {
+		guardSocket(this.socket, new ErrorEpisode(stderrLog('rtp-sender'), 'RTP sender socket', { port: target.port }));
+	}
 
 	start(): void {
 		const t0 = performance.now();
