@@ -93,6 +93,30 @@ export class Peer {
 /** A request the peer got wrong: its message becomes the error reply. */
 export class SignalingError extends Error {}
 
+/**
+ * Per-peer caps: what one browser tab can ask of the SFU. Each consumer costs worker CPU
+ * on every packet of its producer and each transport ports and DTLS state, so a peer that
+ * asks for more than a conference page needs is refused (and counted in /metrics).
+ */
+export const PEER_CAPS = {
+	/** Live transports: send + recv, twice over for a migration in flight. */
+	transports: 4,
+	producers: 4,
+	dataProducers: 2,
+	/** Consumers of one remote producer: a page shows a source once; a swap in progress needs a second. */
+	consumersPerProducer: 4,
+	/** All consumers: a 7×7 grid of video and audio tiles plus data, with room to spare. */
+	consumers: 128,
+} as const;
+export type PeerCap = keyof typeof PEER_CAPS;
+
+/** A request refused by one of PEER_CAPS. */
+export class CapError extends SignalingError {
+	constructor(readonly cap: PeerCap) {
+		super(`too many ${cap === 'consumersPerProducer' ? 'consumers of this producer' : cap} for one peer (at most ${PEER_CAPS[cap]})`);
+	}
+}
+
 export class Room {
 	readonly peers = new Map<string, Peer>();
 	/** Producers that belong to no signaling peer (replay bots). */
@@ -401,7 +425,7 @@ export class Room {
 	}
 
 	async createWebRtcTransport(peer: Peer, direction: 'send' | 'recv', sctp: boolean): Promise<types.WebRtcTransport> {
-		if (peer.transports.size >= 4) throw new SignalingError('too many transports for one peer');
+		if (peer.transports.size >= PEER_CAPS.transports) throw new CapError('transports');
 		if (!peer.router) throw new SignalingError('join first');
 		return this.createTransportOn(peer.router, peer, direction, sctp);
 	}
@@ -432,6 +456,10 @@ export class Room {
 		if (!producer) throw new SignalingError(`unknown producer ${producerId}`);
 		if (peer.audioOnly && producer.kind !== 'audio') throw new SignalingError('audio only since a media server failed');
 		if (!peer.router) throw new SignalingError('join first');
+		if (peer.consumers.size >= PEER_CAPS.consumers) throw new CapError('consumers');
+		let ofThisProducer = 0;
+		for (const c of peer.consumers.values()) if (c.producerId === producerId) ofThisProducer++;
+		if (ofThisProducer >= PEER_CAPS.consumersPerProducer) throw new CapError('consumersPerProducer');
 		await this.ensureOn(peer.router, { id: producerId, router: this.routerOfProducer(producerId) });
 		if (!peer.router.canConsume({ producerId, rtpCapabilities: peer.rtpCapabilities })) throw new SignalingError('cannot consume this producer with your capabilities');
 		const transport = peer.recvTransport();

@@ -3,7 +3,7 @@ import type { types } from 'mediasoup';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { parseMessage, TokenBucket, type SignalingRequest } from './protocol';
-import { Peer, SignalingError, type Room } from './room';
+import { CapError, Peer, PEER_CAPS, SignalingError, type PeerCap, type Room } from './room';
 
 /** Burst of 60 messages, then 20 per second: far above what a browser peer needs. */
 export const RATE_LIMIT = { capacity: 60, perSecond: 20 } as const;
@@ -12,7 +12,17 @@ const MAX_REJECTED_IN_A_ROW = 500;
 
 export interface SignalingStats {
 	accepted: number;
-	rejected: Record<'invalid' | 'rateLimited' | 'failed', number>;
+	rejected: Record<'invalid' | 'rateLimited' | 'failed' | 'capped', number>;
+	/** Requests refused by a per-peer cap (also counted in rejected.capped). */
+	capped: Record<PeerCap, number>;
+}
+
+export function newSignalingStats(): SignalingStats {
+	return {
+		accepted: 0,
+		rejected: { invalid: 0, rateLimited: 0, failed: 0, capped: 0 },
+		capped: Object.fromEntries(Object.keys(PEER_CAPS).map((k) => [k, 0])) as Record<PeerCap, number>,
+	};
 }
 
 /**
@@ -67,7 +77,8 @@ export class SignalingSession {
 			} catch (err) {
 				const message = err instanceof Error ? err.message : String(err);
 				if (!(err instanceof SignalingError)) this.log.debug({ peerId: this.peer.id, method: request.method, err: message }, 'request failed');
-				this.reject(request.id, message, 'failed');
+				if (err instanceof CapError) this.stats.capped[err.cap]++;
+				this.reject(request.id, message, err instanceof CapError ? 'capped' : 'failed');
 			}
 		});
 	}
@@ -115,7 +126,7 @@ export class SignalingSession {
 					if (typeof replaces !== 'string') throw new SignalingError('appData.replaces must be a producer id');
 					return { id: (await room.produceReplacement(peer, replaces, transportId, produce)).id };
 				}
-				if (peer.producers.size >= 4) throw new SignalingError('too many producers for one peer');
+				if (peer.producers.size >= PEER_CAPS.producers) throw new CapError('producers');
 				if (peer.audioOnly && kind !== 'audio') throw new SignalingError('audio only since a media server failed');
 				const producer = await produce(peer.transport(transportId));
 				room.addProducer(peer, producer);
@@ -136,7 +147,7 @@ export class SignalingSession {
 				return {};
 			case 'produceData': {
 				this.requireJoined();
-				if (peer.dataProducers.size >= 2) throw new SignalingError('too many data producers for one peer');
+				if (peer.dataProducers.size >= PEER_CAPS.dataProducers) throw new CapError('dataProducers');
 				const transport = peer.transport(request.data.transportId);
 				const dataProducer = await transport.produceData({
 					sctpStreamParameters: request.data.sctpStreamParameters as types.SctpStreamParameters,
