@@ -1,5 +1,5 @@
-import type { AuditEntry, Foresight } from '../plugin';
-import { actionClass, actionEntities } from '../plugin/allocate';
+import { auditOutcome, type AuditEntry, type Foresight } from '../plugin';
+import { actionEntities } from '../plugin/allocate';
 import type { ConnectionProfile, StreamProfile, WorkerLoadSample } from '../plugin/profile/schema';
 import { networkOfStreams, type WorkerPrediction } from '../plugin/predict';
 import { TypedEmitter } from '../plugin/util/typedEmitter';
@@ -205,7 +205,7 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 			workerId: action.workerId,
 			target: actionEntities(action).join(', '),
 			reason: outcome?.status === 'ok' || outcome === undefined ? action.reason : `${action.reason} (${outcome.reason})`,
-			outcome: entry.verdict === 'dryRun' ? 'dryRun' : actionClass(action) === 'report' ? 'reported' : outcome?.status === 'ok' ? 'applied' : outcome?.status === 'skipped' ? 'skipped' : 'failed',
+			outcome: auditOutcome(entry),
 			predictedBeforePct: action.predictedBeforePct,
 			predictedAfterPct: action.predictedAfterPct,
 			measuredAfterPct: entry.measuredAfterPct ?? null,

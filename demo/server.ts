@@ -15,7 +15,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { attach, type ActionOutcome, type AllocationAction, type Foresight, type MigrationHooks } from '../plugin';
 import type { PendingJoin } from '../plugin/allocate';
-import { registerStoreMetrics } from '../plugin/store';
 import { BotManager, DEFAULT_RECORDINGS_DIR, type Placement } from './bots';
 import { BUILD_DIR, buildClient } from './build';
 import { demoConfigFromEnv, type DemoConfig } from './config';
@@ -24,7 +23,7 @@ import { installProcessGuard, processFaults } from './guard';
 import { DemoMetrics } from './metrics';
 import { MAX_MESSAGE_BYTES } from './protocol';
 import { Room, SignalingError } from './room';
-import { SignalingSession, type SignalingStats } from './signaling';
+import { newSignalingStats, SignalingSession, type SignalingStats } from './signaling';
 
 export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
 	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
@@ -147,10 +146,8 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 	const bots = new BotManager(room, place, config.recordingsDir ?? DEFAULT_RECORDINGS_DIR, log);
 	botsReady = bots;
 	feed.botStatus = () => bots.status();
-	const signalingStats: SignalingStats = { accepted: 0, rejected: { invalid: 0, rateLimited: 0, failed: 0 } };
-	const metrics = new DemoMetrics(signalingStats, 5);
-	// Foresight swaps its in-memory store for InfluxDB once that answers: read whichever is current at scrape time.
-	registerStoreMetrics({ stats: () => foresight.store.stats() }, metrics.registry);
+	const signalingStats: SignalingStats = newSignalingStats();
+	const metrics = new DemoMetrics(foresight, signalingStats, () => bots.status());
 
 	const app = express();
 	app.disable('x-powered-by');
@@ -224,9 +221,7 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		ws.send(JSON.stringify({ ...feed.snapshot(), scenarios: BotManager.scenarioNames(), dryRun: foresight.dryRun }));
 		ws.on('message', () => {}); // read-only channel; controls are HTTP
 	});
-	feed.on('action', (a) => metrics.onAction(a));
 	feed.on('frame', (frame) => {
-		metrics.onFrame(frame);
 		const json = JSON.stringify({ ...frame, dryRun: foresight.dryRun });
 		for (const ws of dashboardWss.clients) if (ws.readyState === ws.OPEN) ws.send(json);
 	});

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { types } from 'mediasoup';
 import { optionsFromEnv, type ForesightOptions, type ResolvedForesightOptions } from './config';
 import { createLogger, type Logger } from './log';
@@ -34,6 +35,8 @@ export type ForesightEvents = {
 	profiles: [{ workerId: string; streams: StreamProfile[]; connections: ConnectionProfile[] }];
 	/** Every worker's predicted load at each horizon, with per-stream attribution. */
 	predictions: [WorkerPrediction[]];
+	/** One allocation decision round (`round`) or admission answer (`place`), and how long it took. */
+	decision: [{ kind: 'round' | 'place'; ms: number }];
 	/** An allocation decision (applied, or logged only in dry-run), and later its measured effect. */
 	audit: [AuditEntry];
 	/** One step of healing after a worker died (see MigrationHooks.replaceWorker / rejoinPeers). */
@@ -197,7 +200,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.graph.on('workerDied', (workerId) => this.healer.workerDied(workerId));
 		const allocateEveryMs = options.allocation.intervalMs;
 		// Same period: one timer, so each decision round sees the predictions made just before it.
-		const allocate = (): void => void this.manager.tick().catch((err: unknown) => this.log.error({ err }, 'allocation round failed'));
+		const allocate = (): void => void this.timed('round', () => this.manager.tick()).catch((err: unknown) => this.log.error({ err }, 'allocation round failed'));
 		this.predictTimer = setInterval(() => {
 			this.predictNow();
 			if (allocateEveryMs === undefined) allocate();
@@ -219,6 +222,15 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.manager.dryRun = dryRun;
 	}
 
+	/** Runs one decision and emits how long it took (the metrics export's decision latency). */
+	private timed<T>(kind: 'round' | 'place', decide: () => Promise<T>): Promise<T> {
+		const started = performance.now();
+		const decided = decide();
+		const done = (): void => this.emit('decision', { kind, ms: performance.now() - started });
+		decided.then(done, done);
+		return decided;
+	}
+
 	/** Where profiles, worker load and audit records are kept. */
 	get store(): ProfileStore {
 		return this.currentStore;
@@ -231,12 +243,12 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	 * worker is predicted over its limit.
 	 */
 	place(join: PendingJoin): ReturnType<AllocationManager['place']> {
-		return this.manager.place(join);
+		return this.timed('place', () => this.manager.place(join));
 	}
 
 	/** One allocation decision round now (also runs every loadSampleIntervalMs). */
 	allocateNow(): Promise<AuditEntry[]> {
-		return this.manager.tick();
+		return this.timed('round', () => this.manager.tick());
 	}
 
 	/**

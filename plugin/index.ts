@@ -37,4 +37,6 @@ export type { RetrainResult, RetrainTrigger } from './predict/retrainer';
 export type { ReplaceDecision } from './predict/engine';
 export type { ProfileStore, StoreStats } from './store/types';
 export { MemoryStore } from './store/memoryStore';
-export { InfluxStore } from './store/influxStore';
+export { InfluxStore, InfluxSchemaError, type InfluxSchemaState } from './store/influxStore';
+export { registerMetrics, auditOutcome, METRICS, type AuditOutcome, type ForesightMetrics, type MetricsOptions, type MetricsRegistry } from './metrics';
+export { MissingPeerError } from './util/optionalPeer';

@@ -8,7 +8,6 @@ export * from './types';
 export { InfluxStore, type InfluxStoreOptions } from './influxStore';
 export { MemoryStore, type MemoryStoreOptions, type MemorySnapshot } from './memoryStore';
 export { resolutionBucket } from './semantics';
-export { registerStoreMetrics } from './metrics';
 export { loadMemorySnapshot, saveMemorySnapshot } from './snapshot';
 
 /** InfluxStore when `options.influx` is set (schema created before this resolves), else the embedded MemoryStore. */

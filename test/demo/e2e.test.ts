@@ -190,9 +190,10 @@ test('room → dashboard profile → scenario → allocation actions and predict
 	await dashboard.screenshot({ path: join(TEST_OUTPUT, 'demo-dashboard.png'), fullPage: true });
 	expect(demo.workers.every((w) => !w.closed)).toBe(true);
 	const metrics = await (await fetch(`${demo.url}/metrics`)).text();
-	expect(metrics).toMatch(/^foresight_actions_total\{type="place",outcome="applied"\} [1-9]/m);
+	expect(metrics).toMatch(/^foresight_actions_total\{host="[^"]+",type="place",outcome="applied"\} [1-9]/m);
 	expect(metrics).toMatch(/^foresight_worker_predicted_cpu_percent\{.*stat="p95".*\} \d/m);
-	expect(metrics).toMatch(/^foresight_profiles\{entity="producer",data_type="video"\} [1-9]/m);
-	expect(metrics).toMatch(/^foresight_store_/m);
+	expect(metrics).toMatch(/^foresight_profiler_requests_total\{host="[^"]+",kind="producerStats"\} [1-9]/m);
+	expect(metrics).toMatch(/^foresight_store_written_points_total\{host="[^"]+"\} [1-9]/m);
+	expect(metrics).toMatch(/^foresight_demo_signaling_capped_total\{cap="consumersPerProducer"\} 0/m);
 	process.stderr.write(`e2e: ${Date.now() - t0} ms; actions ${JSON.stringify(actionTypes)}\n`);
 });
