@@ -132,26 +132,19 @@ export function registerMetrics(foresight: Foresight, registry: MetricsRegistry,
 			for (const w of liveWorkers()) this.set({ host, worker: w.slot, pid: String(w.pid) }, 1);
 		},
 	});
-	new prom.Gauge({
-		...def('worker_cpu_percent'),
-		collect() {
-			this.reset();
-			for (const w of liveWorkers()) {
-				const s = latest.get(w.id);
-				if (s) this.set({ host, worker: w.slot }, s.cpuPct);
-			}
-		},
-	});
-	new prom.Gauge({
-		...def('worker_rss_bytes'),
-		collect() {
-			this.reset();
-			for (const w of liveWorkers()) {
-				const s = latest.get(w.id);
-				if (s) this.set({ host, worker: w.slot }, s.rssBytes);
-			}
-		},
-	});
+	const workerGauge = (name: MetricName, value: (workerId: string) => number | undefined): void =>
+		void new prom.Gauge({
+			...def(name),
+			collect() {
+				this.reset();
+				for (const w of liveWorkers()) {
+					const v = value(w.id);
+					if (v !== undefined) this.set({ host, worker: w.slot }, v);
+				}
+			},
+		});
+	workerGauge('worker_cpu_percent', (id) => latest.get(id)?.cpuPct);
+	workerGauge('worker_rss_bytes', (id) => latest.get(id)?.rssBytes);
 	new prom.Gauge({
 		...def('worker_network_bps'),
 		collect() {
