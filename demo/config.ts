@@ -20,6 +20,8 @@ export const demoConfigSchema = z
 		DEMO_RECORDINGS_DIR: z.string().min(1).optional(),
 		/** CPU budget per worker (% of one core) the allocation thresholds scale with; unset: Foresight's own (FORESIGHT_WORKER_CAPACITY_PCT, default 100). */
 		DEMO_WORKER_CAPACITY_PCT: z.coerce.number().pipe(z.number().gt(0).max(100)).optional(),
+		/** A worker that stops answering for this long is killed, so healing moves its peers (0: never). */
+		DEMO_HUNG_WORKER_KILL_S: z.coerce.number().pipe(z.number().min(0).max(3600)).default(30),
 		DEMO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 		/** Allocation manager only logs what it would do. */
 		FORESIGHT_DRY_RUN: z
@@ -40,6 +42,8 @@ export interface DemoConfig {
 	recordingsDir: string | undefined;
 	/** Passed to Foresight as allocation.workerCapacityPct when set. */
 	workerCapacityPct: number | undefined;
+	/** Seconds a worker may stop answering before the demo kills it (0: never). */
+	hungWorkerKillS: number;
 	logLevel: z.infer<typeof demoConfigSchema>['DEMO_LOG_LEVEL'];
 	dryRun: boolean;
 }
@@ -63,6 +67,7 @@ export function demoConfigFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Dem
 		workers: c.DEMO_WORKERS ?? Math.max(2, cpus().length),
 		recordingsDir: c.DEMO_RECORDINGS_DIR,
 		workerCapacityPct: c.DEMO_WORKER_CAPACITY_PCT,
+		hungWorkerKillS: c.DEMO_HUNG_WORKER_KILL_S,
 		logLevel: c.DEMO_LOG_LEVEL,
 		dryRun: c.FORESIGHT_DRY_RUN,
 		...overrides,

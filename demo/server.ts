@@ -96,6 +96,24 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		if (action.type === 'migrateProducer' && outcome?.status === 'error') theRoom().producerMigrationEnded(action.producerId, outcome.reason);
 	};
 	foresight.on('audit', (entry) => onSettled(entry.action, entry.outcome));
+	// A worker that stopped answering gets a grace period, then it is killed: healing moves its peers where media flows.
+	const hungKills = new Map<string, NodeJS.Timeout>();
+	foresight.on('healing', (event) => {
+		if (event.type === 'workerResponsive') {
+			clearTimeout(hungKills.get(event.workerId));
+			hungKills.delete(event.workerId);
+		}
+		if (event.type !== 'workerUnresponsive' || config.hungWorkerKillS === 0) return;
+		const timer = setTimeout(() => {
+			hungKills.delete(event.workerId);
+			const worker = workersById.get(event.workerId);
+			if (!worker || worker.closed) return;
+			log.error({ pid: worker.pid, afterS: config.hungWorkerKillS }, 'worker hung: killing it so its peers move');
+			process.kill(worker.pid, 'SIGKILL');
+		}, config.hungWorkerKillS * 1000);
+		timer.unref();
+		hungKills.set(event.workerId, timer);
+	});
 	// The live workers, also keyed by Foresight's worker ids, which its decisions name: a dead one
 	// leaves both, its replacement (Foresight's replaceWorker hook) joins them.
 	const workers: types.Worker[] = [];
@@ -262,6 +280,7 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 			signalingWss.close();
 			dashboardWss.close();
 			await new Promise<void>((r) => server.close(() => r()));
+			for (const t of hungKills.values()) clearTimeout(t);
 			await foresight.detach();
 			for (const w of [...workers]) w.close();
 		},

@@ -4,6 +4,7 @@ import { optionsFromEnv, type ForesightOptions, type ResolvedForesightOptions } 
 import { createLogger, type Logger } from './log';
 import { GraphObserver, type MediasoupModule } from './observe/attach';
 import { isStreamNode, type Registry } from './observe/registry';
+import { WorkerLiveness } from './observe/liveness';
 import { WorkerLoadSampler } from './observe/workerLoad';
 import { Actuator } from './act/actuator';
 import { Healer, type HealingEvent } from './act/healer';
@@ -69,6 +70,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	readonly log: Logger;
 	private readonly graph: GraphObserver;
 	private readonly loadSampler: WorkerLoadSampler;
+	private readonly liveness: WorkerLiveness;
 	private readonly profiler: Profiler;
 	private readonly history = new LiveHistory();
 	readonly predictor: PredictionEngine;
@@ -179,6 +181,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 				latestSample: (id) => this.history.latestSample(id),
 				prediction: (id) => this.lastPredictions.find((p) => p.workerId === id),
 				profile: (id) => this.profiler.profileOf(id),
+				responsive: (id) => this.liveness.responsive(id),
 			},
 			this.actuator,
 			() => this.currentStore,
@@ -198,6 +201,10 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		);
 		this.healer.on('healing', (event) => this.emit('healing', event));
 		this.graph.on('workerDied', (workerId) => this.healer.workerDied(workerId));
+		this.liveness = new WorkerLiveness(this.graph.registry, options.loadSampleIntervalMs, logger);
+		this.liveness.on('unresponsive', (workerId) => this.healer.workerUnresponsive(workerId));
+		this.liveness.on('responsive', (workerId, hungMs) => this.healer.workerResponsive(workerId, hungMs));
+		this.liveness.start();
 		const allocateEveryMs = options.allocation.intervalMs;
 		// Same period: one timer, so each decision round sees the predictions made just before it.
 		const allocate = (): void => void this.timed('round', () => this.manager.tick()).catch((err: unknown) => this.log.error({ err }, 'allocation round failed'));
@@ -370,6 +377,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		clearInterval(this.retrainTimer);
 		await this.trainer.close();
 		clearTimeout(this.storeRetry);
+		this.liveness.stop();
 		this.healer.close();
 		this.manager.close();
 		this.actuator.close();

@@ -187,6 +187,14 @@ async function main(): Promise<void> {
 			}
 			case 'addBot':
 				return bots.add();
+			case 'removeBot':
+				bots.remove();
+				return undefined;
+			case 'workerOf': {
+				const transport = [...registry.all('transport')].find((t) => t.handle.appData.peerId === request.peerId);
+				if (!transport) throw new Error(`no transport of ${request.peerId}`);
+				return transport.workerId;
+			}
 			case 'removeBots': {
 				let n = 0;
 				while (bots.remove()) n++;

@@ -8,7 +8,11 @@ export type HookFault = { hook: 'migrateProducer' | 'moveConsumers'; mode: 'hang
 export type ChildRequest =
 	| { type: 'info' }
 	| { type: 'addBot' }
+	/** Removes the bot added last. */
+	| { type: 'removeBot' }
 	| { type: 'removeBots' }
+	/** The worker a peer (page or bot) was placed on. */
+	| { type: 'workerOf'; peerId: string }
 	/** Packets each receiving peer got so far from each source peer (server side: its consumers' egress). */
 	| { type: 'flows' }
 	/** The next call of `hook` hangs past the hook timeout or throws. */
@@ -72,7 +76,7 @@ export type ChildReply = { seq: number; ok: true; value: unknown } | { seq: numb
 /** What the child reports for each request type. */
 export type ReplyOf<T extends ChildRequest['type']> = T extends 'info'
 	? ChildInfo
-	: T extends 'addBot'
+	: T extends 'addBot' | 'workerOf'
 		? string
 		: T extends 'removeBots'
 			? number

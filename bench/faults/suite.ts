@@ -13,6 +13,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser, Page } from 'playwright-core';
+import { UNRESPONSIVE_AFTER_MS } from '../../plugin/observe/liveness';
 import { Rng } from '../../plugin/util/rng';
 import type { ActionOutcome, HealingEvent } from '../../plugin';
 import { launchChromium } from '../../test/demo/browser';
@@ -64,6 +65,8 @@ export interface FaultRecord {
 	healing?: string;
 	/** Links (`receiver<source`) that stopped at some point during the fault. */
 	stalledLinks?: string[];
+	/** workerHang: a bot that joined while the worker was stopped (once it could be noticed): when it had joined (seconds since the stop) and where it went. */
+	joinDuringHang?: { seconds: number; onStoppedWorker: boolean; workerId: string };
 }
 
 export interface FaultReport {
@@ -92,6 +95,8 @@ export interface FaultReport {
 	pipe_transports_left: number;
 	tap_transports_left: number;
 	workers_replaced: number;
+	/** workerHang: bots that joined during a stop and were placed on the stopped worker anyway. */
+	joins_on_hung_worker: number;
 	seed: number;
 	per_kind_n: number;
 	duration_s: number;
@@ -341,9 +346,20 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 							record.detail = `SIGKILL worker ${victim.pid} (slot ${victim.slot}, ${victim.transports} transports)`;
 						} else {
 							process.kill(victim.pid, 'SIGSTOP');
-							await sleep(options.hangS * 1000);
+							const stoppedAt = Date.now();
+							// Does admission keep away from a hung worker? A bot joins once Foresight can have noticed.
+							const joinAfterMs = Math.min(UNRESPONSIVE_AFTER_MS + 1000, options.hangS * 1000 - 500);
+							await sleep(joinAfterMs);
+							const joining = d.request({ type: 'addBot' }).then(
+								async (id) => ({ id, s: (Date.now() - stoppedAt) / 1000, workerId: await d.request({ type: 'workerOf', peerId: id }).catch(() => '?') }),
+								(e: Error) => ({ id: undefined, s: (Date.now() - stoppedAt) / 1000, workerId: `failed: ${e.message}` }),
+							);
+							await sleep(options.hangS * 1000 - joinAfterMs);
 							process.kill(victim.pid, 'SIGCONT');
-							record.detail = `SIGSTOP worker ${victim.pid} for ${options.hangS} s (${victim.transports} transports)`;
+							const join = await joining;
+							record.joinDuringHang = { seconds: join.s, onStoppedWorker: join.workerId === victim.workerId, workerId: join.workerId };
+							if (join.id !== undefined) await d.request({ type: 'removeBot' });
+							record.detail = `SIGSTOP worker ${victim.pid} for ${options.hangS} s (${victim.transports} transports); a bot joining ${(joinAfterMs / 1000).toFixed(1)} s in was placed on ${join.workerId === victim.workerId ? 'the STOPPED worker' : `worker ${join.workerId}`}, joined ${join.s.toFixed(1)} s after the stop`;
 						}
 						break;
 					}
@@ -486,6 +502,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			pipe_transports_left: end?.registry.pipeTransports ?? -1,
 			tap_transports_left: end?.internalTransports ?? -1,
 			workers_replaced: workersReplaced,
+			joins_on_hung_worker: records.filter((r) => r.joinDuringHang?.onStoppedWorker).length,
 			seed: options.seed,
 			per_kind_n: options.perKind,
 			duration_s: Math.round((Date.now() - t0) / 1000),

@@ -1,13 +1,14 @@
 import type { types } from 'mediasoup';
-import type {
-	AllocationAction,
-	DropConsumerAction,
-	MigrateProducerAction,
-	PauseConsumerAction,
-	RestoreLayersAction,
-	ResumeConsumerAction,
-	SetConsumerLayersAction,
-	SpreadFanoutAction,
+import {
+	actionClass,
+	type AllocationAction,
+	type DropConsumerAction,
+	type MigrateProducerAction,
+	type PauseConsumerAction,
+	type RestoreLayersAction,
+	type ResumeConsumerAction,
+	type SetConsumerLayersAction,
+	type SpreadFanoutAction,
 } from '../allocate/actions';
 import type { Logger } from '../log';
 import type { ConsumerNode, ProducerNode, Registry } from '../observe/registry';
@@ -34,6 +35,9 @@ export type ActuatorEvents = {
 };
 
 export const DEFAULT_HOOK_TIMEOUT_MS = 20_000;
+
+/** Far above any answer of a running worker (milliseconds), short enough that a hung one does not stall decisions. */
+export const WORKER_ANSWER_TIMEOUT_MS = 5000;
 
 /** What Foresight changed on one consumer, so it gives back exactly that and nothing the app decided. */
 interface ConsumerClaim {
@@ -85,7 +89,9 @@ export class Actuator extends TypedEmitter<ActuatorEvents> {
 		let outcome: ActionOutcome;
 		try {
 			if (this.closed) throw new ActionError('closedActuator', 'the actuator is closed');
-			outcome = await this.exclusive(lockKey(action), () => this.run(action));
+			const running = this.exclusive(lockKey(action), () => this.run(action));
+			// Rebalances move media through the app's hooks, each bounded by the hook timeout; the rest is mediasoup requests alone.
+			outcome = actionClass(action) === 'rebalance' ? await running : await this.answeredWithin(running, action);
 		} catch (error) {
 			outcome = this.errorOutcome(error, action);
 		}
@@ -94,6 +100,27 @@ export class Actuator extends TypedEmitter<ActuatorEvents> {
 		this.log[level]({ action: action.type, workerId: action.workerId, reason: action.reason, outcome }, 'allocation action');
 		this.emit('action', record);
 		return outcome;
+	}
+
+	/**
+	 * mediasoup's channel has no request timeout: an action on a stopped or stuck worker
+	 * would hold the decision round behind it (and every admission answer) until the
+	 * worker runs again. Past WORKER_ANSWER_TIMEOUT_MS the action fails; its requests may
+	 * still complete later, as they would have.
+	 */
+	private async answeredWithin(running: Promise<ActionOutcome>, action: AllocationAction): Promise<ActionOutcome> {
+		let timer: NodeJS.Timeout | undefined;
+		const late = new Promise<never>((_, reject) => {
+			timer = setTimeout(
+				() => reject(new ActionError('workerTimeout', `worker ${action.workerId} did not answer within ${WORKER_ANSWER_TIMEOUT_MS} ms (stopped or stuck?)`)),
+				WORKER_ANSWER_TIMEOUT_MS,
+			);
+		});
+		try {
+			return await Promise.race([running, late]);
+		} finally {
+			clearTimeout(timer);
+		}
 	}
 
 	/** Caps what a transport may receive (its producers' senders adapt through BWE). */

@@ -16,8 +16,12 @@ import { TypedEmitter } from '../util/typedEmitter';
 import type { DeadWorker, MigrationHooks, RefusedPeer, RejoinMode, RejoinRequest, RejoinResult } from './hooks';
 import type { PlaceAnswer } from './manager';
 
-/** One step of healing one dead worker; `ts` in milliseconds since the epoch. */
+/** One step of healing one dead worker, or a worker that stopped answering; `ts` in milliseconds since the epoch. */
 export type HealingEvent =
+	/** A worker stopped answering (stopped or stuck): it is left out of decisions (see observe/liveness.ts). */
+	| { type: 'workerUnresponsive'; ts: number; workerId: string; slot: string }
+	/** It answered again after `hungMs`. */
+	| { type: 'workerResponsive'; ts: number; workerId: string; slot: string; hungMs: number }
 	/** The worker died; these peers had something on it. */
 	| { type: 'workerDied'; ts: number; workerId: string; slot: string; peerIds: string[] }
 	/** The app's replaceWorker hook gave a replacement (Foresight's id of it). */
@@ -107,6 +111,16 @@ export class Healer extends TypedEmitter<HealerEvents> {
 		this.chain = this.chain.then(() => this.heal(dead, [...peers.values()])).catch((error: unknown) => {
 			this.options.logger.error({ err: error, workerId }, 'healing failed');
 		});
+	}
+
+	/** The liveness probe reports a worker that stopped answering (it is left out of decisions meanwhile). */
+	workerUnresponsive(workerId: string): void {
+		if (!this.closed) this.step({ type: 'workerUnresponsive', ts: Date.now(), workerId, slot: this.sources.registry.slotOf(workerId) ?? workerId });
+	}
+
+	/** … and when it answers again. */
+	workerResponsive(workerId: string, hungMs: number): void {
+		if (!this.closed) this.step({ type: 'workerResponsive', ts: Date.now(), workerId, slot: this.sources.registry.slotOf(workerId) ?? workerId, hungMs });
 	}
 
 	/** Resolves once every healing under way has ended. */
@@ -257,7 +271,7 @@ export class Healer extends TypedEmitter<HealerEvents> {
 	}
 
 	private step(event: HealingEvent): void {
-		const level = event.type === 'workerNotReplaced' || (event.type === 'healed' && event.failed + event.refused > 0) ? 'warn' : 'info';
+		const level = event.type === 'workerNotReplaced' || event.type === 'workerUnresponsive' || (event.type === 'healed' && event.failed + event.refused > 0) ? 'warn' : 'info';
 		this.options.logger[level]({ healing: event }, `healing: ${event.type}`);
 		this.emit('healing', event);
 		void this.persist(event);
@@ -321,6 +335,10 @@ function refusal(c: Casualty, reason: string): RefusedPeer {
 
 function auditFieldsOf(event: HealingEvent): { targetIds: string[]; toWorkerId?: string; reason: string } {
 	switch (event.type) {
+		case 'workerUnresponsive':
+			return { targetIds: [], reason: `worker ${event.workerId} (slot ${event.slot}) stopped answering: left out of decisions` };
+		case 'workerResponsive':
+			return { targetIds: [], reason: `worker ${event.workerId} (slot ${event.slot}) answers again after ${event.hungMs} ms` };
 		case 'workerDied':
 			return { targetIds: event.peerIds, reason: `worker ${event.workerId} (slot ${event.slot}) died with ${event.peerIds.length} peers on it` };
 		case 'workerReplaced':

@@ -49,6 +49,8 @@ export interface ManagerSources {
 	latestSample(workerId: string): WorkerLoadSample | undefined;
 	prediction(workerId: string): WorkerPrediction | undefined;
 	profile(streamId: string): StreamProfile | undefined;
+	/** False for a worker that stopped answering (see observe/liveness.ts): left out of decisions until it answers. */
+	responsive?(workerId: string): boolean;
 }
 
 export interface ManagerOptions {
@@ -276,7 +278,9 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 	/** The live graph as plain data for the snapshot builder. */
 	private observe(): { workers: LiveWorker[]; producers: LiveProducer[]; consumers: LiveConsumer[] } {
 		const { registry } = this.sources;
-		const workers: LiveWorker[] = [...registry.all('worker')].map((w) => ({
+		// A hung worker looks idle and would draw every newcomer; anything asked of it waits until it runs again.
+		const live = (workerId: string): boolean => this.sources.responsive?.(workerId) !== false;
+		const workers: LiveWorker[] = [...registry.all('worker')].filter((w) => live(w.id)).map((w) => ({
 			id: w.id,
 			capacityPct: this.capacityPct,
 			sample: this.sources.latestSample(w.id),
@@ -294,7 +298,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 			appData[MOVABLE_KEY] !== false && registry.get('transport', transportId)?.handle.appData[MOVABLE_KEY] !== false;
 		const producers: LiveProducer[] = [];
 		for (const p of registry.all('producer')) {
-			if (p.handle.closed) continue;
+			if (!live(p.workerId) || p.handle.closed) continue;
 			producers.push({
 				id: p.id,
 				workerId: p.workerId,
@@ -310,7 +314,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		const consumers: LiveConsumer[] = [];
 		for (const c of registry.all('consumer')) {
 			const h = c.handle;
-			if (h.closed) continue;
+			if (!live(c.workerId) || h.closed) continue;
 			// A PipeTransport's consumer feeds another router, not a receiver: its cost is the pipe's,
 			// no client can move it, and pausing or lowering it would cut every receiver behind it.
 			if (registry.get('transport', c.transportId)?.transportType === 'pipe') continue;

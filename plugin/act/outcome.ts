@@ -51,6 +51,8 @@ export type ActionErrorCode =
 	| 'noRouter'
 	| 'hookFailed'
 	| 'hookTimeout'
+	/** The worker did not answer in time (stopped or stuck); the requests may still complete later. */
+	| 'workerTimeout'
 	/** mediasoup rejected a request for another reason. */
 	| 'mediasoup'
 	/** The actuator was closed. */

@@ -39,6 +39,8 @@ test('faults never take the demo down', async () => {
 	// The hooks misbehaved as injected, and Foresight said so.
 	expect(records.find((r) => r.kind === 'hookHang')?.outcome).toBe('error/hookTimeout');
 	expect(records.find((r) => r.kind === 'hookThrow')?.outcome).toBe('error/hookFailed');
+	// A worker that stops answering is left out of admission: the bot joining meanwhile went elsewhere.
+	expect(records.find((r) => r.kind === 'workerHang')?.joinDuringHang?.onStoppedWorker).toBe(false);
 	expect(report.store_points_lost).toBe(0);
 	expect(report.leaked_entities).toBe(0);
 	expect(report.leaked_listeners).toBe(0);
