@@ -3,6 +3,7 @@
  *
  *   npm run bench -- faults [--seed 10001] [--per-kind 5] [--bots 3] [--pages 2] [--influx-outage-s 30]
  *                           [--hang-s 5] [--loss 0.1] [--loss-s 10] [--hook-timeout-ms 3000] [--recovery-timeout-s 25]
+ *                           [--kinds workerKill,influxOutage] (a subset, for a closer look) [--records]
  *
  * The demo (2 real mediasoup workers, Foresight storing into a throwaway InfluxDB,
  * replay bots) runs in a child process; headless Chromium pages join its room. Each
@@ -14,11 +15,17 @@
  * peers_recovered_share, p95_recovery_s for worker deaths, store_points_lost,
  * leaked_entities, …) without the per-fault records (--records prints them too).
  */
-import { FAULT_KINDS, runFaultSuite } from './faults/suite';
+import { FAULT_KINDS, runFaultSuite, type FaultKind } from './faults/suite';
 
 function arg(name: string, fallback: string): string {
 	const i = process.argv.indexOf(name);
 	return i >= 0 ? process.argv[i + 1]! : fallback;
+}
+
+function kind(name: string): FaultKind {
+	const k = FAULT_KINDS.find((x) => x === name);
+	if (!k) throw new Error(`unknown fault kind ${name}; known: ${FAULT_KINDS.join(', ')}`);
+	return k;
 }
 
 async function main(): Promise<void> {
@@ -33,6 +40,7 @@ async function main(): Promise<void> {
 		lossS: Number(arg('--loss-s', '10')),
 		hookTimeoutMs: Number(arg('--hook-timeout-ms', '3000')),
 		recoveryTimeoutS: Number(arg('--recovery-timeout-s', '25')),
+		...(process.argv.includes('--kinds') ? { kinds: arg('--kinds', '').split(',').map(kind) } : {}),
 		log: (line) => process.stderr.write(`${line}\n`),
 	});
 	const { records, ...summary } = report;

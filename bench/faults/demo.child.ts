@@ -6,6 +6,7 @@
  * (INFLUX_URL, FORESIGHT_HOOK_TIMEOUT_MS, …).
  */
 import { createHook } from 'node:async_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { EventEmitter } from 'node:events';
 import * as mediasoup from 'mediasoup';
 import pino from 'pino';
@@ -37,8 +38,14 @@ createHook({
 	},
 }).enable();
 
+/** How late this process's event loop ran (signaling, Foresight, the demo all wait on it); reset by each health request. */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
 let armed: HookFault | undefined;
 let hookFaultsFired = 0;
+/** Consumers whose stats did not come back in time in a flow sample (their link counts as stalled then). */
+const statsTimeouts: string[] = [];
 const healing: HealingEvent[] = [];
 
 function faulty(hooks: MigrationHooks): MigrationHooks {
@@ -119,7 +126,11 @@ async function main(): Promise<void> {
 			const receiver = transport?.handle.appData.peerId;
 			const source = owner.get(c.producerId);
 			if (transport?.transportType === 'pipe' || typeof receiver !== 'string' || source === undefined || c.handle.closed) return;
-			const stats = await withTimeout(c.handle.getStats(), STATS_TIMEOUT_MS, []);
+			const stats = await withTimeout(c.handle.getStats(), STATS_TIMEOUT_MS, undefined);
+			if (!stats) {
+				statsTimeouts.push(c.id);
+				return;
+			}
 			const sent = stats.filter((s) => s.type === 'outbound-rtp').reduce((sum, s) => sum + s.packetCount, 0);
 			const key = `${receiver}<${source}`;
 			out[key] = (out[key] ?? 0) + sent;
@@ -237,7 +248,15 @@ async function main(): Promise<void> {
 				bots.setSendLoss(request.rate);
 				return undefined;
 			case 'health': {
-				const health: Health = { faults: { ...guard.faults }, store: foresight.store.stats(), healing: healing.splice(0), hookFaultsFired };
+				const health: Health = {
+					faults: { ...guard.faults },
+					store: foresight.store.stats(),
+					healing: healing.splice(0),
+					hookFaultsFired,
+					loopDelayMaxMs: loopDelay.max / 1e6,
+					statsTimeouts: statsTimeouts.splice(0).length,
+				};
+				loopDelay.reset();
 				return health;
 			}
 			case 'leaks':

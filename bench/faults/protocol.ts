@@ -53,6 +53,10 @@ export interface Health {
 	healing: HealingEvent[];
 	/** Hook calls the armed faults swallowed. */
 	hookFaultsFired: number;
+	/** Longest event-loop delay of the demo process since the previous health request. */
+	loopDelayMaxMs: number;
+	/** Consumer stats requests that did not come back within a flow sample since the previous health request. */
+	statsTimeouts: number;
 }
 
 /** Entities, listeners and handles, to compare before and after a scenario. */

@@ -27,6 +27,8 @@ export interface FaultSuiteOptions {
 	seed: number;
 	/** Each kind is injected this many times, in a seeded random order. */
 	perKind: number;
+	/** Only these kinds (default: all). */
+	kinds?: readonly FaultKind[];
 	/** Replay bots (the demo's `+ bot`: recorded talking-head media over UDP, consuming everything). */
 	bots: number;
 	/** Headless Chromium pages (camera + mic + chat, consuming everything). */
@@ -65,6 +67,10 @@ export interface FaultRecord {
 	healing?: string;
 	/** Links (`receiver<source`) that stopped at some point during the fault. */
 	stalledLinks?: string[];
+	/** Longest event-loop delay of the demo process during the fault (its signaling and Foresight wait on that loop). */
+	loopDelayMaxMs?: number;
+	/** Consumer stats that did not come back within a flow sample during the fault (those samples count the link as stalled). */
+	statsTimeouts?: number;
 	/** workerHang: a bot that joined while the worker was stopped (once it could be noticed): when it had joined (seconds since the stop) and where it went. */
 	joinDuringHang?: { seconds: number; onStoppedWorker: boolean; workerId: string };
 }
@@ -304,7 +310,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 		log(`warm: ${expected.size} media links flow`);
 
 		const rng = new Rng(options.seed);
-		const schedule = FAULT_KINDS.flatMap((k) => Array.from({ length: options.perKind }, () => k));
+		const schedule = (options.kinds ?? FAULT_KINDS).flatMap((k) => Array.from({ length: options.perKind }, () => k));
 		for (let i = schedule.length - 1; i > 0; i--) {
 			const j = rng.int(0, i);
 			[schedule[i], schedule[j]] = [schedule[j]!, schedule[i]!];
@@ -320,6 +326,21 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			const links = await watch.steady();
 			// A link that did not flow before the fault cannot be expected to flow after it.
 			const before = new Set([...links]);
+			let gone: string | undefined;
+			/** What health requests during the fault reported; each one resets the demo's loop-delay maximum. */
+			const seen = { healing: [] as HealingEvent[], loopDelayMaxMs: 0, statsTimeouts: 0 };
+			const health = async (): Promise<Health> => {
+				const h = await d.request({ type: 'health' });
+				seen.healing.push(...h.healing);
+				seen.loopDelayMaxMs = Math.max(seen.loopDelayMaxMs, h.loopDelayMaxMs);
+				seen.statsTimeouts += h.statsTimeouts;
+				maxBuffered = Math.max(maxBuffered, h.store.bufferedPoints);
+				return h;
+			};
+			// Resets the demo's loop-delay maximum and timeout count: from here on they are this fault's.
+			await health();
+			seen.loopDelayMaxMs = 0;
+			seen.statsTimeouts = 0;
 			const injectedAt = Date.now();
 			const record: FaultRecord = { kind, atS: (injectedAt - suiteStart) / 1000, detail: '', affectedPeers: 0, recoveredPeers: 0, recoveryS: [], unhandled: 0, storePointsLost: 0 };
 			// Samples taken while the fault acts, so short stalls are seen too.
@@ -332,8 +353,6 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 					during.push({ at: Date.now(), flowing: await watch.sample().catch(() => new Set<string>()) });
 				}
 			})();
-			let gone: string | undefined;
-			const healing: HealingEvent[] = [];
 			try {
 				switch (kind) {
 					case 'workerKill':
@@ -367,9 +386,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 						await influxd.stop();
 						for (let s = 0; s < options.influxOutageS; s += 1) {
 							await sleep(1000);
-							const h = await d.request({ type: 'health' }).catch(() => undefined);
-							maxBuffered = Math.max(maxBuffered, h?.store.bufferedPoints ?? 0);
-							if (h) healing.push(...h.healing);
+							await health().catch(() => undefined);
 						}
 						await influxd.start();
 						record.detail = `InfluxDB stopped for ${options.influxOutageS} s`;
@@ -424,41 +441,44 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			}
 			sampling = false;
 			await sampler;
-			// Affected: a receiver with a wanted link that did not flow in some sample after the injection.
-			const affected = new Set<string>();
+			// Affected: a receiver with a wanted link that did not flow in some sample after the injection. It has
+			// recovered at the first sample, after its last stall, in which all its links flow.
 			const stalled = new Set<string>();
-			for (const s of during) {
+			const lastStall = new Map<string, number>();
+			for (const [i, s] of during.entries()) {
 				for (const l of wanted) {
 					if (s.flowing.has(l)) continue;
-					affected.add(receiverOf(l));
 					stalled.add(l);
+					lastStall.set(receiverOf(l), i);
 				}
 			}
 			record.stalledLinks = [...stalled];
-			record.affectedPeers = affected.size;
-			record.recoveryS = [...affected].map((r) => (recoveredAt.has(r) ? (recoveredAt.get(r)! - injectedAt) / 1000 : undefined));
+			record.affectedPeers = lastStall.size;
+			record.recoveryS = [...lastStall].map(([r, i]) => {
+				const mine = wanted.filter((l) => receiverOf(l) === r);
+				const back = during.slice(i + 1).find((s) => mine.every((l) => s.flowing.has(l)));
+				return back && recoveredAt.has(r) ? (back.at - injectedAt) / 1000 : undefined;
+			});
 			record.recoveredPeers = record.recoveryS.filter((x) => x !== undefined).length;
 			if (d.alive) {
 				if (kind === 'influxOutage') {
 					// Until the backlog is written: points still buffered are not lost yet, and the next fault must not inherit them.
 					for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(500)) {
-						const h = await d.request({ type: 'health' });
-						healing.push(...h.healing);
-						if (h.store.bufferedPoints < BACKLOG_WRITTEN_BELOW) break;
+						if ((await health()).store.bufferedPoints < BACKLOG_WRITTEN_BELOW) break;
 					}
 				}
-				const health = await d.request({ type: 'health' });
-				health.healing.unshift(...healing.splice(0));
-				record.unhandled = health.faults.unhandledRejections + health.faults.uncaughtExceptions - (healthBefore.faults.unhandledRejections + healthBefore.faults.uncaughtExceptions);
-				record.storePointsLost = health.store.droppedPoints + health.store.rejectedPoints - (healthBefore.store.droppedPoints + healthBefore.store.rejectedPoints);
-				maxBuffered = Math.max(maxBuffered, health.store.bufferedPoints);
-				record.healing = summarizeHealing(health.healing);
-				workersReplaced += health.healing.filter((e) => e.type === 'workerReplaced').length;
-				healthBefore = health;
+				const after = await health();
+				record.unhandled = after.faults.unhandledRejections + after.faults.uncaughtExceptions - (healthBefore.faults.unhandledRejections + healthBefore.faults.uncaughtExceptions);
+				record.storePointsLost = after.store.droppedPoints + after.store.rejectedPoints - (healthBefore.store.droppedPoints + healthBefore.store.rejectedPoints);
+				record.healing = summarizeHealing(seen.healing);
+				record.loopDelayMaxMs = Math.round(seen.loopDelayMaxMs);
+				record.statsTimeouts = seen.statsTimeouts;
+				workersReplaced += seen.healing.filter((e) => e.type === 'workerReplaced').length;
+				healthBefore = after;
 			}
 			records.push(record);
 			const times = record.recoveryS.map((x) => (x === undefined ? 'never' : x.toFixed(1))).join(',');
-			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'})${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}`);
+			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}`);
 		}
 
 		// The scenario ends: everyone leaves; entities, listeners, timers and handles must return to the baseline.
