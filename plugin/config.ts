@@ -120,6 +120,31 @@ export const foresightOptionsSchema = z
 			.prefault({}),
 		/** When absent, profiles live in the embedded in-memory store. */
 		influx: influxOptions.optional(),
+		/**
+		 * Several hosts (SFU processes) sharing one InfluxDB: each publishes its workers' load,
+		 * forecasts, headroom and rooms there and reads the others' (plugin/cluster). Off
+		 * unless hostId is set; needs `influx` (or a cluster channel passed to attach()).
+		 */
+		cluster: z
+			.object({
+				/** This host's name in the shared view; unique per process. Unset: no cluster. */
+				hostId: z.string().regex(/^[A-Za-z0-9_.:\-]{1,128}$/, 'letters, digits, _ . : - only (1 to 128)').optional(),
+				/** Where the app sends clients redirected to this host (e.g. its wss:// signaling URL); carried in redirect answers. */
+				endpoint: z.string().min(1).max(2048).optional(),
+				/** How often the host publishes its state and reads the others'. */
+				reportIntervalMs: z.int().min(100).max(60_000).default(1000),
+				/** A host silent for longer is left out of placement until it reports again. 3 reports missed. */
+				silentAfterMs: z.int().min(200).max(600_000).default(3000),
+				/**
+				 * How long a redirect's reservation on the target stands: the client has to re-connect
+				 * and its load show in the target's report by then. Counted twice meanwhile (reservation
+				 * and report), which errs on the side of not piling onto the target.
+				 */
+				reservationTtlMs: z.int().min(500).max(60_000).default(10_000),
+			})
+			.strict()
+			.prefault({})
+			.refine((c) => c.silentAfterMs >= 2 * c.reportIntervalMs, { message: 'silentAfterMs must be at least twice reportIntervalMs (one late report is not silence)', path: ['silentAfterMs'] }),
 		/** Directory of a trained model (e.g. the shipped models/default); unset: the kNN. Bad files → kNN fallback. */
 		modelDir: z.string().min(1).optional(),
 		/** Allocation manager only logs what it would do. */
@@ -220,7 +245,7 @@ export function parseOptions(input: unknown): ResolvedForesightOptions {
 	return res.data;
 }
 
-const OPTION_GROUPS = ['influx', 'profiling', 'allocation', 'retraining'] as const;
+const OPTION_GROUPS = ['influx', 'profiling', 'allocation', 'retraining', 'cluster'] as const;
 
 type OptionPath = readonly [keyof ForesightOptions] | readonly [(typeof OPTION_GROUPS)[number], string];
 type EnvKind = 'string' | 'int' | 'number' | 'bool';
@@ -255,6 +280,11 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_RETRAINING: { path: ['retraining', 'enabled'], kind: 'bool', doc: 'retrain from live history on drift and periodically (default: true when FORESIGHT_MODEL_DIR is set)' },
 	FORESIGHT_RETRAIN_PERIOD_MS: { path: ['retraining', 'periodMs'], kind: 'int', doc: 'retrain at least this often when retraining is on (default 3600000)' },
 	FORESIGHT_RETRAIN_MIN_INTERVAL_MS: { path: ['retraining', 'minIntervalMs'], kind: 'int', doc: 'minimum time between automatic retrainings (default 600000)' },
+	FORESIGHT_CLUSTER_HOST_ID: { path: ['cluster', 'hostId'], kind: 'string', doc: "this host's name in the shared cluster view (unset: no cluster)" },
+	FORESIGHT_CLUSTER_ENDPOINT: { path: ['cluster', 'endpoint'], kind: 'string', doc: 'where clients redirected to this host connect (carried in redirect answers)' },
+	FORESIGHT_CLUSTER_REPORT_MS: { path: ['cluster', 'reportIntervalMs'], kind: 'int', doc: 'how often a host publishes its state and reads the others\', in ms (default 1000)' },
+	FORESIGHT_CLUSTER_SILENT_AFTER_MS: { path: ['cluster', 'silentAfterMs'], kind: 'int', doc: 'a host silent this long is left out of placement, in ms (default 3000)' },
+	FORESIGHT_CLUSTER_RESERVATION_TTL_MS: { path: ['cluster', 'reservationTtlMs'], kind: 'int', doc: 'how long a redirect reserves room on its target, in ms (default 10000, at most 60000)' },
 	INFLUX_URL: { path: ['influx', 'url'], kind: 'string', doc: 'InfluxDB URL (http or https); unset: embedded in-memory store' },
 	INFLUX_VERSION: { path: ['influx', 'version'], kind: 'int', doc: '1|2|3: the server line (default 1); 2 and 3 use their v1-compatible API' },
 	INFLUX_TOKEN: { path: ['influx', 'token'], kind: 'string', doc: 'API token of InfluxDB 2.x/3.x (Authorization: Token)' },

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { types } from 'mediasoup';
-import { optionsFromEnv, type ForesightOptions, type ResolvedForesightOptions } from './config';
+import { ForesightConfigError, optionsFromEnv, type ForesightOptions, type ResolvedForesightOptions } from './config';
 import { createLogger, type Logger } from './log';
 import { GraphObserver, type MediasoupModule } from './observe/attach';
 import { isStreamNode, type Registry } from './observe/registry';
@@ -17,6 +17,11 @@ import { isUnreachable } from './store/influxClient';
 import { InfluxStore } from './store/influxStore';
 import { MemoryStore } from './store/memoryStore';
 import type { ProfileStore } from './store/types';
+import { decideCrossHost } from './cluster/decide';
+import { InfluxClusterChannel } from './cluster/influxChannel';
+import { ClusterMember, type ClusterEvent, type ClusterStats } from './cluster/member';
+import { buildHostReport, localHeadroom } from './cluster/report';
+import type { ClusterChannel } from './cluster/types';
 import { PredictionEngine } from './predict/engine';
 import { KnnPredictor } from './predict/knn';
 import { LiveHistory } from './predict/live';
@@ -42,7 +47,18 @@ export type ForesightEvents = {
 	audit: [AuditEntry];
 	/** One step of healing after a worker died (see MigrationHooks.replaceWorker / rejoinPeers). */
 	healing: [HealingEvent];
+	/** A change of the shared cluster view: a host went silent or came back, the view went stale or fresh again. */
+	cluster: [ClusterEvent];
 };
+
+/** What the app tells place() about a join beyond the peer itself. */
+export interface PlaceOptions {
+	/**
+	 * The client was sent here by another host's redirect: it is placed here or refused,
+	 * never redirected again (no ping-pong between hosts whose views differ by a report).
+	 */
+	redirected?: boolean;
+}
 
 export interface AttachOptions extends ForesightOptions {
 	/** The app's pino logger; Foresight logs through a child of it. */
@@ -59,6 +75,11 @@ export interface AttachOptions extends ForesightOptions {
 	hooks?: MigrationHooks;
 	/** Codecs for routers Foresight creates for a room (default: those of the room's existing router). */
 	mediaCodecs?: MediaCodecsOption;
+	/**
+	 * Where the cluster view lives when `cluster.hostId` is set (default: the InfluxDB of
+	 * `influx`). A MemoryClusterBus channel runs several Foresights in one process.
+	 */
+	clusterChannel?: ClusterChannel;
 }
 
 /**
@@ -84,6 +105,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	private readonly actuator: Actuator;
 	private readonly manager: AllocationManager;
 	private readonly healer: Healer;
+	private readonly cluster: ClusterMember | undefined;
 	private storeRetry: NodeJS.Timeout | undefined;
 	/** A store the app passed in is the app's to close. */
 	private readonly ownsStore: boolean;
@@ -93,7 +115,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		mediasoup: MediasoupModule,
 		options: ResolvedForesightOptions,
 		logger: Logger,
-		extra: Pick<AttachOptions, 'store' | 'hooks' | 'mediaCodecs'> = {},
+		extra: Pick<AttachOptions, 'store' | 'hooks' | 'mediaCodecs' | 'clusterChannel'> = {},
 	) {
 		super((event, error) => logger.error({ err: error, event }, 'listener of a Foresight event threw'));
 		this.options = options;
@@ -205,6 +227,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.liveness.on('unresponsive', (workerId) => this.healer.workerUnresponsive(workerId));
 		this.liveness.on('responsive', (workerId, hungMs) => this.healer.workerResponsive(workerId, hungMs));
 		this.liveness.start();
+		this.cluster = this.joinCluster(extra.clusterChannel);
 		const allocateEveryMs = options.allocation.intervalMs;
 		// Same period: one timer, so each decision round sees the predictions made just before it.
 		const allocate = (): void => void this.timed('round', () => this.manager.tick()).catch((err: unknown) => this.log.error({ err }, 'allocation round failed'));
@@ -249,8 +272,71 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	 * is created on demand (with `appData.roomId`). May refuse or redirect when every
 	 * worker is predicted over its limit.
 	 */
-	place(join: PendingJoin): ReturnType<AllocationManager['place']> {
-		return this.timed('place', () => this.manager.place(join));
+	place(join: PendingJoin, options: PlaceOptions = {}): ReturnType<AllocationManager['place']> {
+		return this.timed('place', () => (this.cluster ? this.placeInCluster(this.cluster, join, options) : this.manager.place(join)));
+	}
+
+	/**
+	 * Cross-host admission (plugin/cluster/decide.ts): the join is placed here unless its room
+	 * lives on another host, or this host has no predicted headroom and another has; then it
+	 * is redirected, with a reservation on the target that every host sees until it expires.
+	 */
+	private async placeInCluster(member: ClusterMember, join: PendingJoin, options: PlaceOptions): ReturnType<AllocationManager['place']> {
+		const snapshot = this.manager.snapshot([join]);
+		const local = localHeadroom(snapshot, join);
+		const view = member.view();
+		const decision = decideCrossHost({
+			selfId: member.options.hostId,
+			roomId: join.roomId,
+			costPct: local.costPct,
+			localHeadroomPct: local.headroomPct,
+			localHoldsRoom: local.holdsRoom,
+			redirected: options.redirected === true,
+			hosts: view.hosts,
+			reservations: view.reservations,
+			nowMs: Date.now(),
+		});
+		const stale = view.stale ? { stale: true } : {};
+		if (decision.kind === 'local') {
+			const answer = await this.manager.place(join);
+			return answer.decision === 'refuse' ? answer : { ...answer, ...stale };
+		}
+		const target = decision.target;
+		member.reserve(target.hostId, join.roomId, join.peerId, local.costPct);
+		// Audited and stored like any decision: a redirect is a cost the operator should see.
+		await this.manager.applyNow({
+			type: 'redirect',
+			peerId: join.peerId,
+			roomId: join.roomId,
+			workerId: local.workerId ?? '',
+			target: target.hostId,
+			reason: decision.reason,
+			predictedBeforePct: Math.max(0, -local.headroomPct),
+			predictedAfterPct: Math.max(0, -local.headroomPct),
+		});
+		return { decision: 'redirect', target: target.hostId, reason: decision.reason, ...(target.endpoint ? { endpoint: target.endpoint } : {}), ...stale };
+	}
+
+	private joinCluster(channel: ClusterChannel | undefined): ClusterMember | undefined {
+		const c = this.options.cluster;
+		if (c.hostId === undefined) return undefined;
+		const influx = this.options.influx;
+		const shared = channel ?? (influx ? new InfluxClusterChannel(influx, this.log) : undefined);
+		if (!shared) throw new ForesightConfigError('cluster.hostId needs a shared view: set influx (INFLUX_URL) or pass clusterChannel to attach()', ['cluster.hostId']);
+		const member = new ClusterMember(
+			shared,
+			{ hostId: c.hostId, reportIntervalMs: c.reportIntervalMs, silentAfterMs: c.silentAfterMs, reservationTtlMs: c.reservationTtlMs, ...(c.endpoint ? { endpoint: c.endpoint } : {}) },
+			() => buildHostReport(this.manager.snapshot()),
+			this.log,
+		);
+		member.on('cluster', (event) => this.emit('cluster', event));
+		member.start();
+		return member;
+	}
+
+	/** The cluster view's counters and every other host's age; undefined without a cluster. */
+	clusterStats(): ClusterStats | undefined {
+		return this.cluster?.stats();
 	}
 
 	/** One allocation decision round now (also runs every loadSampleIntervalMs). */
@@ -379,6 +465,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		clearTimeout(this.storeRetry);
 		this.liveness.stop();
 		this.healer.close();
+		await this.cluster?.close();
 		this.manager.close();
 		this.actuator.close();
 		this.loadSampler.stop();
@@ -408,10 +495,14 @@ export function attach(mediasoup: MediasoupModule, options: AttachOptions = {}):
 	if (!mediasoup || typeof mediasoup !== 'object' || typeof mediasoup.observer?.on !== 'function') {
 		throw new TypeError('attach(mediasoup): expected the mediasoup module (with its `observer` emitter)');
 	}
-	const { logger, useEnv = true, store, hooks, mediaCodecs, ...rest } = options;
+	const { logger, useEnv = true, store, hooks, mediaCodecs, clusterChannel, ...rest } = options;
 	const resolved = optionsFromEnv(useEnv ? process.env : {}, rest);
+	if (resolved.cluster.hostId !== undefined && !resolved.influx && !clusterChannel) {
+		throw new ForesightConfigError('cluster.hostId needs a shared view: set influx (INFLUX_URL) or pass clusterChannel to attach()', ['cluster.hostId']);
+	}
 	return new Foresight(mediasoup, resolved, createLogger(resolved.logLevel, logger), {
 		...(store ? { store } : {}),
+		...(clusterChannel ? { clusterChannel } : {}),
 		...(hooks ? { hooks } : {}),
 		...(mediaCodecs ? { mediaCodecs } : {}),
 	});

@@ -1,4 +1,10 @@
-export { attach, Foresight, type AttachOptions, type ForesightEvents } from './foresight';
+export { attach, Foresight, type AttachOptions, type ForesightEvents, type PlaceOptions } from './foresight';
+export { MemoryClusterBus } from './cluster/memoryChannel';
+export { InfluxClusterChannel } from './cluster/influxChannel';
+export { decideCrossHost, canTake, liveHosts, hostHeadroomPct, reservedPct, type CrossHostDecision, type CrossHostInput } from './cluster/decide';
+export type { ClusterEvent, ClusterStats, ClusterView } from './cluster/member';
+export type { ClusterChannel, ClusterState, HostReport, Reservation, WorkerReport } from './cluster/types';
+export type { PlaceAnswer } from './act/manager';
 export {
 	ENV_VARIABLES,
 	ForesightConfigError,

@@ -36,9 +36,11 @@ export interface AuditEntry {
 
 /** An admission answer: the room's router on the chosen worker, or why not. */
 export type PlaceAnswer =
-	| { decision: 'place'; workerId: string; router: types.Router }
+	/** `stale`: decided in a cluster whose shared view could not be read lately (see ClusterView.stale). */
+	| { decision: 'place'; workerId: string; router: types.Router; stale?: boolean }
 	| { decision: 'refuse'; reason: string }
-	| { decision: 'redirect'; target: string; reason: string };
+	/** `target` is the host (cluster.hostId) or app-defined deployment to use; `endpoint` is what that host published for clients. */
+	| { decision: 'redirect'; target: string; reason: string; endpoint?: string; stale?: boolean };
 
 export type ManagerEvents = {
 	audit: [AuditEntry];
