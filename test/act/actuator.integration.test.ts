@@ -4,7 +4,7 @@ import { attach, type Foresight } from '../../plugin';
 import { Actuator, type ActionOutcome, type ActionRecord, type MigrationHooks } from '../../plugin/act';
 import type { AllocationAction } from '../../plugin/allocate/actions';
 import { MEDIA_CODECS, startReceivingPeer, startSendingPeer, UdpSink, waitFor } from '../../training/media/rig';
-import { consumeInto, RtpTap, ssrcOf, startSimulcastProducer, withoutBwe } from './media';
+import { consumeInto, RtpTap, ssrcOf, startSimulcastProducer } from './media';
 
 /**
  * Every action applied to real workers carrying real VP8/Opus over UDP: the
@@ -320,7 +320,7 @@ describe('Actuator on real workers with real media', () => {
 		const sink = await UdpSink.open();
 		cleanups.push(() => sink.close());
 		const viewer = { tap: new RtpTap(sink) };
-		const { consumer } = await consumeInto(r1, simulcast.producer.id, sink.port, withoutBwe(r1.rtpCapabilities));
+		const { consumer } = await consumeInto(r1, simulcast.producer.id, sink.port);
 		expect(consumer.type).toBe('simulcast');
 		await consumer.setPriority(5);
 		const appLayers = consumer.preferredLayers!;

@@ -48,22 +48,11 @@ export function ssrcOf(consumer: types.Consumer): number | undefined {
 	return consumer.rtpParameters.encodings?.[0]?.ssrc;
 }
 
-/**
- * Receiver capabilities without bandwidth estimation. A UDP sink sends no
- * transport-cc or REMB feedback, so with them mediasoup's estimate collapses and
- * a simulcast consumer is given no layer at all; a browser would send feedback.
- */
-export function withoutBwe(caps: types.RtpCapabilities): types.RtpCapabilities {
-	const bwe = new Set(['transport-cc', 'goog-remb']);
-	return {
-		codecs: caps.codecs?.map((c) => ({ ...c, rtcpFeedback: c.rtcpFeedback?.filter((fb) => !bwe.has(fb.type)) })),
-		headerExtensions: caps.headerExtensions?.filter((h) => !/transport-wide-cc|abs-send-time/.test(h.uri)),
-	};
-}
-
 /** A consumer of `producerId` on `router`, sending over a new PlainTransport to an existing sink. */
 export async function consumeInto(router: types.Router, producerId: string, sinkPort: number, rtpCapabilities = router.rtpCapabilities) {
-	const transport = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' }, rtcpMux: true, comedia: false });
+	// The sink sends no RTCP feedback: with estimation on, mediasoup's estimate stays at its
+	// initial 600 kbps and a simulcast consumer is given no layer at all.
+	const transport = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' }, rtcpMux: true, comedia: false, enableBwe: false });
 	await transport.connect({ ip: '127.0.0.1', port: sinkPort });
 	const consumer = await transport.consume({ producerId, rtpCapabilities });
 	return { transport, consumer };

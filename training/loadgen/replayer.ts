@@ -74,6 +74,12 @@ export interface SubscribeOptions {
 	preferredSpatialLayer?: number;
 	/** On the consumer transport (e.g. the app's peerId, or `movable: false`). */
 	appData?: Record<string, unknown>;
+	/**
+	 * Bandwidth estimation on the consumer transport (default false). The sink sends no
+	 * RTCP feedback, so with estimation on mediasoup's estimate stays at its initial
+	 * 600 kbps and a simulcast consumer gets a low layer or none; a browser would send feedback.
+	 */
+	bwe?: boolean;
 }
 
 export interface PublishedLayer {
@@ -576,6 +582,7 @@ export class Replayer {
 			listenInfo: { protocol: 'udp', ip: this.listenIp },
 			rtcpMux: true,
 			comedia: false,
+			enableBwe: options.bwe ?? false,
 			enableSrtp: srtp,
 			srtpCryptoSuite: 'AES_CM_128_HMAC_SHA1_80',
 			...(options.appData ? { appData: options.appData } : {}),

@@ -68,10 +68,12 @@ export async function startSendingPeer(router: types.Router, ssrcBase: number) {
 /** A receiving peer: a PlainTransport connected to a UDP sink, consuming the given producers. */
 export async function startReceivingPeer(router: types.Router, producers: types.Producer[]) {
 	const sink = await UdpSink.open();
+	// The sink sends no RTCP feedback: with estimation on, the estimate would stay at its initial value.
 	const transport = await router.createPlainTransport({
 		listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
 		rtcpMux: true,
 		comedia: false,
+		enableBwe: false,
 	});
 	await transport.connect({ ip: '127.0.0.1', port: sink.port });
 	const consumers: types.Consumer[] = [];
