@@ -34,6 +34,7 @@ export interface WorkerPoint {
 export interface WorkerFrame {
 	workerId: string;
 	pid: number;
+	/** Which predictor served the latest forecast; names the predictor the guard switched out while last value serves. */
 	predictor: string | null;
 	counts: Pick<WorkerLoadSample, 'routers' | 'transports' | 'producers' | 'consumers' | 'dataProducers' | 'dataConsumers'>;
 	/** Latest prediction for now + CHART_HORIZON_S. */
@@ -166,7 +167,7 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 			if (!s?.latest) continue;
 			const cpu = p.horizons[CHART_HORIZON_S].total.cpuPct;
 			s.forecast = { mean: cpu.mean, p95: cpu.p95 };
-			s.predictor = p.predictor;
+			s.predictor = p.guardedPredictor ? `${p.predictor} (guard: ${p.guardedPredictor} switched out)` : p.predictor;
 			s.pending.push([s.latest.ts + CHART_HORIZON_S * 1000, cpu.mean, cpu.p95]);
 			if (s.pending.length > HISTORY_POINTS) s.pending.shift();
 		}

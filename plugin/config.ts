@@ -174,6 +174,27 @@ export const foresightOptionsSchema = z
 			})
 			.strict()
 			.prefault({}),
+		/** Serving forecasts (plugin/predict/engine.ts, plugin/predict/guard.ts). */
+		prediction: z
+			.object({
+				/**
+				 * Weight of each new residual in the engine's per-worker online bias correction; 0 turns
+				 * it off. 0.1 averages over about the last ten matured forecasts of each horizon.
+				 */
+				biasAlpha: z.number().min(0).max(1).default(0.1),
+				/** The forecast guard: serve last value in place of a predictor that has been worse than it. */
+				guard: z.boolean().default(true),
+				/** Horizon whose matured CPU forecasts the guard compares (the acceptance horizon). */
+				guardHorizonS: z.union([z.literal(5), z.literal(15), z.literal(30)]).default(15),
+				/** Matured forecasts older than this leave the guard's rolling errors. 60 s. */
+				guardWindowMs: z.int().min(1000).max(3_600_000).default(60_000),
+				/** A predictor worse than last value for this long is switched out. 60 s. */
+				guardSwitchAfterMs: z.int().min(0).max(3_600_000).default(60_000),
+				/** A switched-out predictor at least as good as last value for this long serves again. 60 s. */
+				guardRecoverAfterMs: z.int().min(0).max(3_600_000).default(60_000),
+			})
+			.strict()
+			.prefault({}),
 		/**
 		 * Retraining from live history (plugin/predict/retrainer.ts): a candidate is trained in a
 		 * worker thread on everything before the most recent held-out window and deployed only
@@ -245,7 +266,7 @@ export function parseOptions(input: unknown): ResolvedForesightOptions {
 	return res.data;
 }
 
-const OPTION_GROUPS = ['influx', 'profiling', 'allocation', 'retraining', 'cluster'] as const;
+const OPTION_GROUPS = ['influx', 'profiling', 'allocation', 'prediction', 'retraining', 'cluster'] as const;
 
 type OptionPath = readonly [keyof ForesightOptions] | readonly [(typeof OPTION_GROUPS)[number], string];
 type EnvKind = 'string' | 'int' | 'number' | 'bool';
@@ -277,6 +298,12 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_ALLOCATION_POLICY: { path: ['allocation', 'policy'], kind: 'string', doc: `${ALLOCATION_POLICIES.join('|')} (default foresight)` },
 	FORESIGHT_ALLOCATION_INTERVAL_MS: { path: ['allocation', 'intervalMs'], kind: 'int', doc: 'allocation decision period in ms (default: the load sampling period)' },
 	FORESIGHT_HOOK_TIMEOUT_MS: { path: ['allocation', 'hookTimeoutMs'], kind: 'int', doc: 'longest one app hook call (migration, replaceWorker, rejoinPeers) may take, in ms (default 20000)' },
+	FORESIGHT_BIAS_ALPHA: { path: ['prediction', 'biasAlpha'], kind: 'number', doc: 'weight of each residual in the online bias correction, 0 = off (default 0.1)' },
+	FORESIGHT_GUARD: { path: ['prediction', 'guard'], kind: 'bool', doc: 'serve last value in place of a predictor worse than it (default true)' },
+	FORESIGHT_GUARD_HORIZON_S: { path: ['prediction', 'guardHorizonS'], kind: 'int', doc: '5|15|30: horizon the guard compares (default 15)' },
+	FORESIGHT_GUARD_WINDOW_MS: { path: ['prediction', 'guardWindowMs'], kind: 'int', doc: "guard's rolling error window in ms (default 60000)" },
+	FORESIGHT_GUARD_SWITCH_AFTER_MS: { path: ['prediction', 'guardSwitchAfterMs'], kind: 'int', doc: 'switch to last value after the predictor was worse this long, ms (default 60000)' },
+	FORESIGHT_GUARD_RECOVER_AFTER_MS: { path: ['prediction', 'guardRecoverAfterMs'], kind: 'int', doc: 'serve the predictor again after it was as good this long, ms (default 60000)' },
 	FORESIGHT_RETRAINING: { path: ['retraining', 'enabled'], kind: 'bool', doc: 'retrain from live history on drift and periodically (default: true when FORESIGHT_MODEL_DIR is set)' },
 	FORESIGHT_RETRAIN_PERIOD_MS: { path: ['retraining', 'periodMs'], kind: 'int', doc: 'retrain at least this often when retraining is on (default 3600000)' },
 	FORESIGHT_RETRAIN_MIN_INTERVAL_MS: { path: ['retraining', 'minIntervalMs'], kind: 'int', doc: 'minimum time between automatic retrainings (default 600000)' },

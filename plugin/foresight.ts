@@ -23,6 +23,7 @@ import { ClusterMember, type ClusterEvent, type ClusterStats } from './cluster/m
 import { buildHostReport, localHeadroom } from './cluster/report';
 import type { ClusterChannel } from './cluster/types';
 import { PredictionEngine } from './predict/engine';
+import type { GuardSwitch } from './predict/guard';
 import { KnnPredictor } from './predict/knn';
 import { LiveHistory } from './predict/live';
 import { TfPredictor } from './predict/model';
@@ -39,8 +40,10 @@ export type ForesightEvents = {
 	workerDied: [workerId: string];
 	/** One profiling round of one worker: every stream and connection on it. */
 	profiles: [{ workerId: string; streams: StreamProfile[]; connections: ConnectionProfile[] }];
-	/** Every worker's predicted load at each horizon, with per-stream attribution. */
+	/** Every worker's predicted load at each horizon, with per-stream attribution; each says which predictor served it. */
 	predictions: [WorkerPrediction[]];
+	/** The forecast guard switched a worker to last value, or back to its predictor. */
+	guard: [GuardSwitch];
 	/** One allocation decision round (`round`) or admission answer (`place`), and how long it took. */
 	decision: [{ kind: 'round' | 'place'; ms: number }];
 	/** An allocation decision (applied, or logged only in dry-run), and later its measured effect. */
@@ -125,9 +128,17 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.loadSampler = new WorkerLoadSampler(this.graph.registry, options.loadSampleIntervalMs, logger);
 		const retraining = options.retraining;
 		const autoRetrain = retraining.enabled ?? options.modelDir !== undefined;
+		const prediction = options.prediction;
 		this.predictor = new PredictionEngine({
 			fallback: new KnnPredictor([]),
 			logger,
+			biasAlpha: prediction.biasAlpha,
+			// Observations come once per load sample: half a period matches each to one prediction.
+			matchToleranceMs: options.loadSampleIntervalMs / 2,
+			guard: prediction.guard
+				? { horizonS: prediction.guardHorizonS, windowMs: prediction.guardWindowMs, switchAfterMs: prediction.guardSwitchAfterMs, recoverAfterMs: prediction.guardRecoverAfterMs }
+				: false,
+			onGuardSwitch: (event) => this.emit('guard', event),
 			...(autoRetrain ? { onDrift: () => void this.retrainer.retrain('drift') } : {}),
 		});
 		this.trainer = new ThreadTrainer(options.modelDir ? { modelDir: options.modelDir } : {});
@@ -184,7 +195,10 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			if (isStreamNode(node)) this.history.addEvent(node.workerId, Date.now(), 'join', node.id, node.kind);
 		});
 		this.graph.registry.on('removed', (node) => {
-			if (node.kind === 'worker') this.history.removeWorker(node.id);
+			if (node.kind === 'worker') {
+				this.history.removeWorker(node.id);
+				this.predictor.forgetWorker(node.id);
+			}
 			else if (isStreamNode(node)) this.history.addEvent(node.workerId, Date.now(), 'leave', node.id, node.kind);
 		});
 		// A trained model is used only when configured: the shipped models/default is

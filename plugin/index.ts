@@ -41,6 +41,7 @@ export { MOVABLE_KEY } from './allocate/snapshot';
 export type { WorkerPrediction, HorizonS, ResourceEstimate } from './predict/types';
 export type { RetrainResult, RetrainTrigger } from './predict/retrainer';
 export type { ReplaceDecision } from './predict/engine';
+export type { GuardStatus, GuardSwitch, GuardErrors, GuardMode } from './predict/guard';
 export type { ProfileStore, StoreStats } from './store/types';
 export { MemoryStore } from './store/memoryStore';
 export { InfluxStore, InfluxSchemaError, type InfluxSchemaState } from './store/influxStore';

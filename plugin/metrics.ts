@@ -6,6 +6,7 @@ import { actionClass } from './allocate/actions';
 import type { EntityCounts } from './observe/registry';
 import { PROFILER_NOTIFICATION_KINDS, PROFILER_REQUEST_KINDS, type ProfilerStats } from './profile/meter';
 import type { WorkerLoadSample } from './profile/schema';
+import type { GuardStatus } from './predict/guard';
 import { HORIZONS_S, networkOfStreams } from './predict/types';
 import { InfluxStore } from './store/influxStore';
 import { MemoryStore } from './store/memoryStore';
@@ -207,7 +208,7 @@ export function registerMetrics(foresight: Foresight, registry: MetricsRegistry,
 			for (const g of guardStatus(foresight)) {
 				const worker = slots.get(g.workerId);
 				if (worker === undefined) continue;
-				const horizon_s = String(g.horizonS ?? GUARD_HORIZON_S);
+				const horizon_s = String(g.horizonS);
 				const errors = { predictor: g.errors.predictor, last_value: g.errors.lastValue, ewma: g.errors.ewma };
 				for (const [forecaster, value] of Object.entries(errors)) if (value !== null) this.set({ host, worker, horizon_s, forecaster }, value);
 			}
@@ -247,19 +248,8 @@ export function registerMetrics(foresight: Foresight, registry: MetricsRegistry,
 	};
 }
 
-/** What the forecast guard reports per worker (PredictionEngine.guardStatus(), prediction issue #18). */
-interface GuardStatusLike {
-	workerId: string;
-	errors: { predictor: number | null; lastValue: number | null; ewma: number | null };
-	horizonS?: number;
-}
-
-/** The guard decides on its 15 s CPU error unless it says otherwise. */
-const GUARD_HORIZON_S = 15;
-
-function guardStatus(foresight: Foresight): GuardStatusLike[] {
-	const engine = foresight.predictor as { guardStatus?: () => GuardStatusLike[] };
-	return typeof engine.guardStatus === 'function' ? engine.guardStatus() : [];
+function guardStatus(foresight: Foresight): GuardStatus[] {
+	return foresight.predictor.guardStatus();
 }
 
 type Def = (name: MetricName) => { name: string; help: string; labelNames: string[]; registers: PromClient.Registry[] };

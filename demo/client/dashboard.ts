@@ -211,7 +211,7 @@ function connect(): void {
 			charts.header.innerHTML =
 				`<b>worker ${w.pid}</b> <span class="big">${w.point.cpuPct.toFixed(1)}%</span> ` +
 				(w.forecast ? `<span class="pred">→ ${w.forecast.mean.toFixed(1)}% (p95 ${w.forecast.p95.toFixed(1)}%) in 5 s</span> ` : '') +
-				`<small>${c.transports} transports · ${c.producers} producers · ${c.consumers} consumers · ${c.dataProducers + c.dataConsumers} data · ${w.predictor ?? ''}</small>`;
+				`<small>${c.transports} transports · ${c.producers} producers · ${c.consumers} consumers · ${c.dataProducers + c.dataConsumers} data · served by ${escapeHtml(w.predictor ?? '–')}</small>`;
 		}
 		state.connections = msg.connections;
 		renderConnections(msg.connections, pidOf);

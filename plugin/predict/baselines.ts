@@ -23,13 +23,13 @@ import {
  * sum of stream bitrates, i.e. every time-series baseline forecasts network as last value.
  */
 
-type SampleTarget = 'cpuPct' | 'rssBytes';
+export type SampleTarget = 'cpuPct' | 'rssBytes';
 
 /**
  * Spread of a naive forecast: Z95 × σ of the h-second changes seen in the history
  * (how much the series moved over one horizon before), 0 without enough history.
  */
-function laggedSpread(samples: readonly WorkerLoadSample[], target: SampleTarget, h: HorizonS): number {
+export function laggedSpread(samples: readonly WorkerLoadSample[], target: SampleTarget, h: HorizonS): number {
 	const diffs: number[] = [];
 	let j = 0;
 	for (let i = 0; i < samples.length; i++) {
@@ -76,6 +76,21 @@ export class LastValuePredictor extends TimeSeriesBaseline {
 	}
 }
 
+/** Exponentially weighted mean of a sample series with a half-life in seconds, exact for irregular sampling. */
+export function ewmaLevel(samples: readonly WorkerLoadSample[], target: SampleTarget, halfLifeS: number): number | undefined {
+	let value: number | undefined;
+	let prevTs = 0;
+	for (const s of samples) {
+		if (value === undefined) value = s[target];
+		else {
+			const alpha = 1 - Math.pow(0.5, Math.max(0, s.ts - prevTs) / 1000 / halfLifeS);
+			value += alpha * (s[target] - value);
+		}
+		prevTs = s.ts;
+	}
+	return value;
+}
+
 /** Exponentially weighted mean with a half-life in seconds, exact for irregular sampling. */
 export class EwmaPredictor extends TimeSeriesBaseline {
 	readonly name: string;
@@ -85,17 +100,7 @@ export class EwmaPredictor extends TimeSeriesBaseline {
 		this.name = `ewma-${halfLifeS}s`;
 	}
 	protected forecast(samples: readonly WorkerLoadSample[], target: SampleTarget): number | undefined {
-		let value: number | undefined;
-		let prevTs = 0;
-		for (const s of samples) {
-			if (value === undefined) value = s[target];
-			else {
-				const alpha = 1 - Math.pow(0.5, Math.max(0, s.ts - prevTs) / 1000 / this.halfLifeS);
-				value += alpha * (s[target] - value);
-			}
-			prevTs = s.ts;
-		}
-		return value;
+		return ewmaLevel(samples, target, this.halfLifeS);
 	}
 }
 

@@ -1,9 +1,12 @@
 import type { Logger } from '../log';
 import type { StreamProfile } from '../profile/schema';
+import { ewmaLevel, laggedSpread } from './baselines';
 import { evaluatePredictor } from './evaluate';
+import { ForecastGuard, type GuardErrors, type GuardMode, type GuardOptions, type GuardStatus, type GuardSwitch } from './guard';
 import { ModelLoadError, TfPredictor } from './model';
 import {
 	HORIZONS_S,
+	networkOfStreams,
 	TARGETS,
 	zeroResources,
 	type HorizonS,
@@ -79,12 +82,17 @@ export interface DriftEvent {
 }
 
 export interface EngineOptions {
-	/** The specification's kNN (or any model-free predictor): used whenever no model is usable. */
+	/** The specification's kNN (or any model-free predictor): used whenever neither the model nor the primary is usable. */
 	fallback: Predictor;
+	/**
+	 * Served when no model is loaded (e.g. the anchored predictor); the fallback takes over
+	 * for a call in which it throws or answers non-finite values.
+	 */
+	primary?: Predictor & { forgetWorker?(workerId: string): void };
 	/** The engine owns it: replaced models are disposed. */
 	model?: TfPredictor;
 	logger?: Logger;
-	/** EWMA weight of each new residual in the per-worker bias. Default 0.1. */
+	/** EWMA weight of each new residual in the per-worker bias; 0 turns the correction off. Default 0.1. */
 	biasAlpha?: number;
 	/** Page-Hinkley δ in CPU percentage points. Default 0.5. */
 	driftDelta?: number;
@@ -95,6 +103,12 @@ export interface EngineOptions {
 	/** An observation matches a prediction made h s earlier within this many ms. Default 500 (half the default sampling period). */
 	matchToleranceMs?: number;
 	onDrift?: (event: DriftEvent) => void;
+	/** The forecast guard (see guard.ts); false turns it off. Default: on with GUARD_DEFAULTS. */
+	guard?: GuardOptions | false;
+	/** Half-life of the EWMA the guard scores beside last value. Default 10 s (the evaluation's ewma-10s). */
+	guardEwmaHalfLifeS?: number;
+	/** Called on every switch of a worker between its predictor and last value. */
+	onGuardSwitch?: (event: GuardSwitch) => void;
 }
 
 export interface ReplaceDecision {
@@ -110,6 +124,11 @@ interface Pending {
 	predictor: string;
 	/** Uncorrected worker means, so the bias learns the model's own error. */
 	means: Record<HorizonS, ResourceVector>;
+	/** The guarded predictor's means as served (bias-corrected), scored by the guard whether or not they were served. */
+	guarded: Record<HorizonS, ResourceVector>;
+	/** Last value and EWMA at the same instant; absent without load samples. */
+	lastValue?: Record<HorizonS, ResourceVector>;
+	ewma?: Record<HorizonS, ResourceVector>;
 	/** Horizons already scored, so dense observations do not count one prediction twice. */
 	scored: Set<HorizonS>;
 }
@@ -118,7 +137,14 @@ interface WorkerState {
 	bias: Record<HorizonS, ResourceVector>;
 	pending: Pending[];
 	drift: PageHinkley;
+	/** Name of the predictor the guard last watched on this worker. */
+	guardedName: string;
+	/** Name of the predictor that served this worker's latest prediction. */
+	servingName: string;
 }
+
+/** Name under which the guard's stand-in serves. */
+export const LAST_VALUE_NAME = 'last-value';
 
 /** Pending predictions per worker before old ones are dropped in predict() too. */
 const PENDING_SOFT_LIMIT = 256;
@@ -143,6 +169,7 @@ const finitePrediction = (p: WorkerPrediction): boolean =>
 export class PredictionEngine {
 	private model: TfPredictor | undefined;
 	private readonly fallback: Predictor;
+	private readonly primary: (Predictor & { forgetWorker?(workerId: string): void }) | undefined;
 	private readonly logger: Logger | undefined;
 	private readonly biasAlpha: number;
 	private readonly driftDelta: number;
@@ -151,9 +178,13 @@ export class PredictionEngine {
 	private readonly matchToleranceMs: number;
 	private readonly onDrift: ((event: DriftEvent) => void) | undefined;
 	private readonly workers = new Map<string, WorkerState>();
+	private readonly guard: ForecastGuard | undefined;
+	private readonly guardEwmaHalfLifeS: number;
+	private readonly onGuardSwitch: ((event: GuardSwitch) => void) | undefined;
 
 	constructor(options: EngineOptions) {
 		this.fallback = options.fallback;
+		this.primary = options.primary;
 		this.model = options.model;
 		this.logger = options.logger;
 		this.biasAlpha = options.biasAlpha ?? 0.1;
@@ -162,13 +193,18 @@ export class PredictionEngine {
 		this.driftHorizon = options.driftHorizon ?? 15;
 		this.matchToleranceMs = options.matchToleranceMs ?? 500;
 		this.onDrift = options.onDrift;
-		if (!(this.biasAlpha > 0 && this.biasAlpha <= 1)) throw new RangeError(`biasAlpha must be in (0, 1], got ${this.biasAlpha}`);
+		this.guard = options.guard === false ? undefined : new ForecastGuard(options.guard ?? {});
+		this.guardEwmaHalfLifeS = options.guardEwmaHalfLifeS ?? 10;
+		this.onGuardSwitch = options.onGuardSwitch;
+		if (!(this.biasAlpha >= 0 && this.biasAlpha <= 1)) throw new RangeError(`biasAlpha must be in [0, 1], got ${this.biasAlpha}`);
+		if (!(this.guardEwmaHalfLifeS > 0)) throw new RangeError(`guardEwmaHalfLifeS must be > 0, got ${this.guardEwmaHalfLifeS}`);
 	}
 
 	get active(): Predictor {
-		return this.model ?? this.fallback;
+		return this.model ?? this.primary ?? this.fallback;
 	}
 
+	/** No model is loaded (the primary or, without one, the fallback serves). */
 	get usingFallback(): boolean {
 		return this.model === undefined;
 	}
@@ -190,11 +226,19 @@ export class PredictionEngine {
 		}
 	}
 
-	/** Installs a model (or removes it: undefined); biases and drift state restart since they belong to the old one. */
+	/** Installs a model (or removes it: undefined); biases, drift and guard state restart since they belong to the old one. */
 	setModel(model: TfPredictor | undefined): void {
 		if (this.model && this.model !== model) this.model.dispose();
 		this.model = model;
 		this.workers.clear();
+		this.guard?.clear();
+	}
+
+	/** Drops a worker's state (it is gone). */
+	forgetWorker(workerId: string): void {
+		this.workers.delete(workerId);
+		this.guard?.forget(workerId);
+		this.primary?.forgetWorker?.(workerId);
 	}
 
 	predict(snapshots: readonly WorkerSnapshot[]): WorkerPrediction[] {
@@ -211,19 +255,47 @@ export class PredictionEngine {
 				raw = undefined;
 			}
 		}
+		if (!raw && this.primary) {
+			try {
+				raw = this.primary.predict(snapshots);
+				if (!raw.every(finitePrediction)) {
+					this.logger?.warn({ predictor: this.primary.name }, 'predictor produced non-finite predictions; using fallback for this call');
+					raw = undefined;
+				}
+			} catch (e) {
+				this.logger?.warn({ predictor: this.primary.name, err: (e as Error).message }, 'prediction failed; using fallback for this call');
+				raw = undefined;
+			}
+		}
 		raw ??= this.fallback.predict(snapshots);
 		return raw.map((p, i) => {
+			const snap = snapshots[i]!;
 			const state = this.state(p.workerId);
 			const means = {} as Record<HorizonS, ResourceVector>;
 			for (const h of HORIZONS_S) {
 				means[h] = zeroResources();
 				for (const t of TARGETS) means[h][t] = p.horizons[h].total[t].mean;
 			}
-			const madeAt = snapshots[i]!.now;
-			state.pending.push({ madeAt, predictor: p.predictor, means, scored: new Set() });
+			const corrected = this.corrected(p, state);
+			const guarded = {} as Record<HorizonS, ResourceVector>;
+			for (const h of HORIZONS_S) {
+				guarded[h] = zeroResources();
+				for (const t of TARGETS) guarded[h][t] = corrected.horizons[h].total[t].mean;
+			}
+			const madeAt = snap.now;
+			const pending: Pending = { madeAt, predictor: p.predictor, means, guarded, scored: new Set() };
+			const naive = this.guard ? naiveForecasts(snap, this.guardEwmaHalfLifeS) : undefined;
+			if (naive) {
+				pending.lastValue = naive.lastValue;
+				pending.ewma = naive.ewma;
+			}
+			state.pending.push(pending);
 			// Without observations nothing else would ever drop them.
 			if (state.pending.length > PENDING_SOFT_LIMIT) state.pending = state.pending.filter((x) => x.madeAt >= madeAt - this.pendingWindowMs());
-			return this.corrected(p, state);
+			state.guardedName = p.predictor;
+			const served = naive && this.guard?.mode(p.workerId) === 'last-value' ? this.lastValueServed(corrected, snap, naive.lastValue) : corrected;
+			state.servingName = served.predictor;
+			return served;
 		});
 	}
 
@@ -233,6 +305,13 @@ export class PredictionEngine {
 				return this.model.predictResourceNeeds(streams, contexts);
 			} catch (e) {
 				this.logger?.warn({ model: this.model.name, err: (e as Error).message }, 'model needs estimate failed; using fallback');
+			}
+		}
+		if (this.primary) {
+			try {
+				return this.primary.predictResourceNeeds(streams, contexts);
+			} catch (e) {
+				this.logger?.warn({ predictor: this.primary.name, err: (e as Error).message }, 'needs estimate failed; using fallback');
 			}
 		}
 		return this.fallback.predictResourceNeeds(streams, contexts);
@@ -265,6 +344,8 @@ export class PredictionEngine {
 				const residual = obs.actual[t] - p.means[h][t];
 				if (Number.isFinite(residual)) state.bias[h][t] += this.biasAlpha * (residual - state.bias[h][t]);
 			}
+			const change = this.guard?.observe(obs.workerId, obs.ts, obs.actual, { horizonS: h, predictor: p.guarded[h], ...(p.lastValue ? { lastValue: p.lastValue[h] } : {}), ...(p.ewma ? { ewma: p.ewma[h] } : {}) });
+			if (change) this.reportSwitch(obs, state, change.to, change.heldMs);
 		}
 		const oldest = obs.ts - this.pendingWindowMs();
 		state.pending = state.pending.filter((p) => p.madeAt >= oldest);
@@ -278,6 +359,32 @@ export class PredictionEngine {
 
 	bias(workerId: string): Record<HorizonS, ResourceVector> | undefined {
 		return this.workers.get(workerId)?.bias;
+	}
+
+	/** Per worker: who serves, who is guarded, and the rolling errors the guard decides on (empty when the guard is off). */
+	guardStatus(): GuardStatus[] {
+		const guard = this.guard;
+		if (!guard) return [];
+		return guard.workerIds().map((workerId) => {
+			const s = guard.status(workerId);
+			const state = this.workers.get(workerId);
+			const guarded = state?.guardedName ?? this.active.name;
+			return {
+				workerId,
+				horizonS: guard.horizonS,
+				mode: s.mode,
+				guarded,
+				serving: state?.servingName ?? (s.mode === 'last-value' ? LAST_VALUE_NAME : guarded),
+				errors: s.errors,
+				matured: s.matured,
+				conditionSince: s.conditionSince,
+			};
+		});
+	}
+
+	/** Rolling guard errors of one worker (nulls before any forecast matured or with the guard off). */
+	guardErrors(workerId: string): GuardErrors {
+		return this.guard?.errors(workerId) ?? { predictor: null, lastValue: null, ewma: null };
 	}
 
 	/**
@@ -303,6 +410,49 @@ export class PredictionEngine {
 		return decision;
 	}
 
+	private reportSwitch(obs: Observation, state: WorkerState, mode: GuardMode, heldMs: number): void {
+		const guard = this.guard!;
+		const guarded = state.guardedName;
+		const event: GuardSwitch = {
+			workerId: obs.workerId,
+			ts: obs.ts,
+			from: mode === 'last-value' ? guarded : LAST_VALUE_NAME,
+			to: mode === 'last-value' ? LAST_VALUE_NAME : guarded,
+			mode,
+			horizonS: guard.horizonS,
+			errors: guard.errors(obs.workerId),
+			heldMs,
+		};
+		if (mode === 'last-value') this.logger?.warn(event, 'forecast guard: predictor worse than last value; serving last value');
+		else this.logger?.info(event, 'forecast guard: predictor recovered; serving it again');
+		this.onGuardSwitch?.(event);
+	}
+
+	/**
+	 * Last value in place of the guarded prediction: totals are the latest measured level
+	 * with an upper band from last value's own past residuals; the guarded predictor's
+	 * per-stream costs are kept (they are what the policies act on) and the base absorbs
+	 * the difference, so attribution still sums exactly.
+	 */
+	private lastValueServed(p: WorkerPrediction, snap: WorkerSnapshot, level: Record<HorizonS, ResourceVector>): WorkerPrediction {
+		const horizons = {} as WorkerPrediction['horizons'];
+		for (const h of HORIZONS_S) {
+			const band = this.guard!.lastValueBand(snap.workerId, h);
+			const base = zeroResources();
+			const total = {} as WorkerPrediction['horizons'][HorizonS]['total'];
+			for (const t of TARGETS) {
+				let attributed = 0;
+				for (const s of p.streams) attributed += s.cost[h][t];
+				const mean = level[h][t];
+				base[t] = mean - attributed;
+				const spread = band ? band[t] : t === 'cpuPct' || t === 'rssBytes' ? laggedSpread(snap.samples, t, h) : 0;
+				total[t] = { mean, p95: Math.max(mean, mean + spread) };
+			}
+			horizons[h] = { base, total };
+		}
+		return { ...p, predictor: LAST_VALUE_NAME, guardedPredictor: p.predictor, horizons };
+	}
+
 	/** A prediction older than this can no longer match any observation. */
 	private pendingWindowMs(): number {
 		return HORIZONS_S[HORIZONS_S.length - 1]! * 1000 + this.matchToleranceMs;
@@ -313,7 +463,7 @@ export class PredictionEngine {
 		if (!s) {
 			const bias = {} as Record<HorizonS, ResourceVector>;
 			for (const h of HORIZONS_S) bias[h] = zeroResources();
-			s = { bias, pending: [], drift: new PageHinkley(this.driftDelta, this.driftLambda) };
+			s = { bias, pending: [], drift: new PageHinkley(this.driftDelta, this.driftLambda), guardedName: this.active.name, servingName: this.active.name };
 			this.workers.set(workerId, s);
 		}
 		return s;
@@ -347,4 +497,20 @@ export class PredictionEngine {
 		}
 		return { ...p, horizons };
 	}
+}
+
+/** Last value and EWMA of a worker's load at every horizon; undefined without load samples. Network is the present streams' (no history). */
+function naiveForecasts(snap: WorkerSnapshot, halfLifeS: number): { lastValue: Record<HorizonS, ResourceVector>; ewma: Record<HorizonS, ResourceVector> } | undefined {
+	const last = snap.samples[snap.samples.length - 1];
+	if (!last) return undefined;
+	const net = networkOfStreams(snap.streams);
+	const lv: ResourceVector = { cpuPct: last.cpuPct, rssBytes: last.rssBytes, ...net };
+	const ew: ResourceVector = { cpuPct: ewmaLevel(snap.samples, 'cpuPct', halfLifeS)!, rssBytes: ewmaLevel(snap.samples, 'rssBytes', halfLifeS)!, ...net };
+	const lastValue = {} as Record<HorizonS, ResourceVector>;
+	const ewma = {} as Record<HorizonS, ResourceVector>;
+	for (const h of HORIZONS_S) {
+		lastValue[h] = lv;
+		ewma[h] = ew;
+	}
+	return { lastValue, ewma };
 }

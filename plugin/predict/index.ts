@@ -18,4 +18,5 @@ export { TfPredictor, ModelLoadError, MODEL_SCHEMA_VERSION, modelManifestSchema,
 export { buildExamples, deriveEvents, splitBySession, type WorkerTimeline, type ExampleOptions } from './dataset';
 export { evaluatePredictor, evaluateOnline, acceptanceFigures, type PredictorReport, type AcceptanceFigures } from './evaluate';
 export { trainModel, type TrainOptions, type TrainResult, type EpochLog } from './train';
-export { PredictionEngine, PageHinkley, scoreCpuMae15, type EngineOptions, type Observation, type DriftEvent, type ReplaceDecision } from './engine';
+export { PredictionEngine, PageHinkley, scoreCpuMae15, LAST_VALUE_NAME, type EngineOptions, type Observation, type DriftEvent, type ReplaceDecision } from './engine';
+export { ForecastGuard, GUARD_DEFAULTS, type GuardMode, type GuardErrors, type GuardStatus, type GuardSwitch, type GuardOptions } from './guard';

@@ -65,8 +65,10 @@ export interface HorizonPrediction {
  */
 export interface WorkerPrediction {
 	workerId: string;
-	/** Which predictor produced it (e.g. "tfjs:default@3", "knn", "ewma"). */
+	/** Which predictor produced it (e.g. "tfjs:default@3", "knn", "last-value" when the engine's guard stepped in). */
 	predictor: string;
+	/** Set while the engine's forecast guard serves last value: the predictor it switched out. */
+	guardedPredictor?: string;
 	horizons: Record<HorizonS, HorizonPrediction>;
 	streams: StreamAttribution[];
 }
