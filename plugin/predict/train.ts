@@ -106,20 +106,21 @@ function forward(tf: TfModule, nets: Nets, batch: FeatureBatch): { mean: Tf.Tens
 	const w = nets.worker.apply(tf.tensor2d(batch.workers, [batch.workerCount, WORKER_FEATURE_COUNT])) as Tf.Tensor2D;
 	let meanT = w.slice([0, 0], [-1, OUTPUTS]);
 	let varianceT = tf.exp(tf.clipByValue(w.slice([0, OUTPUTS], [-1, OUTPUTS]), LOG_VARIANCE_RANGE[0], LOG_VARIANCE_RANGE[1])).add(VARIANCE_FLOOR);
-	if (batch.streamCount > 0) {
-		const s = nets.stream.apply(tf.tensor2d(batch.streams, [batch.streamCount, STREAM_FEATURE_COUNT])) as Tf.Tensor2D;
-		const sMean = tf.softplus(s.slice([0, 0], [-1, OUTPUTS]));
-		const sVar = tf.softplus(s.slice([0, OUTPUTS], [-1, OUTPUTS])).mul(tf.tensor2d(batch.entropy, [batch.streamCount, 1]).add(1));
-		// Segment sum as a matMul with the [workers × streams] membership matrix: on the
-		// CPU backend tf.unsortedSegmentSum (and its gradient) is ~15× slower.
-		// tf.oneHot needs a depth ≥ 2; one worker owns every stream.
-		const membership =
-			batch.workerCount === 1
-				? tf.ones([1, batch.streamCount])
-				: tf.oneHot(tf.tensor1d(batch.segment, 'int32'), batch.workerCount).transpose().toFloat();
-		meanT = meanT.add(tf.matMul(membership, sMean));
-		varianceT = varianceT.add(tf.matMul(membership, sVar));
-	}
+	// The stream net stays in the graph even for a batch without streams (zero rows): Adam
+	// keeps its moments by the position of each variable among the gradients, and a batch
+	// that left the stream net out would shift the worker net onto the stream net's moments.
+	const s = nets.stream.apply(tf.tensor2d(batch.streams, [batch.streamCount, STREAM_FEATURE_COUNT])) as Tf.Tensor2D;
+	const sMean = tf.softplus(s.slice([0, 0], [-1, OUTPUTS]));
+	const sVar = tf.softplus(s.slice([0, OUTPUTS], [-1, OUTPUTS])).mul(tf.tensor2d(batch.entropy, [batch.streamCount, 1]).add(1));
+	// Segment sum as a matMul with the [workers × streams] membership matrix: on the
+	// CPU backend tf.unsortedSegmentSum (and its gradient) is ~15× slower.
+	// tf.oneHot needs a depth ≥ 2; one worker owns every stream.
+	const membership =
+		batch.workerCount === 1 || batch.streamCount === 0
+			? tf.ones([batch.workerCount, batch.streamCount])
+			: tf.oneHot(tf.tensor1d(batch.segment, 'int32'), batch.workerCount).transpose().toFloat();
+	meanT = meanT.add(tf.matMul(membership, sMean));
+	varianceT = varianceT.add(tf.matMul(membership, sVar));
 	return { mean: meanT as Tf.Tensor2D, variance: varianceT as Tf.Tensor2D };
 }
 
