@@ -4,6 +4,7 @@ import { ewmaLevel, laggedSpread } from './baselines';
 import { evaluatePredictor } from './evaluate';
 import { ForecastGuard, type GuardErrors, type GuardMode, type GuardOptions, type GuardStatus, type GuardSwitch } from './guard';
 import { ModelLoadError, TfPredictor } from './model';
+import { loadTf } from './tf';
 import {
 	HORIZONS_S,
 	networkOfStreams,
@@ -217,7 +218,10 @@ export class PredictionEngine {
 		try {
 			const model = await TfPredictor.load(dir);
 			this.setModel(model);
-			this.logger?.info({ dir, model: model.name }, 'prediction model loaded');
+			const { flavour, nodeRejected } = loadTf();
+			this.logger?.info({ dir, model: model.name, tfjs: flavour }, 'prediction model loaded');
+			// The app installed tfjs-node but it failed its first real operation (4.22 on Node ≥ 23): say why the slower build serves.
+			if (nodeRejected !== undefined) this.logger?.warn({ reason: nodeRejected }, '@tensorflow/tfjs-node failed on this Node; pure @tensorflow/tfjs serves');
 			return { ok: true, name: model.name };
 		} catch (e) {
 			const error = e instanceof ModelLoadError ? e : new ModelLoadError('corrupt', dir, (e as Error).message);
