@@ -1,0 +1,139 @@
+/**
+ * Consumers' flow between their own getStats() rounds. A consumer forwards its
+ * producer's packets, so most rounds it is not asked: its counters continue at its
+ * producer's forwarded rate (ConsumerCounters), and it asks the worker itself only
+ * when its period is up or its state changed (ConsumerFlows.ownDue).
+ */
+import type { types } from 'mediasoup';
+import { nextDueMs } from '../util/stagger';
+import type { RtpStatsSample, StreamAccumulator } from './accumulator';
+
+/** Bounds the consumer/producer byte ratio: a burst of retransmissions is not a new level. */
+const MAX_FORWARD_RATIO = 4;
+
+/**
+ * A consumer's counters between its own getStats() rounds. A consumer forwards
+ * its producer's packets, so its byte and packet counters are continued at the
+ * producer's rate for what it forwards, scaled by what its own counters showed
+ * against that rate over its last own interval (temporal layers it drops,
+ * retransmissions, stalls). The accumulator sees one continuous counter series;
+ * loss, jitter, RTT and RTCP counts are those of the last own round, the score
+ * is the live one mediasoup keeps from the worker's score events.
+ */
+export class ConsumerCounters {
+	/** When the consumer's own getStats() is next due. */
+	nextOwnMs = 0;
+	/** Paused state and forwarded layers at the last own round: a change calls for a fresh one. */
+	stateAtOwn = '';
+	private last: RtpStatsSample | undefined;
+	private own: { bytes: number; packets: number } | undefined;
+	private forwardedBytes = 0;
+	private forwardedPackets = 0;
+	private byteRatio = 1;
+	private packetRatio = 1;
+
+	/**
+	 * Its last own round found it sending nothing of what its producer forwarded (waiting for
+	 * a keyframe, a transport not connected yet): nothing can be derived from a zero ratio,
+	 * so it asks the worker itself every round until it flows.
+	 */
+	get stalled(): boolean {
+		return this.own !== undefined && this.byteRatio === 0;
+	}
+
+	/** A round without own stats: undefined before the first own round. */
+	derive(atMs: number, forwarded: { bps: number; pps: number }, live: Pick<RtpStatsSample, 'score' | 'currentLayers'>): RtpStatsSample | undefined {
+		const last = this.last;
+		if (!last || !(atMs > last.atMs)) return undefined;
+		const dt = (atMs - last.atMs) / 1000;
+		const bytes = (forwarded.bps / 8) * dt;
+		const packets = forwarded.pps * dt;
+		this.forwardedBytes += bytes;
+		this.forwardedPackets += packets;
+		const byteCount = last.byteCount + bytes * this.byteRatio;
+		const packetCount = last.packetCount + packets * this.packetRatio;
+		const ssrc = last.layers[0]?.ssrc;
+		const next: RtpStatsSample = {
+			atMs,
+			byteCount,
+			packetCount,
+			layers: [ssrc !== undefined ? { ssrc, byteCount, packetCount } : { byteCount, packetCount }],
+			fractionLost: last.fractionLost,
+			jitter: last.jitter,
+			nackCount: last.nackCount,
+			pliCount: last.pliCount,
+			firCount: last.firCount,
+		};
+		if (live.score !== undefined) next.score = live.score;
+		if (last.roundTripTimeMs !== undefined) next.roundTripTimeMs = last.roundTripTimeMs;
+		if (live.currentLayers) next.currentLayers = live.currentLayers;
+		this.last = next;
+		return next;
+	}
+
+	/** The consumer's own round: re-measures the ratios and keeps the counters the accumulator sees continuous. */
+	ownRound(own: RtpStatsSample, forwarded: { bps: number; pps: number }): RtpStatsSample {
+		const continued = this.derive(own.atMs, forwarded, own);
+		let byteCount = continued?.byteCount ?? own.byteCount;
+		let packetCount = continued?.packetCount ?? own.packetCount;
+		if (this.own) {
+			const bytes = own.byteCount - this.own.bytes;
+			const packets = own.packetCount - this.own.packets;
+			// With nothing forwarded to follow (its producer not profiled, or silent) the derived counters
+			// stood still since the last own round: the consumer's own counters are its flow.
+			if (this.forwardedBytes > 0) {
+				if (bytes >= 0) this.byteRatio = Math.min(MAX_FORWARD_RATIO, bytes / this.forwardedBytes);
+			} else if (continued) byteCount += Math.max(0, bytes);
+			if (this.forwardedPackets > 0) {
+				if (packets >= 0) this.packetRatio = Math.min(MAX_FORWARD_RATIO, packets / this.forwardedPackets);
+			} else if (continued) packetCount += Math.max(0, packets);
+		}
+		this.own = { bytes: own.byteCount, packets: own.packetCount };
+		this.forwardedBytes = 0;
+		this.forwardedPackets = 0;
+		this.last = continued ? { ...own, byteCount, packetCount, layers: continued.layers.map((l) => ({ ...l, byteCount, packetCount })) } : own;
+		return this.last;
+	}
+}
+
+/**
+ * The consumer-counter subsystem's interface to the stats rounds: whether a consumer
+ * asks the worker this round, and its sample for the round either way.
+ */
+export class ConsumerFlows {
+	constructor(
+		/** Period of each consumer's own getStats(). */
+		private readonly everyMs: number,
+		/** The accumulator of a profiled producer (undefined: not profiled). */
+		private readonly producerOf: (producerId: string) => StreamAccumulator | undefined,
+	) {}
+
+	/**
+	 * Whether a consumer asks the worker itself this round: when its period is up,
+	 * when it paused, resumed or switched layers since its last own round (the
+	 * ratio to its producer changes), while it is stalled, and always while its
+	 * producer is not profiled.
+	 */
+	ownDue(counters: ConsumerCounters, consumer: types.Consumer, at: number): boolean {
+		const layers = consumer.currentLayers;
+		const state = `${consumer.paused || consumer.producerPaused}:${layers?.spatialLayer}:${layers?.temporalLayer}`;
+		const producerKnown = this.producerOf(consumer.producerId) !== undefined;
+		if (producerKnown && at < counters.nextOwnMs && state === counters.stateAtOwn && !counters.stalled) return false;
+		// The first own round right away, the next at a random phase so consumers spread over the period.
+		counters.nextOwnMs = nextDueMs(at, this.everyMs, counters.stateAtOwn === '');
+		counters.stateAtOwn = state;
+		return true;
+	}
+
+	/** The consumer's sample of this round (own or derived), into its accumulator. Producers' samples of the round come first. */
+	feed(acc: StreamAccumulator, counters: ConsumerCounters, consumer: types.Consumer, at: number, own: RtpStatsSample | undefined): void {
+		const producer = this.producerOf(consumer.producerId);
+		const layers = consumer.currentLayers;
+		const stopped = consumer.paused || consumer.producerPaused || (consumer.type === 'simulcast' && !layers);
+		const forwarded = !producer || stopped ? { bps: 0, pps: 0 } : producer.forwardedRate(consumer.type === 'simulcast' ? layers?.spatialLayer : undefined);
+		const sample = own
+			? counters.ownRound(own, forwarded)
+			: counters.derive(at, forwarded, { score: consumer.score.score, ...(layers ? { currentLayers: layers } : {}) });
+		if (sample) acc.addRtpStats(sample);
+	}
+}

@@ -1,0 +1,170 @@
+/**
+ * Producer traces: `keyframe` traces stay on for video producers (keyframe rate, scene
+ * changes, unasked keyframes that call for a size re-read), and `rtp` traces open for
+ * traceWindowMs every traceEveryMs × the stream's back-off (framerate per layer, frame
+ * sizes). The rtp trace costs the worker ~1 µs per packet while on.
+ */
+import { performance } from 'node:perf_hooks';
+import type { types } from 'mediasoup';
+import type { ProducerNode } from '../observe/registry';
+import type { ProfilerMeter } from './meter';
+import type { KeyframePacket } from './probes';
+import type { ProfiledStream } from './stream';
+import { SharedTraceTypes } from './traceTypes';
+
+/**
+ * A trace window agrees with the earlier ones when every layer's framerate is within this
+ * fraction: a 1 s window counts whole frames (±3 % at 30 fps), an encoder that drops frames
+ * under load halves them.
+ */
+const TRACE_AGREEMENT = 0.1;
+
+export interface TraceOptions {
+	traceEveryMs: number;
+	traceWindowMs: number;
+	/** See ProfilerOptions.traceBackoffMax. */
+	traceBackoffMax: number;
+}
+
+export interface TraceState {
+	types: SharedTraceTypes;
+	/** Multiple of traceEveryMs between this stream's trace windows. */
+	backoff: number;
+	/** Counts rtp trace windows, so frames of different windows never join one segment. */
+	window: number;
+	ssrc?: number;
+	/** Whether ssrc is the top layer's (else a lower one stands in until the top flows). */
+	onTop?: boolean;
+}
+
+/** What a trace tells the resolution prober about keyframes. */
+export interface KeyframeSink {
+	/** Whether a keyframe seen now was asked for by the profiler itself. */
+	induced(s: ProfiledStream, nowMs: number): boolean;
+	/** A keyframe the sender sent unasked. */
+	senderKeyframe(s: ProfiledStream, packet: KeyframePacket, nowMs: number): void;
+}
+
+/** The part of a producer trace's `info` (mediasoup's RtpPacketDump) the profiler reads. */
+interface TracedPacket extends KeyframePacket {
+	timestamp: number;
+	marker: boolean;
+	isKeyFrame: boolean;
+	payloadSize: bigint | number;
+}
+
+/**
+ * Trace info comes from our own peer dependency, not from outside, and arrives
+ * at packet rate while a trace window is open: a structural check, not zod.
+ */
+function tracedPacket(info: Record<string, unknown> | undefined): TracedPacket | undefined {
+	if (!info || info.isRtx === true) return undefined;
+	const p = info.rtpPacket as Partial<TracedPacket> | undefined;
+	if (!p || typeof p.timestamp !== 'number' || typeof p.ssrc !== 'number') return undefined;
+	return p as TracedPacket;
+}
+
+export class TraceSampler {
+	constructor(
+		private readonly options: TraceOptions,
+		private readonly keyframes: KeyframeSink,
+		private readonly meter: ProfilerMeter,
+	) {}
+
+	/**
+	 * Listens to the producer's traces and, for video, keeps keyframe traces on and
+	 * starts its rtp trace cycle `phaseMs` from now (a random phase, so many producers
+	 * do not switch traces on in the same instant).
+	 */
+	start(s: ProfiledStream, node: ProducerNode, phaseMs: number): void {
+		const producer = node.handle;
+		const video = node.mediaKind === 'video';
+		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe'] : [];
+		producer.observer.on('trace', this.listenerOf(s));
+		const traceTypes = new SharedTraceTypes(producer, () => this.meter.request('traceSwitch', node.id));
+		const state: TraceState = { types: traceTypes, backoff: 1, window: 0 };
+		s.trace = state;
+		const setTypes = (wanted: types.ProducerTraceEventType[]): void =>
+			void traceTypes.set(wanted).catch((error: unknown) => this.meter.swallowed('traceSwitch', error, { producerId: node.id }, producer.closed));
+		if (!video) return;
+		setTypes(baseTypes);
+		const cycle = (): void => {
+			if (!s.live || producer.closed) return;
+			// The previous window (closed long since) says whether the stream's framerates held.
+			state.backoff = s.acc.traceWindowAgreed(TRACE_AGREEMENT) ? Math.min(2 * state.backoff, this.options.traceBackoffMax) : 1;
+			const periodMs = this.options.traceEveryMs * state.backoff;
+			s.acc.traceWindowsEvery(periodMs);
+			state.window++;
+			s.acc.rtpTraceSwitched(Date.now(), true);
+			setTypes([...baseTypes, 'rtp']);
+			s.timers.later(this.options.traceWindowMs, () => {
+				s.acc.rtpTraceSwitched(Date.now(), false);
+				if (!producer.closed) setTypes(baseTypes);
+			});
+			s.timers.later(periodMs, cycle);
+		};
+		s.timers.later(phaseMs, cycle);
+	}
+
+	/** The stream is forgotten: its listener goes, and the worker keeps only the app's own trace types. */
+	release(s: ProfiledStream): void {
+		if (s.node.kind !== 'producer' || !s.trace) return;
+		const producer = s.node.handle;
+		producer.observer.off('trace', this.listenerOf(s));
+		void s.trace.types.release().catch((error: unknown) => this.meter.swallowed('traceSwitch', error, { producerId: producer.id }, producer.closed));
+	}
+
+	private readonly listeners = new WeakMap<ProfiledStream, (trace: types.ProducerTraceEventData) => void>();
+
+	private listenerOf(s: ProfiledStream): (trace: types.ProducerTraceEventData) => void {
+		let l = this.listeners.get(s);
+		if (!l) this.listeners.set(s, (l = (trace) => this.onTrace(s, trace)));
+		return l;
+	}
+
+	private onTrace(s: ProfiledStream, trace: types.ProducerTraceEventData): void {
+		const t0 = performance.now();
+		this.meter.notification(trace.type === 'rtp' ? 'traceRtp' : trace.type === 'keyframe' ? 'traceKeyframe' : trace.type === 'sr' ? 'traceSr' : 'traceRequest');
+		try {
+			this.handle(s, trace);
+		} catch (error) {
+			// A trace event is the worker's notification: a throw here would reach mediasoup's emitter.
+			this.meter.swallowed('traceEvent', error, { producerId: s.node.id });
+		} finally {
+			this.meter.ownSince(t0);
+		}
+	}
+
+	private handle(s: ProfiledStream, trace: types.ProducerTraceEventData): void {
+		const state = s.trace;
+		const p = tracedPacket(trace.info);
+		if (!p || !state) return;
+		const now = Date.now();
+		if (trace.type !== 'rtp' && trace.type !== 'keyframe') return;
+		// With both traces on, the worker reports a keyframe's first packet as `keyframe` only;
+		// the framerate needs it (a one-packet keyframe is a whole frame), outside a window it is dropped.
+		s.acc.addLayerRtpEvent(now, p.ssrc, p.rid || undefined, p.timestamp, p.marker);
+		if (trace.type === 'keyframe') {
+			const induced = this.keyframes.induced(s, now);
+			s.acc.addKeyframe(now, induced);
+			if (!induced) this.keyframes.senderKeyframe(s, p, now);
+			return;
+		}
+		// Frame sizes of one layer only: the top encoding's when it flows, else the first seen.
+		// Through layerOfPacket, which also knows the SSRCs of rid-only layers (browsers).
+		if (p.ssrc !== state.ssrc) {
+			const onTop = s.acc.layerOfPacket(p.ssrc, p.rid ?? undefined) === Math.max(0, s.acc.meta.encodings.length - 1);
+			if (state.ssrc !== undefined && (state.onTop || !onTop)) return;
+			state.ssrc = p.ssrc;
+			state.onTop = onTop;
+		}
+		s.acc.addRtpEvent({
+			arrivalMs: now,
+			rtpTimestamp: p.timestamp,
+			marker: p.marker,
+			bytes: Number(p.payloadSize),
+			isKeyframe: p.isKeyFrame,
+			segment: state.window,
+		});
+	}
+}
