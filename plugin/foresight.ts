@@ -9,7 +9,7 @@ import { WorkerLoadSampler } from './observe/workerLoad';
 import { Actuator } from './act/actuator';
 import { Healer, type HealingEvent } from './act/healer';
 import type { MigrationHooks } from './act/hooks';
-import { AllocationManager, type AuditEntry } from './act/manager';
+import { AllocationManager, type AuditEntry, type ManagerActivity } from './act/manager';
 import type { MediaCodecsOption } from './act/rooms';
 import type { AllocationSnapshot, PendingJoin } from './allocate/snapshot';
 import type { AllocationAction } from './allocate/actions';
@@ -244,7 +244,9 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.cluster = this.joinCluster(extra.clusterChannel);
 		const allocateEveryMs = options.allocation.intervalMs;
 		// Same period: one timer, so each decision round sees the predictions made just before it.
-		const allocate = (): void => void this.timed('round', () => this.manager.tick()).catch((err: unknown) => this.log.error({ err }, 'allocation round failed'));
+		// A skipped round (the previous one still running) is counted by the manager, not timed as a decision.
+		const allocate = (): void =>
+			void (this.manager.roundRunning ? this.manager.tick() : this.timed('round', () => this.manager.tick())).catch((err: unknown) => this.log.error({ err }, 'allocation round failed'));
 		this.predictTimer = setInterval(() => {
 			this.predictNow();
 			if (allocateEveryMs === undefined) allocate();
@@ -365,6 +367,11 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	 */
 	apply(action: AllocationAction): Promise<AuditEntry> {
 		return this.manager.applyNow(action);
+	}
+
+	/** Allocation rounds skipped because the previous one was still running, and actions still running. */
+	allocationActivity(): ManagerActivity {
+		return this.manager.activity();
 	}
 
 	/** What the allocation policy sees now (workers, forecasts, producers, consumers, rooms): the input of its next decision. */

@@ -7,7 +7,7 @@
  * on that worker a few seconds later — to the store and as typed events.
  */
 import type { types } from 'mediasoup';
-import type { AllocationAction, AllocationPolicy } from '../allocate/actions';
+import { actionClass, type AllocationAction, type AllocationPolicy } from '../allocate/actions';
 import { buildLiveSnapshot, type LiveConsumer, type LiveProducer, type LiveWorker } from '../allocate/live';
 import { baselinePolicies, guardedForesight } from '../allocate/policies';
 import { SAFETY_DEFAULTS, withSafety, type GuardedState, type SafetyOptions } from '../allocate/safety';
@@ -20,6 +20,7 @@ import type { StreamProfile, WorkerLoadSample } from '../profile/schema';
 import type { ProfileStore } from '../store/types';
 import { TypedEmitter } from '../util/typedEmitter';
 import type { Actuator } from './actuator';
+import { InFlightActions, SkipWhileRunning, type ActionKeys } from './inFlight';
 import type { ActionOutcome } from './outcome';
 
 export interface AuditEntry {
@@ -44,7 +45,27 @@ export type PlaceAnswer =
 
 export type ManagerEvents = {
 	audit: [AuditEntry];
+	/** A timer round was not run because the previous one (its actions included) had not settled. */
+	roundSkipped: [{ skipped: number; inFlight: number }];
 };
+
+/** How the background side of the manager stands (for metrics and tests). */
+export interface ManagerActivity {
+	/** Rounds not run because the previous round's actions were still running. */
+	skippedRounds: number;
+	/** Actions started and not yet settled (migrations waiting on hooks, degrades, …). */
+	inFlightActions: number;
+	/** Actions a round did not start because an earlier action on the same media was still running. */
+	deferredActions: number;
+}
+
+/** What one decision answered at once, and the rest of its actions as they settle. */
+interface Round {
+	/** Audit entries of the admission answers, in the order of the joins. */
+	admissions: AuditEntry[];
+	/** Every audit entry of the round once its background actions settled. */
+	settled: Promise<AuditEntry[]>;
+}
 
 export interface ManagerSources {
 	registry: Registry;
@@ -102,6 +123,9 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 	private readonly capacityPct: number;
 	private dryRunNow: boolean;
 	private deciding: Promise<unknown> = Promise.resolve();
+	private readonly inFlight = new InFlightActions();
+	private readonly rounds = new SkipWhileRunning();
+	private deferred = 0;
 	private readonly measureTimers = new Set<NodeJS.Timeout>();
 	private closed = false;
 
@@ -136,15 +160,39 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		return policyNamed(this.options.policy ?? 'foresight', { ...this.safety, dryRun });
 	}
 
-	/** One decision round (the manager's timer calls it every sampling interval). */
+	/**
+	 * One decision round (the manager's timer calls it every sampling interval); resolves
+	 * once its actions settled. A round asked for while the previous one is still running
+	 * (a migration waiting on the app's hooks, say) is skipped, not queued: it resolves
+	 * with no entries and is counted in activity().skippedRounds.
+	 */
 	tick(): Promise<AuditEntry[]> {
-		return this.serialized(() => this.decideAndApply([]));
+		const round = this.rounds.run(async () => (await this.serialized(() => this.decideAndDispatch([]))).settled);
+		if (round) return round;
+		this.emit('roundSkipped', { skipped: this.rounds.skipped, inFlight: this.inFlight.size });
+		return Promise.resolve([]);
+	}
+
+	/** Whether a round (its background actions included) is still running: the next tick() would be skipped. */
+	get roundRunning(): boolean {
+		return this.rounds.running;
+	}
+
+	/** Skipped rounds and actions still running (see tick()). */
+	activity(): ManagerActivity {
+		return { skippedRounds: this.rounds.skipped, inFlightActions: this.inFlight.size, deferredActions: this.deferred };
+	}
+
+	/** Settles once every action started so far has settled (for shutdown and tests). */
+	idle(): Promise<void> {
+		return this.inFlight.idle();
 	}
 
 	/**
 	 * Where should a joining peer go? Answered by predicted p95 load and headroom
 	 * including the peer's expected load; the room's router on the chosen worker is
-	 * created on demand. Refusal and redirect are answers too.
+	 * created on demand. Refusal and redirect are answers too. The answer never waits
+	 * for the round's other actions (migrations, degrades): they run on in the background.
 	 */
 	async place(join: PendingJoin): Promise<PlaceAnswer> {
 		return (await this.placeAll([join]))[0]!;
@@ -157,8 +205,8 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 	 */
 	async placeAll(joins: PendingJoin[]): Promise<PlaceAnswer[]> {
 		if (joins.length === 0) return [];
-		const entries = await this.serialized(() => this.decideAndApply(joins));
-		return joins.map((join) => this.answerFor(join, entries));
+		const round = await this.serialized(() => this.decideAndDispatch(joins));
+		return joins.map((join) => this.answerFor(join, round.admissions));
 	}
 
 	private answerFor(join: PendingJoin, entries: AuditEntry[]): PlaceAnswer {
@@ -178,17 +226,21 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 
 	/**
 	 * Carries out `action` now, outside the policy: an operator's (or the app's own)
-	 * decision. Serialized with decision rounds, so it never races one over the same
-	 * media; applied by the same actuator (its locks, its migration hooks) even in dry
-	 * run, since it was asked for explicitly; audited like a decision. The policy's
-	 * cooldowns do not know of it.
+	 * decision. It waits for actions still running on the same media (it never races
+	 * one), and while it runs the policy starts nothing on that media; admission answers
+	 * do not wait for it. Applied by the same actuator (its locks, its migration hooks)
+	 * even in dry run, since it was asked for explicitly; audited like a decision. The
+	 * policy's cooldowns do not know of it.
 	 */
 	applyNow(action: AllocationAction): Promise<AuditEntry> {
-		return this.serialized(async () => {
+		const keys = this.keysOf(action);
+		const run = async (): Promise<AuditEntry> => {
+			await this.inFlight.whenFree(keys.needsFree);
 			const entry: AuditEntry = { ts: Date.now(), action, verdict: 'applied', outcome: await this.carryOut(action) };
 			this.record(entry);
 			return entry;
-		});
+		};
+		return this.inFlight.track(keys.holds, run());
 	}
 
 	close(): void {
@@ -210,30 +262,98 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		return buildLiveSnapshot({ nowMs: Date.now(), ...this.observe(), pendingJoins });
 	}
 
-	private async decideAndApply(pendingJoins: PendingJoin[]): Promise<AuditEntry[]> {
-		if (this.closed) return [];
+	/**
+	 * Decides one round and answers its joins: admission actions are carried out here, in
+	 * order (a router created for one join is there for the next); every other action is
+	 * started in the background, unless an earlier action on the same media is still
+	 * running, in which case it is audited as skipped and the next round decides again.
+	 */
+	private async decideAndDispatch(pendingJoins: PendingJoin[]): Promise<Round> {
+		const none: Round = { admissions: [], settled: Promise.resolve([]) };
+		if (this.closed) return none;
 		const snapshot = this.snapshot(pendingJoins);
-		if (snapshot.workers.length === 0) return [];
+		if (snapshot.workers.length === 0) return none;
 		let decision: ReturnType<typeof this.policy.decide>;
 		try {
 			decision = this.policy.decide(snapshot, this.state);
 		} catch (error) {
 			this.log.error({ err: error }, 'allocation policy failed; no action this round');
-			return [];
+			return none;
 		}
 		this.state = decision.state;
-		const entries: AuditEntry[] = [];
+		const admissions: AuditEntry[] = [];
+		const background: Array<Promise<AuditEntry>> = [];
 		for (const record of decision.state.audit) {
 			if (record.outcome !== 'applied' && record.outcome !== 'dryRun') {
 				this.log.debug({ action: record.action.type, verdict: record.outcome }, 'allocation action held back by the safety guard');
 				continue;
 			}
-			const outcome = decision.actions.includes(record.action) ? await this.carryOut(record.action) : undefined;
-			const entry: AuditEntry = { ts: Date.now(), action: record.action, verdict: record.outcome, ...(outcome ? { outcome } : {}) };
-			entries.push(entry);
-			this.record(entry);
+			const action = record.action;
+			const verdict = record.outcome;
+			const carried = decision.actions.includes(action);
+			if (actionClass(action) === 'admission') {
+				const outcome = carried ? await this.carryOut(action) : undefined;
+				const entry: AuditEntry = { ts: Date.now(), action, verdict, ...(outcome ? { outcome } : {}) };
+				admissions.push(entry);
+				this.record(entry);
+				continue;
+			}
+			if (!carried) {
+				const entry: AuditEntry = { ts: Date.now(), action, verdict };
+				background.push(Promise.resolve(entry));
+				this.record(entry);
+				continue;
+			}
+			const keys = this.keysOf(action);
+			if (this.inFlight.busy(keys.needsFree)) {
+				this.deferred++;
+				const entry: AuditEntry = { ts: Date.now(), action, verdict, outcome: { status: 'skipped', reason: 'an earlier action on the same media is still running' } };
+				background.push(Promise.resolve(entry));
+				this.record(entry);
+				continue;
+			}
+			const started = Date.now();
+			background.push(
+				this.inFlight.track(
+					keys.holds,
+					this.carryOut(action).then((outcome) => {
+						const entry: AuditEntry = { ts: started, action, verdict, outcome };
+						this.record(entry);
+						return entry;
+					}),
+				),
+			);
 		}
-		return entries;
+		return { admissions, settled: Promise.all(background).then((rest) => [...admissions, ...rest]) };
+	}
+
+	/** The media an action changes, and what must not be changing when it starts (see ActionKeys). */
+	private keysOf(action: AllocationAction): ActionKeys {
+		switch (action.type) {
+			case 'migrateProducer': {
+				const key = `producer:${action.producerId}`;
+				return { holds: [key], needsFree: [key] };
+			}
+			case 'spreadFanout': {
+				const holds = [`producer:${action.producerId}`, ...action.consumerIds.map((id) => `consumer:${id}`)];
+				return { holds, needsFree: holds };
+			}
+			case 'setConsumerLayers':
+			case 'restoreLayers':
+			case 'pauseConsumer':
+			case 'resumeConsumer':
+			case 'dropConsumer': {
+				const key = `consumer:${action.consumerId}`;
+				const producerId = this.sources.registry.get('consumer', action.consumerId)?.producerId;
+				return { holds: [key], needsFree: producerId === undefined ? [key] : [key, `producer:${producerId}`] };
+			}
+			case 'place':
+			case 'refuse':
+			case 'redirect':
+				return { holds: [`peer:${action.peerId}`], needsFree: [`peer:${action.peerId}`] };
+			case 'cannotRelieve':
+				return { holds: [], needsFree: [] };
+		}
 	}
 
 	/** Applies an action through the actuator; moving media needs the app's migration hooks. */
