@@ -1,41 +1,36 @@
 /**
- * Allocation policies compared on the trace-driven simulator: every scenario at 32
- * workers, each policy seeing only noisy, lagged observations and the predictor.
+ * Allocation policies compared on the trace-driven simulator (definitions of every figure:
+ * docs/allocation-metrics.md). By default: held-out generated scenarios, seeds
+ * 10000–10019 (family = FAMILIES[seed % 6] of training/loadgen/generator.ts, sized so the
+ * peak is ≥ 5,000 streams), 32 workers, 300 s each. Foresight is driven through the live
+ * prediction engine (sim/liveView.ts); baselines see measured CPU only; moving media is
+ * priced as disruption and CPU (see plugin/allocate/sim/simulator.ts).
  *
- *   npx tsx bench/allocation.ts [--seed N] [--duration S] [--workers W] [--scenarios a,b] [--policies a,b] [--set key=value …] [--safety key=value …] [--trace-every S] [--oracle]
+ *   npx tsx bench/allocation.ts [--seeds 10000-10019] [--duration S] [--workers W] [--families a,b]
+ *       [--policies a,b] [--set key=value …] [--safety key=value …] [--out runs.json] [--combine a.json,b.json]
+ *       [--legacy --seed N --scenarios a,b] [--trace-every S] [--oracle]
  *
- * --scenarios and --policies run a subset while iterating (the goals are judged on the
- * full run only: every scenario, every policy). --set overrides a Foresight option
- * (FORESIGHT_DEFAULTS) for a sweep, --safety one of its guard (SAFETY_DEFAULTS): numbers and true/false.
- * --trace-every S prints Foresight's hosting workers and their slack every S simulated seconds.
- * --oracle adds reference slack per scenario (plugin/allocate/sim/oracle.ts): what packers
- * that know the true demand, future included, leave with every worker at or under 85% —
- * the fluid bound, best-fit decreasing repacked every second (migrations free), and rooms
- * placed once at arrival for good (no migrations). Bounds to judge against, not policies.
- * The repacker is also run at caps around 85% (ORACLE_CAPS): what slack perfect knowledge
- * reaches at the fill a live policy's noise margin allows, and how far past 85% it must go.
+ * Seeds ≥ 10000 are for evaluation only: tune with --seeds below 10000. --out writes every
+ * run (scenario × policy) as JSON, --combine reports on such files together (a long
+ * evaluation can run in chunks). --legacy runs the five hand-written scenarios of
+ * plugin/allocate/sim/scenarios.ts instead (at --seed).
  *
- * Figures of the last line (Foresight against the baseline with the least exposure):
- * - exposure_gain_vs_best_baseline = (E_best + 1) / (E_foresight + 1), where E is the
- *   overload exposure summed over all scenarios: consumer-seconds of un-paused consumers
- *   on workers whose true CPU demand exceeded 85% of a core. The +1 consumer-second keeps
- *   the ratio finite when a policy reaches zero.
- * - quality_cost_ratio_vs_that_baseline = (Q_foresight + 1) / (Q_best + 1), Q summed over
- *   scenarios: 0.5 × layer-downgrade consumer-seconds + 1 × paused consumer-seconds
- *   + 60 × (dropped consumers + consumers refused peers would have had).
- * - mean_slack: Foresight's unused share of a core on workers hosting any stream,
- *   time-averaged per scenario, then averaged over scenarios.
- * - median_lead_time_s: median over Foresight's threshold crossings (counterfactual load
- *   of a worker passing 85% after being below 70%) of crossing time − first corrective
- *   action on that worker since it was last below 70%; crossings with no action within
- *   30 s after are counted separately as unanswered. Corrective = relieving that worker
- *   (a rebalance off it or a degrade on it): restores and consolidation moves, which
- *   answer no crossing, do not count.
+ * Last line (Foresight against the baseline with the least total exposure, which
+ * includes reactive-migration):
+ * - exposure_gain_vs_best_baseline = (E_best + 1) / (E_foresight + 1), E summed over scenarios;
+ * - quality_cost_ratio_vs_that_baseline = (Q_foresight + 1) / (Q_best + 1), migration disruption included;
+ * - scenarios_worse_than_best_baseline: scenarios where Foresight has both more exposure and
+ *   more quality cost than that scenario's best baseline (least exposure, then least quality cost);
+ * - mean_slack, s85 (means over scenarios), overload_worker_s, median_lead_time_s;
+ * - absolute exposures and quality costs of both.
  */
 import { parseArgs } from 'node:util';
 import { baselinePolicies, FORESIGHT_DEFAULTS, guardedForesight, type ForesightPolicyOptions } from '../plugin/allocate/policies';
 import { SAFETY_DEFAULTS, type SafetyOptions } from '../plugin/allocate/safety';
-import { buildScenario, SCENARIO_NAMES } from '../plugin/allocate/sim/scenarios';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { buildScenario, SCENARIO_NAMES, type Scenario } from '../plugin/allocate/sim/scenarios';
+import { EVALUATION_SEED_MIN, FAMILIES, type Family } from '../training/loadgen/generator';
+import { generatedSimScenario, peakSimStreams } from '../training/loadgen/simScenario';
 import { simulate, SIM_DEFAULTS, type SimTick } from '../plugin/allocate/sim/simulator';
 import { fixedPlacementSlack, fluidSecond, repackSecond, type OracleOptions } from '../plugin/allocate/sim/oracle';
 import { TRUTH } from '../plugin/allocate/sim/groundTruth';
@@ -43,10 +38,15 @@ import { meanSlack, median, type ScenarioMetrics } from '../plugin/allocate/sim/
 
 const { values } = parseArgs({
 	options: {
+		seeds: { type: 'string', default: '10000-10019' },
+		families: { type: 'string', default: FAMILIES.join(',') },
+		legacy: { type: 'boolean', default: false },
 		seed: { type: 'string', default: '1' },
-		duration: { type: 'string', default: '600' },
+		duration: { type: 'string' },
 		workers: { type: 'string', default: '32' },
 		scenarios: { type: 'string', default: SCENARIO_NAMES.join(',') },
+		out: { type: 'string' },
+		combine: { type: 'string' },
 		policies: { type: 'string' },
 		set: { type: 'string', multiple: true, default: [] },
 		safety: { type: 'string', multiple: true, default: [] },
@@ -69,12 +69,47 @@ function overrides<T extends object>(flag: string, assignments: string[], defaul
 }
 const foresightOverrides = overrides<ForesightPolicyOptions>('--set', values.set, FORESIGHT_DEFAULTS);
 const safetyOverrides = overrides<SafetyOptions>('--safety', values.safety, SAFETY_DEFAULTS);
-const scenarioNames = values.scenarios.split(',').map((name) => {
-	const known = SCENARIO_NAMES.find((n) => n === name);
-	if (!known) throw new Error(`unknown scenario ${name}; known: ${SCENARIO_NAMES.join(', ')}`);
-	return known;
-});
-const scenarioOptions = { seed: Number(values.seed), durationS: Number(values.duration), workers: Number(values.workers) };
+/**
+ * Peers at the busiest moment per family, so every generated scenario peaks at ≥ 5,000
+ * streams on 32 workers (sized on seed 1, a tuning seed; the evaluation reports each
+ * scenario's own peak).
+ */
+const FAMILY_PEERS: Readonly<Record<Family, number>> = {
+	'grid-meetings': 700,
+	'last-n-meeting': 150,
+	'stage-webinar': 1100,
+	'classroom-bursts': 320,
+	'audio-stage': 1700,
+	'breakout-rooms': 120,
+};
+function parseSeeds(spec: string): number[] {
+	const out: number[] = [];
+	for (const part of spec.split(',')) {
+		const [a, b] = part.split('-').map(Number);
+		if (!Number.isInteger(a) || (b !== undefined && !Number.isInteger(b))) throw new Error(`--seeds ${spec}: expected N, N-M or a comma list of those`);
+		for (let x = a!; x <= (b ?? a!); x++) out.push(x);
+	}
+	return out;
+}
+const workers = Number(values.workers);
+const durationS = Number(values.duration ?? (values.legacy ? 600 : 300));
+const familyFilter = new Set(values.families.split(','));
+for (const f of familyFilter) if (!(FAMILIES as readonly string[]).includes(f)) throw new Error(`unknown family ${f}; known: ${FAMILIES.join(', ')}`);
+/** The scenarios of this run, built lazily (a generated one takes a second or two). */
+const scenarioList: Array<{ name: string; seed: number; build: () => Scenario }> = values.legacy
+	? values.scenarios.split(',').map((name) => {
+			const known = SCENARIO_NAMES.find((n) => n === name);
+			if (!known) throw new Error(`unknown scenario ${name}; known: ${SCENARIO_NAMES.join(', ')}`);
+			return { name, seed: Number(values.seed), build: () => buildScenario(known, { seed: Number(values.seed), durationS, workers }) };
+		})
+	: parseSeeds(values.seeds)
+			.map((seed) => ({ seed, family: FAMILIES[seed % FAMILIES.length]! }))
+			.filter(({ family }) => familyFilter.has(family))
+			.map(({ seed, family }) => ({ name: `${family}#${seed}`, seed, build: () => generatedSimScenario(family, seed, { workers, durationS, peers: FAMILY_PEERS[family] }) }));
+const seedsUsed = scenarioList.map((s) => s.seed);
+const heldOut = !values.legacy && seedsUsed.every((s) => s >= EVALUATION_SEED_MIN);
+const tuning = !values.legacy && seedsUsed.every((s) => s < EVALUATION_SEED_MIN);
+if (!values.legacy && !heldOut && !tuning) throw new Error(`--seeds mixes tuning seeds (< ${EVALUATION_SEED_MIN}) and held-out ones: run them apart`);
 const FORESIGHT = 'foresight';
 const allPolicies = [...baselinePolicies(), guardedForesight(foresightOverrides, safetyOverrides)];
 const policies = values.policies === undefined ? allPolicies : allPolicies.filter((p) => values.policies!.split(',').includes(p.name));
@@ -147,35 +182,56 @@ function oracleRecorder(scenario: string, durationS: number): { onTick: (tick: S
 	};
 }
 
-const results: ScenarioMetrics[] = [];
+interface RunRecord {
+	scenario: string;
+	seed: number;
+	/** Peak streams of the scenario's timeline with every join admitted (app-paused consumers left out). */
+	timelinePeakStreams: number;
+	metrics: ScenarioMetrics;
+	wallMs: number;
+}
+const records: RunRecord[] = [];
 const oracles: OracleFigures[] = [];
 const started = Date.now();
-for (const name of scenarioNames) {
-	const scenario = buildScenario(name, scenarioOptions);
-	for (const policy of policies) {
-		const isForesight = policy.name === FORESIGHT;
-		const recorder = values.oracle && isForesight ? oracleRecorder(name, scenario.durationS) : undefined;
-		const onTick = (tick: SimTick): void => {
-			if (traceEveryS !== undefined) traceSlack(name, tick, traceEveryS);
-			recorder?.onTick(tick);
-		};
-		const hooked = isForesight && (recorder !== undefined || traceEveryS !== undefined);
-		results.push(simulate(scenario, policy, hooked ? { onTick, roomDemand: recorder !== undefined } : {}).metrics);
-		if (recorder) oracles.push(recorder.finish());
-		process.stderr.write(`\r${name} ${policy.name}                    `);
+if (values.combine !== undefined) {
+	for (const file of values.combine.split(',')) records.push(...(JSON.parse(readFileSync(file, 'utf8')) as RunRecord[]));
+} else {
+	for (const entry of scenarioList) {
+		const scenario = entry.build();
+		const timelinePeakStreams = values.legacy ? 0 : peakSimStreams(scenario);
+		for (const policy of policies) {
+			const isForesight = policy.name === FORESIGHT;
+			const recorder = values.oracle && isForesight ? oracleRecorder(entry.name, scenario.durationS) : undefined;
+			const onTick = (tick: SimTick): void => {
+				if (traceEveryS !== undefined) traceSlack(entry.name, tick, traceEveryS);
+				recorder?.onTick(tick);
+			};
+			const hooked = isForesight && (recorder !== undefined || traceEveryS !== undefined);
+			const t0 = Date.now();
+			// Only Foresight reads forecasts: the baselines see measured CPU, so the engine runs for it alone.
+			const metrics = simulate(scenario, policy, { predict: isForesight, ...(hooked ? { onTick, roomDemand: recorder !== undefined } : {}) }).metrics;
+			records.push({ scenario: entry.name, seed: entry.seed, timelinePeakStreams, metrics, wallMs: Date.now() - t0 });
+			if (recorder) oracles.push(recorder.finish());
+			process.stderr.write(`\r${entry.name} ${policy.name} ${((Date.now() - t0) / 1000).toFixed(0)} s                    `);
+		}
 	}
+	process.stderr.write(`\rsimulated in ${((Date.now() - started) / 1000).toFixed(0)} s${' '.repeat(40)}\n`);
+	if (values.out !== undefined) writeFileSync(values.out, JSON.stringify(records));
 }
-process.stderr.write(`\rsimulated in ${((Date.now() - started) / 1000).toFixed(0)} s${' '.repeat(40)}\n`);
-
+const results: ScenarioMetrics[] = records.map((r) => r.metrics);
+const scenarioNames = [...new Set(records.map((r) => r.scenario))];
+const policyNames = [...new Set(records.map((r) => r.metrics.policy))];
 const fmt = (v: number | null, digits = 0): string => (v === null ? '—' : v.toFixed(digits));
-const columns = ['policy', 'exposure c·s', 'loss c·s', 'downgrade c·s', 'paused c·s', 'dropped', 'refused', 'quality cost', 'migrations', 'moved', 'actions', 'slack', 'lead med s', 'crossings (unans.)', 'peak streams', 'decide ms'];
+const columns = ['policy', 'exposure c·s', 'loss c·s', 'overload w·s', 'downgrade c·s', 'paused c·s', 'disrupted c·s', 'dropped', 'refused', 'quality cost', 'migrations', 'moved', 'actions', 'slack', 'S85', 'lead med s', 'crossings (unans.)', 'peak streams', 'decide ms'];
 function row(m: ScenarioMetrics): string[] {
 	return [
 		m.policy,
 		fmt(m.exposureConsumerS),
 		fmt(m.overloadLossConsumerS),
+		fmt(m.overloadWorkerS),
 		fmt(m.layerDowngradeS),
 		fmt(m.pausedConsumerS),
+		fmt(m.disruptionConsumerS),
 		fmt(m.droppedConsumers),
 		fmt(m.refusedPeers),
 		fmt(m.qualityCost),
@@ -183,6 +239,7 @@ function row(m: ScenarioMetrics): string[] {
 		fmt(m.movedConsumers),
 		fmt(m.actions),
 		fmt(m.meanSlack, 3),
+		fmt(m.s85, 3),
 		fmt(median(m.leadTimesS), 1),
 		`${m.crossings} (${m.unansweredCrossings})`,
 		fmt(m.peakStreams),
@@ -195,24 +252,30 @@ function printTable(title: string, rows: string[][]): void {
 	console.log(columns.map((c, i) => c.padStart(widths[i]!)).join('  '));
 	for (const r of rows) console.log(r.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  '));
 }
-for (const name of scenarioNames) printTable(`${name} (${scenarioOptions.workers} workers, ${scenarioOptions.durationS} s, seed ${scenarioOptions.seed})`, results.filter((m) => m.scenario === name).map(row));
-
+for (const name of scenarioNames) {
+	const peak = records.find((r) => r.scenario === name)?.timelinePeakStreams ?? 0;
+	printTable(`${name} (${workers} workers, ${durationS} s${peak > 0 ? `, timeline peak ${peak} streams` : ''})`, results.filter((m) => m.scenario === name).map(row));
+}
 interface Totals {
 	policy: string;
 	exposure: number;
 	quality: number;
 	slack: number;
+	s85: number;
+	overloadWorkerS: number;
 	leadTimes: number[];
 	crossings: number;
 	unanswered: number;
 }
-const totals: Totals[] = policies.map((p) => {
-	const mine = results.filter((m) => m.policy === p.name);
+const totals: Totals[] = policyNames.map((name) => {
+	const mine = results.filter((m) => m.policy === name);
 	return {
-		policy: p.name,
+		policy: name,
 		exposure: mine.reduce((s, m) => s + m.exposureConsumerS, 0),
 		quality: mine.reduce((s, m) => s + m.qualityCost, 0),
 		slack: mine.reduce((s, m) => s + m.meanSlack, 0) / mine.length,
+		s85: mine.reduce((s, m) => s + m.s85, 0) / mine.length,
+		overloadWorkerS: mine.reduce((s, m) => s + m.overloadWorkerS, 0),
 		leadTimes: mine.flatMap((m) => m.leadTimesS),
 		crossings: mine.reduce((s, m) => s + m.crossings, 0),
 		unanswered: mine.reduce((s, m) => s + m.unansweredCrossings, 0),
@@ -220,7 +283,7 @@ const totals: Totals[] = policies.map((p) => {
 });
 console.log('\nall scenarios');
 for (const t of totals) {
-	console.log(`${t.policy.padEnd(22)} exposure ${fmt(t.exposure).padStart(9)} c·s   quality cost ${fmt(t.quality).padStart(9)} c·s   mean slack ${t.slack.toFixed(3)}   lead median ${fmt(median(t.leadTimes), 1).padStart(5)} s   crossings ${t.crossings} (${t.unanswered} unanswered)`);
+	console.log(`${t.policy.padEnd(22)} exposure ${fmt(t.exposure).padStart(9)} c·s   quality cost ${fmt(t.quality).padStart(9)} c·s   overload ${fmt(t.overloadWorkerS).padStart(5)} w·s   mean slack ${t.slack.toFixed(3)}   S85 ${t.s85.toFixed(3)}   lead median ${fmt(median(t.leadTimes), 1).padStart(5)} s   crossings ${t.crossings} (${t.unanswered} unanswered)`);
 }
 if (oracles.length > 0) {
 	console.log(`\nreference slack: true demand known in advance, every worker ≤ ${ORACLE.capPct}% (rooms larger than a worker cut into full workers plus a remainder; pipes, worker factors and jitter left out)`);
@@ -239,13 +302,33 @@ if (oracles.length > 0) {
 const foresight = totals.find((t) => t.policy === FORESIGHT)!;
 const baselines = totals.filter((t) => t.policy !== FORESIGHT);
 // A Foresight-only subset run has no baseline to compare with: its ratios are left null.
-const best = baselines.length > 0 ? baselines.reduce((a, b) => (b.exposure < a.exposure ? b : a)) : undefined;
-console.log(`best baseline by exposure: ${best?.policy ?? '— (none run)'}`);
+const best = baselines.length > 0 ? baselines.reduce((a, b) => (b.exposure < a.exposure || (b.exposure === a.exposure && b.quality < a.quality) ? b : a)) : undefined;
+console.log(`best baseline by total exposure: ${best?.policy ?? '— (none run)'}`);
+
+/** Per scenario: its own best baseline (least exposure, then least quality cost), and whether Foresight lost on both. */
+const perScenario = scenarioNames.map((name) => {
+	const rows = results.filter((m) => m.scenario === name);
+	const f = rows.find((m) => m.policy === FORESIGHT)!;
+	const bases = rows.filter((m) => m.policy !== FORESIGHT);
+	const b = bases.length > 0 ? bases.reduce((x, y) => (y.exposureConsumerS < x.exposureConsumerS || (y.exposureConsumerS === x.exposureConsumerS && y.qualityCost < x.qualityCost) ? y : x)) : undefined;
+	const worse = b !== undefined && f.exposureConsumerS > b.exposureConsumerS && f.qualityCost > b.qualityCost;
+	return { scenario: name, best: b?.policy ?? null, foresightExposure: Math.round(f.exposureConsumerS), bestExposure: b ? Math.round(b.exposureConsumerS) : null, foresightQuality: Math.round(f.qualityCost), bestQuality: b ? Math.round(b.qualityCost) : null, worse };
+});
+console.log('\nper scenario: Foresight against that scenario\'s best baseline (exposure c·s / quality cost c·s)');
+for (const p of perScenario) {
+	console.log(`${p.scenario.padEnd(26)} foresight ${String(p.foresightExposure).padStart(8)} / ${String(p.foresightQuality).padStart(8)}   ${String(p.best).padEnd(22)} ${String(p.bestExposure).padStart(8)} / ${String(p.bestQuality).padStart(8)}${p.worse ? '   WORSE on both' : ''}`);
+}
+const seedsRun = [...new Set(records.map((r) => r.seed))].sort((a, b) => a - b);
+const peaks = [...new Set(records.map((r) => `${r.scenario}\u0000${r.timelinePeakStreams}`))].map((k) => Number(k.split('\u0000')[1]));
+const simulatedPeaks = scenarioNames.map((name) => Math.max(...results.filter((m) => m.scenario === name).map((m) => m.peakStreams)));
 console.log(
 	JSON.stringify({
 		exposure_gain_vs_best_baseline: best ? Number(((best.exposure + 1) / (foresight.exposure + 1)).toFixed(2)) : null,
 		quality_cost_ratio_vs_that_baseline: best ? Number(((foresight.quality + 1) / (best.quality + 1)).toFixed(3)) : null,
+		scenarios_worse_than_best_baseline: best ? perScenario.filter((p) => p.worse).length : null,
 		mean_slack: Number(foresight.slack.toFixed(3)),
+		s85: Number(foresight.s85.toFixed(3)),
+		overload_worker_s: foresight.overloadWorkerS,
 		median_lead_time_s: median(foresight.leadTimes),
 		best_baseline: best?.policy ?? null,
 		foresight_exposure_consumer_s: Math.round(foresight.exposure),
@@ -254,5 +337,11 @@ console.log(
 		best_baseline_quality_cost: best ? Math.round(best.quality) : null,
 		lead_time_samples: foresight.leadTimes.length,
 		unanswered_crossings: foresight.unanswered,
+		scenarios: scenarioNames.length,
+		seeds: seedsRun.length > 0 ? `${seedsRun[0]}-${seedsRun[seedsRun.length - 1]}` : null,
+		held_out: seedsRun.every((s) => s >= EVALUATION_SEED_MIN),
+		workers,
+		min_timeline_peak_streams: peaks.length > 0 ? Math.min(...peaks) : null,
+		min_simulated_peak_streams: simulatedPeaks.length > 0 ? Math.min(...simulatedPeaks) : null,
 	}),
 );

@@ -6,7 +6,7 @@ import { DEFAULT_HOOK_TIMEOUT_MS } from './act/actuator';
  * documents its environment variable in ENV_VARIABLES below; `.env.example` lists them.
  */
 /** Allocation policies the manager can run; names as in the allocation benchmark. */
-export const ALLOCATION_POLICIES = ['foresight', 'least-loaded-66', 'round-robin', 'bbb-static-score', 'jitsi-reactive-lastN'] as const;
+export const ALLOCATION_POLICIES = ['foresight', 'least-loaded-66', 'round-robin', 'bbb-static-score', 'jitsi-reactive-lastN', 'reactive-migration'] as const;
 export type AllocationPolicyName = (typeof ALLOCATION_POLICIES)[number];
 
 /**

@@ -7,4 +7,3 @@ export * from './policies';
 export { simulate, SIM_DEFAULTS, type SimOptions, type SimResult } from './sim/simulator';
 export { buildScenario, SCENARIO_NAMES, type Scenario, type ScenarioName, type SimEvent } from './sim/scenarios';
 export { median, qualityCost, QUALITY_WEIGHTS, type ScenarioMetrics } from './sim/metrics';
-export { SpecPredictor, SPEC_PREDICTOR_DEFAULTS, type SpecPredictorOptions } from './sim/predictor';

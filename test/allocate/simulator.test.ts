@@ -3,7 +3,7 @@ import { simulate } from '../../plugin/allocate/sim/simulator';
 import { guardedForesight, roundRobinPolicy } from '../../plugin/allocate/policies';
 import type { ScenarioMetrics } from '../../plugin/allocate/sim/metrics';
 import type { AllocationSnapshot } from '../../plugin/allocate/snapshot';
-import type { AllocationPolicy } from '../../plugin/allocate/actions';
+import type { AllocationAction, AllocationPolicy } from '../../plugin/allocate/actions';
 
 const small = (seed: number): Scenario => buildScenario('bursty-joins', { workers: 8, durationS: 60, seed });
 const withoutTiming = ({ decisionMsMedian: _ignored, ...rest }: ScenarioMetrics) => rest;
@@ -149,5 +149,65 @@ describe('simulator', () => {
 		const workerOf = (id: string): string | undefined => at9.producers.find((p) => p.id === id)?.workerId;
 		expect(workerOf('a-screen')).toBe('w1');
 		expect(workerOf('b-screen')).toBe('w0');
+	});
+});
+
+describe('simulator: subscriptions and priced migration', () => {
+	const base = { reason: 'test', predictedBeforePct: 0, predictedAfterPct: 0 };
+	/** Places every join on w0; at `moveAt` applies `move` (once). */
+	const placer = (moveAt: number, move: (s: AllocationSnapshot) => AllocationAction[]): AllocationPolicy<null> => ({
+		name: 'placer',
+		initialState: () => null,
+		decide(snapshot) {
+			const place = snapshot.pendingJoins.map((j) => ({ ...base, type: 'place' as const, peerId: j.peerId, roomId: j.roomId, workerId: 'w0' }));
+			return { actions: [...place, ...(snapshot.t === moveAt ? move(snapshot) : [])], state: null };
+		},
+	});
+	const meeting = (extra: Scenario['events'] = []): Scenario => ({
+		name: 'unit',
+		durationS: 20,
+		workers: 2,
+		seed: 1,
+		subscriptions: true,
+		events: [
+			{ t: 0, type: 'join', peerId: 'a', roomId: 'r', sends: ['audio', 'video'], consumes: true, priority: 100 },
+			{ t: 0, type: 'join', peerId: 'b', roomId: 'r', sends: ['audio'], consumes: true, priority: 100 },
+			{ t: 0, type: 'join', peerId: 'c', roomId: 'r', sends: [], consumes: true, priority: 100 },
+			{ t: 0, type: 'subscribe', peerId: 'b', publisherId: 'a', mediaClass: 'video', spatial: 1, paused: false },
+			{ t: 0, type: 'subscribe', peerId: 'c', publisherId: 'a', mediaClass: 'video', paused: true },
+			{ t: 0, type: 'subscribe', peerId: 'c', publisherId: 'a', mediaClass: 'audio', paused: false },
+			...extra,
+		],
+	});
+
+	it('creates consumers only for subscriptions, at the wanted layer; app-paused ones are not shown to the policy', () => {
+		const seen: AllocationSnapshot[] = [];
+		const spy: AllocationPolicy<null> = { ...placer(-1, () => []), decide: (s, st) => (seen.push(s), placer(-1, () => []).decide(s, st)) };
+		const m = simulate(meeting(), spy).metrics;
+		const at5 = seen[5]!;
+		// b's video of a (layer 1) and c's audio of a; c's paused video is the app's, not the policy's.
+		expect(at5.consumers.map((c) => `${c.peerId}<${c.producerId}@${c.wanted.spatial}`).sort()).toEqual(['b<a-video@1', 'c<a-audio@0']);
+		// Three producers (a: audio, video; b: audio) and the two consumers receiving media.
+		expect(m.peakStreams).toBe(3 + 2);
+		expect(m.qualityCost).toBe(0);
+	});
+
+	it('prices a producer migration: every receiver loses ≥ 2 s, and it counts as quality cost', () => {
+		const mover = placer(5, (s) => s.producers.filter((p) => p.id === 'a-video').map((p) => ({ ...base, type: 'migrateProducer' as const, producerId: p.id, workerId: p.workerId, toWorkerId: 'w1' })));
+		const m = simulate(meeting(), mover).metrics;
+		expect(m.migrations).toBe(1);
+		// One unpaused receiver of a's video (b) for 2 s.
+		expect(m.disruptionConsumerS).toBe(2);
+		expect(m.qualityCost).toBe(2);
+	});
+
+	it('prices a consumer move at ≥ 1 s, and the target pays the new transport and the keyframe burst', () => {
+		const demand: number[] = [];
+		const mover = placer(5, (s) => s.consumers.filter((c) => c.peerId === 'b').map((c) => ({ ...base, type: 'spreadFanout' as const, producerId: c.producerId, consumerIds: [c.id], workerId: 'w0', toWorkerId: 'w1' })));
+		const m = simulate(meeting(), mover, { onTick: ({ t, demand: d }) => void (demand[t] = d.get('w1')!) }).metrics;
+		expect(m.movedConsumers).toBe(1);
+		expect(m.disruptionConsumerS).toBe(1);
+		// w1 carries the moved consumer from t = 5 on; at t = 5 it also sets up the transport (≥ 1 % of a core for a second).
+		expect(demand[5]! - demand[6]!).toBeGreaterThan(0.5);
 	});
 });

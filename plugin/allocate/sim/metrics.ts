@@ -1,6 +1,7 @@
 /**
  * Per-policy, per-scenario outcome of a simulation. Units are consumer-seconds unless
- * named otherwise; every figure is computed from the simulator's ground truth.
+ * named otherwise; every figure is computed from the simulator's ground truth. The
+ * definitions, in one place: docs/allocation-metrics.md.
  */
 export interface ScenarioMetrics {
 	scenario: string;
@@ -13,6 +14,8 @@ export interface ScenarioMetrics {
 	layerDowngradeS: number;
 	/** Consumer-seconds paused by the allocation manager. */
 	pausedConsumerS: number;
+	/** Consumer-seconds receivers got no media because their consumer moved (≥ 1 s each) or their producer migrated (≥ 2 s each). */
+	disruptionConsumerS: number;
 	droppedConsumers: number;
 	refusedPeers: number;
 	redirectedPeers: number;
@@ -22,12 +25,18 @@ export interface ScenarioMetrics {
 	qualityCost: number;
 	/** Producers moved between workers. */
 	migrations: number;
+	/** Receivers of migrated producers (each disrupted for producerMoveDisruptionS). */
+	migratedProducerConsumers: number;
 	/** Consumers moved to another worker by fan-out spreading. */
 	movedConsumers: number;
 	/** Corrective (non-admission) actions applied. */
 	actions: number;
 	/** Time-mean over seconds of the mean unused share of a core over workers hosting any stream. */
 	meanSlack: number;
+	/** Time-mean over seconds of the mean of max(0, 85 − load)/85 over workers hosting any stream (S85). */
+	s85: number;
+	/** Worker-seconds with true demand above the overload line (85 % of a core). */
+	overloadWorkerS: number;
 	/** Seconds between the first corrective action of a load rise and its threshold crossing (see LeadTimeTracker). */
 	leadTimesS: number[];
 	crossings: number;
@@ -37,15 +46,16 @@ export interface ScenarioMetrics {
 	unansweredJoins: number;
 	decisionMsMedian: number;
 	slackSum: number;
+	s85Sum: number;
 	slackTicks: number;
 }
 
 /**
  * Quality cost weights, consumer-seconds per unit: a downgraded consumer still shows
- * video (half a second lost per second), a paused one shows nothing, a dropped or refused
- * consumer is counted as one minute of nothing.
+ * video (half a second lost per second), a paused one shows nothing, nor does one whose
+ * media a move interrupted; a dropped or refused consumer is counted as one minute of nothing.
  */
-export const QUALITY_WEIGHTS = Object.freeze({ downgradeS: 0.5, pausedS: 1, dropped: 60, refusedConsumer: 60 });
+export const QUALITY_WEIGHTS = Object.freeze({ downgradeS: 0.5, pausedS: 1, disruptionS: 1, dropped: 60, refusedConsumer: 60 });
 
 export function emptyMetrics(scenario: string, policy: string): ScenarioMetrics {
 	return {
@@ -55,15 +65,19 @@ export function emptyMetrics(scenario: string, policy: string): ScenarioMetrics 
 		overloadLossConsumerS: 0,
 		layerDowngradeS: 0,
 		pausedConsumerS: 0,
+		disruptionConsumerS: 0,
 		droppedConsumers: 0,
 		refusedPeers: 0,
 		redirectedPeers: 0,
 		refusedConsumers: 0,
 		qualityCost: 0,
 		migrations: 0,
+		migratedProducerConsumers: 0,
 		movedConsumers: 0,
 		actions: 0,
 		meanSlack: 0,
+		s85: 0,
+		overloadWorkerS: 0,
 		leadTimesS: [],
 		crossings: 0,
 		unansweredCrossings: 0,
@@ -71,14 +85,16 @@ export function emptyMetrics(scenario: string, policy: string): ScenarioMetrics 
 		unansweredJoins: 0,
 		decisionMsMedian: 0,
 		slackSum: 0,
+		s85Sum: 0,
 		slackTicks: 0,
 	};
 }
 
-export function qualityCost(m: Pick<ScenarioMetrics, 'layerDowngradeS' | 'pausedConsumerS' | 'droppedConsumers' | 'refusedConsumers'>): number {
+export function qualityCost(m: Pick<ScenarioMetrics, 'layerDowngradeS' | 'pausedConsumerS' | 'disruptionConsumerS' | 'droppedConsumers' | 'refusedConsumers'>): number {
 	return (
 		QUALITY_WEIGHTS.downgradeS * m.layerDowngradeS +
 		QUALITY_WEIGHTS.pausedS * m.pausedConsumerS +
+		QUALITY_WEIGHTS.disruptionS * m.disruptionConsumerS +
 		QUALITY_WEIGHTS.dropped * m.droppedConsumers +
 		QUALITY_WEIGHTS.refusedConsumer * m.refusedConsumers
 	);
@@ -149,12 +165,18 @@ export function finishMetrics(m: ScenarioMetrics, leadTimes: LeadTimeTracker, de
 	m.unansweredCrossings = lead.unanswered;
 	m.qualityCost = qualityCost(m);
 	m.meanSlack = m.slackTicks > 0 ? m.slackSum / m.slackTicks : 1;
+	m.s85 = m.slackTicks > 0 ? m.s85Sum / m.slackTicks : 1;
 	m.decisionMsMedian = median(decisionMs) ?? 0;
 }
 
 /** A worker's unused share of a core (`corePct`, % of a core at saturation): 0 when saturated or beyond. */
 export function workerSlack(loadPct: number, corePct: number): number {
 	return 1 - Math.min(corePct, loadPct) / corePct;
+}
+
+/** A worker's room left under the overload line, as a share of it: max(0, line − load)/line. */
+export function s85(loadPct: number, linePct: number): number {
+	return Math.max(0, linePct - loadPct) / linePct;
 }
 
 /** Mean slack over workers with these loads; 0 with none. */

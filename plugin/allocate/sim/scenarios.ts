@@ -1,19 +1,37 @@
 import type { MediaClass } from '../snapshot';
 import { Rng } from '../../util/rng';
 
-/** A scripted session timeline; the simulator plays it against any policy. */
+/** What a sender publishes: its class, and for cameras the recording (its rates) and simulcast layers offered. */
+export interface SimTrack {
+	mediaClass: MediaClass;
+	recording?: string;
+	/** Simulcast spatial layers offered (video; default 3). */
+	layers?: number;
+}
+
+/**
+ * A scripted session timeline; the simulator plays it against any policy. Scenarios with
+ * `subscriptions` say who consumes what (subscribe/unsubscribe, the layer each receiver
+ * wants, app pauses): consumers exist only for subscriptions. Without it every peer that
+ * consumes receives every producer of its room at the top layer.
+ */
 export type SimEvent =
-	| { t: number; type: 'join'; peerId: string; roomId: string; sends: MediaClass[]; consumes: boolean; priority: number }
+	| { t: number; type: 'join'; peerId: string; roomId: string; sends: MediaClass[]; consumes: boolean; priority: number; tracks?: SimTrack[] }
 	| { t: number; type: 'leave'; peerId: string }
-	| { t: number; type: 'startProducer'; peerId: string; mediaClass: MediaClass }
+	| { t: number; type: 'startProducer'; peerId: string; mediaClass: MediaClass; recording?: string; layers?: number }
 	| { t: number; type: 'stopProducer'; peerId: string; mediaClass: MediaClass }
-	| { t: number; type: 'speaker'; roomId: string; peerId: string };
+	| { t: number; type: 'speaker'; roomId: string; peerId: string }
+	/** Starts or changes `peerId`'s subscription to `publisherId`'s `mediaClass`: the layer it wants (unset = the top) and whether the app pauses it. */
+	| { t: number; type: 'subscribe'; peerId: string; publisherId: string; mediaClass: MediaClass; spatial?: number; paused: boolean }
+	| { t: number; type: 'unsubscribe'; peerId: string; publisherId: string; mediaClass: MediaClass };
 
 export interface Scenario {
-	name: ScenarioName;
+	name: string;
 	durationS: number;
 	workers: number;
 	seed: number;
+	/** Consumers come from subscribe events only (see SimEvent). */
+	subscriptions?: boolean;
 	/** Sorted by time. */
 	events: SimEvent[];
 }
@@ -72,7 +90,7 @@ class Timeline {
 
 	sorted(): SimEvent[] {
 		// Stable by time; leaves before joins in the same second frees room for the newcomers.
-		const order: Record<SimEvent['type'], number> = { leave: 0, stopProducer: 1, join: 2, startProducer: 3, speaker: 4 };
+		const order: Record<SimEvent['type'], number> = { leave: 0, unsubscribe: 1, stopProducer: 2, join: 3, startProducer: 4, subscribe: 5, speaker: 6 };
 		return this.events.map((e, i) => ({ e, i })).sort((a, b) => a.e.t - b.e.t || order[a.e.type] - order[b.e.type] || a.i - b.i).map(({ e }) => e);
 	}
 }

@@ -1,28 +1,22 @@
 import { performance } from 'node:perf_hooks';
 import { actionClass, isConsolidation, type AllocationAction, type AllocationPolicy } from '../actions';
 import { temporalShare } from '../estimate';
-import {
-	MEASURED_COST_MODEL,
-	type AllocationSnapshot,
-	type ConsumerView,
-	type LayerChoice,
-	type LoadForecast,
-	type MediaClass,
-	type PendingJoin,
-	type ProducerView,
-	type RoomView,
-	type WorkerView,
-} from '../snapshot';
-import { drawProducerTruth, pct, trueLayerRates, TRUTH, type ProducerTruth } from './groundTruth';
-import { emptyMetrics, finishMetrics, LeadTimeTracker, workerSlack, type ScenarioMetrics } from './metrics';
-import { SpecPredictor } from './predictor';
+import type { AllocationSnapshot, LayerChoice, MediaClass, PendingJoin } from '../snapshot';
+import { drawMachine, drawProducerTruth, pct, trueLayerRates, TRUTH, type Machine, type ProducerTruth } from './groundTruth';
+import { emptyMetrics, finishMetrics, LeadTimeTracker, s85, workerSlack, type ScenarioMetrics } from './metrics';
+import { SimLiveView, type Seen, type SeenConsumer, type SeenProducer, type SeenWorker } from './liveView';
 import { Rng } from '../../util/rng';
-import type { Scenario, SimEvent } from './scenarios';
+import type { TfPredictor } from '../../predict/model';
+import type { Scenario, SimEvent, SimTrack } from './scenarios';
 
 /**
  * Trace-driven simulator: plays a scenario against a policy one second at a time. The
- * policy gets a snapshot built only from noisy, lagged observations and the predictor;
- * ground truth (per-stream and per-worker cost factors, exact rates) stays in here.
+ * policy gets a snapshot built by the live code (sim/liveView.ts: profiles, load samples,
+ * the live prediction engine, the live snapshot builder) from noisy, lagged observations
+ * only; ground truth (the machine's coefficients, per-stream and per-worker cost factors,
+ * exact rates, ramp shapes) stays in here. Moving media is priced: every moved receiver
+ * misses media for a while, and the target pays the new transport and a keyframe burst.
+ * Definitions of every figure: docs/allocation-metrics.md.
  */
 export interface SimOptions {
 	/** Load above which consumers count as exposed. */
@@ -35,6 +29,10 @@ export interface SimOptions {
 	onTick?: (tick: SimTick) => void;
 	/** Also compute each room's intrinsic demand every second (for reference packers; costs time). */
 	roomDemand?: boolean;
+	/** Run the live prediction engine for this policy (Foresight); baselines read measured CPU only and can skip it. Default true. */
+	predict?: boolean;
+	/** Serve forecasts from this trained model instead of the engine's kNN fallback. */
+	model?: TfPredictor;
 }
 
 export interface SimTick {
@@ -53,6 +51,12 @@ export interface SimTick {
 }
 
 export const SIM_DEFAULTS: Readonly<SimOptions> = Object.freeze({ overloadPct: 85, measurementSigma: 0.02, observationSigma: 0.05 });
+
+/**
+ * One-off CPU of setting up a transport on a worker (ICE, DTLS handshake, SRTP keys), %
+ * of a core for one second. An assumption of the simulator, not a measurement.
+ */
+const TRANSPORT_SETUP_PCT = 1;
 
 interface SimPeer {
 	id: string;
@@ -73,6 +77,8 @@ interface SimProducer {
 	workerId: string;
 	originWorkerId: string;
 	truth: ProducerTruth;
+	/** Whether the sender has more than one simulcast layer (what the SFU negotiated). */
+	layers: number;
 	rates: number[];
 	observed: number[];
 	consumers: Set<SimConsumer>;
@@ -87,10 +93,19 @@ interface SimConsumer {
 	wanted: LayerChoice;
 	current: LayerChoice;
 	paused: boolean;
+	/** Paused by the app (off screen): sends nothing, costs nothing, not the policy's to weigh. */
+	appPaused: boolean;
 	dropped: boolean;
 	priority: number;
 	costFactor: number;
 	trueRate: number;
+	/** Until when (s) the receiver gets no media because the consumer or its producer moved. */
+	disruptedUntil: number;
+}
+
+interface Want {
+	spatial?: number;
+	paused: boolean;
 }
 
 interface SimRoom {
@@ -105,8 +120,6 @@ export interface SimResult {
 	decisionMs: number[];
 }
 
-const FULL: LayerChoice = Object.freeze({ spatial: 2, temporal: 2 });
-
 class World {
 	readonly peers = new Map<string, SimPeer>();
 	readonly rooms = new Map<string, SimRoom>();
@@ -114,14 +127,51 @@ class World {
 	readonly consumers = new Map<string, SimConsumer>();
 	readonly workerIds: string[];
 	readonly workerFactor: Map<string, number>;
+	readonly machine: Machine;
+	/** Subscriptions by consuming peer: producer id → what it wants (subscription scenarios only). */
+	readonly wants = new Map<string, Map<string, Want>>();
+	/** One-off CPU charged this second (transport setup, keyframe bursts of moves), % of a core before the worker factor. */
+	readonly burst = new Map<string, number>();
+	private readonly links = new Map<string, SimConsumer>();
 	private seq = 0;
 
 	constructor(
 		workers: number,
 		readonly rng: Rng,
+		readonly subscriptions: boolean,
 	) {
 		this.workerIds = Array.from({ length: workers }, (_, i) => `w${i}`);
 		this.workerFactor = new Map(this.workerIds.map((id) => [id, rng.lognormal(TRUTH.workerFactorSigma)]));
+		this.machine = drawMachine(rng);
+	}
+
+	charge(workerId: string, pctOfCore: number): void {
+		if (pctOfCore > 0) this.burst.set(workerId, (this.burst.get(workerId) ?? 0) + pctOfCore);
+	}
+
+	/** Sets (or changes) a subscription; the consumer exists once both peers are placed and the producer is live. */
+	subscribe(peerId: string, producerId: string, want: Want): void {
+		let mine = this.wants.get(peerId);
+		if (!mine) this.wants.set(peerId, (mine = new Map()));
+		mine.set(producerId, want);
+		const peer = this.peers.get(peerId);
+		const producer = this.producers.get(producerId);
+		if (!peer || !producer || producer.peer === peer) return;
+		const existing = this.links.get(linkKey(peer.id, producer.id));
+		if (existing) {
+			const wanted = wantedLayers(producer, want);
+			// Lowered by the policy: stays lowered (at most the new wish); else follows the wish.
+			const lowered = existing.current.spatial < existing.wanted.spatial || existing.current.temporal < existing.wanted.temporal;
+			existing.current = lowered ? { spatial: Math.min(existing.current.spatial, wanted.spatial), temporal: Math.min(existing.current.temporal, wanted.temporal) } : wanted;
+			existing.wanted = wanted;
+			existing.appPaused = want.paused;
+		} else this.addConsumer(peer, producer, want);
+	}
+
+	unsubscribe(peerId: string, producerId: string): void {
+		this.wants.get(peerId)?.delete(producerId);
+		const c = this.links.get(linkKey(peerId, producerId));
+		if (c) this.removeConsumer(c);
 	}
 
 	room(id: string): SimRoom {
@@ -130,58 +180,77 @@ class World {
 		return room;
 	}
 
-	addPeer(join: PendingJoin, workerId: string, t: number): void {
+	addPeer(join: PendingJoin, workerId: string, t: number, tracks: readonly SimTrack[]): void {
 		const peer: SimPeer = { id: join.peerId, roomId: join.roomId, workerId, recvWorkerId: workerId, consumes: join.consumes, priority: join.priority, producers: [], consumers: new Set() };
 		const room = this.room(join.roomId);
 		this.peers.set(peer.id, peer);
-		if (peer.consumes) for (const other of room.peers) for (const p of other.producers) this.addConsumer(peer, p);
+		if (this.subscriptions) {
+			for (const [producerId, want] of this.wants.get(peer.id) ?? []) {
+				const producer = this.producers.get(producerId);
+				if (producer && producer.peer !== peer) this.addConsumer(peer, producer, want);
+			}
+		} else if (peer.consumes) for (const other of room.peers) for (const p of other.producers) this.addConsumer(peer, p, { paused: false });
 		room.peers.add(peer);
-		for (const cls of join.sends) this.addProducer(peer, cls, t);
+		for (const track of tracks) this.addProducer(peer, track, t);
 	}
 
-	addProducer(peer: SimPeer, cls: MediaClass, t: number): void {
+	addProducer(peer: SimPeer, track: SimTrack, t: number): void {
+		const cls = track.mediaClass;
 		if (peer.producers.some((p) => p.truth.mediaClass === cls)) return;
+		const layers = cls === 'video' ? Math.max(1, Math.min(3, track.layers ?? 3)) : 1;
 		const producer: SimProducer = {
 			id: `${peer.id}-${cls}`,
 			peer,
 			workerId: peer.workerId,
 			originWorkerId: peer.workerId,
-			truth: drawProducerTruth(cls, t, this.rng),
+			truth: drawProducerTruth(cls, t, this.rng, track.recording, layers),
+			layers,
 			rates: [],
 			observed: [],
 			consumers: new Set(),
 		};
 		peer.producers.push(producer);
 		this.producers.set(producer.id, producer);
-		for (const other of this.room(peer.roomId).peers) if (other !== peer && other.consumes) this.addConsumer(other, producer);
+		for (const other of this.room(peer.roomId).peers) {
+			if (other === peer) continue;
+			if (this.subscriptions) {
+				const want = this.wants.get(other.id)?.get(producer.id);
+				if (want) this.addConsumer(other, producer, want);
+			} else if (other.consumes) this.addConsumer(other, producer, { paused: false });
+		}
 	}
 
-	private addConsumer(peer: SimPeer, producer: SimProducer): void {
+	private addConsumer(peer: SimPeer, producer: SimProducer, want: Want): void {
 		// Screen shares are what everyone came to see; some tiles are background.
 		const priority = producer.truth.mediaClass === 'screen' ? 220 : peer.priority;
+		const wanted = wantedLayers(producer, want);
 		const consumer: SimConsumer = {
 			id: `c${this.seq++}`,
 			peer,
 			producer,
 			workerId: peer.recvWorkerId,
 			originWorkerId: peer.recvWorkerId,
-			wanted: FULL,
-			current: FULL,
+			wanted,
+			current: wanted,
 			paused: false,
+			appPaused: want.paused,
 			dropped: false,
 			priority,
 			costFactor: this.rng.lognormal(TRUTH.streamFactorSigma),
 			trueRate: 0,
+			disruptedUntil: 0,
 		};
 		producer.consumers.add(consumer);
 		peer.consumers.add(consumer);
 		this.consumers.set(consumer.id, consumer);
+		this.links.set(linkKey(peer.id, producer.id), consumer);
 	}
 
 	removeConsumer(c: SimConsumer): void {
 		c.producer.consumers.delete(c);
 		c.peer.consumers.delete(c);
 		this.consumers.delete(c.id);
+		if (this.links.get(linkKey(c.peer.id, c.producer.id)) === c) this.links.delete(linkKey(c.peer.id, c.producer.id));
 	}
 
 	removeProducer(p: SimProducer): void {
@@ -195,7 +264,18 @@ class World {
 		for (const c of [...peer.consumers]) this.removeConsumer(c);
 		this.room(peer.roomId).peers.delete(peer);
 		this.peers.delete(peer.id);
+		this.wants.delete(peer.id);
 	}
+}
+
+function linkKey(peerId: string, producerId: string): string {
+	return `${peerId}\u0000${producerId}`;
+}
+
+/** The layers a receiver wants: its wish (unset = the top), within what the sender offers. */
+function wantedLayers(producer: SimProducer, want: Want): LayerChoice {
+	const top = producer.layers - 1;
+	return { spatial: Math.max(0, Math.min(top, want.spatial ?? top)), temporal: 2 };
 }
 
 /** True packet rate a consumer receives: the chosen layer, or the best active one below it. */
@@ -215,60 +295,63 @@ export function simulate<S>(scenario: Scenario, policy: AllocationPolicy<S>, ove
 	const options: SimOptions = { ...SIM_DEFAULTS, ...overrides };
 	// Truth and policy-visible noise come from one seeded stream: the same seed replays exactly.
 	const rng = new Rng(scenario.seed * 31 + 17);
-	const world = new World(scenario.workers, rng);
-	const predictor = new SpecPredictor(MEASURED_COST_MODEL);
+	const world = new World(scenario.workers, rng, scenario.subscriptions === true);
+	const view = new SimLiveView({ predict: options.predict !== false, ...(options.model ? { model: options.model } : {}) });
 	const metrics = emptyMetrics(scenario.name, policy.name);
 	const leadTimes = new LeadTimeTracker(options.overloadPct);
 	const decisionMs: number[] = [];
 	let state = policy.initialState();
-	let views = { workers: [] as WorkerView[], producers: [] as ProducerView[], consumers: [] as ConsumerView[], rooms: [] as RoomView[] };
-	// Before the first measurement the predictor and the policy see idle workers.
-	views.workers = world.workerIds.map((id) => idleWorker(id));
+	// Before the first measurement the policy sees idle workers.
+	let seen: Seen = { nowMs: 0, workers: world.workerIds.map((id) => idleWorker(id)), producers: [], consumers: [] };
 	const refused = new Set<string>();
+	const tracksOf = new Map<string, SimTrack[]>();
 	let next = 0;
 	const events = scenario.events;
 
 	for (let t = 0; t < scenario.durationS; t++) {
 		const pending: PendingJoin[] = [];
-		for (; next < events.length && events[next]!.t <= t; next++) applyEvent(world, events[next]!, t, pending, refused);
+		for (; next < events.length && events[next]!.t <= t; next++) applyEvent(world, events[next]!, t, pending, refused, tracksOf);
 
-		const snapshot: AllocationSnapshot = { t, costModel: MEASURED_COST_MODEL, ...views, pendingJoins: pending };
+		const snapshot = view.snapshot({ ...seen, nowMs: t * 1000 }, pending);
 		const started = performance.now();
 		const decision = policy.decide(snapshot, state);
 		decisionMs.push(performance.now() - started);
 		state = decision.state;
-		applyActions(world, decision.actions, pending, t, metrics, leadTimes, refused);
+		applyActions(world, decision.actions, pending, t, metrics, leadTimes, refused, tracksOf);
 
 		const truth = groundTruth(world, rng, t, options.roomDemand === true);
 		const hosting = account(world, truth, t, options, metrics, leadTimes);
 		options.onTick?.({ t, demand: truth.demand, counterfactual: truth.counterfactual, hosting, snapshot, actions: decision.actions, roomDemand: truth.roomDemand });
 		const measured = new Map<string, number>();
 		for (const id of world.workerIds) measured.set(id, Math.min(TRUTH.saturationPct, truth.demand.get(id)!) * (1 + rng.normal(0, options.measurementSigma)));
-		views = observe(world, t, measured, predictor, options, rng);
+		seen = observe(world, t, measured, options, rng);
 	}
 	finishMetrics(metrics, leadTimes, decisionMs);
 	return { metrics, decisionMs };
 }
 
-function idleWorker(id: string): WorkerView {
-	return { id, capacityPct: 100, cpuPct: TRUTH.workerBasePct, forecast: [], rssBytes: 0, routers: 0, transports: 0, producers: 0, consumers: 0 };
+function idleWorker(id: string): SeenWorker {
+	return { id, cpuPct: TRUTH.workerBasePct, routers: 0, transports: 0, producers: 0, consumers: 0 };
 }
 
-function applyEvent(world: World, event: SimEvent, t: number, pending: PendingJoin[], refused: Set<string>): void {
+function applyEvent(world: World, event: SimEvent, t: number, pending: PendingJoin[], refused: Set<string>, tracksOf: Map<string, SimTrack[]>): void {
 	switch (event.type) {
 		case 'join':
 			pending.push({ peerId: event.peerId, roomId: event.roomId, sends: event.sends, consumes: event.consumes, priority: event.priority });
+			tracksOf.set(event.peerId, event.tracks ?? event.sends.map((mediaClass) => ({ mediaClass })));
 			return;
 		case 'leave': {
 			const peer = world.peers.get(event.peerId);
 			if (peer) world.removePeer(peer);
+			world.wants.delete(event.peerId);
+			tracksOf.delete(event.peerId);
 			const i = pending.findIndex((j) => j.peerId === event.peerId);
 			if (i >= 0) pending.splice(i, 1);
 			return;
 		}
 		case 'startProducer': {
 			const peer = world.peers.get(event.peerId);
-			if (peer && !refused.has(peer.id)) world.addProducer(peer, event.mediaClass, t);
+			if (peer && !refused.has(peer.id)) world.addProducer(peer, { mediaClass: event.mediaClass, ...(event.recording ? { recording: event.recording } : {}), ...(event.layers ? { layers: event.layers } : {}) }, t);
 			return;
 		}
 		case 'stopProducer': {
@@ -279,16 +362,22 @@ function applyEvent(world: World, event: SimEvent, t: number, pending: PendingJo
 		case 'speaker':
 			world.room(event.roomId).speakerPeerId = event.peerId;
 			return;
+		case 'subscribe':
+			if (!refused.has(event.peerId)) world.subscribe(event.peerId, `${event.publisherId}-${event.mediaClass}`, { ...(event.spatial !== undefined ? { spatial: event.spatial } : {}), paused: event.paused });
+			return;
+		case 'unsubscribe':
+			world.unsubscribe(event.peerId, `${event.publisherId}-${event.mediaClass}`);
+			return;
 	}
 }
 
-function applyActions(world: World, actions: readonly AllocationAction[], pending: PendingJoin[], t: number, metrics: ScenarioMetrics, leadTimes: LeadTimeTracker, refused: Set<string>): void {
+function applyActions(world: World, actions: readonly AllocationAction[], pending: PendingJoin[], t: number, metrics: ScenarioMetrics, leadTimes: LeadTimeTracker, refused: Set<string>, tracksOf: Map<string, SimTrack[]>): void {
 	const answered = new Set<string>();
 	const joins = new Map(pending.map((j) => [j.peerId, j]));
 	for (const action of actions) {
 		const cls = actionClass(action);
 		if (cls !== 'admission') {
-			if (!applyCorrective(world, action, metrics)) continue;
+			if (!applyCorrective(world, action, metrics, t)) continue;
 			metrics.actions++;
 			// Lead time counts only actions that take load off a worker under pressure: not restores, not consolidation of a light worker.
 			if ((cls === 'rebalance' || cls === 'degrade') && !isConsolidation(action)) leadTimes.acted(action.workerId, t);
@@ -299,11 +388,15 @@ function applyActions(world: World, actions: readonly AllocationAction[], pendin
 		if (!join || answered.has(join.peerId)) continue;
 		answered.add(join.peerId);
 		if (action.type === 'place' && world.workerIds.includes(action.workerId)) {
-			world.addPeer(join, action.workerId, t);
+			world.addPeer(join, action.workerId, t, tracksOf.get(join.peerId) ?? []);
 			continue;
 		}
 		refused.add(join.peerId);
-		const lost = join.consumes ? [...world.room(join.roomId).peers].reduce((n, p) => n + p.producers.length, 0) : 0;
+		let lost = 0;
+		if (world.subscriptions) {
+			for (const [producerId, want] of world.wants.get(join.peerId) ?? []) if (!want.paused && world.producers.has(producerId)) lost++;
+		} else if (join.consumes) lost = [...world.room(join.roomId).peers].reduce((n, p) => n + p.producers.length, 0);
+		world.wants.delete(join.peerId);
 		if (action.type === 'redirect') metrics.redirectedPeers++;
 		else metrics.refusedPeers++;
 		metrics.refusedConsumers += lost;
@@ -312,12 +405,23 @@ function applyActions(world: World, actions: readonly AllocationAction[], pendin
 	for (const join of pending) {
 		if (answered.has(join.peerId)) continue;
 		metrics.unansweredJoins++;
-		world.addPeer(join, world.workerIds[0]!, t);
+		world.addPeer(join, world.workerIds[0]!, t, tracksOf.get(join.peerId) ?? []);
 	}
 }
 
-/** Applies one corrective action; false when it no longer applies (entity gone, bad target). */
-function applyCorrective(world: World, action: AllocationAction, metrics: ScenarioMetrics): boolean {
+/** Keyframe packets a receiver gets at `layer` of `p` after a move (audio: none). */
+function keyframePackets(p: SimProducer, layer: number): number {
+	if (p.truth.mediaClass === 'audio') return 0;
+	return TRUTH.keyframePackets[Math.max(0, Math.min(p.layers - 1, layer))] ?? 0;
+}
+
+/**
+ * Applies one corrective action; false when it no longer applies (entity gone, bad target).
+ * Moves are priced here: the receivers' disruption, and the one-off CPU on the workers
+ * that set up the new transports and send the keyframes.
+ */
+function applyCorrective(world: World, action: AllocationAction, metrics: ScenarioMetrics, t: number): boolean {
+	const m = world.machine;
 	switch (action.type) {
 		case 'spreadFanout': {
 			if (!world.workerIds.includes(action.toWorkerId)) return false;
@@ -325,8 +429,12 @@ function applyCorrective(world: World, action: AllocationAction, metrics: Scenar
 			for (const id of action.consumerIds) {
 				const c = world.consumers.get(id);
 				if (!c || c.producer.id !== action.producerId || c.workerId === action.toWorkerId) continue;
+				const hadTransport = [...c.peer.consumers].some((x) => x !== c && !x.dropped && x.workerId === action.toWorkerId);
 				c.workerId = action.toWorkerId;
 				c.peer.recvWorkerId = action.toWorkerId;
+				if (!c.appPaused) c.disruptedUntil = Math.max(c.disruptedUntil, t + TRUTH.consumerMoveDisruptionS);
+				if (!hadTransport) world.charge(action.toWorkerId, TRANSPORT_SETUP_PCT);
+				world.charge(action.toWorkerId, pct(keyframePackets(c.producer, c.current.spatial), m.srtpEgressUs));
 				moved++;
 			}
 			metrics.movedConsumers += moved;
@@ -335,10 +443,22 @@ function applyCorrective(world: World, action: AllocationAction, metrics: Scenar
 		case 'migrateProducer': {
 			const p = world.producers.get(action.producerId);
 			if (!p || !world.workerIds.includes(action.toWorkerId) || p.workerId === action.toWorkerId) return false;
+			const hadTransport = p.peer.producers.some((x) => x !== p && x.workerId === action.toWorkerId);
 			p.workerId = action.toWorkerId;
 			// Its send transport goes along once nothing it sends stays behind: later producers of the peer start there.
 			if (p.peer.producers.every((x) => x.workerId === action.toWorkerId)) p.peer.workerId = action.toWorkerId;
+			if (!hadTransport) world.charge(action.toWorkerId, TRANSPORT_SETUP_PCT);
+			// The sender starts over with a keyframe on every layer; every receiver waits for it.
+			let ingressBurst = 0;
+			for (let layer = 0; layer < p.layers; layer++) ingressBurst += keyframePackets(p, layer);
+			world.charge(action.toWorkerId, pct(ingressBurst, m.ingressUs));
+			for (const c of p.consumers) {
+				if (c.dropped || c.appPaused) continue;
+				c.disruptedUntil = Math.max(c.disruptedUntil, t + TRUTH.producerMoveDisruptionS);
+				world.charge(c.workerId, pct(keyframePackets(p, c.current.spatial), m.srtpEgressUs));
+			}
 			metrics.migrations++;
+			metrics.migratedProducerConsumers += [...p.consumers].filter((c) => !c.dropped && !c.appPaused).length;
 			return true;
 		}
 		case 'place':
@@ -381,6 +501,7 @@ interface Truth {
 }
 
 function groundTruth(world: World, rng: Rng, t: number, withRooms: boolean): Truth {
+	const m = world.machine;
 	const load = new Map<string, number>();
 	const counterfactual = new Map<string, number>();
 	const rooms = withRooms ? new Map<string, number>() : undefined;
@@ -388,9 +509,10 @@ function groundTruth(world: World, rng: Rng, t: number, withRooms: boolean): Tru
 		if (rooms) rooms.set(roomId, (rooms.get(roomId) ?? 0) + v);
 	};
 	for (const id of world.workerIds) {
-		load.set(id, TRUTH.workerBasePct);
+		load.set(id, TRUTH.workerBasePct + (world.burst.get(id) ?? 0));
 		counterfactual.set(id, TRUTH.workerBasePct);
 	}
+	world.burst.clear();
 	const add = (map: Map<string, number>, id: string, v: number): void => {
 		map.set(id, map.get(id)! + v * world.workerFactor.get(id)!);
 	};
@@ -398,20 +520,24 @@ function groundTruth(world: World, rng: Rng, t: number, withRooms: boolean): Tru
 		trueLayerRates(p.truth, t, rng, p.rates);
 		let total = 0;
 		for (const r of p.rates) total += r;
-		add(load, p.workerId, pct(total, TRUTH.ingressUs) * p.truth.costFactor);
-		add(counterfactual, p.originWorkerId, pct(total, TRUTH.ingressUs) * p.truth.costFactor);
-		addRoom(p.peer.roomId, pct(total, TRUTH.ingressUs) * p.truth.costFactor);
+		add(load, p.workerId, pct(total, m.ingressUs) * p.truth.costFactor);
+		add(counterfactual, p.originWorkerId, pct(total, m.ingressUs) * p.truth.costFactor);
+		addRoom(p.peer.roomId, pct(total, m.ingressUs) * p.truth.costFactor);
 		const piped = new Set<string>();
-		for (const c of p.consumers) if (!c.dropped && c.workerId !== p.workerId) piped.add(c.workerId);
+		for (const c of p.consumers) if (!c.dropped && !c.appPaused && c.workerId !== p.workerId) piped.add(c.workerId);
 		for (const w of piped) {
-			add(load, w, pct(total, TRUTH.pipeIngressUs));
-			add(load, p.workerId, pct(total, TRUTH.pipeEgressUs));
+			add(load, w, pct(total, m.pipeIngressUs));
+			add(load, p.workerId, pct(total, m.pipeEgressUs));
 		}
 	}
 	for (const c of world.consumers.values()) {
+		if (c.appPaused) {
+			c.trueRate = 0;
+			continue;
+		}
 		c.trueRate = c.dropped || c.paused ? 0 : consumerTrueRate(c, c.current);
-		if (c.trueRate > 0) add(load, c.workerId, pct(c.trueRate, TRUTH.srtpEgressUs) * c.costFactor);
-		const wanted = pct(consumerTrueRate(c, c.wanted), TRUTH.srtpEgressUs) * c.costFactor;
+		if (c.trueRate > 0) add(load, c.workerId, pct(c.trueRate, m.srtpEgressUs) * c.costFactor);
+		const wanted = pct(consumerTrueRate(c, c.wanted), m.srtpEgressUs) * c.costFactor;
 		add(counterfactual, c.originWorkerId, wanted);
 		addRoom(c.peer.roomId, wanted);
 	}
@@ -422,9 +548,9 @@ function groundTruth(world: World, rng: Rng, t: number, withRooms: boolean): Tru
 			origin.add(c.originWorkerId);
 			if (!c.dropped) live.add(c.workerId);
 		}
-		for (const w of live) add(load, w, TRUTH.transportPct);
-		for (const w of origin) add(counterfactual, w, TRUTH.transportPct);
-		if (origin.size > 0) addRoom(peer.roomId, TRUTH.transportPct);
+		for (const w of live) add(load, w, m.transportPct);
+		for (const w of origin) add(counterfactual, w, m.transportPct);
+		if (origin.size > 0) addRoom(peer.roomId, m.transportPct);
 	}
 	const demand = new Map<string, number>();
 	for (const [id, v] of load) demand.set(id, v * Math.max(0.5, 1 + rng.normal(0, TRUTH.workerJitterSigma)));
@@ -438,9 +564,10 @@ function account(world: World, truth: Truth, t: number, options: SimOptions, met
 	let streams = world.producers.size;
 	for (const p of world.producers.values()) hosting.add(p.workerId);
 	for (const c of world.consumers.values()) {
-		if (c.dropped) continue;
+		if (c.dropped || c.appPaused) continue;
 		streams++;
 		hosting.add(c.workerId);
+		if (t < c.disruptedUntil) metrics.disruptionConsumerS++;
 		if (c.paused) metrics.pausedConsumerS++;
 		else {
 			consumersOn.set(c.workerId, (consumersOn.get(c.workerId) ?? 0) + 1);
@@ -449,59 +576,67 @@ function account(world: World, truth: Truth, t: number, options: SimOptions, met
 	}
 	metrics.peakStreams = Math.max(metrics.peakStreams, streams);
 	let slack = 0;
+	let slack85 = 0;
 	for (const id of world.workerIds) {
 		const demand = truth.demand.get(id)!;
-		if (demand > options.overloadPct) metrics.exposureConsumerS += consumersOn.get(id) ?? 0;
+		if (demand > options.overloadPct) {
+			metrics.exposureConsumerS += consumersOn.get(id) ?? 0;
+			metrics.overloadWorkerS++;
+		}
 		if (demand >= TRUTH.saturationPct) metrics.overloadLossConsumerS += consumersOn.get(id) ?? 0;
-		if (hosting.has(id)) slack += workerSlack(demand, TRUTH.saturationPct);
+		if (hosting.has(id)) {
+			slack += workerSlack(demand, TRUTH.saturationPct);
+			slack85 += s85(demand, options.overloadPct);
+		}
 		leadTimes.sample(id, t, truth.counterfactual.get(id)!);
 	}
 	if (hosting.size > 0) {
 		metrics.slackSum += slack / hosting.size;
+		metrics.s85Sum += slack85 / hosting.size;
 		metrics.slackTicks++;
 	}
 	return hosting;
 }
 
-function observe(world: World, t: number, measured: Map<string, number>, predictor: SpecPredictor, options: SimOptions, rng: Rng): { workers: WorkerView[]; producers: ProducerView[]; consumers: ConsumerView[]; rooms: RoomView[] } {
+/** What a deployment observes at the end of second `t`: noisy stream rates, measured CPU, counts. */
+function observe(world: World, t: number, measured: Map<string, number>, options: SimOptions, rng: Rng): Seen {
 	const noisy = (v: number): number => Math.max(0, v * (1 + rng.normal(0, options.observationSigma)));
-	const producers: ProducerView[] = [];
 	const counts = new Map<string, { producers: number; consumers: number; sendPeers: Set<string>; recvPeers: Set<string>; rooms: Set<string> }>();
 	const countsOf = (id: string) => {
 		let c = counts.get(id);
 		if (!c) counts.set(id, (c = { producers: 0, consumers: 0, sendPeers: new Set(), recvPeers: new Set(), rooms: new Set() }));
 		return c;
 	};
+	const producers: SeenProducer[] = [];
 	for (const p of world.producers.values()) {
 		p.observed = p.rates.map(noisy);
 		const room = world.room(p.peer.roomId);
 		producers.push({
 			id: p.id,
-			peerId: p.peer.id,
-			roomId: p.peer.roomId,
 			workerId: p.workerId,
-			mediaClass: p.truth.mediaClass,
-			layers: p.observed.map((rate, spatial) => ({ spatial, packetRate: rate, active: rate > 0 })),
-			packetRate: p.observed.reduce((a, b) => a + b, 0),
-			expectedPacketRate: 0,
+			roomId: p.peer.roomId,
+			peerId: p.peer.id,
+			kind: p.truth.mediaClass === 'audio' ? 'audio' : 'video',
+			screen: p.truth.mediaClass === 'screen',
+			layerRates: p.observed,
 			activeSpeaker: room.speakerPeerId === p.peer.id,
-			ageS: t + 1 - p.truth.startT,
 		});
 		const c = countsOf(p.workerId);
 		c.producers++;
 		c.sendPeers.add(p.peer.id);
 		c.rooms.add(p.peer.roomId);
 	}
-	const consumers: ConsumerView[] = [];
+	const consumers: SeenConsumer[] = [];
 	for (const c of world.consumers.values()) {
-		if (c.dropped) continue;
+		// App-paused consumers are not the manager's to weigh (the live manager skips them too).
+		if (c.dropped || c.appPaused) continue;
 		consumers.push({
 			id: c.id,
-			peerId: c.peer.id,
-			producerId: c.producer.id,
 			workerId: c.workerId,
+			producerId: c.producer.id,
+			peerId: c.peer.id,
 			priority: c.priority,
-			paused: c.paused,
+			pausedByManager: c.paused,
 			wanted: c.wanted,
 			current: c.current,
 			packetRate: noisy(c.trueRate),
@@ -511,31 +646,16 @@ function observe(world: World, t: number, measured: Map<string, number>, predict
 		k.recvPeers.add(c.peer.id);
 		k.rooms.add(c.peer.roomId);
 	}
-	const forecasts = predictor.update(world.workerIds, measured, producers, consumers);
-	const workers = world.workerIds.map((id): WorkerView => {
+	const workers = world.workerIds.map((id): SeenWorker => {
 		const k = counts.get(id);
-		const forecast: LoadForecast[] = forecasts.get(id) ?? [];
-		const streams = (k?.producers ?? 0) + (k?.consumers ?? 0);
 		return {
 			id,
-			capacityPct: 100,
 			cpuPct: measured.get(id)!,
-			forecast,
-			rssBytes: 30e6 + streams * 50e3,
 			routers: k?.rooms.size ?? 0,
 			transports: (k?.sendPeers.size ?? 0) + (k?.recvPeers.size ?? 0),
 			producers: k?.producers ?? 0,
 			consumers: k?.consumers ?? 0,
 		};
 	});
-	const roomWorkers = new Map<string, Set<string>>();
-	for (const peer of world.peers.values()) {
-		let set = roomWorkers.get(peer.roomId);
-		if (!set) roomWorkers.set(peer.roomId, (set = new Set()));
-		set.add(peer.workerId);
-	}
-	const rooms: RoomView[] = [...world.rooms.values()]
-		.filter((r) => r.peers.size > 0)
-		.map((r) => ({ id: r.id, workerIds: [...(roomWorkers.get(r.id) ?? [])], peers: r.peers.size }));
-	return { workers, producers, consumers, rooms };
+	return { nowMs: (t + 1) * 1000, workers, producers, consumers };
 }
