@@ -67,6 +67,8 @@ export interface FaultRecord {
 	healing?: string;
 	/** Links (`receiver<source`) that stopped at some point during the fault. */
 	stalledLinks?: string[];
+	/** Links of receivers that had not recovered when the recovery timeout ran out, with whether each flowed in the last sample. */
+	unrecoveredLinks?: Array<{ link: string; flowing: boolean }>;
 	/** Longest event-loop delay of the demo process during the fault (its signaling and Foresight wait on that loop). */
 	loopDelayMaxMs?: number;
 	/** Consumer stats that did not come back within a flow sample during the fault (those samples count the link as stalled). */
@@ -460,6 +462,11 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 				return back && recoveredAt.has(r) ? (back.at - injectedAt) / 1000 : undefined;
 			});
 			record.recoveredPeers = record.recoveryS.filter((x) => x !== undefined).length;
+			const unrecovered = [...lastStall.keys()].filter((_r, i) => record.recoveryS[i] === undefined);
+			if (unrecovered.length > 0) {
+				const last = during.at(-1)?.flowing ?? new Set<string>();
+				record.unrecoveredLinks = wanted.filter((l) => unrecovered.includes(receiverOf(l))).map((link) => ({ link, flowing: last.has(link) }));
+			}
 			if (d.alive) {
 				if (kind === 'influxOutage') {
 					// Until the backlog is written: points still buffered are not lost yet, and the next fault must not inherit them.
@@ -478,7 +485,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			}
 			records.push(record);
 			const times = record.recoveryS.map((x) => (x === undefined ? 'never' : x.toFixed(1))).join(',');
-			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}`);
+			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}${record.unrecoveredLinks ? `; not back: ${record.unrecoveredLinks.filter((l) => !l.flowing).map((l) => l.link).join(' ')}` : ''}`);
 		}
 
 		// The scenario ends: everyone leaves; entities, listeners, timers and handles must return to the baseline.
