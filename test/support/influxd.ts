@@ -34,6 +34,8 @@ export class Influxd {
 	private constructor(
 		readonly httpPort: number,
 		readonly rpcPort: number,
+		/** Loopback by default; the netns cluster binds the bridge address so hosts in other namespaces reach it. */
+		readonly bindIp = '127.0.0.1',
 	) {
 		this.dir = mkdtempSync(join(tmpdir(), 'foresight-influxd-'));
 		this.configPath = join(this.dir, 'influxdb.conf');
@@ -43,7 +45,7 @@ export class Influxd {
 			this.configPath,
 			[
 				'reporting-disabled = true',
-				`bind-address = "127.0.0.1:${rpcPort}"`,
+				`bind-address = "${bindIp}:${rpcPort}"`,
 				'[meta]',
 				`  dir = "${join(this.dir, 'meta')}"`,
 				'[data]',
@@ -51,7 +53,7 @@ export class Influxd {
 				`  wal-dir = "${join(this.dir, 'wal')}"`,
 				'  query-log-enabled = false',
 				'[http]',
-				`  bind-address = "127.0.0.1:${httpPort}"`,
+				`  bind-address = "${bindIp}:${httpPort}"`,
 				'  log-enabled = false',
 				'[continuous_queries]',
 				'  log-enabled = false',
@@ -63,14 +65,14 @@ export class Influxd {
 		);
 	}
 
-	static async create(): Promise<Influxd> {
-		const d = new Influxd(await freePort(), await freePort());
+	static async create(bindIp?: string): Promise<Influxd> {
+		const d = new Influxd(await freePort(), await freePort(), bindIp);
 		await d.start();
 		return d;
 	}
 
 	get url(): string {
-		return `http://127.0.0.1:${this.httpPort}`;
+		return `http://${this.bindIp}:${this.httpPort}`;
 	}
 
 	get pid(): number | undefined {

@@ -80,6 +80,8 @@ export interface SubscribeOptions {
 	 * 600 kbps and a simulcast consumer gets a low layer or none; a browser would send feedback.
 	 */
 	bwe?: boolean;
+	/** Deliver to this address instead of the shared sink: a client in another process or network namespace counts what arrives. */
+	sink?: { ip: string; port: number };
 }
 
 export interface PublishedLayer {
@@ -576,7 +578,7 @@ export class Replayer {
 
 	/** A consumer bot: one PlainTransport (SRTP by default) to the shared sink, consuming the given producers. */
 	async subscribe(router: types.Router, producers: types.Producer[], options: SubscribeOptions = {}): Promise<Subscriber> {
-		const sinkPort = await this.sinkPort();
+		const sink = options.sink ?? { ip: this.listenIp, port: await this.sinkPort() };
 		const srtp = options.srtp ?? true;
 		const transport = await router.createPlainTransport({
 			listenInfo: { protocol: 'udp', ip: this.listenIp },
@@ -589,11 +591,11 @@ export class Replayer {
 		});
 		try {
 			await transport.connect({
-				ip: this.listenIp,
-				port: sinkPort,
+				ip: sink.ip,
+				port: sink.port,
 				...(srtp ? { srtpParameters: { cryptoSuite: 'AES_CM_128_HMAC_SHA1_80' as const, keyBase64: randomBytes(30).toString('base64') } } : {}),
 			});
-			this.sink?.byPort.set(transport.tuple.localPort, { packets: 0, bytes: 0 });
+			if (!options.sink) this.sink?.byPort.set(transport.tuple.localPort, { packets: 0, bytes: 0 });
 			const sub = new Subscriber(router, transport, options);
 			await sub.consume(producers);
 			this.subscribers.add(sub);
