@@ -118,6 +118,8 @@ export class NetnsCluster {
 		for (const child of this.processes) if (child.pid !== undefined) safeKill(child.pid);
 		for (const h of this.hosts) {
 			for (const pid of this.pidsIn(h.name)) safeKill(pid);
+			// Deleting a namespace frees its veth end asynchronously; deleting our end removes the pair now.
+			run('ip', ['link', 'del', `fsv${this.tag}${h.name}`], true);
 			run('ip', ['netns', 'del', h.ns], true);
 		}
 		run('ip', ['link', 'del', this.bridge], true);
