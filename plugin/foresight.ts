@@ -19,7 +19,7 @@ import { MemoryStore } from './store/memoryStore';
 import type { ProfileStore } from './store/types';
 import { decideCrossHost } from './cluster/decide';
 import { InfluxClusterChannel } from './cluster/influxChannel';
-import { ClusterMember, type ClusterEvent, type ClusterStats } from './cluster/member';
+import { ClusterMember, type ClusterEvent, type ClusterStats, type ClusterView } from './cluster/member';
 import { buildHostReport, localHeadroom } from './cluster/report';
 import type { ClusterChannel } from './cluster/types';
 import { PredictionEngine } from './predict/engine';
@@ -348,6 +348,11 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		member.on('cluster', (event) => this.emit('cluster', event));
 		member.start();
 		return member;
+	}
+
+	/** What placement sees of the other hosts now (live hosts' latest reports, open reservations, staleness); undefined without a cluster. */
+	clusterView(): ClusterView | undefined {
+		return this.cluster?.view();
 	}
 
 	/** The cluster view's counters and every other host's age; undefined without a cluster. */

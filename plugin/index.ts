@@ -1,6 +1,7 @@
 export { attach, Foresight, type AttachOptions, type ForesightEvents, type PlaceOptions } from './foresight';
 export { MemoryClusterBus } from './cluster/memoryChannel';
 export { InfluxClusterChannel } from './cluster/influxChannel';
+export { CrossHostPipes, pipeEndSchema, pipedProducerSchema, type PipeEnd, type PipedProducer } from './cluster/pipes';
 export { decideCrossHost, canTake, liveHosts, hostHeadroomPct, reservedPct, type CrossHostDecision, type CrossHostInput } from './cluster/decide';
 export type { ClusterEvent, ClusterStats, ClusterView } from './cluster/member';
 export type { ClusterChannel, ClusterState, HostReport, Reservation, WorkerReport } from './cluster/types';

@@ -14,11 +14,23 @@ import * as mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import pino from 'pino';
 import { z } from 'zod';
-import { attach, MOVABLE_KEY, type ClusterEvent, type Foresight } from '../../plugin';
+import { attach, CrossHostPipes, MOVABLE_KEY, pipeEndSchema, pipedProducerSchema, type ClusterEvent, type Foresight, type PipedProducer } from '../../plugin';
 import { readRecording, type Recording } from '../../training/record/format';
 import { Replayer, type PacketSender, type Publisher, type RemoteCopy, type Subscriber } from '../../training/loadgen/replayer';
 import { installProcessGuard } from '../guard';
-import { healthSchema, joinAnswerSchema, joinRequestSchema, peerRequestSchema, type BotStats, type Health, type JoinAnswer } from './protocol';
+import {
+	healthSchema,
+	joinAnswerSchema,
+	joinRequestSchema,
+	peerRequestSchema,
+	pipeConnectSchema,
+	pipeOpenSchema,
+	pipeProduceSchema,
+	pipePullSchema,
+	type BotStats,
+	type Health,
+	type JoinAnswer,
+} from './protocol';
 
 const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
 	{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
@@ -94,6 +106,79 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 		return p;
 	};
 
+	const selfId = config.FORESIGHT_CLUSTER_HOST_ID;
+	const selfUrl = `http://${config.CLUSTER_HOST_IP}:${config.CLUSTER_PORT}`;
+	const pipes = new CrossHostPipes(config.CLUSTER_HOST_IP, selfId);
+	/**
+	 * A room that lives on several hosts is joined by one cross-host pipe link per pair of
+	 * hosts: each side sends its own bots' producers over it, and its bots consume what came
+	 * from the other side. Keyed by `${roomId}|${otherHostId}`.
+	 */
+	const links = new Map<string, { roomId: string; hostId: string; url: string; linkId: string; remoteLinkId: string }>();
+	/** Producers received over links, per room, with the router they arrived on. */
+	const remote = new Map<string, Array<{ producer: types.Producer; router: types.Router; fromHost: string }>>();
+	const post = async (url: string, path: string, body: unknown): Promise<unknown> => {
+		const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+		const value: unknown = await res.json();
+		if (!res.ok) throw new Error(`${url}${path}: HTTP ${res.status} ${JSON.stringify(value)}`);
+		return value;
+	};
+	const roomRouter = (roomId: string): types.Router | undefined => [...bots.values()].find((b) => b.roomId === roomId && !b.router.closed)?.router;
+	/** Every local bot of the room consumes `arrived` (piped to its router within this host first). */
+	const fanOut = async (roomId: string, arrived: Array<{ producer: types.Producer; router: types.Router }>, except?: string): Promise<void> => {
+		for (const bot of bots.values()) {
+			if (bot.roomId !== roomId || bot.peerId === except || bot.router.closed) continue;
+			for (const a of arrived) await ensureOn(a.producer, a.router, bot.router);
+			await bot.subscriber.consume(arrived.map((a) => a.producer));
+		}
+	};
+	const received = async (roomId: string, linkId: string, fromHost: string, piped: PipedProducer[]): Promise<Array<{ producer: types.Producer; router: types.Router }>> => {
+		const router = pipes.routerOf(linkId);
+		const arrived: Array<{ producer: types.Producer; router: types.Router; fromHost: string }> = [];
+		for (const p of piped) arrived.push({ producer: await pipes.receive(linkId, p), router, fromHost });
+		const list = remote.get(roomId) ?? [];
+		remote.set(roomId, [...list.filter((r) => !r.producer.closed), ...arrived]);
+		return arrived;
+	};
+	/** Links the room to every other live host that holds it (the view's rooms), pulling their producers and pushing ours. */
+	const linkRoom = async (roomId: string, router: types.Router): Promise<void> => {
+		for (const h of foresight.clusterView()?.hosts ?? []) {
+			if ((h.rooms[roomId] ?? 0) === 0 || links.has(`${roomId}|${h.hostId}`) || !h.endpoint) continue;
+			const theirs = pipeEndSchema.parse(await post(h.endpoint, '/pipe/open', { roomId, fromHost: selfId }));
+			const mine = await pipes.open(router);
+			await pipes.connect(mine.linkId, theirs);
+			await post(h.endpoint, '/pipe/connect', { roomId, fromHost: selfId, fromUrl: selfUrl, linkId: theirs.linkId, remote: mine });
+			links.set(`${roomId}|${h.hostId}`, { roomId, hostId: h.hostId, url: h.endpoint, linkId: mine.linkId, remoteLinkId: theirs.linkId });
+			const pulled = z.array(pipedProducerSchema).parse(await post(h.endpoint, '/pipe/pull', { linkId: theirs.linkId, roomId }));
+			const arrived = await received(roomId, mine.linkId, h.hostId, pulled);
+			await fanOut(roomId, arrived);
+			log.info({ room: roomId, host: h.hostId, pulled: pulled.length }, 'room linked to another host over a cross-host pipe');
+		}
+	};
+	/** Sends `producers` (of this host's bots) to every host the room is linked with. */
+	const push = async (roomId: string, producers: Array<{ producer: types.Producer; router: types.Router }>): Promise<void> => {
+		for (const link of links.values()) {
+			if (link.roomId !== roomId) continue;
+			const piped: PipedProducer[] = [];
+			for (const p of producers) {
+				await ensureOn(p.producer, p.router, pipes.routerOf(link.linkId));
+				piped.push(await pipes.send(link.linkId, p.producer.id));
+			}
+			await post(link.url, '/pipe/produce', { linkId: link.remoteLinkId, roomId, fromHost: selfId, producers: piped }).catch((err: unknown) =>
+				log.warn({ err: err instanceof Error ? err.message : String(err), host: link.hostId }, 'producers not sent to a linked host'),
+			);
+		}
+	};
+	// A host that went silent is gone for placement; its links carry nothing any more.
+	foresight.on('cluster', (e) => {
+		if (e.type !== 'hostSilent') return;
+		for (const [key, link] of links) {
+			if (link.hostId !== e.hostId) continue;
+			links.delete(key);
+			for (const r of remote.get(link.roomId) ?? []) if (r.fromHost === e.hostId) r.producer.close();
+		}
+	});
+
 	const leave = (peerId: string): boolean => {
 		const bot = bots.get(peerId);
 		if (!bot) return false;
@@ -122,6 +207,11 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 					existing.push(p);
 				}
 			}
+			for (const r of remote.get(req.roomId) ?? []) {
+				if (r.producer.closed) continue;
+				await ensureOn(r.producer, r.router, router);
+				existing.push(r.producer);
+			}
 			const subscriber = await replayer.subscribe(router, existing, { preferredSpatialLayer: 1, appData: { peerId: req.peerId, priority: 50 }, sink: req.sink });
 			const mine = [...publisher.producers.values()];
 			for (const other of roommates) {
@@ -129,6 +219,9 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 				await other.subscriber.consume(mine);
 			}
 			bots.set(req.peerId, { peerId: req.peerId, roomId: req.roomId, workerId: answer.workerId, router, replayer, publisher, subscriber });
+			// The room's other hosts: link to those not linked yet (pulling their media), send ours to all of them.
+			await linkRoom(req.roomId, router).catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err), room: req.roomId }, 'room not linked to another host'));
+			await push(req.roomId, mine.map((producer) => ({ producer, router })));
 			return { decision: 'place', hostId: config.FORESIGHT_CLUSTER_HOST_ID, workerId: answer.workerId, stale: answer.stale === true, copies: sender.copies.map((c) => ({ ...c, rewrites: c.rewrites.map((r) => r ?? null) })), subscriberPort: subscriber.localPort };
 		} catch (err) {
 			replayer.close();
@@ -144,7 +237,7 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 		for (const p of bot.publisher.producers.values()) for (const s of await p.getStats()) producerPackets += s.packetCount;
 		let consumerPackets = 0;
 		for (const c of bot.subscriber.consumers) for (const s of await c.getStats()) if (s.type === 'outbound-rtp') consumerPackets += s.packetCount;
-		return { peerId, workerId: bot.workerId, producerPackets, consumerPackets, consumers: bot.subscriber.consumers.length };
+		return { peerId, workerId: bot.workerId, producerPackets, consumerPackets, consumers: bot.subscriber.consumers.length, producers: bot.publisher.producers.size };
 	};
 
 	const health = (): Health => {
@@ -173,6 +266,40 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 		'POST /stats': botStats,
 		'POST /flush': async () => ({ flushed: await foresight.store.flush(10_000), store: foresight.store.stats() }),
 		'GET /health': health,
+		// The other side of linkRoom(): another host opens a link to this host's part of a room.
+		'POST /pipe/open': async (body) => {
+			const { roomId } = pipeOpenSchema.parse(body);
+			const router = roomRouter(roomId);
+			if (!router) throw new HttpError(404, `room ${roomId} has no bot here`);
+			return pipes.open(router);
+		},
+		'POST /pipe/connect': async (body) => {
+			const req = pipeConnectSchema.parse(body);
+			await pipes.connect(req.linkId, req.remote);
+			links.set(`${req.roomId}|${req.fromHost}`, { roomId: req.roomId, hostId: req.fromHost, url: req.fromUrl, linkId: req.linkId, remoteLinkId: req.remote.linkId });
+			return { connected: true };
+		},
+		'POST /pipe/pull': async (body) => {
+			const req = pipePullSchema.parse(body);
+			const out: PipedProducer[] = [];
+			const linkRouter = pipes.routerOf(req.linkId);
+			for (const bot of bots.values()) {
+				if (bot.roomId !== req.roomId) continue;
+				for (const p of bot.publisher.producers.values()) {
+					if (p.closed) continue;
+					// The link lives on one router of the room here; a bot on another worker of this host is piped to it first.
+					await ensureOn(p, bot.router, linkRouter);
+					out.push(await pipes.send(req.linkId, p.id));
+				}
+			}
+			return out;
+		},
+		'POST /pipe/produce': async (body) => {
+			const req = pipeProduceSchema.parse(body);
+			const arrived = await received(req.roomId, req.linkId, req.fromHost, req.producers);
+			await fanOut(req.roomId, arrived);
+			return { received: arrived.length };
+		},
 	};
 	const server = createServer((req: IncomingMessage, res: ServerResponse) => {
 		const chunks: Buffer[] = [];
@@ -217,6 +344,7 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 		foresight,
 		async close() {
 			for (const id of [...bots.keys()]) leave(id);
+			pipes.close();
 			await new Promise<void>((r) => server.close(() => r()));
 			await foresight.detach();
 			for (const w of workers) w.close();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pipeEndSchema, pipedProducerSchema } from '../../plugin/cluster/pipes';
 
 /**
  * HTTP API of one cluster host (demo/cluster/host.ts) for replay-bot clients in other
@@ -44,6 +45,12 @@ export type JoinAnswer = z.infer<typeof joinAnswerSchema>;
 
 export const peerRequestSchema = z.object({ peerId: id });
 
+/** Cross-host pipe signaling between hosts (plugin/cluster/pipes.ts carries the parameters). */
+export const pipeOpenSchema = z.object({ roomId: id, fromHost: id });
+export const pipeConnectSchema = z.object({ roomId: id, fromHost: id, fromUrl: z.url({ protocol: /^https?$/ }), linkId: id, remote: pipeEndSchema });
+export const pipePullSchema = z.object({ roomId: id, linkId: id });
+export const pipeProduceSchema = z.object({ roomId: id, fromHost: id, linkId: id, producers: z.array(pipedProducerSchema).max(1000) });
+
 export const botStatsSchema = z.object({
 	peerId: id,
 	workerId: id,
@@ -52,6 +59,7 @@ export const botStatsSchema = z.object({
 	/** RTP packets the host sent to the bot's consumers. */
 	consumerPackets: z.number(),
 	consumers: z.int(),
+	producers: z.int(),
 });
 export type BotStats = z.infer<typeof botStatsSchema>;
 

@@ -1,0 +1,191 @@
+import type { AllocationAction, AllocationPolicy } from '../actions';
+import { guardedForesight } from '../policies';
+import { leastLoadedPolicy } from '../policies/leastLoaded';
+import type { AllocationSnapshot, PendingJoin } from '../snapshot';
+import { decideCrossHost, liveHosts } from '../../cluster/decide';
+import { buildHostReport, localHeadroom } from '../../cluster/report';
+import type { HostReport, Reservation } from '../../cluster/types';
+import { buildScenario, SCENARIO_NAMES, type Scenario, type SimEvent } from './scenarios';
+
+/**
+ * Several hosts on the trace-driven simulator. The simulator's workers are split into
+ * hosts of `workersPerHost` (worker i belongs to host ⌊i / workersPerHost⌋); a policy here
+ * sees one snapshot of every worker, as the simulator gives it, but acts as the hosts
+ * would: each host decides only for its own workers from its own part of the snapshot,
+ * and what it knows of the other hosts is their reports as of `reportDelayS` ago (report
+ * interval plus read interval). Nothing here reads the simulator's ground truth.
+ *
+ * Joins arrive at their room's home host, as a load balancer hashing the room would send
+ * them. Three ways of running the hosts:
+ * - `foresight-per-host`: each host's Foresight places and rebalances within its workers
+ *   and refuses what it cannot take (Foresight as it was before the cluster view);
+ * - `foresight-cross-host`: the same, plus the cluster view's admission (decideCrossHost:
+ *   redirect when the home host has no predicted headroom, rooms stay with their host,
+ *   reservations that other hosts see one report delay later);
+ * - `node-selector`: LiveKit's node selection: a new room goes to the node with the least
+ *   reported CPU among those under the CPU limit (its room stays there); within a node,
+ *   eduMEET-style least-loaded placement (`least-loaded-66`).
+ *
+ * A room split over hosts is served as the simulator serves a room split over workers
+ * (its producers piped where consumed, at the pipe's cost): the cross-host pipe.
+ */
+export type ClusterMode = 'foresight-cross-host' | 'foresight-per-host' | 'node-selector';
+export const CLUSTER_MODES: readonly ClusterMode[] = ['foresight-cross-host', 'foresight-per-host', 'node-selector'];
+
+export interface ClusterSimOptions {
+	hosts: number;
+	workersPerHost: number;
+	/** Age of the other hosts' reports when a host reads them (report + read interval). */
+	reportDelayS: number;
+	/** How long a redirect's reservation stands (cluster.reservationTtlMs). */
+	reservationTtlS: number;
+	/** LiveKit's node selector skips nodes whose reported CPU (mean over the node's workers) is above this share. */
+	nodeCpuLimit: number;
+}
+
+export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, nodeCpuLimit: 0.8 });
+
+export interface ClusterCounters {
+	crossHostRedirects: number;
+	/** Joins whose room already lived on another host and were sent there. */
+	sentToRoomHost: number;
+}
+
+interface ClusterState {
+	t: number;
+	hostStates: unknown[];
+	/** Reports per second, newest last, kept for `reportDelayS`. */
+	history: HostReport[][];
+	reservations: Reservation[];
+	/** Node selector: room → node. */
+	roomNode: Record<string, number>;
+}
+
+const hostOfWorker = (workerId: string, workersPerHost: number): number => Math.floor(Number(workerId.slice(1)) / workersPerHost);
+
+/** FNV-1a: a stable home host per room, as a load balancer hashing the room id. */
+export function homeHost(roomId: string, hosts: number): number {
+	let h = 0x811c9dc5;
+	for (let i = 0; i < roomId.length; i++) {
+		h ^= roomId.charCodeAt(i);
+		h = Math.imul(h, 0x01000193) >>> 0;
+	}
+	return h % hosts;
+}
+
+/** One host's part of a snapshot: its workers, the streams on them, its rooms; joins as given. */
+export function hostSnapshot(snapshot: AllocationSnapshot, host: number, workersPerHost: number, joins: PendingJoin[]): AllocationSnapshot {
+	const mine = (workerId: string): boolean => hostOfWorker(workerId, workersPerHost) === host;
+	const producers = snapshot.producers.filter((p) => mine(p.workerId));
+	const local = new Set(producers.map((p) => p.id));
+	return {
+		t: snapshot.t,
+		costModel: snapshot.costModel,
+		workers: snapshot.workers.filter((w) => mine(w.id)),
+		producers,
+		// Consumers of another host's producers are paid here (their egress) but only that host could move their source.
+		consumers: snapshot.consumers.filter((c) => mine(c.workerId) && local.has(c.producerId)),
+		rooms: snapshot.rooms.map((r) => ({ ...r, workerIds: r.workerIds.filter(mine) })).filter((r) => r.workerIds.length > 0),
+		pendingJoins: joins,
+	};
+}
+
+export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, counters: ClusterCounters): AllocationPolicy<ClusterState> {
+	const { hosts, workersPerHost } = options;
+	const perHost = Array.from({ length: hosts }, () => (mode === 'node-selector' ? (leastLoadedPolicy() as AllocationPolicy<unknown>) : guardedForesight()));
+	return {
+		name: mode,
+		initialState: () => ({ t: 0, hostStates: perHost.map((p) => p.initialState()), history: [], reservations: [], roomNode: {} }),
+		decide(snapshot, state) {
+			const subs = Array.from({ length: hosts }, (_, h) => hostSnapshot(snapshot, h, workersPerHost, []));
+			const reports: HostReport[] = subs.map((s, h) => ({ hostId: `h${h}`, ts: snapshot.t * 1000, seq: snapshot.t, ...buildHostReport(s) }));
+			const history = [...state.history, reports].slice(-(options.reportDelayS + 1));
+			// What a host reads of the others: their reports `reportDelayS` old (the oldest kept).
+			const seen = history[0]!;
+			const nowMs = snapshot.t * 1000;
+			let reservations = state.reservations.filter((r) => r.expiresAt > nowMs);
+			const roomNode = { ...state.roomNode };
+			const joinsOf: PendingJoin[][] = Array.from({ length: hosts }, () => []);
+			for (const join of snapshot.pendingJoins) {
+				if (mode === 'node-selector') {
+					let node = roomNode[join.roomId];
+					if (node === undefined) {
+						const load = (r: HostReport): number => r.workers.reduce((s, w) => s + w.cpuPct / w.capacityPct, 0) / Math.max(1, r.workers.length);
+						const under = seen.filter((r) => load(r) < options.nodeCpuLimit);
+						const pool = under.length > 0 ? under : seen;
+						node = Number(pool.reduce((a, b) => (load(b) < load(a) ? b : a)).hostId.slice(1));
+						roomNode[join.roomId] = node;
+					}
+					joinsOf[node]!.push(join);
+					continue;
+				}
+				const home = homeHost(join.roomId, hosts);
+				if (mode === 'foresight-per-host') {
+					joinsOf[home]!.push(join);
+					continue;
+				}
+				// The home host decides on its own live snapshot and the others' delayed reports, with its pending joins of this second included.
+				const local = localHeadroom({ ...subs[home]!, pendingJoins: [join] }, join);
+				const selfId = `h${home}`;
+				// Reservations: a host's own at once, the others' once their report delay has passed.
+				const visible = reservations.filter((r) => r.fromHost === selfId || r.createdAt <= nowMs - options.reportDelayS * 1000);
+				const decision = decideCrossHost({
+					selfId,
+					roomId: join.roomId,
+					costPct: local.costPct,
+					localHeadroomPct: local.headroomPct,
+					localHoldsRoom: local.holdsRoom || joinsOf[home]!.some((j) => j.roomId === join.roomId),
+					redirected: false,
+					hosts: liveHosts(seen, selfId, nowMs - options.reportDelayS * 1000, 3000),
+					reservations: visible,
+					nowMs,
+				});
+				if (decision.kind === 'local') {
+					joinsOf[home]!.push(join);
+					continue;
+				}
+				const target = Number(decision.target.hostId.slice(1));
+				counters.crossHostRedirects++;
+				if (decision.reason.startsWith('its room lives')) counters.sentToRoomHost++;
+				reservations = [
+					...reservations,
+					{ id: `${join.peerId}@${snapshot.t}`, fromHost: selfId, targetHost: decision.target.hostId, roomId: join.roomId, peerId: join.peerId, costPct: local.costPct, createdAt: nowMs, expiresAt: nowMs + options.reservationTtlS * 1000 },
+				];
+				joinsOf[target]!.push(join);
+			}
+			const actions: AllocationAction[] = [];
+			const hostStates = state.hostStates.slice();
+			for (let h = 0; h < hosts; h++) {
+				const sub = joinsOf[h]!.length > 0 ? { ...subs[h]!, pendingJoins: joinsOf[h]! } : subs[h]!;
+				const decision = perHost[h]!.decide(sub, hostStates[h]);
+				hostStates[h] = decision.state;
+				actions.push(...decision.actions);
+			}
+			return { actions, state: { t: snapshot.t, hostStates, history, reservations, roomNode } };
+		},
+	};
+}
+
+/**
+ * A workload for `hosts` × `workersPerHost` workers: the single-process scenarios, each
+ * sized for 32 workers, run side by side (every scenario family in turn, each copy its
+ * own seed and room names) as many times as 32-worker shares fit, times `load`.
+ */
+export function clusterScenario(options: Pick<ClusterSimOptions, 'hosts' | 'workersPerHost'>, seed: number, durationS: number, load = 1): Scenario {
+	const workers = options.hosts * options.workersPerHost;
+	const copies = Math.max(1, Math.round((load * workers) / 32));
+	const events: SimEvent[] = [];
+	for (let k = 0; k < copies; k++) {
+		const name = SCENARIO_NAMES[k % SCENARIO_NAMES.length]!;
+		const s = buildScenario(name, { workers: 32, durationS, seed: seed * 1000 + k });
+		const prefix = `c${k}.`;
+		for (const e of s.events) {
+			if ('roomId' in e) events.push({ ...e, ...(('peerId' in e) ? { peerId: prefix + e.peerId } : {}), roomId: prefix + e.roomId } as SimEvent);
+			else events.push({ ...e, peerId: prefix + e.peerId });
+		}
+	}
+	const order: Record<SimEvent['type'], number> = { leave: 0, stopProducer: 1, join: 2, startProducer: 3, speaker: 4 };
+	events.sort((a, b) => a.t - b.t || order[a.type] - order[b.type]);
+	// The metrics label it by name; the simulator reads only durationS, workers, seed and events.
+	return { name: 'cluster-mix' as Scenario['name'], durationS, workers, seed, events };
+}
