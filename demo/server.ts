@@ -362,7 +362,32 @@ function healingHooks(room: () => Room, bots: () => BotManager, createWorker: (s
 	};
 }
 
-if (require.main === module) {
+/** `--hosts N` on the command line: the multi-host demo (demo/cluster/launch.ts) instead of one process. */
+function hostsArgument(argv: readonly string[]): number | undefined {
+	const i = argv.indexOf('--hosts');
+	if (i < 0) return undefined;
+	const n = Number(argv[i + 1]);
+	if (!Number.isInteger(n) || n < 2 || n > 8) throw new Error('--hosts takes a number of hosts from 2 to 8');
+	return n;
+}
+
+if (require.main === module && hostsArgument(process.argv) !== undefined) {
+	installProcessGuard(pino({ name: 'demo' }));
+	void import('./cluster/launch').then(({ launchCluster }) =>
+		launchCluster({ hosts: hostsArgument(process.argv)! }).then(
+			(cluster) => {
+				process.stdout.write(`cluster demo ready: ${cluster.url} (${hostsArgument(process.argv)} hosts in network namespaces, one InfluxDB)\n`);
+				const shutdown = (): void => void cluster.close().then(() => process.exit(0));
+				process.once('SIGINT', shutdown);
+				process.once('SIGTERM', shutdown);
+			},
+			(error: unknown) => {
+				process.stderr.write(`cluster demo failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+				process.exit(1);
+			},
+		),
+	);
+} else if (require.main === module) {
 	installProcessGuard(pino({ name: 'demo' }));
 	startDemo()
 		.then((demo) => {

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { attach, CrossHostPipes, MOVABLE_KEY, pipeEndSchema, pipedProducerSchema, type ClusterEvent, type Foresight, type PipedProducer } from '../../plugin';
 import { readRecording, type Recording } from '../../training/record/format';
 import { Replayer, type PacketSender, type Publisher, type RemoteCopy, type Subscriber } from '../../training/loadgen/replayer';
+import { buildHostReport } from '../../plugin/cluster/report';
 import { installProcessGuard } from '../guard';
 import {
 	healthSchema,
@@ -87,6 +88,14 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 	const foresight = attach(mediasoup, { logger: log, mediaCodecs: MEDIA_CODECS });
 	const events: Array<{ ts: number; type: ClusterEvent['type']; hostId?: string }> = [];
 	foresight.on('cluster', (e) => events.push({ ts: Date.now(), type: e.type, ...('hostId' in e ? { hostId: e.hostId } : {}) }));
+	const redirects: Health['redirects'] = [];
+	foresight.on('audit', (entry) => {
+		const a = entry.action;
+		if (a.type !== 'redirect') return;
+		redirects.push({ ts: entry.ts, peerId: a.peerId, roomId: a.roomId, target: a.target, reason: a.reason });
+		// The dashboard shows the latest; the audit store keeps them all.
+		if (redirects.length > 50) redirects.shift();
+	});
 	const workers: types.Worker[] = [];
 	for (let i = 0; i < config.CLUSTER_WORKERS; i++) workers.push(await mediasoup.createWorker({ logLevel: 'warn', appData: { slot: `w${i}` } }));
 	const recording = readRecording(join(config.CLUSTER_RECORDINGS_DIR, `${config.CLUSTER_RECORDING}.rec.gz`));
@@ -257,6 +266,9 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 			},
 			store,
 			events,
+			workers: buildHostReport(foresight.allocationSnapshot()).workers.map((w) => ({ workerId: w.workerId, cpuPct: w.cpuPct, headroomPct: w.headroomPct, p95: w.p95, rooms: w.rooms })),
+			redirects,
+			links: [...links.values()].map((l) => ({ roomId: l.roomId, hostId: l.hostId, ...pipes.counts(l.linkId) })),
 		});
 	};
 

@@ -79,5 +79,11 @@ export const healthSchema = z.object({
 	}),
 	store: z.object({ bufferedPoints: z.number(), droppedPoints: z.number(), rejectedPoints: z.number(), writtenPoints: z.number() }),
 	events: z.array(clusterEventRecordSchema),
+	/** This host's own part of the shared view, as it would publish it now. */
+	workers: z.array(z.object({ workerId: id, cpuPct: z.number(), headroomPct: z.number(), p95: z.array(z.object({ horizonS: z.number(), p95Pct: z.number() })), rooms: z.array(id) })),
+	/** The latest redirects this host answered (newest last). */
+	redirects: z.array(z.object({ ts: z.number(), peerId: id, roomId: id, target: id, reason: z.string() })),
+	/** Cross-host pipe links of rooms. */
+	links: z.array(z.object({ roomId: id, hostId: id, sent: z.int(), received: z.int() })),
 });
 export type Health = z.infer<typeof healthSchema>;

@@ -104,6 +104,12 @@ export class CrossHostPipes {
 		this.links.get(linkId)?.received.get(producerId)?.close();
 	}
 
+	/** Producers sent and received over a link (0 and 0 once it is closed). */
+	counts(linkId: string): { sent: number; received: number } {
+		const link = this.links.get(linkId);
+		return { sent: link?.sent.size ?? 0, received: link?.received.size ?? 0 };
+	}
+
 	routerOf(linkId: string): types.Router {
 		return this.link(linkId).router;
 	}

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { Influxd } from '../support/influxd';
-import { CLUSTER_HOST_SCRIPT, NetnsCluster } from '../support/netns';
+import { NetnsCluster, startHostProcess } from '../support/netns';
 import { ReplayClients, type JoinResult } from '../support/clusterClient';
 
 /**
@@ -49,39 +49,17 @@ maybe('cluster of 3 hosts in network namespaces', () => {
 	let redirectJoins: JoinResult[] = [];
 	const started = Date.now();
 
-	function startHost(name: string): Promise<void> {
-		const host = net.host(name);
-		const env: NodeJS.ProcessEnv = {
-			...process.env,
-			CLUSTER_HOST_IP: host.ip,
-			CLUSTER_PORT: '3000',
-			CLUSTER_WORKERS: '2',
-			CLUSTER_LOG_LEVEL: 'warn',
-			FORESIGHT_LOG_LEVEL: 'warn',
-			FORESIGHT_CLUSTER_HOST_ID: name,
-			FORESIGHT_CLUSTER_ENDPOINT: `http://${host.ip}:3000`,
-			FORESIGHT_CLUSTER_REPORT_MS: String(REPORT_MS),
-			FORESIGHT_CLUSTER_SILENT_AFTER_MS: String(SILENT_AFTER_MS),
-			FORESIGHT_WORKER_CAPACITY_PCT: String(CAPACITY[name]),
-			INFLUX_URL: influxd.url,
-			INFLUX_DATABASE: database,
-		};
-		const execArgv = process.execArgv.some((a) => a.includes('tsx')) ? process.execArgv : ['--import', 'tsx'];
-		const child = net.spawnIn(name, process.execPath, [...execArgv, CLUSTER_HOST_SCRIPT], env);
+	async function startHost(name: string): Promise<void> {
+		const child = await startHostProcess(net, name, {
+			influxUrl: influxd.url,
+			database,
+			workers: 2,
+			capacityPct: CAPACITY[name]!,
+			reportIntervalMs: REPORT_MS,
+			silentAfterMs: SILENT_AFTER_MS,
+			verbose: process.env.CLUSTER_TEST_VERBOSE !== undefined,
+		});
 		procs.set(name, child);
-		let stderr = '';
-		child.stderr?.on('data', (b: Buffer) => {
-			stderr = (stderr + b.toString()).slice(-4000);
-			if (process.env.CLUSTER_TEST_VERBOSE) process.stderr.write(`[${name}] ${b.toString()}`);
-		});
-		return new Promise((resolve, reject) => {
-			let out = '';
-			child.stdout?.on('data', (b: Buffer) => {
-				out += b.toString();
-				if (out.includes('"ready"')) resolve();
-			});
-			child.once('exit', (code, signal) => reject(new Error(`host ${name} exited (${signal ?? code}) before ready: ${stderr}`)));
-		});
 	}
 
 	beforeAll(async () => {

@@ -147,3 +147,52 @@ function safeKill(pid: number): void {
 }
 
 export const CLUSTER_HOST_SCRIPT = join(__dirname, '../../demo/cluster/host.ts');
+
+export interface HostProcessOptions {
+	influxUrl: string;
+	database: string;
+	workers: number;
+	/** FORESIGHT_WORKER_CAPACITY_PCT of this host. */
+	capacityPct: number;
+	reportIntervalMs: number;
+	silentAfterMs: number;
+	port?: number;
+	/** Copy the host's stderr (its pino logs) to ours with a [name] prefix. */
+	verbose?: boolean;
+}
+
+/** Starts demo/cluster/host.ts in host `name`'s namespace; resolves with the process once it listens. */
+export function startHostProcess(net: NetnsCluster, name: string, options: HostProcessOptions): Promise<ChildProcess> {
+	const host = net.host(name);
+	const port = options.port ?? 3000;
+	const env: NodeJS.ProcessEnv = {
+		...process.env,
+		CLUSTER_HOST_IP: host.ip,
+		CLUSTER_PORT: String(port),
+		CLUSTER_WORKERS: String(options.workers),
+		CLUSTER_LOG_LEVEL: 'warn',
+		FORESIGHT_LOG_LEVEL: 'warn',
+		FORESIGHT_CLUSTER_HOST_ID: name,
+		FORESIGHT_CLUSTER_ENDPOINT: `http://${host.ip}:${port}`,
+		FORESIGHT_CLUSTER_REPORT_MS: String(options.reportIntervalMs),
+		FORESIGHT_CLUSTER_SILENT_AFTER_MS: String(options.silentAfterMs),
+		FORESIGHT_WORKER_CAPACITY_PCT: String(options.capacityPct),
+		INFLUX_URL: options.influxUrl,
+		INFLUX_DATABASE: options.database,
+	};
+	const execArgv = process.execArgv.some((a) => a.includes('tsx')) ? process.execArgv : ['--import', 'tsx'];
+	const child = net.spawnIn(name, process.execPath, [...execArgv, CLUSTER_HOST_SCRIPT], env);
+	let stderr = '';
+	child.stderr?.on('data', (b: Buffer) => {
+		stderr = (stderr + b.toString()).slice(-4000);
+		if (options.verbose) process.stderr.write(`[${name}] ${b.toString()}`);
+	});
+	return new Promise((resolve, reject) => {
+		let out = '';
+		child.stdout?.on('data', (b: Buffer) => {
+			out += b.toString();
+			if (out.includes('"ready"')) resolve(child);
+		});
+		child.once('exit', (code, signal) => reject(new Error(`host ${name} exited (${signal ?? code}) before ready: ${stderr}`)));
+	});
+}

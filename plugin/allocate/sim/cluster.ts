@@ -100,8 +100,8 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 			const subs = Array.from({ length: hosts }, (_, h) => hostSnapshot(snapshot, h, workersPerHost, []));
 			const reports: HostReport[] = subs.map((s, h) => ({ hostId: `h${h}`, ts: snapshot.t * 1000, seq: snapshot.t, ...buildHostReport(s) }));
 			const history = [...state.history, reports].slice(-(options.reportDelayS + 1));
-			// What a host reads of the others: their reports `reportDelayS` old (the oldest kept).
-			const seen = history[0]!;
+			// What a host reads of the others: their reports `reportDelayS` old; none before the first such report exists.
+			const seen = history.length > options.reportDelayS ? history[0]! : [];
 			const nowMs = snapshot.t * 1000;
 			let reservations = state.reservations.filter((r) => r.expiresAt > nowMs);
 			const roomNode = { ...state.roomNode };
@@ -113,7 +113,8 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 						const load = (r: HostReport): number => r.workers.reduce((s, w) => s + w.cpuPct / w.capacityPct, 0) / Math.max(1, r.workers.length);
 						const under = seen.filter((r) => load(r) < options.nodeCpuLimit);
 						const pool = under.length > 0 ? under : seen;
-						node = Number(pool.reduce((a, b) => (load(b) < load(a) ? b : a)).hostId.slice(1));
+						// Before any report arrives the selector has nothing to go on: the room's hash decides.
+						node = pool.length > 0 ? Number(pool.reduce((a, b) => (load(b) < load(a) ? b : a)).hostId.slice(1)) : homeHost(join.roomId, hosts);
 						roomNode[join.roomId] = node;
 					}
 					joinsOf[node]!.push(join);
