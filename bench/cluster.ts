@@ -32,6 +32,8 @@ const { values } = parseArgs({
 		seed: { type: 'string', default: '1' },
 		'report-delay': { type: 'string', default: String(CLUSTER_SIM_DEFAULTS.reportDelayS) },
 		load: { type: 'string', default: '1' },
+		'new-room-free-share': { type: 'string', default: String(CLUSTER_SIM_DEFAULTS.newRoomFreeShare) },
+		modes: { type: 'string', default: CLUSTER_MODES.join(',') },
 	},
 });
 const int = (name: string, v: string | undefined, min: number): number => {
@@ -44,7 +46,9 @@ const options: ClusterSimOptions = {
 	hosts: int('hosts', values.hosts, 2),
 	workersPerHost: int('workers-per-host', values['workers-per-host'], 1),
 	reportDelayS: int('report-delay', values['report-delay'], 0),
+	newRoomFreeShare: Number(values['new-room-free-share']),
 };
+const modes = values.modes.split(',').filter((m): m is (typeof CLUSTER_MODES)[number] => (CLUSTER_MODES as readonly string[]).includes(m));
 const seed = int('seed', values.seed, 0);
 const durationS = int('duration', values.duration, 10);
 const load = Number(values.load);
@@ -52,7 +56,7 @@ if (!(load > 0 && load <= 10)) throw new Error('--load must be in (0, 10]');
 const scenario = clusterScenario(options, seed, durationS, load);
 
 const results: Record<string, { exposure: number; quality: number; refusedPeers: number; migrations: number; movedConsumers: number; layerDowngradeS: number; pausedConsumerS: number; droppedConsumers: number; crossHostRedirects: number; sentToRoomHost: number; wallS: number }> = {};
-for (const mode of CLUSTER_MODES) {
+for (const mode of modes) {
 	const counters: ClusterCounters = { crossHostRedirects: 0, sentToRoomHost: 0 };
 	const started = Date.now();
 	const { metrics: m } = simulate(scenario, clusterPolicy(mode, options, counters));
@@ -70,6 +74,7 @@ for (const mode of CLUSTER_MODES) {
 	};
 	process.stderr.write(`${mode}: ${JSON.stringify(results[mode])}\n`);
 }
+if (modes.length < CLUSTER_MODES.length) process.exit(0);
 const cross = results['foresight-cross-host']!;
 const baselines = (['foresight-per-host', 'node-selector'] as const).map((name) => ({ name, ...results[name]! }));
 const best = baselines.reduce((a, b) => (b.exposure < a.exposure ? b : a));
@@ -81,6 +86,7 @@ console.log(
 		seed,
 		report_delay_s: options.reportDelayS,
 		load,
+		new_room_free_share: options.newRoomFreeShare,
 		events: scenario.events.length,
 		policies: results,
 		best_baseline: best.name,

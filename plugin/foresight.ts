@@ -17,7 +17,7 @@ import { isUnreachable } from './store/influxClient';
 import { InfluxStore } from './store/influxStore';
 import { MemoryStore } from './store/memoryStore';
 import type { ProfileStore } from './store/types';
-import { decideCrossHost } from './cluster/decide';
+import { decideCrossHost, hostFreeShare } from './cluster/decide';
 import { InfluxClusterChannel } from './cluster/influxChannel';
 import { ClusterMember, type ClusterEvent, type ClusterStats, type ClusterView } from './cluster/member';
 import { buildHostReport, localHeadroom } from './cluster/report';
@@ -307,6 +307,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			costPct: local.costPct,
 			localHeadroomPct: local.headroomPct,
 			localHoldsRoom: local.holdsRoom,
+			localFreeShare: hostFreeShare(buildHostReport(snapshot)),
+			newRoomFreeShare: this.options.cluster.newRoomFreeShare,
 			redirected: options.redirected === true,
 			hosts: view.hosts,
 			reservations: view.reservations,

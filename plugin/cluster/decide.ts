@@ -18,6 +18,20 @@ export function hostHeadroomPct(report: HostReport): number {
 	return best;
 }
 
+/**
+ * Share of a host's capacity left before its workers' fill targets (each worker's positive
+ * headroom, summed, over the summed capacity): how much room its rooms have to grow.
+ */
+export function hostFreeShare(report: Pick<HostReport, 'workers'>): number {
+	let free = 0;
+	let capacity = 0;
+	for (const w of report.workers) {
+		free += Math.max(0, w.headroomPct);
+		capacity += w.capacityPct;
+	}
+	return capacity > 0 ? free / capacity : 0;
+}
+
 /** Load promised to `hostId` by reservations still open at `nowMs`, optionally only those made by `fromHost`. */
 export function reservedPct(reservations: readonly Reservation[], hostId: string, nowMs: number, fromHost?: string): number {
 	let sum = 0;
@@ -38,6 +52,15 @@ export interface CrossHostInput {
 	localHeadroomPct: number;
 	/** Whether the room has peers on this host. */
 	localHoldsRoom: boolean;
+	/** This host's hostFreeShare(). */
+	localFreeShare: number;
+	/**
+	 * A room new to the cluster opens on a host only while that host keeps this share of its
+	 * capacity free (0: whenever a worker fits the peer). Rooms grow after their first peer:
+	 * a host packed with young rooms overloads as they fill, and only their new peers could
+	 * still go elsewhere.
+	 */
+	newRoomFreeShare: number;
 	/** The peer was sent here by another host: it is placed here or refused, never sent on (no redirect loops). */
 	redirected: boolean;
 	/** Live hosts other than this one (liveHosts()). */
@@ -71,14 +94,18 @@ export function canTake(target: HostReport, input: Pick<CrossHostInput, 'selfId'
  * Where a join goes:
  * 1. sent here by another host: here (the local policy places or refuses it);
  * 2. its room lives on other hosts and not here: to the one holding most of its peers, if it can take it;
- * 3. this host has the predicted headroom (less what other hosts reserved on it): here;
- * 4. another host can take it: there (one holding the room first, else the most available headroom);
- * 5. nowhere has room: here, where the local policy places over the fill target or refuses.
+ * 3. a room new to the cluster, with less than `newRoomFreeShare` of this host free: to the
+ *    freest host that keeps that share (if any);
+ * 4. this host has the predicted headroom (less what other hosts reserved on it): here;
+ * 5. another host can take it: there (one holding the room first, else the most available headroom);
+ * 6. nowhere has room: here, where the local policy places over the fill target or refuses.
  */
 export function decideCrossHost(input: CrossHostInput): CrossHostDecision {
 	if (input.redirected) return { kind: 'local', reason: 'sent here by another host' };
+	// Peers on their way count as the room's: a reservation for the room says where it is going before that host reports it.
+	const onTheirWay = (hostId: string): number => input.reservations.filter((r) => r.targetHost === hostId && r.roomId === input.roomId && r.expiresAt > input.nowMs).length;
 	const takers = input.hosts
-		.map((h) => ({ host: h, ...canTake(h, input), roomPeers: h.rooms[input.roomId] ?? 0 }))
+		.map((h) => ({ host: h, ...canTake(h, input), roomPeers: (h.rooms[input.roomId] ?? 0) + onTheirWay(h.hostId) }))
 		.filter((t) => t.ok);
 	const holders = takers.filter((t) => t.roomPeers > 0).sort((a, b) => b.roomPeers - a.roomPeers || b.availablePct - a.availablePct);
 	if (!input.localHoldsRoom && holders.length > 0) {
@@ -86,6 +113,18 @@ export function decideCrossHost(input: CrossHostInput): CrossHostDecision {
 		return { kind: 'redirect', target: h.host, availablePct: h.availablePct, reason: `its room lives on host ${h.host.hostId} (${h.roomPeers} peers)` };
 	}
 	const localAvailable = input.localHeadroomPct - reservedPct(input.reservations, input.selfId, input.nowMs);
+	const newRoom = !input.localHoldsRoom && holders.length === 0;
+	if (newRoom && input.newRoomFreeShare > 0 && input.localFreeShare < input.newRoomFreeShare) {
+		const roomy = takers.filter((t) => hostFreeShare(t.host) >= input.newRoomFreeShare).sort((a, b) => hostFreeShare(b.host) - hostFreeShare(a.host))[0];
+		if (roomy) {
+			return {
+				kind: 'redirect',
+				target: roomy.host,
+				availablePct: roomy.availablePct,
+				reason: `a new room: ${(input.localFreeShare * 100).toFixed(0)}% of this host is free, host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}% for it to grow`,
+			};
+		}
+	}
 	if (localAvailable >= input.costPct) return { kind: 'local', reason: 'predicted headroom here' };
 	const best = holders[0] ?? [...takers].sort((a, b) => b.availablePct - a.availablePct)[0];
 	if (best) {

@@ -1,4 +1,4 @@
-import { canTake, decideCrossHost, hostHeadroomPct, liveHosts, reservedPct, type CrossHostInput } from '../../plugin/cluster/decide';
+import { canTake, decideCrossHost, hostFreeShare, hostHeadroomPct, liveHosts, reservedPct, type CrossHostInput } from '../../plugin/cluster/decide';
 import type { HostReport, Reservation } from '../../plugin/cluster/types';
 
 const NOW = 1_000_000;
@@ -17,7 +17,7 @@ function host(hostId: string, headroomPct: number, rooms: Record<string, number>
 }
 
 function input(overrides: Partial<CrossHostInput>): CrossHostInput {
-	return { selfId: 'a', roomId: 'r1', costPct: 5, localHeadroomPct: 20, localHoldsRoom: false, redirected: false, hosts: [], reservations: [], nowMs: NOW, ...overrides };
+	return { selfId: 'a', roomId: 'r1', costPct: 5, localHeadroomPct: 20, localHoldsRoom: false, localFreeShare: 0.5, newRoomFreeShare: 0, redirected: false, hosts: [], reservations: [], nowMs: NOW, ...overrides };
 }
 
 function reservation(fromHost: string, targetHost: string, costPct: number, expiresAt = NOW + 5000): Reservation {
@@ -35,6 +35,11 @@ describe('headroom and reservations', () => {
 	test("a host's headroom is its best worker's", () => {
 		expect(hostHeadroomPct(host('b', 30))).toBe(30);
 		expect(hostHeadroomPct({ ...host('b', 30), workers: [] })).toBe(Number.NEGATIVE_INFINITY);
+	});
+
+	test("a host's free share is its workers' positive headroom over their capacity", () => {
+		expect(hostFreeShare(host('b', 30))).toBeCloseTo(32 / 200);
+		expect(hostFreeShare({ workers: [] })).toBe(0);
 	});
 
 	test('only open reservations on the target count, optionally by sender', () => {
@@ -91,6 +96,27 @@ describe('decideCrossHost', () => {
 		expect(decideCrossHost({ ...base, reservations: [reservation('x', 'b', 8)] }).kind).toBe('local');
 		// Expired reservations no longer count.
 		expect(decideCrossHost({ ...base, reservations: [reservation('x', 'b', 8, NOW - 1)] }).kind).toBe('redirect');
+	});
+});
+
+describe('new rooms and rooms on their way', () => {
+	test('a new room opens elsewhere when this host keeps less than newRoomFreeShare free and another host keeps it', () => {
+		const hosts = [host('b', 30), host('c', 60)];
+		// c: (60 + 2) free of 200 capacity = 31 %; b: 16 %.
+		const d = decideCrossHost(input({ localFreeShare: 0.1, newRoomFreeShare: 0.3, hosts }));
+		expect(d).toMatchObject({ kind: 'redirect', target: { hostId: 'c' } });
+		expect(d.reason).toMatch(/a new room/);
+		// A room already here stays here; with the rule off the new room stays too.
+		expect(decideCrossHost(input({ localFreeShare: 0.1, newRoomFreeShare: 0.3, localHoldsRoom: true, hosts })).kind).toBe('local');
+		expect(decideCrossHost(input({ localFreeShare: 0.1, newRoomFreeShare: 0, hosts })).kind).toBe('local');
+		// No host keeps the share: here, as long as a worker fits.
+		expect(decideCrossHost(input({ localFreeShare: 0.1, newRoomFreeShare: 0.5, hosts })).kind).toBe('local');
+	});
+
+	test("the room's next peers follow a redirect before the target reports the room", () => {
+		const r: Reservation = { ...reservation('a', 'c', 1), roomId: 'r1' };
+		const d = decideCrossHost(input({ roomId: 'r1', hosts: [host('b', 40), host('c', 20)], reservations: [r] }));
+		expect(d).toMatchObject({ kind: 'redirect', target: { hostId: 'c' } });
 	});
 });
 

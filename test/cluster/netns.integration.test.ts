@@ -125,14 +125,20 @@ maybe('cluster of 3 hosts in network namespaces', () => {
 		for (const j of joins) producersOf.set(j.peerId, (await clients.stats(j.peerId)).producers);
 		const before = new Map(joins.map((j) => [j.peerId, clients.received(j.peerId)]));
 		await sleep(2000);
+		const second = joins.find((j) => j.redirects.length > 0)!.hostId;
+		// The second host's part of the room is linked to the first host's by one pipe carrying each side's producers.
+		const producersOn = (host: string): number => joins.filter((j) => j.hostId === host).reduce((n, j) => n + producersOf.get(j.peerId)!, 0);
+		expect((await clients.health(second)).links).toEqual([{ roomId: ROOM, hostId: 'h1', sent: producersOn(second), received: producersOn('h1') }]);
 		for (const j of joins) {
 			const s = await clients.stats(j.peerId);
-			// Every peer consumes every other peer's producers, on its host or across the pipe.
 			const expected = joins.filter((o) => o.peerId !== j.peerId).reduce((n, o) => n + producersOf.get(o.peerId)!, 0);
-			expect(s.consumers).toBe(expected);
+			// On the second host (room to spare, nothing shed) every peer consumes every other peer's producers,
+			// those of the first host across the pipe. On the overloaded first host Foresight may shed consumers.
+			if (j.hostId === second) expect({ peer: j.peerId, consumers: s.consumers }).toEqual({ peer: j.peerId, consumers: expected });
+			else expect(s.consumers).toBeGreaterThan(0);
 			expect(s.consumerPackets).toBeGreaterThan(0);
 			// And it keeps receiving: over 2 s its client got well over a hundred packets more.
-			expect(clients.received(j.peerId) - before.get(j.peerId)!).toBeGreaterThan(100);
+			expect({ peer: j.peerId, more: clients.received(j.peerId) - before.get(j.peerId)! > 100 }).toEqual({ peer: j.peerId, more: true });
 		}
 		timings.fanOutMs = Date.now() - t0;
 	});

@@ -2,7 +2,7 @@ import type { AllocationAction, AllocationPolicy } from '../actions';
 import { guardedForesight } from '../policies';
 import { leastLoadedPolicy } from '../policies/leastLoaded';
 import type { AllocationSnapshot, PendingJoin } from '../snapshot';
-import { decideCrossHost, liveHosts } from '../../cluster/decide';
+import { decideCrossHost, hostFreeShare, liveHosts } from '../../cluster/decide';
 import { buildHostReport, localHeadroom } from '../../cluster/report';
 import type { HostReport, Reservation } from '../../cluster/types';
 import { buildScenario, SCENARIO_NAMES, type Scenario, type SimEvent } from './scenarios';
@@ -22,9 +22,10 @@ import { buildScenario, SCENARIO_NAMES, type Scenario, type SimEvent } from './s
  * - `foresight-cross-host`: the same, plus the cluster view's admission (decideCrossHost:
  *   redirect when the home host has no predicted headroom, rooms stay with their host,
  *   reservations that other hosts see one report delay later);
- * - `node-selector`: LiveKit's node selection: a new room goes to the node with the least
- *   reported CPU among those under the CPU limit (its room stays there); within a node,
- *   eduMEET-style least-loaded placement (`least-loaded-66`).
+ * - `node-selector`: LiveKit's node selection (kind sysload, sort_by random, the defaults): a
+ *   new room goes to a node drawn among those whose reported CPU is under the limit (0.9),
+ *   or the least loaded when none is; the room stays there. Within a node, eduMEET-style
+ *   least-loaded placement (`least-loaded-66`).
  *
  * A room split over hosts is served as the simulator serves a room split over workers
  * (its producers piped where consumed, at the pipe's cost): the cross-host pipe.
@@ -39,11 +40,13 @@ export interface ClusterSimOptions {
 	reportDelayS: number;
 	/** How long a redirect's reservation stands (cluster.reservationTtlMs). */
 	reservationTtlS: number;
-	/** LiveKit's node selector skips nodes whose reported CPU (mean over the node's workers) is above this share. */
+	/** cluster.newRoomFreeShare of every host. */
+	newRoomFreeShare: number;
+	/** LiveKit's node selector skips nodes whose reported CPU (mean over the node's workers) is above this share (its sysload_limit). */
 	nodeCpuLimit: number;
 }
 
-export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, nodeCpuLimit: 0.8 });
+export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, newRoomFreeShare: 0, nodeCpuLimit: 0.9 });
 
 export interface ClusterCounters {
 	crossHostRedirects: number;
@@ -112,9 +115,12 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 					if (node === undefined) {
 						const load = (r: HostReport): number => r.workers.reduce((s, w) => s + w.cpuPct / w.capacityPct, 0) / Math.max(1, r.workers.length);
 						const under = seen.filter((r) => load(r) < options.nodeCpuLimit);
-						const pool = under.length > 0 ? under : seen;
+						// LiveKit's default sort is random among the nodes under the limit (a least-loaded sort on a
+						// delayed view herds every room of a burst onto one node); all over the limit: the least loaded.
+						if (under.length > 0) node = Number(under[homeHost(`${join.roomId}#`, under.length)]!.hostId.slice(1));
+						else if (seen.length > 0) node = Number(seen.reduce((a, b) => (load(b) < load(a) ? b : a)).hostId.slice(1));
 						// Before any report arrives the selector has nothing to go on: the room's hash decides.
-						node = pool.length > 0 ? Number(pool.reduce((a, b) => (load(b) < load(a) ? b : a)).hostId.slice(1)) : homeHost(join.roomId, hosts);
+						else node = homeHost(join.roomId, hosts);
 						roomNode[join.roomId] = node;
 					}
 					joinsOf[node]!.push(join);
@@ -136,6 +142,8 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 					costPct: local.costPct,
 					localHeadroomPct: local.headroomPct,
 					localHoldsRoom: local.holdsRoom || joinsOf[home]!.some((j) => j.roomId === join.roomId),
+					localFreeShare: hostFreeShare(reports[home]!),
+					newRoomFreeShare: options.newRoomFreeShare,
 					redirected: false,
 					hosts: liveHosts(seen, selfId, nowMs - options.reportDelayS * 1000, 3000),
 					reservations: visible,
