@@ -193,8 +193,7 @@ export function clusterScenario(options: Pick<ClusterSimOptions, 'hosts' | 'work
 			else events.push({ ...e, peerId: prefix + e.peerId });
 		}
 	}
-	const order: Record<SimEvent['type'], number> = { leave: 0, stopProducer: 1, join: 2, startProducer: 3, speaker: 4 };
+	const order: Record<SimEvent['type'], number> = { leave: 0, unsubscribe: 1, stopProducer: 2, join: 3, startProducer: 4, subscribe: 5, speaker: 6 };
 	events.sort((a, b) => a.t - b.t || order[a.type] - order[b.type]);
-	// The metrics label it by name; the simulator reads only durationS, workers, seed and events.
-	return { name: 'cluster-mix' as Scenario['name'], durationS, workers, seed, events };
+	return { name: 'cluster-mix', durationS, workers, seed, events };
 }
