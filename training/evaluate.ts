@@ -68,7 +68,7 @@ export function observedProfiles(examples: readonly TrainingExample[], idle: Res
 }
 
 /** Idle worker level: the median of load samples taken while the worker carried no stream (lead-ins and tails). */
-function idleLevel(sessions: readonly SessionData[]): ResourceVector {
+export function idleLevel(sessions: readonly SessionData[]): ResourceVector {
 	const cpu: number[] = [];
 	const rss: number[] = [];
 	for (const session of sessions) {

@@ -1,0 +1,265 @@
+/**
+ * The anchored predictor: forecasts the change of each worker's load from its latest
+ * measured level, adding only what is known to be coming, priced by the host's own
+ * calibrated per-stream costs (calibration.ts).
+ *
+ *     cpu(now + h) = level + Σ_streams θ·(x_s(now + h) − x_s(now)) + Σ_pending joins θ·x̂
+ *
+ * - level: the latest measured CPU, with the part the cost model does not explain
+ *   smoothed over `levelHalfLifeS` (measurement noise is not carried into every
+ *   horizon; a change the streams explain is followed at once). 0 = exactly last value.
+ * - known changes: consumers still ramping (joined less than `rampWindowS` ago and below
+ *   what their producer forwards) close the gap to their steady rate with time
+ *   constant `rampTimeConstantS`; streams that have left (a leave event after their last
+ *   profile) stop costing; streams that joined but are not profiled yet cost what the
+ *   settled streams of their entity cost on this worker (median).
+ * - With nothing known, every stream's future equals its present and the forecast is the
+ *   level: last value (smoothed), never a learned level that can be biased.
+ *
+ * The p95 is the forecast plus the 95th percentile of this predictor's own matured CPU
+ * errors on the worker (split-conformal on the live stream), or Z95·σ of past h-second
+ * changes until enough have matured.
+ *
+ * Attribution is exact: a stream's cost is θ·x_s at the horizon; the base is the level
+ * minus the streams' present costs, plus pending joins.
+ *
+ * Stateful per worker (the smoothed level, its own matured errors) and per host (the
+ * calibration): feed snapshots of a worker in time order, as the engine does.
+ */
+import type { StreamProfile } from '../profile/schema';
+import { asStreamList, perHorizon, sumNeeds, assembleWorkerPrediction, type PerHorizon, type StreamCost } from './assemble';
+import { laggedSpread } from './baselines';
+import { COST_TERM_COUNT, COST_TERMS, dot, HostCalibration, TRANSPORT_TERM, writeStreamTerms, type CalibrationOptions, type CostCoefficients } from './calibration';
+import { quantile } from './stats';
+import { HORIZONS_S, zeroResources, type HorizonS, type Predictor, type ResourceNeeds, type StreamContext, type WorkerPrediction, type WorkerSnapshot } from './types';
+
+export interface AnchoredOptions {
+	/** The host's calibration; shared by every worker of the host. Default: a fresh one with `calibrationOptions`. */
+	calibration?: HostCalibration;
+	calibrationOptions?: CalibrationOptions;
+	/** Feed each new load sample to the calibration (off: coefficients stay as given). Default true. */
+	learn?: boolean;
+	/** Half-life of the unexplained level, seconds; 0 = last value. Default 3. */
+	levelHalfLifeS?: number;
+	/** Streams younger than this are ramping. Default 10 s. */
+	rampWindowS?: number;
+	/** Time constant of a ramping stream's approach to its steady rate. Default 3 s. */
+	rampTimeConstantS?: number;
+	/** Matured errors kept per worker and horizon for the p95. Default 300. */
+	bandSamples?: number;
+	/** Below this many matured errors the p95 comes from past h-second changes. Default 20. */
+	minBandSamples?: number;
+	name?: string;
+}
+
+interface PendingForecast {
+	/** The instant the forecast is for, ms. */
+	dueTs: number;
+	h: HorizonS;
+	cpu: number;
+}
+
+interface WorkerState {
+	lastSampleTs: number;
+	/** Smoothed (measured − explained) CPU. */
+	residual: number;
+	pending: PendingForecast[];
+	errors: Record<HorizonS, number[]>;
+}
+
+/** An observation matches a forecast due within half a second of it. */
+const MATCH_TOLERANCE_MS = 500;
+
+export class AnchoredPredictor implements Predictor {
+	readonly name: string;
+	readonly calibration: HostCalibration;
+	private readonly learn: boolean;
+	private readonly levelHalfLifeS: number;
+	private readonly rampWindowS: number;
+	private readonly rampTimeConstantS: number;
+	private readonly bandSamples: number;
+	private readonly minBandSamples: number;
+	private readonly workers = new Map<string, WorkerState>();
+
+	constructor(options: AnchoredOptions = {}) {
+		this.name = options.name ?? 'anchored';
+		this.calibration = options.calibration ?? new HostCalibration(options.calibrationOptions);
+		this.learn = options.learn ?? true;
+		this.levelHalfLifeS = options.levelHalfLifeS ?? 3;
+		this.rampWindowS = options.rampWindowS ?? 10;
+		this.rampTimeConstantS = options.rampTimeConstantS ?? 3;
+		this.bandSamples = options.bandSamples ?? 300;
+		this.minBandSamples = options.minBandSamples ?? 20;
+		if (!(this.levelHalfLifeS >= 0)) throw new RangeError(`levelHalfLifeS must be ≥ 0, got ${this.levelHalfLifeS}`);
+		if (!(this.rampTimeConstantS > 0)) throw new RangeError(`rampTimeConstantS must be > 0, got ${this.rampTimeConstantS}`);
+	}
+
+	forgetWorker(workerId: string): void {
+		this.workers.delete(workerId);
+	}
+
+	predict(snapshots: readonly WorkerSnapshot[]): WorkerPrediction[] {
+		return snapshots.map((snap) => this.predictOne(snap));
+	}
+
+	predictResourceNeeds(streams: StreamProfile | readonly StreamProfile[], _contexts?: ReadonlyMap<string, StreamContext>): ResourceNeeds {
+		const coef = this.calibration.coefficients();
+		const x = new Float64Array(COST_TERM_COUNT);
+		const costs: StreamCost[] = asStreamList(streams).map((s) => {
+			writeStreamTerms(s, x);
+			const cpu = dot(coef.theta, x);
+			const net = networkOf(s, s.flow.bitrateBps);
+			return { streamId: s.streamId, transportId: s.transportId, cost: perHorizon(() => ({ cpuPct: cpu, rssBytes: 0, ...net })), spread: perHorizon(zeroResources) };
+		});
+		return sumNeeds(costs);
+	}
+
+	private predictOne(snap: WorkerSnapshot): WorkerPrediction {
+		const coef = this.calibration.coefficients();
+		const streams = snap.streams;
+		const n = streams.length;
+		const x = new Float64Array(n * COST_TERM_COUNT);
+		const costNow = new Float64Array(n);
+		const X = new Float64Array(COST_TERM_COUNT);
+		for (let i = 0; i < n; i++) {
+			writeStreamTerms(streams[i]!, x, i * COST_TERM_COUNT);
+			costNow[i] = dot(coef.theta, x, i * COST_TERM_COUNT);
+			for (let k = 0; k < COST_TERM_COUNT; k++) X[k]! += x[i * COST_TERM_COUNT + k]!;
+		}
+		const last = snap.samples[snap.samples.length - 1];
+		const transports = last?.transports ?? new Set(streams.map((s) => s.transportId)).size;
+		X[TRANSPORT_TERM] = transports / 10;
+		let explained = coef.idlePct;
+		for (let k = 0; k < COST_TERM_COUNT; k++) explained += coef.theta[COST_TERMS[k]!] * X[k]!;
+
+		const state = this.state(snap.workerId);
+		if (last && last.ts > state.lastSampleTs) {
+			this.matureErrors(state, last.ts, last.cpuPct);
+			if (this.learn) this.calibration.add(last.ts, X, last.cpuPct);
+			const r = last.cpuPct - explained;
+			if (!Number.isFinite(state.lastSampleTs) || this.levelHalfLifeS === 0) state.residual = r;
+			else state.residual += (1 - Math.pow(0.5, (last.ts - state.lastSampleTs) / 1000 / this.levelHalfLifeS)) * (r - state.residual);
+			state.lastSampleTs = last.ts;
+		}
+		// Without a sample the level is what the cost model explains.
+		const level = last ? state.residual + explained : explained;
+
+		const future = this.futureRates(snap);
+		const pendingJoins = this.pendingJoinCost(snap, costNow);
+		let costNowSum = 0;
+		for (let i = 0; i < n; i++) costNowSum += costNow[i]!;
+		const xf = new Float64Array(COST_TERM_COUNT);
+		const costs: StreamCost[] = streams.map((s, i) => {
+			const f = future[i]!;
+			const cost = perHorizon((h) => {
+				const g = f.gone ? 0 : f.gap === 0 ? 1 : 1 - Math.exp(-h / this.rampTimeConstantS);
+				const pps = f.gone ? 0 : s.flow.packetRate + g * (f.packetRate - s.flow.packetRate);
+				const bps = f.gone ? 0 : s.flow.bitrateBps + g * (f.bitrateBps - s.flow.bitrateBps);
+				writeStreamTerms(s, xf, 0, pps, bps);
+				return { cpuPct: dot(coef.theta, xf), rssBytes: 0, ...networkOf(s, bps) };
+			});
+			return { streamId: s.streamId, transportId: s.transportId, cost, spread: perHorizon(zeroResources) };
+		});
+		const rss = last?.rssBytes ?? 0;
+		const base: PerHorizon = perHorizon((h) => ({ cpuPct: level - costNowSum + pendingJoins * (1 - Math.exp(-h / this.rampTimeConstantS)), rssBytes: rss, ingressBps: 0, egressBps: 0 }));
+		const totals = {} as Record<HorizonS, number>;
+		for (const h of HORIZONS_S) {
+			let cpu = base[h].cpuPct;
+			for (const c of costs) cpu += c.cost[h].cpuPct;
+			totals[h] = cpu;
+		}
+		const spread: PerHorizon = perHorizon((h) => {
+			const errs = state.errors[h];
+			const cpuSpread = errs.length >= this.minBandSamples ? Math.max(0, quantile(errs, 0.95)) : laggedSpread(snap.samples, 'cpuPct', h);
+			return { cpuPct: cpuSpread, rssBytes: laggedSpread(snap.samples, 'rssBytes', h), ingressBps: 0, egressBps: 0 };
+		});
+		for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h] });
+		return assembleWorkerPrediction(snap.workerId, this.name, base, spread, costs);
+	}
+
+	/** Signed errors (actual − forecast) of this worker's forecasts due at `ts`. */
+	private matureErrors(state: WorkerState, ts: number, cpu: number): void {
+		const keep: PendingForecast[] = [];
+		for (const p of state.pending) {
+			if (Math.abs(p.dueTs - ts) <= MATCH_TOLERANCE_MS) {
+				const errs = state.errors[p.h];
+				errs.push(cpu - p.cpu);
+				if (errs.length > this.bandSamples) errs.shift();
+			} else if (p.dueTs > ts) keep.push(p);
+		}
+		state.pending = keep;
+	}
+
+	/** Steady packet and bit rates each stream is heading to, and whether it is gone. */
+	private futureRates(snap: WorkerSnapshot): Array<{ packetRate: number; bitrateBps: number; gap: number; gone: boolean }> {
+		const joined = new Map<string, number>();
+		const left = new Map<string, number>();
+		for (const e of snap.events) (e.type === 'join' ? joined : left).set(e.streamId, e.ts);
+		const producers = new Map<string, StreamProfile>();
+		for (const s of snap.streams) if (s.entity === 'producer') producers.set(s.streamId, s);
+		return snap.streams.map((s) => {
+			const leftAt = left.get(s.streamId);
+			if (leftAt !== undefined && leftAt >= s.ts) return { packetRate: 0, bitrateBps: 0, gap: 0, gone: true };
+			const joinedAt = joined.get(s.streamId);
+			const young = joinedAt !== undefined && snap.now - joinedAt < this.rampWindowS * 1000;
+			let target: { packetRate: number; bitrateBps: number } | undefined;
+			if (s.entity === 'consumer' && s.producerId !== undefined) {
+				const p = producers.get(s.producerId);
+				if (p) target = consumerShare(p, s);
+			}
+			// Only young streams ramp: an old consumer below its producer's top layer chose a lower one (or is paused).
+			if (!target || !young || target.packetRate <= s.flow.packetRate) return { packetRate: s.flow.packetRate, bitrateBps: s.flow.bitrateBps, gap: 0, gone: false };
+			return { ...target, gap: target.packetRate - s.flow.packetRate, gone: false };
+		});
+	}
+
+	/** Cost of streams that joined but have no profile yet: the median cost of settled streams of the same entity. */
+	private pendingJoinCost(snap: WorkerSnapshot, costNow: Float64Array): number {
+		const listed = new Set(snap.streams.map((s) => s.streamId));
+		const left = new Set(snap.events.filter((e) => e.type === 'leave').map((e) => e.streamId));
+		const byEntity = new Map<string, number[]>();
+		snap.streams.forEach((s, i) => {
+			if (s.flow.packetRate > 0) {
+				let list = byEntity.get(s.entity);
+				if (!list) byEntity.set(s.entity, (list = []));
+				list.push(costNow[i]!);
+			}
+		});
+		let total = 0;
+		for (const e of snap.events) {
+			if (e.type !== 'join' || listed.has(e.streamId) || left.has(e.streamId) || snap.now - e.ts > this.rampWindowS * 1000) continue;
+			const costs = byEntity.get(e.entity);
+			if (costs && costs.length > 0) total += quantile(costs, 0.5);
+		}
+		return total;
+	}
+
+	private state(workerId: string): WorkerState {
+		let s = this.workers.get(workerId);
+		if (!s) {
+			s = { lastSampleTs: Number.NEGATIVE_INFINITY, residual: 0, pending: [], errors: { 5: [], 15: [], 30: [] } };
+			this.workers.set(workerId, s);
+		}
+		return s;
+	}
+
+	coefficients(): CostCoefficients {
+		return this.calibration.coefficients();
+	}
+}
+
+/**
+ * What a consumer receives of its producer: everything for audio; for simulcast video
+ * one spatial layer, the highest active one (a consumer's default preference).
+ */
+function consumerShare(producer: StreamProfile, consumer: StreamProfile): { packetRate: number; bitrateBps: number } {
+	if (consumer.kind !== 'video' || producer.layers.length <= 1) return { packetRate: producer.flow.packetRate, bitrateBps: producer.flow.bitrateBps };
+	let top: { packetRate: number; bitrateBps: number } | undefined;
+	for (const l of producer.layers) if (l.active && l.packetRate > 0) top = l;
+	return top ?? { packetRate: producer.flow.packetRate, bitrateBps: producer.flow.bitrateBps };
+}
+
+function networkOf(s: StreamProfile, bps: number): { ingressBps: number; egressBps: number } {
+	const incoming = s.entity === 'producer' || s.entity === 'dataProducer';
+	return { ingressBps: incoming ? bps : 0, egressBps: incoming ? 0 : bps };
+}
