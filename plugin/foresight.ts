@@ -24,6 +24,7 @@ import { buildHostReport, localHeadroom } from './cluster/report';
 import type { ClusterChannel } from './cluster/types';
 import { PredictionEngine } from './predict/engine';
 import type { GuardSwitch } from './predict/guard';
+import { AnchoredPredictor } from './predict/anchored';
 import { KnnPredictor } from './predict/knn';
 import { LiveHistory } from './predict/live';
 import { TfPredictor } from './predict/model';
@@ -131,6 +132,9 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		const prediction = options.prediction;
 		this.predictor = new PredictionEngine({
 			fallback: new KnnPredictor([]),
+			...(prediction.predictor === 'anchored'
+				? { primary: new AnchoredPredictor({ levelHalfLifeS: prediction.levelHalfLifeS, calibrationOptions: { halfLifeS: prediction.calibrationHalfLifeS } }) }
+				: {}),
 			logger,
 			biasAlpha: prediction.biasAlpha,
 			// Observations come once per load sample: half a period matches each to one prediction.

@@ -2,7 +2,7 @@
  * `npm run evaluate`: leave-one-family-out evaluation of the served predictor.
  *
  *   npx tsx training/loso.ts [--sessions models/default/sessions] [--score evaluation|tuning]
- *       [--report models/default/REPORT.md] [--bias-alpha 0] [--level-half-life 3] [--no-guard]
+ *       [--report models/default/REPORT.md] [--bias-alpha 0] [--level-half-life 3] [--trend-weight 0] [--no-guard]
  *
  * A family is a scenario (a shipped scenario file, or a generated family named by its
  * structure). For each family F: everything learned offline (the cost prior of the
@@ -42,6 +42,7 @@ export interface LosoOptions {
 	score: 'evaluation' | 'tuning';
 	biasAlpha: number;
 	levelHalfLifeS: number;
+	trendWeight: number;
 	guard: boolean;
 }
 
@@ -102,7 +103,7 @@ export async function evaluateLoso(options: LosoOptions, onFamily?: (family: str
 		const idle = idleLevel(trainSessions);
 		const knnHistory = observedProfiles(train, idle);
 		const knn = () => new KnnPredictor(knnHistory, { base: idle });
-		const anchored = new AnchoredPredictor({ calibration: new HostCalibration({ prior }), levelHalfLifeS: options.levelHalfLifeS });
+		const anchored = new AnchoredPredictor({ calibration: new HostCalibration({ prior }), levelHalfLifeS: options.levelHalfLifeS, trendWeight: options.trendWeight });
 		const engine = new RecordingEngine({ primary: anchored, fallback: knn(), biasAlpha: options.biasAlpha, guard: options.guard ? {} : false });
 		const served = evaluateOnline(engine, heldOut);
 		const last = evaluatePredictor(new LastValuePredictor(), heldOut);
@@ -234,6 +235,7 @@ async function main(argv: string[]): Promise<void> {
 			report: { type: 'string' },
 			'bias-alpha': { type: 'string', default: '0' },
 			'level-half-life': { type: 'string', default: '3' },
+			'trend-weight': { type: 'string', default: '0' },
 			'no-guard': { type: 'boolean', default: false },
 		},
 	});
@@ -243,6 +245,7 @@ async function main(argv: string[]): Promise<void> {
 		score: values.score,
 		biasAlpha: Number(values['bias-alpha']),
 		levelHalfLifeS: Number(values['level-half-life']),
+		trendWeight: Number(values['trend-weight']),
 		guard: !values['no-guard'],
 	};
 	const started = Date.now();

@@ -30,7 +30,7 @@ import type { StreamProfile } from '../profile/schema';
 import { asStreamList, perHorizon, sumNeeds, assembleWorkerPrediction, type PerHorizon, type StreamCost } from './assemble';
 import { laggedSpread } from './baselines';
 import { COST_TERM_COUNT, COST_TERMS, dot, HostCalibration, TRANSPORT_TERM, writeStreamTerms, type CalibrationOptions, type CostCoefficients } from './calibration';
-import { quantile } from './stats';
+import { leastSquares, quantile } from './stats';
 import { HORIZONS_S, zeroResources, type HorizonS, type Predictor, type ResourceNeeds, type StreamContext, type WorkerPrediction, type WorkerSnapshot } from './types';
 
 export interface AnchoredOptions {
@@ -45,6 +45,14 @@ export interface AnchoredOptions {
 	rampWindowS?: number;
 	/** Time constant of a ramping stream's approach to its steady rate. Default 3 s. */
 	rampTimeConstantS?: number;
+	/**
+	 * Weight of the recent trend of the *explained* load (what the streams cost, not the noisy
+	 * measurement) extrapolated over the horizon: arrivals in waves keep arriving for a while.
+	 * 0 (default) = off: only known changes move the forecast.
+	 */
+	trendWeight?: number;
+	/** Window of that trend, seconds. Default 10. */
+	trendWindowS?: number;
 	/** Matured errors kept per worker and horizon for the p95. Default 300. */
 	bandSamples?: number;
 	/** Below this many matured errors the p95 comes from past h-second changes. Default 20. */
@@ -65,7 +73,14 @@ interface WorkerState {
 	residual: number;
 	pending: PendingForecast[];
 	errors: Record<HorizonS, number[]>;
+	/** The 95th percentile of `errors`, cached until the next matured error. */
+	band: Partial<Record<HorizonS, number>>;
+	/** Explained CPU at recent samples, oldest first (for the trend). */
+	explained: Array<{ ts: number; v: number }>;
 }
+
+/** Streams carry no spread of their own: the worker's band covers them. Shared and never mutated. */
+const ZERO_SPREAD: PerHorizon = perHorizon(zeroResources);
 
 /** An observation matches a forecast due within half a second of it. */
 const MATCH_TOLERANCE_MS = 500;
@@ -79,6 +94,8 @@ export class AnchoredPredictor implements Predictor {
 	private readonly rampTimeConstantS: number;
 	private readonly bandSamples: number;
 	private readonly minBandSamples: number;
+	private readonly trendWeight: number;
+	private readonly trendWindowS: number;
 	private readonly workers = new Map<string, WorkerState>();
 
 	constructor(options: AnchoredOptions = {}) {
@@ -90,6 +107,8 @@ export class AnchoredPredictor implements Predictor {
 		this.rampTimeConstantS = options.rampTimeConstantS ?? 3;
 		this.bandSamples = options.bandSamples ?? 300;
 		this.minBandSamples = options.minBandSamples ?? 20;
+		this.trendWeight = options.trendWeight ?? 0;
+		this.trendWindowS = options.trendWindowS ?? 10;
 		if (!(this.levelHalfLifeS >= 0)) throw new RangeError(`levelHalfLifeS must be ≥ 0, got ${this.levelHalfLifeS}`);
 		if (!(this.rampTimeConstantS > 0)) throw new RangeError(`rampTimeConstantS must be > 0, got ${this.rampTimeConstantS}`);
 	}
@@ -133,16 +152,24 @@ export class AnchoredPredictor implements Predictor {
 		for (let k = 0; k < COST_TERM_COUNT; k++) explained += coef.theta[COST_TERMS[k]!] * X[k]!;
 
 		const state = this.state(snap.workerId);
-		if (last && last.ts > state.lastSampleTs) {
+		// A snapshot older than what this worker has shown (e.g. held-out examples scored for a
+		// model replacement) is answered from itself alone and leaves the live state untouched.
+		const past = last !== undefined && last.ts < state.lastSampleTs;
+		const fresh = last !== undefined && last.ts > state.lastSampleTs;
+		if (last && fresh) {
 			this.matureErrors(state, last.ts, last.cpuPct);
 			if (this.learn) this.calibration.add(last.ts, X, last.cpuPct);
 			const r = last.cpuPct - explained;
 			if (!Number.isFinite(state.lastSampleTs) || this.levelHalfLifeS === 0) state.residual = r;
 			else state.residual += (1 - Math.pow(0.5, (last.ts - state.lastSampleTs) / 1000 / this.levelHalfLifeS)) * (r - state.residual);
 			state.lastSampleTs = last.ts;
+			state.explained.push({ ts: last.ts, v: explained });
+			const cutoff = last.ts - this.trendWindowS * 1000;
+			while (state.explained.length > 0 && state.explained[0]!.ts < cutoff) state.explained.shift();
 		}
+		const slope = this.trendWeight > 0 && !past && state.explained.length >= 3 ? leastSquares(state.explained.map((e) => ({ x: e.ts / 1000, y: e.v }))).slope : 0;
 		// Without a sample the level is what the cost model explains.
-		const level = last ? state.residual + explained : explained;
+		const level = !last ? explained : past ? last.cpuPct : state.residual + explained;
 
 		const future = this.futureRates(snap);
 		const pendingJoins = this.pendingJoinCost(snap, costNow);
@@ -151,6 +178,11 @@ export class AnchoredPredictor implements Predictor {
 		const xf = new Float64Array(COST_TERM_COUNT);
 		const costs: StreamCost[] = streams.map((s, i) => {
 			const f = future[i]!;
+			if (!f.gone && f.gap === 0) {
+				// Nothing known about this stream: the same cost at every horizon (one object: this runs per stream per prediction).
+				const flat = { cpuPct: costNow[i]!, rssBytes: 0, ...networkOf(s, s.flow.bitrateBps) };
+				return { streamId: s.streamId, transportId: s.transportId, cost: { 5: flat, 15: flat, 30: flat }, spread: ZERO_SPREAD };
+			}
 			const cost = perHorizon((h) => {
 				const g = f.gone ? 0 : f.gap === 0 ? 1 : 1 - Math.exp(-h / this.rampTimeConstantS);
 				const pps = f.gone ? 0 : s.flow.packetRate + g * (f.packetRate - s.flow.packetRate);
@@ -158,10 +190,15 @@ export class AnchoredPredictor implements Predictor {
 				writeStreamTerms(s, xf, 0, pps, bps);
 				return { cpuPct: dot(coef.theta, xf), rssBytes: 0, ...networkOf(s, bps) };
 			});
-			return { streamId: s.streamId, transportId: s.transportId, cost, spread: perHorizon(zeroResources) };
+			return { streamId: s.streamId, transportId: s.transportId, cost, spread: ZERO_SPREAD };
 		});
 		const rss = last?.rssBytes ?? 0;
-		const base: PerHorizon = perHorizon((h) => ({ cpuPct: level - costNowSum + pendingJoins * (1 - Math.exp(-h / this.rampTimeConstantS)), rssBytes: rss, ingressBps: 0, egressBps: 0 }));
+		const base: PerHorizon = perHorizon((h) => ({
+			cpuPct: level - costNowSum + pendingJoins * (1 - Math.exp(-h / this.rampTimeConstantS)) + this.trendWeight * slope * h,
+			rssBytes: rss,
+			ingressBps: 0,
+			egressBps: 0,
+		}));
 		const totals = {} as Record<HorizonS, number>;
 		for (const h of HORIZONS_S) {
 			let cpu = base[h].cpuPct;
@@ -170,10 +207,10 @@ export class AnchoredPredictor implements Predictor {
 		}
 		const spread: PerHorizon = perHorizon((h) => {
 			const errs = state.errors[h];
-			const cpuSpread = errs.length >= this.minBandSamples ? Math.max(0, quantile(errs, 0.95)) : laggedSpread(snap.samples, 'cpuPct', h);
+			const cpuSpread = errs.length >= this.minBandSamples ? Math.max(0, (state.band[h] ??= quantile(errs, 0.95))) : laggedSpread(snap.samples, 'cpuPct', h);
 			return { cpuPct: cpuSpread, rssBytes: laggedSpread(snap.samples, 'rssBytes', h), ingressBps: 0, egressBps: 0 };
 		});
-		for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h] });
+		if (fresh) for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h] });
 		return assembleWorkerPrediction(snap.workerId, this.name, base, spread, costs);
 	}
 
@@ -183,6 +220,7 @@ export class AnchoredPredictor implements Predictor {
 		for (const p of state.pending) {
 			if (Math.abs(p.dueTs - ts) <= MATCH_TOLERANCE_MS) {
 				const errs = state.errors[p.h];
+				state.band[p.h] = undefined;
 				errs.push(cpu - p.cpu);
 				if (errs.length > this.bandSamples) errs.shift();
 			} else if (p.dueTs > ts) keep.push(p);
@@ -225,11 +263,16 @@ export class AnchoredPredictor implements Predictor {
 				list.push(costNow[i]!);
 			}
 		});
+		const medians = new Map<string, number>();
 		let total = 0;
 		for (const e of snap.events) {
 			if (e.type !== 'join' || listed.has(e.streamId) || left.has(e.streamId) || snap.now - e.ts > this.rampWindowS * 1000) continue;
-			const costs = byEntity.get(e.entity);
-			if (costs && costs.length > 0) total += quantile(costs, 0.5);
+			let m = medians.get(e.entity);
+			if (m === undefined) {
+				const costs = byEntity.get(e.entity);
+				medians.set(e.entity, (m = costs && costs.length > 0 ? quantile(costs, 0.5) : 0));
+			}
+			total += m;
 		}
 		return total;
 	}
@@ -237,7 +280,7 @@ export class AnchoredPredictor implements Predictor {
 	private state(workerId: string): WorkerState {
 		let s = this.workers.get(workerId);
 		if (!s) {
-			s = { lastSampleTs: Number.NEGATIVE_INFINITY, residual: 0, pending: [], errors: { 5: [], 15: [], 30: [] } };
+			s = { lastSampleTs: Number.NEGATIVE_INFINITY, residual: 0, pending: [], errors: { 5: [], 15: [], 30: [] }, band: {}, explained: [] };
 			this.workers.set(workerId, s);
 		}
 		return s;
