@@ -5,7 +5,8 @@
  * In the same run: the shipped model (models/default) on the same workload, the other
  * inference paths of the same model (plain JS, tfjs tensors on the cpu backend and, last,
  * on the tfjs wasm backend), the features alone, and the kNN (the specification's
- * predictor, the fallback) and last-value baselines. Every call gets the same snapshot
+ * predictor, the fallback) and last-value baselines, and the anchored predictor (what serves
+ * without a model) alone and through the engine with its forecast guard. Every call gets the same snapshot
  * objects, but nothing in the predictors is keyed on them: each call recomputes features,
  * nets and attribution from scratch.
  * Last line: {"median_ms": …} plus the other figures.
@@ -13,7 +14,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { AnchoredPredictor } from '../plugin/predict/anchored';
 import { LastValuePredictor } from '../plugin/predict/baselines';
+import { PredictionEngine } from '../plugin/predict/engine';
 import { KnnPredictor, type ObservedProfile } from '../plugin/predict/knn';
 import { featureBatch, TfPredictor, type InferencePath } from '../plugin/predict/model';
 import { loadTf } from '../plugin/predict/tf';
@@ -125,6 +128,9 @@ async function main(): Promise<void> {
 	const shippedMs = timed(`${shipped.name}.predict (${shipped.inference})`, shipped, 500);
 	const knnMs = timed(`${knn.name}.predict`, knn, 10);
 	const lastValueMs = timed(`${lastValue.name}.predict`, lastValue, 300);
+	const anchoredMs = timed('anchored.predict (default without a model)', new AnchoredPredictor(), 300);
+	const engine = new PredictionEngine({ primary: new AnchoredPredictor(), fallback: knn });
+	const servedMs = measure('  engine: anchored + forecast guard', 300, () => engine.predict(snapshots));
 	const otherPaths = (['js', 'tensor'] as const).filter((p) => p !== production);
 	const pathMs = new Map<InferencePath, Timing>();
 	for (const p of otherPaths) pathMs.set(p, onPath(model, p, () => timed(`  same model, ${p} path (${tf.getBackend()} backend)`, model, 100)));
@@ -150,6 +156,8 @@ async function main(): Promise<void> {
 			features_ms: round3(features.wallMs),
 			knn_median_ms: round3(knnMs.wallMs),
 			last_value_median_ms: round3(lastValueMs.wallMs),
+			anchored_median_ms: round3(anchoredMs.wallMs),
+			anchored_engine_median_ms: round3(servedMs.wallMs),
 			ratio_vs_knn: Number((modelMs.wallMs / knnMs.wallMs).toFixed(4)),
 			ratio_vs_last_value: Number((modelMs.wallMs / lastValueMs.wallMs).toFixed(2)),
 			workers: snapshots.length,

@@ -17,8 +17,8 @@
  *   level: last value (smoothed), never a learned level that can be biased.
  *
  * The p95 is the forecast plus the 95th percentile of this predictor's own matured CPU
- * errors on the worker (split-conformal on the live stream), or Z95·σ of past h-second
- * changes until enough have matured.
+ * errors on the worker (split-conformal on the live stream); for a worker too new to have
+ * enough, those of every worker of the host; before any, Z95·σ of past h-second changes.
  *
  * Attribution is exact: a stream's cost is θ·x_s at the horizon; the base is the level
  * minus the streams' present costs, plus pending joins.
@@ -97,6 +97,9 @@ export class AnchoredPredictor implements Predictor {
 	private readonly trendWeight: number;
 	private readonly trendWindowS: number;
 	private readonly workers = new Map<string, WorkerState>();
+	/** Matured errors of every worker of the host: the band of a worker too new to have its own. */
+	private readonly hostErrors: Record<HorizonS, number[]> = { 5: [], 15: [], 30: [] };
+	private readonly hostBand: Partial<Record<HorizonS, number>> = {};
 
 	constructor(options: AnchoredOptions = {}) {
 		this.name = options.name ?? 'anchored';
@@ -207,7 +210,12 @@ export class AnchoredPredictor implements Predictor {
 		}
 		const spread: PerHorizon = perHorizon((h) => {
 			const errs = state.errors[h];
-			const cpuSpread = errs.length >= this.minBandSamples ? Math.max(0, (state.band[h] ??= quantile(errs, 0.95))) : laggedSpread(snap.samples, 'cpuPct', h);
+			const cpuSpread =
+				errs.length >= this.minBandSamples
+					? Math.max(0, (state.band[h] ??= quantile(errs, 0.95)))
+					: this.hostErrors[h].length >= this.minBandSamples
+						? Math.max(0, (this.hostBand[h] ??= quantile(this.hostErrors[h], 0.95)))
+						: laggedSpread(snap.samples, 'cpuPct', h);
 			return { cpuPct: cpuSpread, rssBytes: laggedSpread(snap.samples, 'rssBytes', h), ingressBps: 0, egressBps: 0 };
 		});
 		if (fresh) for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h] });
@@ -223,6 +231,10 @@ export class AnchoredPredictor implements Predictor {
 				state.band[p.h] = undefined;
 				errs.push(cpu - p.cpu);
 				if (errs.length > this.bandSamples) errs.shift();
+				const host = this.hostErrors[p.h];
+				this.hostBand[p.h] = undefined;
+				host.push(cpu - p.cpu);
+				if (host.length > this.bandSamples) host.shift();
 			} else if (p.dueTs > ts) keep.push(p);
 		}
 		state.pending = keep;
