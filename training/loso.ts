@@ -85,7 +85,14 @@ function calibrationRows(examples: readonly TrainingExample[]): Array<{ X: Float
 
 const gain = (served: number, baseline: number): number => 1 - served / baseline;
 
-export async function evaluateLoso(options: LosoOptions, onFamily?: (family: string) => void): Promise<{ families: FamilyFigures[]; pooledP90: number; sessions: SessionData[] }> {
+/** Which sessions one fold learned from and which it scored (session ids). */
+export interface Fold {
+	family: string;
+	train: string[];
+	scored: string[];
+}
+
+export async function evaluateLoso(options: LosoOptions, onFold?: (fold: Fold) => void): Promise<{ families: FamilyFigures[]; pooledP90: number; sessions: SessionData[] }> {
 	const sessions = await readSessions(options.sessionsDir);
 	const families = [...new Set(sessions.map((s) => s.entry.scenario))].sort();
 	const out: FamilyFigures[] = [];
@@ -93,8 +100,8 @@ export async function evaluateLoso(options: LosoOptions, onFamily?: (family: str
 	for (const family of families) {
 		const scored = sessions.filter((s) => s.entry.scenario === family && isEvaluationSeed(s.entry.seed) === (options.score === 'evaluation'));
 		if (scored.length === 0) continue;
-		onFamily?.(family);
 		const trainSessions = sessions.filter((s) => s.entry.scenario !== family && !isEvaluationSeed(s.entry.seed));
+		onFold?.({ family, train: trainSessions.map((s) => s.entry.id), scored: scored.map((s) => s.entry.id) });
 		const train = examplesOf(trainSessions, LOSO_EXAMPLES);
 		const heldOut = examplesOf(scored, LOSO_EXAMPLES);
 		if (heldOut.length === 0) continue;
@@ -249,7 +256,7 @@ async function main(argv: string[]): Promise<void> {
 		guard: !values['no-guard'],
 	};
 	const started = Date.now();
-	const { families, pooledP90, sessions } = await evaluateLoso(options, (f) => process.stderr.write(`loso: ${f}\n`));
+	const { families, pooledP90, sessions } = await evaluateLoso(options, (f) => process.stderr.write(`loso: ${f.family}: trained on ${f.train.length} sessions, scoring ${f.scored.join(', ')}\n`));
 	const keys = acceptanceKeys(families, pooledP90);
 	const wallS = (Date.now() - started) / 1000;
 	const reportPath = values.report ?? (options.score === 'evaluation' ? join(DEFAULT_MODEL_DIR, 'REPORT.md') : undefined);
