@@ -195,7 +195,7 @@ export const foresightOptionsSchema = z
 				 */
 				predictor: z.enum(['anchored', 'knn']).default('anchored'),
 				/** Half-life of the anchored predictor's smoothing of the level its cost model does not explain, s; 0 = last value. */
-				levelHalfLifeS: z.number().min(0).max(600).default(3),
+				levelHalfLifeS: z.number().min(0).max(600).default(1.5),
 				/** Half-life of a measurement's weight in the host's cost calibration, s: the last few minutes decide. */
 				calibrationHalfLifeS: z.number().min(1).max(86_400).default(300),
 				/** The forecast guard: serve last value in place of a predictor that has been worse than it. */
@@ -316,7 +316,7 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_HOOK_TIMEOUT_MS: { path: ['allocation', 'hookTimeoutMs'], kind: 'int', doc: 'longest one app hook call (migration, replaceWorker, rejoinPeers) may take, in ms (default 20000)' },
 	FORESIGHT_BIAS_ALPHA: { path: ['prediction', 'biasAlpha'], kind: 'number', doc: 'weight of each residual in the online bias correction, 0 = off (default 0.1)' },
 	FORESIGHT_PREDICTOR: { path: ['prediction', 'predictor'], kind: 'string', doc: 'anchored|knn: what serves without a model directory (default anchored)' },
-	FORESIGHT_LEVEL_HALF_LIFE_S: { path: ['prediction', 'levelHalfLifeS'], kind: 'number', doc: "anchored predictor: half-life of the unexplained level's smoothing, s, 0 = last value (default 3)" },
+	FORESIGHT_LEVEL_HALF_LIFE_S: { path: ['prediction', 'levelHalfLifeS'], kind: 'number', doc: "anchored predictor: half-life of the unexplained level's smoothing, s, 0 = last value (default 1.5)" },
 	FORESIGHT_CALIBRATION_HALF_LIFE_S: { path: ['prediction', 'calibrationHalfLifeS'], kind: 'number', doc: 'half-life of a measurement in the per-host cost calibration, s (default 300)' },
 	FORESIGHT_GUARD: { path: ['prediction', 'guard'], kind: 'bool', doc: 'serve last value in place of a predictor worse than it (default true)' },
 	FORESIGHT_GUARD_HORIZON_S: { path: ['prediction', 'guardHorizonS'], kind: 'int', doc: '5|15|30: horizon the guard compares (default 15)' },

@@ -2,7 +2,7 @@
  * `npm run evaluate`: leave-one-family-out evaluation of the served predictor.
  *
  *   npx tsx training/loso.ts [--sessions models/default/sessions] [--score evaluation|tuning]
- *       [--report models/default/REPORT.md] [--bias-alpha 0] [--level-half-life 3] [--trend-weight 0] [--no-guard]
+ *       [--report models/default/REPORT.md] [--bias-alpha 0] [--level-half-life 1.5] [--trend-weight 0] [--no-guard]
  *
  * A family is a scenario (a shipped scenario file, or a generated family named by its
  * structure). For each family F: everything learned offline (the cost prior of the
@@ -241,7 +241,7 @@ async function main(argv: string[]): Promise<void> {
 			score: { type: 'string', default: 'evaluation' },
 			report: { type: 'string' },
 			'bias-alpha': { type: 'string', default: '0' },
-			'level-half-life': { type: 'string', default: '3' },
+			'level-half-life': { type: 'string', default: '1.5' },
 			'trend-weight': { type: 'string', default: '0' },
 			'no-guard': { type: 'boolean', default: false },
 		},

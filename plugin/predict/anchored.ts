@@ -9,7 +9,8 @@
  *   smoothed over `levelHalfLifeS` (measurement noise is not carried into every
  *   horizon; a change the streams explain is followed at once). 0 = exactly last value.
  * - known changes: consumers still ramping (joined less than `rampWindowS` ago and below
- *   what their producer forwards) close the gap to their steady rate with time
+ *   what the settled consumers of their producer receive — the median; without any, what the
+ *   producer forwards of its top layer) close the gap to their steady rate with time
  *   constant `rampTimeConstantS`; streams that have left (a leave event after their last
  *   profile) stop costing; streams that joined but are not profiled yet cost what the
  *   settled streams of their entity cost on this worker (median).
@@ -18,7 +19,8 @@
  *
  * The p95 is the forecast plus the 95th percentile of this predictor's own matured CPU
  * errors on the worker (split-conformal on the live stream); for a worker too new to have
- * enough, those of every worker of the host; before any, Z95·σ of past h-second changes.
+ * enough, those of every worker of the host; before any, Z95·σ of past h-second changes
+ * and at least half the level plus 1 pp.
  *
  * Attribution is exact: a stream's cost is θ·x_s at the horizon; the base is the level
  * minus the streams' present costs, plus pending joins.
@@ -26,7 +28,7 @@
  * Stateful per worker (the smoothed level, its own matured errors) and per host (the
  * calibration): feed snapshots of a worker in time order, as the engine does.
  */
-import type { StreamProfile } from '../profile/schema';
+import type { StreamProfile, WorkerLoadSample } from '../profile/schema';
 import { asStreamList, perHorizon, sumNeeds, assembleWorkerPrediction, type PerHorizon, type StreamCost } from './assemble';
 import { laggedSpread } from './baselines';
 import { COST_TERM_COUNT, COST_TERMS, dot, HostCalibration, TRANSPORT_TERM, writeStreamTerms, type CalibrationOptions, type CostCoefficients } from './calibration';
@@ -39,12 +41,18 @@ export interface AnchoredOptions {
 	calibrationOptions?: CalibrationOptions;
 	/** Feed each new load sample to the calibration (off: coefficients stay as given). Default true. */
 	learn?: boolean;
-	/** Half-life of the unexplained level, seconds; 0 = last value. Default 3. */
+	/** Half-life of the unexplained level, seconds; 0 = last value. Default 1.5. */
 	levelHalfLifeS?: number;
 	/** Streams younger than this are ramping. Default 10 s. */
 	rampWindowS?: number;
 	/** Time constant of a ramping stream's approach to its steady rate. Default 3 s. */
 	rampTimeConstantS?: number;
+	/**
+	 * Share of a ramping consumer's gap that is forecast to come. A new consumer's profiled
+	 * rate lags what it already sends (consumer stats are staggered; in between its flow is
+	 * derived), so part of the gap is already in the measured level. Default 0.5.
+	 */
+	rampShare?: number;
 	/**
 	 * Weight of the recent trend of the *explained* load (what the streams cost, not the noisy
 	 * measurement) extrapolated over the horizon: arrivals in waves keep arriving for a while.
@@ -77,7 +85,20 @@ interface WorkerState {
 	band: Partial<Record<HorizonS, number>>;
 	/** Explained CPU at recent samples, oldest first (for the trend). */
 	explained: Array<{ ts: number; v: number }>;
+	/** Load samples seen, oldest first: snapshots may carry less history than the band needs. */
+	samples: WorkerLoadSample[];
 }
+
+/**
+ * Before any of its own errors have matured on the host, the band is at least this share of
+ * the level plus COLD_BAND_PP: a worker in its first minute is usually still filling, and a
+ * spread of past changes measured over a few samples says nothing yet.
+ */
+const COLD_BAND_SHARE = 0.5;
+const COLD_BAND_PP = 1;
+
+/** Samples kept per worker: 30 s horizon changes over the last minutes at 1 Hz. */
+const SAMPLES_KEPT = 240;
 
 /** Streams carry no spread of their own: the worker's band covers them. Shared and never mutated. */
 const ZERO_SPREAD: PerHorizon = perHorizon(zeroResources);
@@ -92,6 +113,7 @@ export class AnchoredPredictor implements Predictor {
 	private readonly levelHalfLifeS: number;
 	private readonly rampWindowS: number;
 	private readonly rampTimeConstantS: number;
+	private readonly rampShare: number;
 	private readonly bandSamples: number;
 	private readonly minBandSamples: number;
 	private readonly trendWeight: number;
@@ -105,9 +127,11 @@ export class AnchoredPredictor implements Predictor {
 		this.name = options.name ?? 'anchored';
 		this.calibration = options.calibration ?? new HostCalibration(options.calibrationOptions);
 		this.learn = options.learn ?? true;
-		this.levelHalfLifeS = options.levelHalfLifeS ?? 3;
+		this.levelHalfLifeS = options.levelHalfLifeS ?? 1.5;
 		this.rampWindowS = options.rampWindowS ?? 10;
 		this.rampTimeConstantS = options.rampTimeConstantS ?? 3;
+		this.rampShare = options.rampShare ?? 0.5;
+		if (!(this.rampShare >= 0 && this.rampShare <= 1)) throw new RangeError(`rampShare must be in [0, 1], got ${this.rampShare}`);
 		this.bandSamples = options.bandSamples ?? 300;
 		this.minBandSamples = options.minBandSamples ?? 20;
 		this.trendWeight = options.trendWeight ?? 0;
@@ -167,6 +191,8 @@ export class AnchoredPredictor implements Predictor {
 			else state.residual += (1 - Math.pow(0.5, (last.ts - state.lastSampleTs) / 1000 / this.levelHalfLifeS)) * (r - state.residual);
 			state.lastSampleTs = last.ts;
 			state.explained.push({ ts: last.ts, v: explained });
+			state.samples.push(last);
+			if (state.samples.length > SAMPLES_KEPT) state.samples.splice(0, state.samples.length - SAMPLES_KEPT);
 			const cutoff = last.ts - this.trendWindowS * 1000;
 			while (state.explained.length > 0 && state.explained[0]!.ts < cutoff) state.explained.shift();
 		}
@@ -187,7 +213,7 @@ export class AnchoredPredictor implements Predictor {
 				return { streamId: s.streamId, transportId: s.transportId, cost: { 5: flat, 15: flat, 30: flat }, spread: ZERO_SPREAD };
 			}
 			const cost = perHorizon((h) => {
-				const g = f.gone ? 0 : f.gap === 0 ? 1 : 1 - Math.exp(-h / this.rampTimeConstantS);
+				const g = f.gone ? 0 : f.gap === 0 ? 1 : this.rampShare * (1 - Math.exp(-h / this.rampTimeConstantS));
 				const pps = f.gone ? 0 : s.flow.packetRate + g * (f.packetRate - s.flow.packetRate);
 				const bps = f.gone ? 0 : s.flow.bitrateBps + g * (f.bitrateBps - s.flow.bitrateBps);
 				writeStreamTerms(s, xf, 0, pps, bps);
@@ -208,6 +234,7 @@ export class AnchoredPredictor implements Predictor {
 			for (const c of costs) cpu += c.cost[h].cpuPct;
 			totals[h] = cpu;
 		}
+		const history = !past && state.samples.length > snap.samples.length ? state.samples : snap.samples;
 		const spread: PerHorizon = perHorizon((h) => {
 			const errs = state.errors[h];
 			const cpuSpread =
@@ -215,8 +242,8 @@ export class AnchoredPredictor implements Predictor {
 					? Math.max(0, (state.band[h] ??= quantile(errs, 0.95)))
 					: this.hostErrors[h].length >= this.minBandSamples
 						? Math.max(0, (this.hostBand[h] ??= quantile(this.hostErrors[h], 0.95)))
-						: laggedSpread(snap.samples, 'cpuPct', h);
-			return { cpuPct: cpuSpread, rssBytes: laggedSpread(snap.samples, 'rssBytes', h), ingressBps: 0, egressBps: 0 };
+						: Math.max(laggedSpread(history, 'cpuPct', h), COLD_BAND_SHARE * Math.max(level, 0) + COLD_BAND_PP);
+			return { cpuPct: cpuSpread, rssBytes: laggedSpread(history, 'rssBytes', h), ingressBps: 0, egressBps: 0 };
 		});
 		if (fresh) for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h] });
 		return assembleWorkerPrediction(snap.workerId, this.name, base, spread, costs);
@@ -247,15 +274,31 @@ export class AnchoredPredictor implements Predictor {
 		for (const e of snap.events) (e.type === 'join' ? joined : left).set(e.streamId, e.ts);
 		const producers = new Map<string, StreamProfile>();
 		for (const s of snap.streams) if (s.entity === 'producer') producers.set(s.streamId, s);
+		const isYoung = (s: StreamProfile): boolean => {
+			const joinedAt = joined.get(s.streamId);
+			return joinedAt !== undefined && snap.now - joinedAt < this.rampWindowS * 1000;
+		};
+		// What settled consumers of each producer receive: the layer a newcomer will most likely get
+		// (apps limit layers by tile size, and paused consumers receive nothing).
+		const settled = new Map<string, StreamProfile[]>();
+		for (const s of snap.streams) {
+			if (s.entity !== 'consumer' || s.producerId === undefined || isYoung(s)) continue;
+			let list = settled.get(s.producerId);
+			if (!list) settled.set(s.producerId, (list = []));
+			list.push(s);
+		}
 		return snap.streams.map((s) => {
 			const leftAt = left.get(s.streamId);
 			if (leftAt !== undefined && leftAt >= s.ts) return { packetRate: 0, bitrateBps: 0, gap: 0, gone: true };
-			const joinedAt = joined.get(s.streamId);
-			const young = joinedAt !== undefined && snap.now - joinedAt < this.rampWindowS * 1000;
+			const young = isYoung(s);
 			let target: { packetRate: number; bitrateBps: number } | undefined;
-			if (s.entity === 'consumer' && s.producerId !== undefined) {
-				const p = producers.get(s.producerId);
-				if (p) target = consumerShare(p, s);
+			if (young && s.entity === 'consumer' && s.producerId !== undefined) {
+				const peers = settled.get(s.producerId);
+				if (peers && peers.length > 0) target = medianFlow(peers);
+				else {
+					const p = producers.get(s.producerId);
+					if (p) target = consumerShare(p, s);
+				}
 			}
 			// Only young streams ramp: an old consumer below its producer's top layer chose a lower one (or is paused).
 			if (!target || !young || target.packetRate <= s.flow.packetRate) return { packetRate: s.flow.packetRate, bitrateBps: s.flow.bitrateBps, gap: 0, gone: false };
@@ -292,7 +335,7 @@ export class AnchoredPredictor implements Predictor {
 	private state(workerId: string): WorkerState {
 		let s = this.workers.get(workerId);
 		if (!s) {
-			s = { lastSampleTs: Number.NEGATIVE_INFINITY, residual: 0, pending: [], errors: { 5: [], 15: [], 30: [] }, band: {}, explained: [] };
+			s = { lastSampleTs: Number.NEGATIVE_INFINITY, residual: 0, pending: [], errors: { 5: [], 15: [], 30: [] }, band: {}, explained: [], samples: [] };
 			this.workers.set(workerId, s);
 		}
 		return s;
@@ -312,6 +355,13 @@ function consumerShare(producer: StreamProfile, consumer: StreamProfile): { pack
 	let top: { packetRate: number; bitrateBps: number } | undefined;
 	for (const l of producer.layers) if (l.active && l.packetRate > 0) top = l;
 	return top ?? { packetRate: producer.flow.packetRate, bitrateBps: producer.flow.bitrateBps };
+}
+
+/** The consumer with the median packet rate among `consumers`: its packet and bit rates. */
+function medianFlow(consumers: readonly StreamProfile[]): { packetRate: number; bitrateBps: number } {
+	const sorted = [...consumers].sort((a, b) => a.flow.packetRate - b.flow.packetRate);
+	const m = sorted[(sorted.length - 1) >> 1]!;
+	return { packetRate: m.flow.packetRate, bitrateBps: m.flow.bitrateBps };
 }
 
 function networkOf(s: StreamProfile, bps: number): { ingressBps: number; egressBps: number } {

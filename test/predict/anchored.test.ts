@@ -129,9 +129,9 @@ describe('AnchoredPredictor', () => {
 		expect(Math.abs(p!.horizons[15].total.cpuPct.mean - (explained(big) + 1))).toBeLessThan(0.3);
 	});
 
-	test('a consumer still ramping is priced up to its producer’s rate; one that left stops costing', () => {
+	test('a consumer still ramping is priced up to what its producer’s settled consumers receive; one that left stops costing', () => {
 		const coef = TRUE;
-		const predictor = new AnchoredPredictor({ levelHalfLifeS: 0, learn: false, rampTimeConstantS: 3, calibration: new HostCalibration({ prior: coef }) });
+		const predictor = new AnchoredPredictor({ levelHalfLifeS: 0, learn: false, rampTimeConstantS: 3, rampShare: 1, calibration: new HostCalibration({ prior: coef }) });
 		const audio = audioRoom('a', 2);
 		const ramping = profile({ streamId: 'a-new', entity: 'consumer', kind: 'audio', transportId: 't-new', producerId: 'a', bitrateBps: 4000, packetRate: 5, ts: T0 });
 		const leaving = audio[2]!;
