@@ -22,6 +22,13 @@ export const demoConfigSchema = z
 		DEMO_WORKER_CAPACITY_PCT: z.coerce.number().pipe(z.number().gt(0).max(100)).optional(),
 		/** A worker that stops answering for this long is killed, so healing moves its peers (0: never). */
 		DEMO_HUNG_WORKER_KILL_S: z.coerce.number().pipe(z.number().min(0).max(3600)).default(30),
+		/**
+		 * Floor (bps) of mediasoup's send-side estimate on browsers' receive transports. A
+		 * stall (a hung worker, a CPU spike) makes the delay-based estimate collapse, by
+		 * default down to 30 kbps, below the lowest simulcast layer: every video then freezes
+		 * until the estimate ramps up again. 300 kbps carries the lowest layer of two videos.
+		 */
+		DEMO_MIN_OUTGOING_BITRATE: z.coerce.number().pipe(z.int().min(0).max(100_000_000)).default(300_000),
 		DEMO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 		/** Allocation manager only logs what it would do. */
 		FORESIGHT_DRY_RUN: z
@@ -44,6 +51,8 @@ export interface DemoConfig {
 	workerCapacityPct: number | undefined;
 	/** Seconds a worker may stop answering before the demo kills it (0: never). */
 	hungWorkerKillS: number;
+	/** Floor of the send-side bandwidth estimate on browsers' receive transports, bps (0: mediasoup's own, 30 kbps). */
+	minOutgoingBitrate: number;
 	logLevel: z.infer<typeof demoConfigSchema>['DEMO_LOG_LEVEL'];
 	dryRun: boolean;
 }
@@ -68,6 +77,7 @@ export function demoConfigFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Dem
 		recordingsDir: c.DEMO_RECORDINGS_DIR,
 		workerCapacityPct: c.DEMO_WORKER_CAPACITY_PCT,
 		hungWorkerKillS: c.DEMO_HUNG_WORKER_KILL_S,
+		minOutgoingBitrate: c.DEMO_MIN_OUTGOING_BITRATE,
 		logLevel: c.DEMO_LOG_LEVEL,
 		dryRun: c.FORESIGHT_DRY_RUN,
 		...overrides,

@@ -439,6 +439,7 @@ export class Room {
 			],
 			enableSctp: sctp,
 			initialAvailableOutgoingBitrate: 1_000_000,
+			...(direction === 'recv' && this.config.minOutgoingBitrate > 0 ? { minOutgoingBitrate: this.config.minOutgoingBitrate } : {}),
 			appData: { peerId: peer.id, direction, routerId: router.id, priority: PEER_PRIORITY.browser },
 		});
 		transport.on('dtlsstatechange', (state) => {
