@@ -259,6 +259,29 @@ async function main(): Promise<void> {
 				loopDelay.reset();
 				return health;
 			}
+			case 'videoState': {
+				const owner = producerOwner();
+				const peer = room.peers.get(request.peerId);
+				if (!peer) return [];
+				return Promise.all(
+					[...peer.consumers.values()]
+						.filter((c) => c.kind === 'video' && !c.closed)
+						.map(async (c) => {
+							const transport = registry.get('transport', registry.get('consumer', c.id)?.transportId ?? '')?.handle;
+							const stats: unknown[] | undefined = transport ? await withTimeout<unknown[] | undefined>(transport.getStats(), STATS_TIMEOUT_MS, undefined) : undefined;
+							const bwe = stats?.find((s) => typeof s === 'object' && s !== null && 'availableOutgoingBitrate' in s) as { availableOutgoingBitrate?: number } | undefined;
+							return {
+								consumerId: c.id,
+								source: owner.get(c.producerId),
+								paused: c.paused,
+								producerPaused: c.producerPaused,
+								currentLayers: c.currentLayers,
+								score: c.score.score,
+								availableOutgoingBitrate: bwe?.availableOutgoingBitrate,
+							};
+						}),
+				);
+			}
 			case 'leaks':
 				return leaks();
 			case 'close':

@@ -25,6 +25,8 @@ export type ChildRequest =
 	| { type: 'migrationPending'; peerId: string }
 	| { type: 'setLoss'; rate: number }
 	| { type: 'health' }
+	/** What the server sends a receiver's video consumers, to tell why a page shows no frames. */
+	| { type: 'videoState'; peerId: string }
 	| { type: 'leaks' }
 	| { type: 'close' };
 
@@ -57,6 +59,19 @@ export interface Health {
 	loopDelayMaxMs: number;
 	/** Consumer stats requests that did not come back within a flow sample since the previous health request. */
 	statsTimeouts: number;
+}
+
+/** One video consumer of a receiver, as the server sees it. */
+export interface VideoConsumerState {
+	consumerId: string;
+	source: string | undefined;
+	paused: boolean;
+	producerPaused: boolean;
+	/** Spatial/temporal layers being forwarded (undefined: none). */
+	currentLayers: { spatialLayer: number; temporalLayer?: number } | undefined;
+	score: number;
+	/** Send-side bandwidth estimate of its transport, bps (undefined: the stats did not answer). */
+	availableOutgoingBitrate: number | undefined;
 }
 
 /** Entities, listeners and handles, to compare before and after a scenario. */
@@ -92,6 +107,8 @@ export type ReplyOf<T extends ChildRequest['type']> = T extends 'info'
 						? boolean
 						: T extends 'health'
 							? Health
+							: T extends 'videoState'
+								? VideoConsumerState[]
 							: T extends 'leaks'
 								? LeakSnapshot
 								: undefined;

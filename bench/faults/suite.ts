@@ -18,7 +18,7 @@ import { Rng } from '../../plugin/util/rng';
 import type { ActionOutcome, HealingEvent } from '../../plugin';
 import { launchChromium } from '../../test/demo/browser';
 import { Influxd } from '../../test/support/influxd';
-import type { ChildReply, ChildRequest, Flows, Health, LeakSnapshot, ReplyOf } from './protocol';
+import type { ChildReply, ChildRequest, Flows, Health, LeakSnapshot, ReplyOf, VideoConsumerState } from './protocol';
 
 export const FAULT_KINDS = ['workerKill', 'workerHang', 'influxOutage', 'hookHang', 'hookThrow', 'clientVanish', 'packetLoss'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -69,6 +69,8 @@ export interface FaultRecord {
 	stalledLinks?: string[];
 	/** Links of receivers that had not recovered when the recovery timeout ran out, with whether each flowed in the last sample. */
 	unrecoveredLinks?: Array<{ link: string; flowing: boolean }>;
+	/** For each page among them: what the server sends its video consumers. */
+	unrecoveredVideo?: Record<string, VideoConsumerState[]>;
 	/** Longest event-loop delay of the demo process during the fault (its signaling and Foresight wait on that loop). */
 	loopDelayMaxMs?: number;
 	/** Consumer stats that did not come back within a flow sample during the fault (those samples count the link as stalled). */
@@ -466,6 +468,11 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			if (unrecovered.length > 0) {
 				const last = during.at(-1)?.flowing ?? new Set<string>();
 				record.unrecoveredLinks = wanted.filter((l) => unrecovered.includes(receiverOf(l))).map((link) => ({ link, flowing: last.has(link) }));
+				const pageIds = new Set([...pages.open.values()].map((p) => p.peerId));
+				for (const r of unrecovered.filter((id) => pageIds.has(id))) {
+					record.unrecoveredVideo ??= {};
+					record.unrecoveredVideo[r] = await d.request({ type: 'videoState', peerId: r }).catch(() => []);
+				}
 			}
 			if (d.alive) {
 				if (kind === 'influxOutage') {
@@ -485,7 +492,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			}
 			records.push(record);
 			const times = record.recoveryS.map((x) => (x === undefined ? 'never' : x.toFixed(1))).join(',');
-			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}${record.unrecoveredLinks ? `; not back: ${record.unrecoveredLinks.filter((l) => !l.flowing).map((l) => l.link).join(' ')}` : ''}`);
+			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}${record.unrecoveredLinks ? `; not back: ${record.unrecoveredLinks.filter((l) => !l.flowing).map((l) => l.link).join(' ')}` : ''}${record.unrecoveredVideo ? `; their video: ${JSON.stringify(record.unrecoveredVideo)}` : ''}`);
 		}
 
 		// The scenario ends: everyone leaves; entities, listeners, timers and handles must return to the baseline.
