@@ -2,7 +2,7 @@
  * Allocation policies compared on the trace-driven simulator (definitions of every figure:
  * docs/allocation-metrics.md). By default: held-out generated scenarios, seeds
  * 10000–10019 (family = FAMILIES[seed % 6] of training/loadgen/generator.ts, sized so the
- * peak is ≥ 5,000 streams), 32 workers, 300 s each. Foresight is driven through the live
+ * peak is ≥ 5,000 streams), 32 workers, 240 s each. Foresight is driven through the live
  * prediction engine (sim/liveView.ts); baselines see measured CPU only; moving media is
  * priced as disruption and CPU (see plugin/allocate/sim/simulator.ts).
  *
@@ -92,7 +92,7 @@ function parseSeeds(spec: string): number[] {
 	return out;
 }
 const workers = Number(values.workers);
-const durationS = Number(values.duration ?? (values.legacy ? 600 : 300));
+const durationS = Number(values.duration ?? (values.legacy ? 600 : 240));
 const familyFilter = new Set(values.families.split(','));
 for (const f of familyFilter) if (!(FAMILIES as readonly string[]).includes(f)) throw new Error(`unknown family ${f}; known: ${FAMILIES.join(', ')}`);
 /** The scenarios of this run, built lazily (a generated one takes a second or two). */
