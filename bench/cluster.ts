@@ -16,13 +16,18 @@
  * - sim_quality_cost_ratio = (Q_cross + 1) / (Q_best + 1), Q = 0.5 × layer-downgrade s
  *   + 1 × paused s + 60 × (dropped consumers + consumers refused peers would have had),
  *   against that same baseline; migrations are counted in `migrations` per policy;
- * - netns_* : the 3 hosts × 2 workers run on network namespaces with real media is NOT
- *   implemented in this bench (null); the netns tests (test/cluster/netns.integration.test.ts)
- *   check behaviour, not exposure.
+ * - netns_exposure_gain_vs_best_baseline, netns_quality_cost_ratio: the same ratios on 3 hosts
+ *   × 2 workers in network namespaces with real media (bench/cluster/netns.ts): one seeded
+ *   workload of replay bots, run once per mode on a fresh cluster, exposure and quality priced
+ *   per second from the hosts' own measurements. Needs root; null otherwise or with --sim-only.
+ *   It starts mediasoup workers and influxd: run it under the heavy lock
+ *   (flock /tmp/foresight-heavy.lock npm run bench -- cluster); about 3 minutes.
  */
 import { parseArgs } from 'node:util';
 import { CLUSTER_MODES, CLUSTER_SIM_DEFAULTS, clusterPolicy, clusterScenario, type ClusterCounters, type ClusterSimOptions } from '../plugin/allocate/sim/cluster';
 import { simulate } from '../plugin/allocate/sim/simulator';
+import { NetnsCluster } from '../test/support/netns';
+import { NETNS_BENCH_DEFAULTS, NETNS_MODES, runNetnsMode, type NetnsModeResult } from './cluster/netns';
 
 const { values } = parseArgs({
 	options: {
@@ -34,6 +39,8 @@ const { values } = parseArgs({
 		load: { type: 'string', default: '1' },
 		'new-room-free-share': { type: 'string', default: String(CLUSTER_SIM_DEFAULTS.newRoomFreeShare) },
 		modes: { type: 'string', default: CLUSTER_MODES.join(',') },
+		'sim-only': { type: 'boolean', default: false },
+		'netns-only': { type: 'boolean', default: false },
 	},
 });
 const int = (name: string, v: string | undefined, min: number): number => {
@@ -56,7 +63,7 @@ if (!(load > 0 && load <= 10)) throw new Error('--load must be in (0, 10]');
 const scenario = clusterScenario(options, seed, durationS, load);
 
 const results: Record<string, { exposure: number; quality: number; refusedPeers: number; migrations: number; movedConsumers: number; layerDowngradeS: number; pausedConsumerS: number; droppedConsumers: number; crossHostRedirects: number; sentToRoomHost: number; wallS: number }> = {};
-for (const mode of modes) {
+for (const mode of values['netns-only'] ? [] : modes) {
 	const counters: ClusterCounters = { crossHostRedirects: 0, sentToRoomHost: 0 };
 	const started = Date.now();
 	const { metrics: m } = simulate(scenario, clusterPolicy(mode, options, counters));
@@ -74,10 +81,27 @@ for (const mode of modes) {
 	};
 	process.stderr.write(`${mode}: ${JSON.stringify(results[mode])}\n`);
 }
-if (modes.length < CLUSTER_MODES.length) process.exit(0);
-const cross = results['foresight-cross-host']!;
-const baselines = (['foresight-per-host', 'node-selector'] as const).map((name) => ({ name, ...results[name]! }));
-const best = baselines.reduce((a, b) => (b.exposure < a.exposure ? b : a));
+/** Cross-host against the baseline with the least exposure: (E_best + 1) / (E_cross + 1) and (Q_cross + 1) / (Q_best + 1). */
+function ratios(r: Record<string, { exposure: number; quality: number }>): { best: string; gain: number; quality: number } | undefined {
+	const cross = r['foresight-cross-host'];
+	const baselines = ['foresight-per-host', 'node-selector'].filter((n) => r[n] !== undefined).map((name) => ({ name, ...r[name]! }));
+	if (!cross || baselines.length < 2) return undefined;
+	const best = baselines.reduce((a, b) => (b.exposure < a.exposure ? b : a));
+	const round = (v: number): number => Math.round(v * 100) / 100;
+	return { best: best.name, gain: round((best.exposure + 1) / (cross.exposure + 1)), quality: round((cross.quality + 1) / (best.quality + 1)) };
+}
+
+async function netns(): Promise<Record<string, NetnsModeResult> | { skipped: string }> {
+	if (values['sim-only']) return { skipped: '--sim-only' };
+	if (!NetnsCluster.available()) return { skipped: 'needs root and ip netns' };
+	const out: Record<string, NetnsModeResult> = {};
+	for (const mode of NETNS_MODES) out[mode] = await runNetnsMode(mode, { ...NETNS_BENCH_DEFAULTS, seed, log: (line) => process.stderr.write(`${line}\n`) });
+	return out;
+}
+
+void netns().then((net) => {
+const sim = ratios(results);
+const real = 'skipped' in net ? undefined : ratios(net);
 console.log(
 	JSON.stringify({
 		hosts: options.hosts,
@@ -89,10 +113,13 @@ console.log(
 		new_room_free_share: options.newRoomFreeShare,
 		events: scenario.events.length,
 		policies: results,
-		best_baseline: best.name,
-		sim_exposure_gain_vs_best_baseline: Math.round(((best.exposure + 1) / (cross.exposure + 1)) * 100) / 100,
-		sim_quality_cost_ratio: Math.round(((cross.quality + 1) / (best.quality + 1)) * 100) / 100,
-		netns_exposure_gain_vs_best_baseline: null,
-		netns_quality_cost_ratio: null,
+		netns: net,
+		sim_best_baseline: sim?.best ?? null,
+		sim_exposure_gain_vs_best_baseline: sim?.gain ?? null,
+		sim_quality_cost_ratio: sim?.quality ?? null,
+		netns_best_baseline: real?.best ?? null,
+		netns_exposure_gain_vs_best_baseline: real?.gain ?? null,
+		netns_quality_cost_ratio: real?.quality ?? null,
 	}),
 );
+});

@@ -49,6 +49,12 @@ export const hostEnvSchema = z.object({
 	CLUSTER_RECORDING: z.string().regex(/^[A-Za-z0-9_-]+$/).default('talking-head'),
 	FORESIGHT_CLUSTER_HOST_ID: z.string().min(1),
 	INFLUX_URL: z.string().min(1),
+	/**
+	 * cross-host: Foresight's cluster admission (redirects). local: every join is placed here
+	 * (per-host-only Foresight, or a node selector in front that already chose this host);
+	 * the host still publishes its state. For the cluster bench's baselines.
+	 */
+	CLUSTER_ADMISSION: z.enum(['cross-host', 'local']).default('cross-host'),
 });
 
 /** The copies a bot's publish produced, for its client to send (the client owns the sockets). */
@@ -89,8 +95,11 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 	const events: Array<{ ts: number; type: ClusterEvent['type']; hostId?: string }> = [];
 	foresight.on('cluster', (e) => events.push({ ts: Date.now(), type: e.type, ...('hostId' in e ? { hostId: e.hostId } : {}) }));
 	const redirects: Health['redirects'] = [];
+	/** Consumers Foresight closed to shed load (priced by the bench). */
+	let dropped = 0;
 	foresight.on('audit', (entry) => {
 		const a = entry.action;
+		if (a.type === 'dropConsumer' && entry.outcome?.status === 'ok') dropped++;
 		if (a.type !== 'redirect') return;
 		redirects.push({ ts: entry.ts, peerId: a.peerId, roomId: a.roomId, target: a.target, reason: a.reason });
 		// The dashboard shows the latest; the audit store keeps them all.
@@ -199,7 +208,8 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 	const joinBot = async (body: unknown): Promise<JoinAnswer> => {
 		const req = joinRequestSchema.parse(body);
 		leave(req.peerId);
-		const answer = await foresight.place({ peerId: req.peerId, roomId: req.roomId, sends: ['video', 'audio'], consumes: true, priority: 50 }, { redirected: req.redirected });
+		const local = config.CLUSTER_ADMISSION === 'local';
+		const answer = await foresight.place({ peerId: req.peerId, roomId: req.roomId, sends: ['video', 'audio'], consumes: true, priority: 50 }, { redirected: req.redirected || local });
 		if (answer.decision === 'refuse') return { decision: 'refuse', reason: answer.reason };
 		if (answer.decision === 'redirect') return { decision: 'redirect', target: answer.target, reason: answer.reason, stale: answer.stale === true, ...(answer.endpoint ? { endpoint: answer.endpoint } : {}) };
 		const router = answer.router;
@@ -266,7 +276,8 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 			},
 			store,
 			events,
-			workers: buildHostReport(foresight.allocationSnapshot()).workers.map((w) => ({ workerId: w.workerId, cpuPct: w.cpuPct, headroomPct: w.headroomPct, p95: w.p95, rooms: w.rooms })),
+			workers: workerHealth(foresight),
+			dropped,
 			redirects,
 			links: [...links.values()].map((l) => ({ roomId: l.roomId, hostId: l.hostId, ...pipes.counts(l.linkId) })),
 		});
@@ -362,6 +373,25 @@ export async function startClusterHost(env: NodeJS.ProcessEnv = process.env): Pr
 			for (const w of workers) w.close();
 		},
 	};
+}
+
+/** Each worker's part of the shared view plus what the bench prices: consumers served, paused by Foresight, below the layers asked for. */
+function workerHealth(foresight: Foresight): Health['workers'] {
+	const snapshot = foresight.allocationSnapshot();
+	return buildHostReport(snapshot).workers.map((w) => {
+		const consumers = snapshot.consumers.filter((c) => c.workerId === w.workerId);
+		return {
+			workerId: w.workerId,
+			capacityPct: w.capacityPct,
+			cpuPct: w.cpuPct,
+			headroomPct: w.headroomPct,
+			p95: w.p95,
+			rooms: w.rooms,
+			consumers: consumers.filter((c) => !c.paused).length,
+			paused: consumers.filter((c) => c.paused).length,
+			downgraded: consumers.filter((c) => !c.paused && (c.current.spatial < c.wanted.spatial || c.current.temporal < c.wanted.temporal)).length,
+		};
+	});
 }
 
 class HttpError extends Error {

@@ -80,7 +80,24 @@ export const healthSchema = z.object({
 	store: z.object({ bufferedPoints: z.number(), droppedPoints: z.number(), rejectedPoints: z.number(), writtenPoints: z.number() }),
 	events: z.array(clusterEventRecordSchema),
 	/** This host's own part of the shared view, as it would publish it now. */
-	workers: z.array(z.object({ workerId: id, cpuPct: z.number(), headroomPct: z.number(), p95: z.array(z.object({ horizonS: z.number(), p95Pct: z.number() })), rooms: z.array(id) })),
+	workers: z.array(
+		z.object({
+			workerId: id,
+			capacityPct: z.number(),
+			cpuPct: z.number(),
+			headroomPct: z.number(),
+			p95: z.array(z.object({ horizonS: z.number(), p95Pct: z.number() })),
+			rooms: z.array(id),
+			/** Consumers on the worker not paused by Foresight. */
+			consumers: z.int(),
+			/** Consumers Foresight paused. */
+			paused: z.int(),
+			/** Un-paused consumers below the layers their client asked for. */
+			downgraded: z.int(),
+		}),
+	),
+	/** Consumers Foresight closed to shed load, since start. */
+	dropped: z.int(),
 	/** The latest redirects this host answered (newest last). */
 	redirects: z.array(z.object({ ts: z.number(), peerId: id, roomId: id, target: id, reason: z.string() })),
 	/** Cross-host pipe links of rooms. */

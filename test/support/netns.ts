@@ -48,6 +48,7 @@ export class NetnsCluster {
 		// Short tag: interface names are limited to 15 characters.
 		const tag = String(process.pid % 10000);
 		const cluster = new NetnsCluster(tag, `10.213.${process.pid % 250}`);
+		cluster.removeStale(count);
 		process.once('exit', cluster.onExit);
 		try {
 			cluster.setUp(count);
@@ -77,6 +78,22 @@ export class NetnsCluster {
 			run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', inside, 'up']);
 			run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
 		}
+	}
+
+	/**
+	 * A run killed outright (SIGKILL: no exit handler) leaves its namespaces behind; one with
+	 * the same tag (a reused pid) is removed before this one starts, with what runs inside it.
+	 */
+	private removeStale(count: number): void {
+		const existing = new Set(run('ip', ['netns', 'list'], true).split('\n').map((l) => l.split(' ')[0]!));
+		for (let i = 1; i <= count + 8; i++) {
+			const ns = `fs${this.tag}h${i}`;
+			if (!existing.has(ns)) continue;
+			for (const pid of run('ip', ['netns', 'pids', ns], true).split('\n').map(Number).filter((n) => Number.isInteger(n) && n > 0)) safeKill(pid);
+			run('ip', ['link', 'del', `fsv${this.tag}h${i}`], true);
+			run('ip', ['netns', 'del', ns], true);
+		}
+		run('ip', ['link', 'del', this.bridge], true);
 	}
 
 	/** Runs `command` inside host `name`'s namespace (`ip netns exec` execs it: the child's PID is the command's). */
@@ -159,6 +176,10 @@ export interface HostProcessOptions {
 	port?: number;
 	/** Copy the host's stderr (its pino logs) to ours with a [name] prefix. */
 	verbose?: boolean;
+	/** CLUSTER_ADMISSION of the host (default cross-host). */
+	admission?: 'cross-host' | 'local';
+	/** FORESIGHT_ALLOCATION_POLICY of the host (default foresight). */
+	policy?: string;
 }
 
 /** Starts demo/cluster/host.ts in host `name`'s namespace; resolves with the process once it listens. */
@@ -179,6 +200,8 @@ export function startHostProcess(net: NetnsCluster, name: string, options: HostP
 		FORESIGHT_WORKER_CAPACITY_PCT: String(options.capacityPct),
 		INFLUX_URL: options.influxUrl,
 		INFLUX_DATABASE: options.database,
+		CLUSTER_ADMISSION: options.admission ?? 'cross-host',
+		...(options.policy ? { FORESIGHT_ALLOCATION_POLICY: options.policy } : {}),
 	};
 	const execArgv = process.execArgv.some((a) => a.includes('tsx')) ? process.execArgv : ['--import', 'tsx'];
 	const child = net.spawnIn(name, process.execPath, [...execArgv, CLUSTER_HOST_SCRIPT], env);
