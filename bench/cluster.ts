@@ -93,6 +93,8 @@ function ratios(r: Record<string, { exposure: number; quality: number }>): { bes
 
 async function netns(): Promise<Record<string, NetnsModeResult> | { skipped: string }> {
 	if (values['sim-only']) return { skipped: '--sim-only' };
+	// A sweep over some modes of the simulator is not a run of the bench.
+	if (!values['netns-only'] && modes.length < CLUSTER_MODES.length) return { skipped: '--modes runs a subset of the simulator only' };
 	if (!NetnsCluster.available()) return { skipped: 'needs root and ip netns' };
 	const out: Record<string, NetnsModeResult> = {};
 	for (const mode of NETNS_MODES) out[mode] = await runNetnsMode(mode, { ...NETNS_BENCH_DEFAULTS, seed, log: (line) => process.stderr.write(`${line}\n`) });
