@@ -261,25 +261,29 @@ async function main(): Promise<void> {
 			}
 			case 'videoState': {
 				const owner = producerOwner();
-				const peer = room.peers.get(request.peerId);
-				if (!peer) return [];
+				const packets = async (h: { getStats(): Promise<unknown[]> } | undefined, type: string): Promise<number | undefined> => {
+					const stats = h ? await withTimeout<unknown[] | undefined>(h.getStats(), STATS_TIMEOUT_MS, undefined) : undefined;
+					return stats?.reduce<number>((sum, st) => sum + ((st as { type?: string; packetCount?: number }).type === type ? ((st as { packetCount?: number }).packetCount ?? 0) : 0), 0);
+				};
+				const mine = [...registry.all('consumer')].filter((c) => registry.get('transport', c.transportId)?.handle.appData.peerId === request.peerId && c.handle.kind === 'video' && !c.handle.closed);
 				return Promise.all(
-					[...peer.consumers.values()]
-						.filter((c) => c.kind === 'video' && !c.closed)
-						.map(async (c) => {
-							const transport = registry.get('transport', registry.get('consumer', c.id)?.transportId ?? '')?.handle;
-							const stats: unknown[] | undefined = transport ? await withTimeout<unknown[] | undefined>(transport.getStats(), STATS_TIMEOUT_MS, undefined) : undefined;
-							const bwe = stats?.find((s) => typeof s === 'object' && s !== null && 'availableOutgoingBitrate' in s) as { availableOutgoingBitrate?: number } | undefined;
-							return {
-								consumerId: c.id,
-								source: owner.get(c.producerId),
-								paused: c.paused,
-								producerPaused: c.producerPaused,
-								currentLayers: c.currentLayers,
-								score: c.score.score,
-								availableOutgoingBitrate: bwe?.availableOutgoingBitrate,
-							};
-						}),
+					mine.map(async (node) => {
+						const c = node.handle;
+						const transport = registry.get('transport', node.transportId)?.handle;
+						const stats: unknown[] | undefined = transport ? await withTimeout<unknown[] | undefined>(transport.getStats(), STATS_TIMEOUT_MS, undefined) : undefined;
+						const bwe = stats?.find((st) => typeof st === 'object' && st !== null && 'availableOutgoingBitrate' in st) as { availableOutgoingBitrate?: number } | undefined;
+						return {
+							consumerId: c.id,
+							source: owner.get(c.producerId),
+							paused: c.paused,
+							producerPaused: c.producerPaused,
+							currentLayers: c.currentLayers,
+							score: c.score.score,
+							availableOutgoingBitrate: bwe?.availableOutgoingBitrate,
+							sentPackets: await packets(c, 'outbound-rtp'),
+							producerReceivedPackets: await packets(registry.get('producer', c.producerId)?.handle, 'inbound-rtp'),
+						};
+					}),
 				);
 			}
 			case 'leaks':

@@ -25,7 +25,7 @@ export type ChildRequest =
 	| { type: 'migrationPending'; peerId: string }
 	| { type: 'setLoss'; rate: number }
 	| { type: 'health' }
-	/** What the server sends a receiver's video consumers, to tell why a page shows no frames. */
+	/** What the server sends a receiver's video consumers (page or bot), to tell why its media stopped. */
 	| { type: 'videoState'; peerId: string }
 	| { type: 'leaks' }
 	| { type: 'close' };
@@ -72,6 +72,9 @@ export interface VideoConsumerState {
 	score: number;
 	/** Send-side bandwidth estimate of its transport, bps (undefined: the stats did not answer). */
 	availableOutgoingBitrate: number | undefined;
+	/** RTP packets this consumer has sent, and its producer has received, so far (undefined: no answer). */
+	sentPackets: number | undefined;
+	producerReceivedPackets: number | undefined;
 }
 
 /** Entities, listeners and handles, to compare before and after a scenario. */

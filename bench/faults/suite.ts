@@ -69,7 +69,7 @@ export interface FaultRecord {
 	stalledLinks?: string[];
 	/** Links of receivers that had not recovered when the recovery timeout ran out, with whether each flowed in the last sample. */
 	unrecoveredLinks?: Array<{ link: string; flowing: boolean }>;
-	/** For each page among them: what the server sends its video consumers. */
+	/** For each of them: its video consumers as the server sees them, sampled twice a second apart. */
 	unrecoveredVideo?: Record<string, VideoConsumerState[]>;
 	/** Longest event-loop delay of the demo process during the fault (its signaling and Foresight wait on that loop). */
 	loopDelayMaxMs?: number;
@@ -468,10 +468,12 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			if (unrecovered.length > 0) {
 				const last = during.at(-1)?.flowing ?? new Set<string>();
 				record.unrecoveredLinks = wanted.filter((l) => unrecovered.includes(receiverOf(l))).map((link) => ({ link, flowing: last.has(link) }));
-				const pageIds = new Set([...pages.open.values()].map((p) => p.peerId));
-				for (const r of unrecovered.filter((id) => pageIds.has(id))) {
+				// Twice, a second apart: whether the producers still receive and the consumers still send.
+				for (const r of unrecovered) {
 					record.unrecoveredVideo ??= {};
-					record.unrecoveredVideo[r] = await d.request({ type: 'videoState', peerId: r }).catch(() => []);
+					const first = await d.request({ type: 'videoState', peerId: r }).catch(() => []);
+					await sleep(1000);
+					record.unrecoveredVideo[r] = [...first, ...(await d.request({ type: 'videoState', peerId: r }).catch(() => []))];
 				}
 			}
 			if (d.alive) {
