@@ -75,6 +75,8 @@ export interface FaultRecord {
 	loopDelayMaxMs?: number;
 	/** Consumer stats that did not come back within a flow sample during the fault (those samples count the link as stalled). */
 	statsTimeouts?: number;
+	/** Page frame samples that did not answer during the fault (those samples count the page's video as stalled). */
+	pageSampleFailures?: number;
 	/** workerHang: a bot that joined while the worker was stopped (once it could be noticed): when it had joined (seconds since the stop) and where it went. */
 	joinDuringHang?: { seconds: number; onStoppedWorker: boolean; workerId: string };
 }
@@ -184,6 +186,8 @@ interface PageState {
 /** Headless Chromium pages in the demo room. */
 class Pages {
 	readonly open = new Map<string, { page: Page; peerId: string }>();
+	/** Frame samples a page did not answer (it then counts as showing no new frame). */
+	sampleFailures = 0;
 	private next = 1;
 
 	constructor(
@@ -218,7 +222,10 @@ class Pages {
 			[...this.open.values()].map(async ({ page, peerId }) => {
 				out[peerId] = await page
 					.evaluate(() => Object.fromEntries(Array.from(document.querySelectorAll<HTMLVideoElement>('#remotes video')).map((v) => [v.dataset.consumer ?? '', v.getVideoPlaybackQuality().totalVideoFrames])))
-					.catch(() => ({}));
+					.catch(() => {
+						this.sampleFailures++;
+						return {};
+					});
 			}),
 		);
 		return out;
@@ -345,6 +352,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			await health();
 			seen.loopDelayMaxMs = 0;
 			seen.statsTimeouts = 0;
+			const pageFailuresBefore = pages.sampleFailures;
 			const injectedAt = Date.now();
 			const record: FaultRecord = { kind, atS: (injectedAt - suiteStart) / 1000, detail: '', affectedPeers: 0, recoveredPeers: 0, recoveryS: [], unhandled: 0, storePointsLost: 0 };
 			// Samples taken while the fault acts, so short stalls are seen too.
@@ -489,12 +497,13 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 				record.healing = summarizeHealing(seen.healing);
 				record.loopDelayMaxMs = Math.round(seen.loopDelayMaxMs);
 				record.statsTimeouts = seen.statsTimeouts;
+				record.pageSampleFailures = pages.sampleFailures - pageFailuresBefore;
 				workersReplaced += seen.healing.filter((e) => e.type === 'workerReplaced').length;
 				healthBefore = after;
 			}
 			records.push(record);
 			const times = record.recoveryS.map((x) => (x === undefined ? 'never' : x.toFixed(1))).join(',');
-			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}${record.unrecoveredLinks ? `; not back: ${record.unrecoveredLinks.filter((l) => !l.flowing).map((l) => l.link).join(' ')}` : ''}${record.unrecoveredVideo ? `; their video: ${JSON.stringify(record.unrecoveredVideo)}` : ''}`);
+			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts, ${record.pageSampleFailures ?? 0} page samples unanswered${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}${record.unrecoveredLinks ? `; not back: ${record.unrecoveredLinks.filter((l) => !l.flowing).map((l) => l.link).join(' ')}` : ''}${record.unrecoveredVideo ? `; their video: ${JSON.stringify(record.unrecoveredVideo)}` : ''}`);
 		}
 
 		// The scenario ends: everyone leaves; entities, listeners, timers and handles must return to the baseline.
