@@ -44,6 +44,9 @@ export interface LosoOptions {
 	levelHalfLifeS: number;
 	trendWeight: number;
 	guard: boolean;
+	bandCombine: 'worker' | 'max';
+	/** Seed the host's band with the predictor's errors on the training families. */
+	bandPrior: boolean;
 }
 
 export interface FamilyFigures {
@@ -110,7 +113,11 @@ export async function evaluateLoso(options: LosoOptions, onFold?: (fold: Fold) =
 		const idle = idleLevel(trainSessions);
 		const knnHistory = observedProfiles(train, idle);
 		const knn = () => new KnnPredictor(knnHistory, { base: idle });
-		const anchored = new AnchoredPredictor({ calibration: new HostCalibration({ prior }), levelHalfLifeS: options.levelHalfLifeS, trendWeight: options.trendWeight });
+		const settings = { levelHalfLifeS: options.levelHalfLifeS, trendWeight: options.trendWeight, bandCombine: options.bandCombine };
+		// The band's prior: this predictor's own errors on the other families' sessions, replayed in time order.
+		const rehearsal = new AnchoredPredictor({ ...settings, calibration: new HostCalibration({ prior }) });
+		for (const e of [...train].sort((a, b) => a.snapshot.now - b.snapshot.now)) rehearsal.predict([e.snapshot]);
+		const anchored = new AnchoredPredictor({ ...settings, calibration: new HostCalibration({ prior }), ...(options.bandPrior ? { priorErrors: rehearsal.errorSample() } : {}) });
 		const engine = new RecordingEngine({ primary: anchored, fallback: knn(), biasAlpha: options.biasAlpha, guard: options.guard ? {} : false });
 		const served = evaluateOnline(engine, heldOut);
 		const last = evaluatePredictor(new LastValuePredictor(), heldOut);
@@ -244,6 +251,8 @@ async function main(argv: string[]): Promise<void> {
 			'level-half-life': { type: 'string', default: '1.5' },
 			'trend-weight': { type: 'string', default: '0' },
 			'no-guard': { type: 'boolean', default: false },
+			'band-combine': { type: 'string', default: 'max' },
+			'no-band-prior': { type: 'boolean', default: false },
 		},
 	});
 	if (values.score !== 'evaluation' && values.score !== 'tuning') throw new Error(`--score must be evaluation or tuning, got ${values.score}`);
@@ -254,6 +263,8 @@ async function main(argv: string[]): Promise<void> {
 		levelHalfLifeS: Number(values['level-half-life']),
 		trendWeight: Number(values['trend-weight']),
 		guard: !values['no-guard'],
+		bandCombine: values['band-combine'] === 'worker' ? 'worker' : 'max',
+		bandPrior: !values['no-band-prior'],
 	};
 	const started = Date.now();
 	const { families, pooledP90, sessions } = await evaluateLoso(options, (f) => process.stderr.write(`loso: ${f.family}: trained on ${f.train.length} sessions, scoring ${f.scored.join(', ')}\n`));

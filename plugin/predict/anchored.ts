@@ -61,6 +61,17 @@ export interface AnchoredOptions {
 	trendWeight?: number;
 	/** Window of that trend, seconds. Default 10. */
 	trendWindowS?: number;
+	/**
+	 * Matured CPU errors (actual − forecast) seen elsewhere, e.g. on recorded sessions: the
+	 * host's band before its own workers have matured enough.
+	 */
+	priorErrors?: Partial<Record<HorizonS, readonly number[]>>;
+	/**
+	 * 'worker': a worker's own band once it has enough errors, else the host's; 'max': the wider
+	 * of the two (a worker's calm past does not narrow the band below what the host has seen).
+	 * Default 'max'.
+	 */
+	bandCombine?: 'worker' | 'max';
 	/** Matured errors kept per worker and horizon for the p95. Default 300. */
 	bandSamples?: number;
 	/** Below this many matured errors the p95 comes from past h-second changes. Default 20. */
@@ -97,6 +108,9 @@ interface WorkerState {
 const COLD_BAND_SHARE = 0.5;
 const COLD_BAND_PP = 1;
 
+/** Matured errors kept for the host's band: many workers' recent minutes. */
+const HOST_ERRORS_KEPT = 2000;
+
 /** Samples kept per worker: 30 s horizon changes over the last minutes at 1 Hz. */
 const SAMPLES_KEPT = 240;
 
@@ -120,7 +134,8 @@ export class AnchoredPredictor implements Predictor {
 	private readonly trendWindowS: number;
 	private readonly workers = new Map<string, WorkerState>();
 	/** Matured errors of every worker of the host: the band of a worker too new to have its own. */
-	private readonly hostErrors: Record<HorizonS, number[]> = { 5: [], 15: [], 30: [] };
+	private readonly hostErrors: Record<HorizonS, number[]>;
+	private readonly bandCombine: 'worker' | 'max';
 	private readonly hostBand: Partial<Record<HorizonS, number>> = {};
 
 	constructor(options: AnchoredOptions = {}) {
@@ -135,6 +150,9 @@ export class AnchoredPredictor implements Predictor {
 		this.bandSamples = options.bandSamples ?? 300;
 		this.minBandSamples = options.minBandSamples ?? 20;
 		this.trendWeight = options.trendWeight ?? 0;
+		this.bandCombine = options.bandCombine ?? 'max';
+		const prior = (h: HorizonS): number[] => [...(options.priorErrors?.[h] ?? [])].slice(-HOST_ERRORS_KEPT);
+		this.hostErrors = { 5: prior(5), 15: prior(15), 30: prior(30) };
 		this.trendWindowS = options.trendWindowS ?? 10;
 		if (!(this.levelHalfLifeS >= 0)) throw new RangeError(`levelHalfLifeS must be ≥ 0, got ${this.levelHalfLifeS}`);
 		if (!(this.rampTimeConstantS > 0)) throw new RangeError(`rampTimeConstantS must be > 0, got ${this.rampTimeConstantS}`);
@@ -236,13 +254,10 @@ export class AnchoredPredictor implements Predictor {
 		}
 		const history = !past && state.samples.length > snap.samples.length ? state.samples : snap.samples;
 		const spread: PerHorizon = perHorizon((h) => {
-			const errs = state.errors[h];
-			const cpuSpread =
-				errs.length >= this.minBandSamples
-					? Math.max(0, (state.band[h] ??= quantile(errs, 0.95)))
-					: this.hostErrors[h].length >= this.minBandSamples
-						? Math.max(0, (this.hostBand[h] ??= quantile(this.hostErrors[h], 0.95)))
-						: Math.max(laggedSpread(history, 'cpuPct', h), COLD_BAND_SHARE * Math.max(level, 0) + COLD_BAND_PP);
+			const own = state.errors[h].length >= this.minBandSamples ? (state.band[h] ??= quantile(state.errors[h], 0.95)) : undefined;
+			const host = this.hostErrors[h].length >= this.minBandSamples ? (this.hostBand[h] ??= quantile(this.hostErrors[h], 0.95)) : undefined;
+			const learned = own === undefined ? host : host === undefined || this.bandCombine === 'worker' ? own : Math.max(own, host);
+			const cpuSpread = learned !== undefined ? Math.max(0, learned) : Math.max(laggedSpread(history, 'cpuPct', h), COLD_BAND_SHARE * Math.max(level, 0) + COLD_BAND_PP);
 			return { cpuPct: cpuSpread, rssBytes: laggedSpread(history, 'rssBytes', h), ingressBps: 0, egressBps: 0 };
 		});
 		if (fresh) for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h] });
@@ -261,7 +276,7 @@ export class AnchoredPredictor implements Predictor {
 				const host = this.hostErrors[p.h];
 				this.hostBand[p.h] = undefined;
 				host.push(cpu - p.cpu);
-				if (host.length > this.bandSamples) host.shift();
+				if (host.length > HOST_ERRORS_KEPT) host.shift();
 			} else if (p.dueTs > ts) keep.push(p);
 		}
 		state.pending = keep;
@@ -339,6 +354,11 @@ export class AnchoredPredictor implements Predictor {
 			this.workers.set(workerId, s);
 		}
 		return s;
+	}
+
+	/** The host's matured CPU errors per horizon (a prior for another predictor's band). */
+	errorSample(): Record<HorizonS, number[]> {
+		return { 5: [...this.hostErrors[5]], 15: [...this.hostErrors[15]], 30: [...this.hostErrors[30]] };
 	}
 
 	coefficients(): CostCoefficients {

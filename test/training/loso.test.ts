@@ -37,7 +37,7 @@ afterAll(async () => {
 	if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const options = { score: 'evaluation' as const, biasAlpha: 0, levelHalfLifeS: 3, trendWeight: 0, guard: true };
+const options = { score: 'evaluation' as const, biasAlpha: 0, levelHalfLifeS: 1.5, trendWeight: 0, guard: true, bandCombine: 'max' as const, bandPrior: true };
 
 test('each family is scored on its evaluation seeds by what the other families taught', async () => {
 	const folds: Fold[] = [];
