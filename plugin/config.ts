@@ -185,9 +185,11 @@ export const foresightOptionsSchema = z
 			.object({
 				/**
 				 * Weight of each new residual in the engine's per-worker online bias correction; 0 turns
-				 * it off. 0.1 averages over about the last ten matured forecasts of each horizon.
+				 * it off. Default: 0.1 (about the last ten matured forecasts of each horizon) when a model
+				 * or the kNN serves, whose level can be off on a new host; 0 when the anchored predictor
+				 * serves, which starts from the measured level (correcting it adds past residuals' noise).
 				 */
-				biasAlpha: z.number().min(0).max(1).default(0.1),
+				biasAlpha: z.number().min(0).max(1).optional(),
 				/**
 				 * What serves when no model directory is set: 'anchored' (the latest measured level plus
 				 * known changes priced by costs calibrated online on this host) or 'knn' (the
@@ -314,7 +316,7 @@ export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; do
 	FORESIGHT_ALLOCATION_POLICY: { path: ['allocation', 'policy'], kind: 'string', doc: `${ALLOCATION_POLICIES.join('|')} (default foresight)` },
 	FORESIGHT_ALLOCATION_INTERVAL_MS: { path: ['allocation', 'intervalMs'], kind: 'int', doc: 'allocation decision period in ms (default: the load sampling period)' },
 	FORESIGHT_HOOK_TIMEOUT_MS: { path: ['allocation', 'hookTimeoutMs'], kind: 'int', doc: 'longest one app hook call (migration, replaceWorker, rejoinPeers) may take, in ms (default 20000)' },
-	FORESIGHT_BIAS_ALPHA: { path: ['prediction', 'biasAlpha'], kind: 'number', doc: 'weight of each residual in the online bias correction, 0 = off (default 0.1)' },
+	FORESIGHT_BIAS_ALPHA: { path: ['prediction', 'biasAlpha'], kind: 'number', doc: 'weight of each residual in the online bias correction, 0 = off (default 0.1 with a model or the kNN, 0 with the anchored predictor)' },
 	FORESIGHT_PREDICTOR: { path: ['prediction', 'predictor'], kind: 'string', doc: 'anchored|knn: what serves without a model directory (default anchored)' },
 	FORESIGHT_LEVEL_HALF_LIFE_S: { path: ['prediction', 'levelHalfLifeS'], kind: 'number', doc: "anchored predictor: half-life of the unexplained level's smoothing, s, 0 = last value (default 1.5)" },
 	FORESIGHT_CALIBRATION_HALF_LIFE_S: { path: ['prediction', 'calibrationHalfLifeS'], kind: 'number', doc: 'half-life of a measurement in the per-host cost calibration, s (default 300)' },

@@ -136,7 +136,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 				? { primary: new AnchoredPredictor({ levelHalfLifeS: prediction.levelHalfLifeS, calibrationOptions: { halfLifeS: prediction.calibrationHalfLifeS } }) }
 				: {}),
 			logger,
-			biasAlpha: prediction.biasAlpha,
+			biasAlpha: prediction.biasAlpha ?? (options.modelDir !== undefined || prediction.predictor === 'knn' ? 0.1 : 0),
 			// Observations come once per load sample: half a period matches each to one prediction.
 			matchToleranceMs: options.loadSampleIntervalMs / 2,
 			guard: prediction.guard

@@ -22,7 +22,7 @@ describe('configuration', () => {
 			dryRun: false,
 			allocation: { workerCapacityPct: 100, policy: 'foresight', hookTimeoutMs: 20_000 },
 			cluster: { reportIntervalMs: 1000, silentAfterMs: 3000, reservationTtlMs: 10_000, newRoomFreeShare: 0 },
-			prediction: { biasAlpha: 0.1, predictor: 'anchored', levelHalfLifeS: 1.5, calibrationHalfLifeS: 300, guard: true, guardHorizonS: 15, guardWindowMs: 60_000, guardSwitchAfterMs: 60_000, guardRecoverAfterMs: 60_000 },
+			prediction: { predictor: 'anchored', levelHalfLifeS: 1.5, calibrationHalfLifeS: 300, guard: true, guardHorizonS: 15, guardWindowMs: 60_000, guardSwitchAfterMs: 60_000, guardRecoverAfterMs: 60_000 },
 			retraining: { epochs: 20, heldOutMs: 300_000, historyMs: 1_800_000, inputHistoryMs: 30_000, minIntervalMs: 600_000, periodMs: 3_600_000, strideMs: 1000 },
 			profiling: {
 				sampling: true,
