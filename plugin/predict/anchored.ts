@@ -9,8 +9,8 @@
  *   smoothed over `levelHalfLifeS` (measurement noise is not carried into every
  *   horizon; a change the streams explain is followed at once). 0 = exactly last value.
  * - known changes: consumers still ramping (joined less than `rampWindowS` ago and below
- *   what the settled consumers of their producer receive — the median; without any, what the
- *   producer forwards of its top layer) close the gap to their steady rate with time
+ *   what the settled consumers of their producer receive — the median; without settled
+ *   consumers nothing is forecast) close part of the gap to their steady rate with time
  *   constant `rampTimeConstantS`; streams that have left (a leave event after their last
  *   profile) stop costing; streams that joined but are not profiled yet cost what the
  *   settled streams of their entity cost on this worker (median).
@@ -287,8 +287,6 @@ export class AnchoredPredictor implements Predictor {
 		const joined = new Map<string, number>();
 		const left = new Map<string, number>();
 		for (const e of snap.events) (e.type === 'join' ? joined : left).set(e.streamId, e.ts);
-		const producers = new Map<string, StreamProfile>();
-		for (const s of snap.streams) if (s.entity === 'producer') producers.set(s.streamId, s);
 		const isYoung = (s: StreamProfile): boolean => {
 			const joinedAt = joined.get(s.streamId);
 			return joinedAt !== undefined && snap.now - joinedAt < this.rampWindowS * 1000;
@@ -308,12 +306,10 @@ export class AnchoredPredictor implements Predictor {
 			const young = isYoung(s);
 			let target: { packetRate: number; bitrateBps: number } | undefined;
 			if (young && s.entity === 'consumer' && s.producerId !== undefined) {
+				// Without settled peers nothing says which layer it will get (tile size, bandwidth
+				// estimation and pauses all decide): no ramp is forecast.
 				const peers = settled.get(s.producerId);
 				if (peers && peers.length > 0) target = medianFlow(peers);
-				else {
-					const p = producers.get(s.producerId);
-					if (p) target = consumerShare(p, s);
-				}
 			}
 			// Only young streams ramp: an old consumer below its producer's top layer chose a lower one (or is paused).
 			if (!target || !young || target.packetRate <= s.flow.packetRate) return { packetRate: s.flow.packetRate, bitrateBps: s.flow.bitrateBps, gap: 0, gone: false };
@@ -364,17 +360,6 @@ export class AnchoredPredictor implements Predictor {
 	coefficients(): CostCoefficients {
 		return this.calibration.coefficients();
 	}
-}
-
-/**
- * What a consumer receives of its producer: everything for audio; for simulcast video
- * one spatial layer, the highest active one (a consumer's default preference).
- */
-function consumerShare(producer: StreamProfile, consumer: StreamProfile): { packetRate: number; bitrateBps: number } {
-	if (consumer.kind !== 'video' || producer.layers.length <= 1) return { packetRate: producer.flow.packetRate, bitrateBps: producer.flow.bitrateBps };
-	let top: { packetRate: number; bitrateBps: number } | undefined;
-	for (const l of producer.layers) if (l.active && l.packetRate > 0) top = l;
-	return top ?? { packetRate: producer.flow.packetRate, bitrateBps: producer.flow.bitrateBps };
 }
 
 /** The consumer with the median packet rate among `consumers`: its packet and bit rates. */

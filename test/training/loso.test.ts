@@ -37,7 +37,7 @@ afterAll(async () => {
 	if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const options = { score: 'evaluation' as const, biasAlpha: 0, levelHalfLifeS: 1.5, trendWeight: 0, guard: true, bandCombine: 'max' as const, bandPrior: true };
+const options = { score: 'evaluation' as const, biasAlpha: 0, levelHalfLifeS: 1.5, trendWeight: 0, guard: true, bandCombine: 'max' as const, bandPrior: true, firstEvalSeed: 10_000 };
 
 test('each family is scored on its evaluation seeds by what the other families taught', async () => {
 	const folds: Fold[] = [];
@@ -57,6 +57,15 @@ test('each family is scored on its evaluation seeds by what the other families t
 	// x and z are the same recording: scored alike by last value.
 	expect(families[0]!.mae_15s.last).toBeCloseTo(families[2]!.mae_15s.last, 12);
 	expect(pooledP90).toBeGreaterThan(0);
+});
+
+test('evaluation can be limited to seeds recorded after the design was frozen', async () => {
+	const folds: Fold[] = [];
+	await evaluateLoso({ ...options, sessionsDir: dir, firstEvalSeed: 10_002 }, (f) => folds.push(f));
+	expect(folds.map((f) => [f.family, f.scored])).toEqual([
+		['y', ['y-seed10003']],
+		['z', ['z-seed10002']],
+	]);
 });
 
 test('the tuning figures score the seeds below 10000 only', async () => {
