@@ -1,6 +1,6 @@
 /**
  * `npm run evaluate`: scores every predictor on the held-out sessions recorded in
- * <model>/training.json and writes <model>/REPORT.md with SVG plots.
+ * <model>/training.json and writes <model>/MODEL-REPORT.md with SVG plots (REPORT.md is the leave-one-family-out report of `npm run evaluate`).
  *
  *   npx tsx training/evaluate.ts [--model models/default] [--sessions DIR (default: the one training used)]
  *
@@ -524,7 +524,7 @@ The sessions were recorded on ${summary.host['cores']} cores (${summary.host['cp
 ${reproduceCommands(input)}
 \`\`\`
 `;
-	await writeFile(join(modelDir, 'REPORT.md'), text);
+	await writeFile(join(modelDir, 'MODEL-REPORT.md'), text);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -540,7 +540,7 @@ async function main(argv: string[]): Promise<void> {
 	} finally {
 		bar.stop();
 	}
-	process.stderr.write(`report: ${join(resolve(values.model!), 'REPORT.md')} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+	process.stderr.write(`report: ${join(resolve(values.model!), 'MODEL-REPORT.md')} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
 	process.stdout.write(`${JSON.stringify(result.figures)}\n`);
 }
 

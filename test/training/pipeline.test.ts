@@ -68,7 +68,7 @@ test('train.ts → evaluate.ts: a versioned, loadable model and a report ending 
 	for (const k of ACCEPTANCE_KEYS) expect(Number.isFinite(figures[k])).toBe(true);
 	expect(figures.p95_coverage).toBeGreaterThanOrEqual(0);
 	expect(figures.p95_coverage).toBeLessThanOrEqual(1);
-	const report = await readFile(path.join(modelDir, 'REPORT.md'), 'utf8');
+	const report = await readFile(path.join(modelDir, 'MODEL-REPORT.md'), 'utf8');
 	expect(report).toContain(JSON.stringify(figures));
 	for (const plot of ['predicted-vs-actual.svg', 'error-by-horizon.svg', 'p95-calibration.svg']) {
 		const svg = await readFile(path.join(modelDir, 'plots', plot), 'utf8');
