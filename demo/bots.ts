@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import type { types } from 'mediasoup';
 import type { Logger } from 'pino';
 import { readRecording, type Recording } from '../training/record/format';
-import { Replayer, type Publisher, type Subscriber } from '../training/loadgen/replayer';
-import { runScenario, type RunState } from '../training/loadgen/runner';
-import { loadScenario } from '../training/loadgen/scenario';
+import { ReplayPeer } from '../training/loadgen/peer';
+import { Replayer } from '../training/loadgen/replayer';
+import { ScenarioRun, type RunState } from '../training/loadgen/runner';
+import { loadScenario, publicationTracks } from '../training/loadgen/scenario';
 import type { RejoinRequest } from '../plugin';
-import { MOVABLE_KEY, type PendingJoin } from '../plugin/allocate';
+import type { PendingJoin } from '../plugin/allocate';
 import { PEER_PRIORITY, type Room } from './room';
 
 /** Where a newcomer goes: Foresight's admission decision, the room's router on the chosen worker. Rejects when refused. */
@@ -23,25 +24,40 @@ const SCENARIO_ROOM = 'scenario:';
 const scenarioRoom = (name: string): string => `${SCENARIO_ROOM}${name}`;
 
 interface Bot {
-	id: string;
-	router: types.Router;
-	publisher: Publisher;
-	subscriber: Subscriber;
+	/** Its peer: publications and receive transports on any of the room's routers, following Foresight's moves. */
+	replay: ReplayPeer;
 	/** Re-joined audio only after its worker died (capacity was short). */
 	audioOnly: boolean;
+}
+
+/** The key of a bot's own publication. */
+const OWN = 'own';
+
+interface ScenarioRunEntry {
+	name: string;
+	abort: AbortController;
+	/** Set once the run is placed. */
+	run: ScenarioRun | undefined;
+	state: RunState | null;
+	startedAt: number;
+	done: Promise<void>;
+	/** The scenario room's routers on other workers, created for Foresight's moves: they close with the run. */
+	routers: Set<types.Router>;
 }
 
 /**
  * Server-side bots: recorded browser media replayed into PlainTransports, each bot
  * also consuming every producer of the room into a UDP sink (the worker pays
  * the fan-out as for a browser). Each bot, and each scenario run, is placed on a
- * worker by Foresight; scenarios are rooms of their own.
+ * worker by Foresight; scenarios are rooms of their own. Bots and scenario peers
+ * follow Foresight's moves as pages do (training/loadgen/peer.ts): a consumer is
+ * re-created on the target worker, a producer re-published there make-before-break.
  */
 export class BotManager {
 	private readonly replayer = new Replayer({ seed: 7 });
 	private readonly bots: Bot[] = [];
 	private recording: Recording | undefined;
-	private scenario: { name: string; abort: AbortController; state: RunState | null; startedAt: number; done: Promise<void> } | undefined;
+	private scenario: ScenarioRunEntry | undefined;
 	/** A scenario that ended because its worker died, until it is restarted. */
 	private diedScenario: string | undefined;
 	private readonly restarts = new Map<string, Promise<boolean>>();
@@ -80,34 +96,27 @@ export class BotManager {
 	private async connect(id: string, router: types.Router, audioOnly: boolean): Promise<Bot> {
 		const recording = this.recording!;
 		const labels = audioOnly ? recording.header.streams.filter((s) => s.kind === 'audio').map((s) => s.label) : undefined;
-		// A replayed recording cannot re-publish elsewhere: its producers stay put (its consumers can move).
-		const publisher = await this.replayer.publish(router, recording, {
-			loop: true,
-			...(labels ? { labels } : {}),
-			appData: { peerId: id, bot: true, priority: PEER_PRIORITY.bot, [MOVABLE_KEY]: false },
-		});
-		let subscriber: Subscriber | undefined;
+		const replay = new ReplayPeer(router, { replayer: this.replayer, peerId: id, appData: { bot: true, priority: PEER_PRIORITY.bot }, subscribe: { preferredSpatialLayer: 1 } });
+		const bot: Bot = { replay, audioOnly };
+		const publication = await replay.publish(OWN, recording, { loop: true, ...(labels ? { labels } : {}) });
 		try {
-			const existing: types.Producer[] = [];
+			await replay.receiver();
 			for (const p of this.room.producers(id)) {
 				const handle = this.room.findProducer(p.producerId);
-				if (!handle || (audioOnly && handle.kind !== 'audio')) continue;
-				await this.room.ensureOn(router, { id: handle.id, router: this.room.routerOfProducer(handle.id) });
-				existing.push(handle);
+				if (handle) await this.consumeOn(bot, [handle], this.room.routerOfProducer(handle.id));
 			}
-			subscriber = await this.replayer.subscribe(router, existing, { preferredSpatialLayer: 1, appData: { peerId: id, priority: PEER_PRIORITY.bot } });
 		} catch (err) {
-			this.replayer.unpublish(publisher);
+			replay.close();
 			throw err;
 		}
-		const bot: Bot = { id, router, publisher, subscriber, audioOnly };
-		for (const producer of publisher.producers.values()) this.room.addBotProducer(producer, router, id, id);
+		const produced = publication.producers.map((p) => p.producer);
+		for (const producer of produced) this.room.addBotProducer(producer, router, id, id);
 		for (const other of this.bots) {
 			// A bot whose worker died consumes everything anew when it re-joins.
-			if (other.id === id || other.router.closed) continue;
+			if (other.replay.id === id || other.replay.router.closed) continue;
 			// One bot whose worker is gone too must not keep this one from joining.
-			await this.consumeOn(other, publisher.producers.values(), router).catch((err: unknown) =>
-				this.log.warn({ bot: other.id, err: err instanceof Error ? err.message : String(err) }, 'bot could not consume a new bot'),
+			await this.consumeOn(other, produced, router).catch((err: unknown) =>
+				this.log.warn({ bot: other.replay.id, err: err instanceof Error ? err.message : String(err) }, 'bot could not consume a new bot'),
 			);
 		}
 		return bot;
@@ -119,7 +128,7 @@ export class BotManager {
 	 * scenario whose worker died starts over there.
 	 */
 	async rejoin(request: RejoinRequest): Promise<boolean> {
-		if (this.bots.some((b) => b.id === request.peerId)) {
+		if (this.bots.some((b) => b.replay.id === request.peerId)) {
 			// One bot at a time: each subscribes to what the ones before it published again, and they to it.
 			const next = this.rejoining.then(() => this.rejoinBot(request));
 			this.rejoining = next.catch(() => undefined);
@@ -138,12 +147,12 @@ export class BotManager {
 	}
 
 	private async rejoinBot(request: RejoinRequest): Promise<void> {
-		const i = this.bots.findIndex((b) => b.id === request.peerId);
+		const i = this.bots.findIndex((b) => b.replay.id === request.peerId);
 		const old = this.bots[i];
-		if (!old || (!old.router.closed && !old.publisher.closed)) return;
-		this.replayer.unpublish(old.publisher);
-		this.replayer.unsubscribe(old.subscriber);
-		this.bots[i] = await this.connect(old.id, request.router, request.mode === 'audioOnly');
+		if (!old) return;
+		// A bot spread over two workers lost only part of itself; it starts over whole on `router` all the same.
+		old.replay.close();
+		this.bots[i] = await this.connect(old.replay.id, request.router, request.mode === 'audioOnly');
 	}
 
 	/** A scenario whose worker died starts over on `router` (unless the operator stopped it meanwhile). */
@@ -160,32 +169,65 @@ export class BotManager {
 
 	/** A bot that fits on no worker after its worker died: it leaves the room. */
 	refused(peerId: string): boolean {
-		const i = this.bots.findIndex((b) => b.id === peerId);
+		const i = this.bots.findIndex((b) => b.replay.id === peerId);
 		if (i < 0) return false;
 		const [bot] = this.bots.splice(i, 1);
-		this.replayer.unpublish(bot!.publisher);
-		this.replayer.unsubscribe(bot!.subscriber);
+		bot!.replay.close();
 		return true;
 	}
 
-	/** Subscribes a bot to producers living on `from` (piping them to the bot's worker first). */
+	/** Subscribes a bot to producers living on `from` (piping them to the bot's router first). */
 	private async consumeOn(bot: Bot, producers: Iterable<types.Producer>, from: types.Router | undefined): Promise<void> {
 		const list = [...producers].filter((p) => !bot.audioOnly || p.kind === 'audio');
-		for (const p of list) await this.room.ensureOn(bot.router, { id: p.id, router: from });
-		// Subscriber.consume only reads the ids: a piped producer has its original's id.
-		await bot.subscriber.consume(list);
+		const to = bot.replay.router;
+		for (const p of list) await this.room.ensureOn(to, { id: p.id, router: from });
+		// One subscription per producer: a piped producer has its original's id.
+		for (const p of list) await bot.replay.subscribe(p.id, [p], { paused: false });
 	}
 
 	/**
-	 * Foresight's moveConsumers hook for a bot's consumer: the bot consumes
-	 * `producer` (already on the bot's router) instead. Returns the new consumer's
-	 * id, or undefined when no bot owns the consumer or the bot lives elsewhere.
+	 * Foresight's moveConsumers hook for a bot's or a scenario peer's consumer: its peer
+	 * consumes `producerId` (consumable on `toRouter`) there instead. Returns the new
+	 * consumer's id, or undefined when neither owns the consumer.
 	 */
-	async moveConsumer(consumerId: string, router: types.Router, producer: types.Producer): Promise<string | undefined> {
-		const bot = this.bots.find((b) => b.subscriber.consumers.some((c) => c.id === consumerId));
-		if (!bot || bot.router !== router) return undefined;
-		const [consumer] = await bot.subscriber.consume([producer]);
-		return consumer?.id;
+	async moveConsumer(consumerId: string, toRouter: types.Router, producerId: string): Promise<string | undefined> {
+		const fromScenario = await this.scenario?.run?.moveConsumer(consumerId, toRouter, producerId);
+		if (fromScenario) return fromScenario;
+		const bot = this.bots.find((b) => b.replay.hasConsumer(consumerId));
+		return (await bot?.replay.moveConsumer(consumerId, toRouter, producerId))?.id;
+	}
+
+	/** Whether the producer is a bot's or a scenario peer's (its migration is this manager's). */
+	ownsProducer(producerId: string): boolean {
+		return this.scenario?.run?.ownsProducer(producerId) === true || this.bots.some((b) => b.replay.hasProducer(producerId));
+	}
+
+	/**
+	 * Foresight's migrateProducer hook for a bot's or a scenario peer's producer: the same
+	 * track is replayed again on `toRouter` and the new producer's id returned once it
+	 * carries media; the old one keeps sending until Foresight closes it. A bot's new
+	 * producer takes the old one's place in the room at once (newcomers consume it).
+	 */
+	async migrateProducer(producerId: string, toRouter: types.Router): Promise<string> {
+		const run = this.scenario?.run;
+		if (run?.ownsProducer(producerId)) {
+			const id = await run.migrateProducer(producerId, toRouter);
+			if (id) return id;
+		}
+		const bot = this.bots.find((b) => b.replay.hasProducer(producerId));
+		const created = await bot?.replay.republish(producerId, toRouter);
+		if (!bot || !created) throw new Error(`producer ${producerId} is no open producer of a bot or scenario peer`);
+		this.room.replaceBotProducer(producerId, created, toRouter);
+		return created.id;
+	}
+
+	/** The scenario room's router on `worker`, for Foresight's moves: it closes with the run. */
+	async routerFor(roomId: string, worker: types.Worker, mediaCodecs: types.RouterRtpCodecCapability[]): Promise<types.Router> {
+		const router = await worker.createRouter({ mediaCodecs, appData: { roomId, workerPid: worker.pid } });
+		const run = this.scenario;
+		if (run && roomId === scenarioRoom(run.name)) run.routers.add(router);
+		else this.log.warn({ roomId, workerId: worker.pid }, 'router for a room the demo does not run');
+		return router;
 	}
 
 	/** New browser producers are consumed by every bot. */
@@ -196,43 +238,67 @@ export class BotManager {
 	remove(): string | undefined {
 		const bot = this.bots.pop();
 		if (!bot) return undefined;
-		this.replayer.unpublish(bot.publisher);
-		this.replayer.unsubscribe(bot.subscriber);
-		return bot.id;
+		bot.replay.close();
+		return bot.replay.id;
 	}
 
-	/** Runs a scenario as a room of its own, on the worker Foresight places it on (or on `router`, when it starts over after a worker died). */
-	async startScenario(name: string, router?: types.Router): Promise<string> {
+	/** Packets the bots' and scenario peers' receive transports delivered to the sink, by peer id (what a test checks across moves). */
+	async received(): Promise<Map<string, number>> {
+		const peers = [...this.bots.map((b) => b.replay), ...(this.scenario?.run?.livePeers() ?? [])];
+		const out = new Map<string, number>();
+		for (const peer of peers) out.set(peer.id, await peer.received());
+		return out;
+	}
+
+	/**
+	 * Runs a scenario as a room of its own. Each of its peers is placed by Foresight as it
+	 * joins, like a page (or, when it starts over after a worker died, all on `router`).
+	 * Resolves once it runs; a peer Foresight refuses stays out (counted in the run's state).
+	 */
+	async startScenario(name: string, router?: types.Router): Promise<void> {
 		if (this.scenario) throw new Error(`scenario ${this.scenario.name} is already running`);
 		if (!BotManager.scenarioNames().includes(name)) throw new Error(`unknown scenario ${name}`);
 		const scenario = loadScenario(join(SCENARIOS_DIR, `${name}.json`));
 		const abort = new AbortController();
-		const run = { name, abort, state: null as RunState | null, startedAt: Date.now(), done: Promise.resolve() };
+		const run: ScenarioRunEntry = { name, abort, run: undefined, state: null, startedAt: Date.now(), done: Promise.resolve(), routers: new Set() };
 		this.scenario = run;
-		let workerId: string;
-		try {
-			if (router) workerId = String(router.appData.workerPid ?? '');
-			else ({ workerId, router } = await this.place({ peerId: scenarioRoom(name), roomId: scenarioRoom(name), sends: ['video', 'audio'], consumes: true, priority: PEER_PRIORITY.bot }));
-		} catch (err) {
-			this.scenario = undefined;
-			throw err;
-		}
-		const theRouter = router;
-		this.log.info({ scenario: name, workerId }, 'scenario started');
-		// The load generator's peers have no signaling to re-connect them: Foresight must not try to move them.
-		run.done = runScenario(scenario, { router: theRouter, replayer: this.replayer, recordingsDir: this.recordingsDir, appData: { [MOVABLE_KEY]: false }, signal: abort.signal, onEvent: (_e, state) => (run.state = state) })
+		const roomId = scenarioRoom(name);
+		const groups = new Map(scenario.groups.map((g) => [g.name, g]));
+		const placePeer = async (peer: string, group: string): Promise<types.Router | undefined> => {
+			const g = groups.get(group)!;
+			const sends = [...new Set(g.publish.flatMap((p) => publicationTracks(p).map((t) => t.mediaClass)))];
+			try {
+				return (await this.place({ peerId: `${roomId}/${peer}`, roomId, sends, consumes: g.consume.length > 0, priority: PEER_PRIORITY.bot })).router;
+			} catch (err) {
+				this.log.info({ scenario: name, peer, err: err instanceof Error ? err.message : String(err) }, 'scenario peer not admitted');
+				return undefined;
+			}
+		};
+		this.log.info({ scenario: name, restartOn: router?.id }, 'scenario started');
+		// Its peers follow Foresight's moves (ScenarioRun.moveConsumer / migrateProducer through the demo's hooks).
+		run.run = new ScenarioRun(scenario, {
+			...(router ? { router } : { placePeer }),
+			replayer: this.replayer,
+			recordingsDir: this.recordingsDir,
+			peerIdPrefix: `${roomId}/`,
+			signal: abort.signal,
+			onEvent: (_e, state) => (run.state = state),
+			onError: (e, err) => this.log.debug({ scenario: name, event: e.type, err: err.message }, 'scenario event raced a close'),
+		});
+		run.done = run.run
+			.run()
 			.then(() => undefined)
 			.catch((err: unknown) => {
 				if (!abort.signal.aborted) this.log.error({ err: err instanceof Error ? err.message : String(err), scenario: name }, 'scenario failed');
 			})
 			.finally(() => {
-				// Closed before its run ended, not by the operator: its worker died.
-				if (theRouter.closed && !abort.signal.aborted) this.diedScenario = name;
-				theRouter.close();
+				// A worker died under it and no restart came (healing restarts it through rejoin()).
+				if (!abort.signal.aborted && [...run.routers].some((r) => r.closed)) this.diedScenario = name;
+				router?.close();
+				for (const r of run.routers) r.close();
 				if (this.scenario === run) this.scenario = undefined;
 				this.log.info({ scenario: name }, 'scenario ended');
 			});
-		return workerId;
 	}
 
 	/** Drops this share of the bots' and scenarios' RTP before it leaves (a lossy path; see Replayer.setLoss). */

@@ -14,7 +14,9 @@ import { TypedEmitter } from '../plugin/util/typedEmitter';
  *     drawn at CHART_HORIZON_S: each point carries what was predicted for it;
  *   - connection profiles: the latest 'profiles' round of each worker;
  *   - action log: Foresight's 'audit' entries (every allocation decision let
- *     through, applied or dry-run), and their measured effect when it arrives.
+ *     through, applied or dry-run) with their predicted saving, and the change of
+ *     the worker's measured CPU once Foresight measures it (5 s after); identical
+ *     actions on one worker fold into one row with a count (ActionLog).
  */
 
 export const CHART_HORIZON_S = 5;
@@ -74,33 +76,102 @@ export interface ConnectionRow {
 
 export interface ActionEntry {
 	id: number;
+	/** When the first action of the row was taken. */
 	ts: number;
+	/** When the latest action folded into the row was taken. */
+	lastTs: number;
+	/** Identical actions on one worker folded into this row (see ActionLog). */
+	count: number;
 	type: string;
 	workerId: string;
+	/** Where a cross-worker action moved load to. */
+	toWorkerId: string | null;
+	/** The latest action's target; `+N` when more were folded in. */
 	target: string;
 	reason: string;
 	outcome: string;
+	/** Predicted p95 of the worker before → after the latest action. */
 	predictedBeforePct: number;
 	predictedAfterPct: number;
-	/** Measured CPU of the worker a few seconds after the action (filled in later). */
+	/** Predicted saving on the worker, summed over the folded actions (pp; negative: the worker gains load). */
+	predictedSavingPct: number;
+	/** Measured CPU of the worker when the row's first action was taken. */
+	measuredBeforePct: number | null;
+	/** Measured CPU of the worker a few seconds (Foresight's measureAfterMs, 5 s) after the latest measured action; filled in later. */
 	measuredAfterPct: number | null;
+	/** measuredAfterPct − measuredBeforePct: what the actions changed, as measured (null until measured). */
+	measuredChangePct: number | null;
 }
+
+/** What the dashboard shows of one audited action. */
+export type ActionInput = Omit<ActionEntry, 'id' | 'lastTs' | 'count' | 'predictedSavingPct' | 'measuredChangePct'>;
 
 export interface DashboardFrame {
 	type: 'frame';
 	ts: number;
 	workers: WorkerFrame[];
 	connections: ConnectionRow[];
+	/** Rows added or changed (folded into, or measured) since the last frame: the client upserts them by id. */
 	actions: ActionEntry[];
-	/** Actions whose measured effect arrived since the last frame. */
-	measured: Array<{ id: number; measuredAfterPct: number }>;
 	bots: { bots: number; scenario: { name: string; elapsedS: number; peers: number } | null };
 }
 
-type FeedEvents = { frame: [DashboardFrame]; action: [ActionEntry] };
+/** The same action on the same worker repeated within this window of the row's latest is folded into that row. */
+export const REPEAT_WINDOW_MS = 15_000;
+/** Rows kept for a dashboard that connects later. */
+const LOG_ROWS = 200;
 
-/** The same decision repeated within this window is folded into one log row. */
-const REPEAT_WINDOW_MS = 15_000;
+/**
+ * The action log: one row per action, except that identical actions (type, worker,
+ * target worker, outcome) within REPEAT_WINDOW_MS of each other fold into one row with
+ * a count, their predicted savings summed. A policy that sheds load one consumer at a
+ * time, or keeps proposing what cannot be applied, shows as one row, not a hundred.
+ */
+export class ActionLog {
+	readonly rows: ActionEntry[] = [];
+	private readonly changed = new Set<ActionEntry>();
+	private nextId = 1;
+
+	/** Adds an action; returns the row it landed in (new or folded into). */
+	add(input: ActionInput): ActionEntry {
+		const saving = input.predictedBeforePct - input.predictedAfterPct;
+		for (let i = this.rows.length - 1; i >= 0 && input.ts - this.rows[i]!.lastTs < REPEAT_WINDOW_MS; i--) {
+			const row = this.rows[i]!;
+			if (row.type !== input.type || row.workerId !== input.workerId || row.toWorkerId !== input.toWorkerId || row.outcome !== input.outcome) continue;
+			row.count++;
+			row.lastTs = input.ts;
+			row.target = `${input.target} +${row.count - 1}`;
+			row.reason = input.reason;
+			row.predictedBeforePct = input.predictedBeforePct;
+			row.predictedAfterPct = input.predictedAfterPct;
+			row.predictedSavingPct += saving;
+			this.changed.add(row);
+			return row;
+		}
+		const row: ActionEntry = { ...input, id: this.nextId++, lastTs: input.ts, count: 1, predictedSavingPct: saving, measuredChangePct: null };
+		if (row.measuredAfterPct !== null && row.measuredBeforePct !== null) row.measuredChangePct = row.measuredAfterPct - row.measuredBeforePct;
+		this.rows.push(row);
+		if (this.rows.length > LOG_ROWS) this.rows.shift();
+		this.changed.add(row);
+		return row;
+	}
+
+	/** An action of `row` was measured `measuredAfterPct` some seconds after it; the latest measurement of a row wins. */
+	measured(row: ActionEntry, measuredAfterPct: number): void {
+		row.measuredAfterPct = measuredAfterPct;
+		row.measuredChangePct = row.measuredBeforePct === null ? null : measuredAfterPct - row.measuredBeforePct;
+		this.changed.add(row);
+	}
+
+	/** Rows added or changed since the last call. */
+	takeChanged(): ActionEntry[] {
+		const out = [...this.changed];
+		this.changed.clear();
+		return out;
+	}
+}
+
+type FeedEvents = { frame: [DashboardFrame] };
 
 interface WorkerState {
 	latest: WorkerLoadSample | undefined;
@@ -116,10 +187,7 @@ interface WorkerState {
 
 export class DashboardFeed extends TypedEmitter<FeedEvents> {
 	private readonly workers = new Map<string, WorkerState>();
-	private readonly actions: ActionEntry[] = [];
-	private readonly newActions: ActionEntry[] = [];
-	private readonly newlyMeasured: Array<{ id: number; measuredAfterPct: number }> = [];
-	private nextActionId = 1;
+	readonly actionLog = new ActionLog();
 	/** Foresight emits an audit entry again once its effect is measured: this finds its log row. */
 	private readonly logged = new WeakMap<AuditEntry, ActionEntry>();
 	private timer: NodeJS.Timeout | undefined;
@@ -193,40 +261,24 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 	private onAudit(entry: AuditEntry): void {
 		const row = this.logged.get(entry);
 		if (row) {
-			if (entry.measuredAfterPct !== undefined && row.measuredAfterPct === null) {
-				row.measuredAfterPct = entry.measuredAfterPct;
-				this.newlyMeasured.push({ id: row.id, measuredAfterPct: entry.measuredAfterPct });
-			}
+			if (entry.measuredAfterPct !== undefined) this.actionLog.measured(row, entry.measuredAfterPct);
 			return;
 		}
 		const { action, outcome } = entry;
-		const recorded = this.recordAction({
+		const recorded = this.actionLog.add({
 			ts: entry.ts,
 			type: action.type,
 			workerId: action.workerId,
+			toWorkerId: 'toWorkerId' in action ? action.toWorkerId : null,
 			target: actionEntities(action).join(', '),
 			reason: outcome?.status === 'ok' || outcome === undefined ? action.reason : `${action.reason} (${outcome.reason})`,
 			outcome: auditOutcome(entry),
 			predictedBeforePct: action.predictedBeforePct,
 			predictedAfterPct: action.predictedAfterPct,
+			measuredBeforePct: this.workers.get(action.workerId)?.latest?.cpuPct ?? null,
 			measuredAfterPct: entry.measuredAfterPct ?? null,
 		});
-		if (recorded) this.logged.set(entry, recorded);
-	}
-
-	/** Adds a row to the action log; returns it, or undefined when folded into an identical recent one. */
-	recordAction(action: Omit<ActionEntry, 'id'>): ActionEntry | undefined {
-		const entry = { ...action, id: this.nextActionId++ };
-		this.emit('action', entry);
-		// A policy that keeps proposing an action that cannot be applied would flood the log.
-		for (let i = this.actions.length - 1; i >= 0 && entry.ts - this.actions[i]!.ts < REPEAT_WINDOW_MS; i--) {
-			const a = this.actions[i]!;
-			if (a.type === entry.type && a.target === entry.target && a.outcome === entry.outcome) return undefined;
-		}
-		this.actions.push(entry);
-		if (this.actions.length > 200) this.actions.shift();
-		this.newActions.push(entry);
-		return entry;
+		this.logged.set(entry, recorded);
 	}
 
 	/** What a dashboard that just connected needs: each worker's history and the recent actions. */
@@ -235,7 +287,7 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 			type: 'history',
 			horizonS: CHART_HORIZON_S,
 			workers: [...this.workers].map(([workerId, s]) => ({ workerId, pid: s.pid, points: s.history })),
-			actions: [...this.actions],
+			actions: [...this.actionLog.rows],
 		};
 	}
 
@@ -271,9 +323,7 @@ export class DashboardFeed extends TypedEmitter<FeedEvents> {
 				});
 			}
 		}
-		const actions = this.newActions.splice(0);
-		const measured = this.newlyMeasured.splice(0);
-		return { type: 'frame', ts: Date.now(), workers, connections, actions, measured, bots: this.botStatus() };
+		return { type: 'frame', ts: Date.now(), workers, connections, actions: this.actionLog.takeChanged(), bots: this.botStatus() };
 	}
 }
 

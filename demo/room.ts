@@ -418,10 +418,29 @@ export class Room {
 		const entry = { producerId: producer.id, peerId, kind: producer.kind, displayName, handle: producer, router };
 		this.botProducers.set(producer.id, entry);
 		producer.observer.once('close', () => {
+			// One replaced by its migrated twin (replaceBotProducer) is no longer listed: its consumers moved, nobody is told.
+			if (this.botProducers.get(producer.id)?.handle !== producer) return;
 			this.botProducers.delete(producer.id);
 			this.broadcast('', 'producerClosed', { producerId: producer.id, peerId });
 		});
 		this.broadcast('', 'newProducer', { producerId: producer.id, peerId, kind: producer.kind, displayName });
+	}
+
+	/**
+	 * A bot's producer was re-published on another worker (Foresight's migrateProducer):
+	 * newcomers consume the new one from now on. Nobody is told: Foresight moves the old
+	 * one's consumers to the new one, then closes the old one.
+	 */
+	replaceBotProducer(oldProducerId: string, producer: types.Producer, router: types.Router): void {
+		const old = this.botProducers.get(oldProducerId);
+		if (!old) return;
+		this.botProducers.delete(oldProducerId);
+		this.botProducers.set(producer.id, { ...old, producerId: producer.id, handle: producer, router });
+		producer.observer.once('close', () => {
+			if (this.botProducers.get(producer.id)?.handle !== producer) return;
+			this.botProducers.delete(producer.id);
+			this.broadcast('', 'producerClosed', { producerId: producer.id, peerId: old.peerId });
+		});
 	}
 
 	async createWebRtcTransport(peer: Peer, direction: 'send' | 'recv', sctp: boolean): Promise<types.WebRtcTransport> {

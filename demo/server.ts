@@ -79,7 +79,7 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 	let closed = false;
 	// Attach before creating workers: Foresight discovers them through mediasoup.observer.
 	const demoHooks: MigrationHooks = {
-		...migrationHooks(theRoom, theBots, (id) => foresight.registry.get('producer', id)?.handle, log),
+		...migrationHooks(theRoom, theBots, log),
 		...healingHooks(theRoom, theBots, (slot) => createWorkerNow!(slot), log),
 	};
 	const hooks = seams.wrapHooks ? seams.wrapHooks(demoHooks) : demoHooks;
@@ -195,8 +195,8 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 		const parsed = scenarioRequest.safeParse(req.body);
 		if (!parsed.success) return void res.status(400).json({ error: 'expected {"name": "<scenario>"}' });
 		try {
-			const workerId = await bots.startScenario(parsed.data.name);
-			res.json({ started: parsed.data.name, workerId });
+			await bots.startScenario(parsed.data.name);
+			res.json({ started: parsed.data.name });
 		} catch (err) {
 			res.status(409).json({ error: err instanceof Error ? err.message : String(err) });
 		}
@@ -289,20 +289,19 @@ export async function startDemo(overrides: Partial<DemoConfig> = {}, env: NodeJS
 
 /**
  * The demo's side of Foresight's migrations. Browser consumers move (the client
- * swaps the track, see Room.moveConsumer), and so do the `+ bot` bots' consumers
- * (on their own worker only); browser producers move (the client re-publishes on
- * the target worker, see Room.migrateProducer); replay bots' producers stay where
- * they are.
+ * swaps the track, see Room.moveConsumer), and so do the bots' and scenario peers'
+ * (their receive transport is re-created on the target worker, see ReplayPeer);
+ * browser producers move (the client re-publishes on the target worker, see
+ * Room.migrateProducer), and so do bots' and scenario peers' (the replay is started
+ * again there, make-before-break, see ReplayPeer.republish).
  */
-function migrationHooks(room: () => Room, bots: () => BotManager, producer: (id: string) => types.Producer | undefined, log: Logger): MigrationHooks {
+function migrationHooks(room: () => Room, bots: () => BotManager, log: Logger): MigrationHooks {
 	return {
 		async moveConsumers({ consumerIds, producerId, toRouter }) {
 			const moves = await Promise.all(
 				consumerIds.map(async (oldConsumerId) => {
 					try {
-						// A bot subscriber only needs the producer's id, which a pipe producer shares with its original.
-						const handle = producer(producerId);
-						const botConsumerId = handle ? await bots().moveConsumer(oldConsumerId, toRouter, handle) : undefined;
+						const botConsumerId = await bots().moveConsumer(oldConsumerId, toRouter, producerId);
 						if (botConsumerId) return [{ oldConsumerId, newConsumerId: botConsumerId }];
 						const moved = await room().moveConsumer(oldConsumerId, toRouter, producerId);
 						if (!moved || moved.consumer.id === oldConsumerId) return [];
@@ -317,11 +316,17 @@ function migrationHooks(room: () => Room, bots: () => BotManager, producer: (id:
 			);
 			return moves.flat();
 		},
-		migrateProducer: async ({ producerId, toRouter }) => ({ newProducerId: (await room().migrateProducer(producerId, toRouter)).id }),
-		producerMigrated: ({ oldProducerId, newProducerId }) => room().producerMigrated(oldProducerId, newProducerId),
+		migrateProducer: async ({ producerId, toRouter }) =>
+			bots().ownsProducer(producerId)
+				? { newProducerId: await bots().migrateProducer(producerId, toRouter) }
+				: { newProducerId: (await room().migrateProducer(producerId, toRouter)).id },
+		producerMigrated: ({ oldProducerId, newProducerId }) => {
+			// A replay's old copy stops by itself once Foresight has closed its producer.
+			if (bots().ownsProducer(newProducerId)) return;
+			room().producerMigrated(oldProducerId, newProducerId);
+		},
 		consumerDropped: (consumerId, reason) => room().consumerDropped(consumerId, reason),
-		routerFor: (roomId, worker) =>
-			roomId === room().id ? room().routerOnWorker(worker) : worker.createRouter({ mediaCodecs: MEDIA_CODECS, appData: { roomId, workerPid: worker.pid } }),
+		routerFor: (roomId, worker) => (roomId === room().id ? room().routerOnWorker(worker) : bots().routerFor(roomId, worker, MEDIA_CODECS)),
 	};
 }
 

@@ -145,18 +145,35 @@ function escapeHtml(s: string): string {
 /** Outcomes of the safety guard that held an action back. */
 const BLOCKED = new Set(['cooldown', 'hysteresis', 'restoreHold', 'rateLimited']);
 
-function addActions(actions: ActionEntry[], pidOf: Map<string, number>): void {
+/** Actions counted so far per row id: a folded row's count grows, and only the growth is new. */
+const countedOfRow = new Map<number, number>();
+
+const signed = (v: number | null): string => (v == null ? '–' : `${v > 0 ? '+' : ''}${v.toFixed(2)}`);
+
+/** Adds rows, or updates those already shown (folded into, or measured since). */
+function upsertActions(actions: ActionEntry[], pidOf: Map<string, number>): void {
 	const log = $('actions');
 	for (const a of actions) {
-		const row = document.createElement('tr');
+		let row = log.querySelector<HTMLTableRowElement>(`tr[data-action="${a.id}"]`);
+		if (!row) {
+			row = document.createElement('tr');
+			row.dataset.action = String(a.id);
+			log.prepend(row);
+		}
 		row.className = `outcome-${a.outcome}${BLOCKED.has(a.outcome) ? ' blocked' : ''}`;
-		row.dataset.action = String(a.id);
+		row.dataset.type = a.type;
+		row.dataset.count = String(a.count);
+		const worker = (id: string): string => String(pidOf.get(id) ?? id.slice(0, 8));
+		const measured = a.measuredAfterPct == null ? '…' : `${fmt(a.measuredBeforePct)} → ${fmt(a.measuredAfterPct)}% (${signed(a.measuredChangePct)})`;
 		row.innerHTML =
-			`<td>${new Date(a.ts).toLocaleTimeString()}</td><td><b>${a.type}</b></td><td>${pidOf.get(a.workerId) ?? a.workerId.slice(0, 8)}</td><td>${a.outcome}</td>` +
-			`<td>${fmt(a.predictedBeforePct)} → ${fmt(a.predictedAfterPct)}%</td><td class="measured">${fmt(a.measuredAfterPct)}</td><td class="why">${escapeHtml(a.reason)}</td>`;
-		log.prepend(row);
-		state.actions++;
-		state.actionTypes[a.type] = (state.actionTypes[a.type] ?? 0) + 1;
+			`<td>${new Date(a.lastTs).toLocaleTimeString()}</td><td><b>${a.type}</b>${a.count > 1 ? ` <span class="count">×${a.count}</span>` : ''}</td>` +
+			`<td>${worker(a.workerId)}${a.toWorkerId ? ` → ${worker(a.toWorkerId)}` : ''}</td><td>${a.outcome}</td>` +
+			`<td>${fmt(a.predictedBeforePct)} → ${fmt(a.predictedAfterPct)}%</td><td class="saving">${signed(-a.predictedSavingPct)}</td>` +
+			`<td class="measured">${measured}</td><td class="why">${escapeHtml(a.reason)}</td>`;
+		const added = a.count - (countedOfRow.get(a.id) ?? 0);
+		countedOfRow.set(a.id, a.count);
+		state.actions += added;
+		state.actionTypes[a.type] = (state.actionTypes[a.type] ?? 0) + added;
 	}
 	while (log.children.length > 100) log.lastElementChild?.remove();
 	$('action-count').textContent = String(state.actions);
@@ -198,7 +215,7 @@ function connect(): void {
 				for (const p of w.points) push(charts, p);
 				redraw(charts);
 			}
-			addActions(msg.actions, pidOf);
+			upsertActions(msg.actions, pidOf);
 			return;
 		}
 		state.frames++;
@@ -215,11 +232,7 @@ function connect(): void {
 		}
 		state.connections = msg.connections;
 		renderConnections(msg.connections, pidOf);
-		addActions(msg.actions, pidOf);
-		for (const m of msg.measured) {
-			const cell = document.querySelector(`tr[data-action="${m.id}"] td.measured`);
-			if (cell) cell.textContent = fmt(m.measuredAfterPct);
-		}
+		upsertActions(msg.actions, pidOf);
 		const b = msg.bots;
 		$('bot-status').textContent = `${b.bots} bots${b.scenario ? ` · scenario ${b.scenario.name} ${b.scenario.elapsedS}s, ${b.scenario.peers} peers` : ''}`;
 		$('mode').textContent = msg.dryRun ? 'dry run' : 'live';

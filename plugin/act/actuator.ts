@@ -297,7 +297,8 @@ export class Actuator extends TypedEmitter<ActuatorEvents> {
 		}
 		if (moved.length === 0) throw new ActionError('hookFailed', `moveConsumers moved none of ${byId.size} consumers to router ${target.id}`);
 		const movedIds = new Set(moved.map((m) => m.oldConsumerId));
-		return { moved, notMoved: [...byId.keys()].filter((id) => !movedIds.has(id)) };
+		// One that closed meanwhile (its receiver left) needs no move and holds nothing back.
+		return { moved, notMoved: [...byId].filter(([id, c]) => !movedIds.has(id) && !c.closed).map(([id]) => id) };
 	}
 
 	private async setConsumerLayers(action: SetConsumerLayersAction): Promise<ActionEffect> {

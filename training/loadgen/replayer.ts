@@ -157,6 +157,8 @@ export class Publisher {
 	bytesSent = 0;
 	/** Its copy's id in the sender process, when one sends it. */
 	remoteId: number | undefined;
+	/** The router its transport lives on (undefined in a sender process). */
+	router: types.Router | undefined;
 	closed = false;
 	finished = false;
 	private started = false;
@@ -220,6 +222,15 @@ export class Publisher {
 			if (this.layerState[rec.layerOf[i]!]) due += i < lo ? loops + 1 : loops;
 		}
 		return due;
+	}
+
+	/**
+	 * Stops sending the layers of one track (its producer has closed, e.g. after the track
+	 * was published again elsewhere): the worker would only drop them. With a sender
+	 * process the copy keeps sending until unpublished.
+	 */
+	stopTrack(label: string): void {
+		for (let i = 0; i < this.layerState.length; i++) if (this.layerState[i]?.prepared.stream.label === label) this.layerState[i] = undefined;
 	}
 
 	/** Sends everything due by `nowMs`; returns false once finished. */
@@ -352,8 +363,12 @@ export class Subscriber {
 		return this.transport.tuple.localPort;
 	}
 
-	/** Consumes more producers on this bot's transport; `spatialLayer` overrides the subscriber's preferredSpatialLayer. */
-	async consume(producers: Iterable<types.Producer>, options: { spatialLayer?: number; paused?: boolean } = {}): Promise<types.Consumer[]> {
+	/**
+	 * Consumes more producers on this bot's transport; `spatialLayer` overrides the
+	 * subscriber's preferredSpatialLayer. Only the ids are read: a producer piped here
+	 * (or the id Foresight names in a move) is consumed by id.
+	 */
+	async consume(producers: Iterable<Pick<types.Producer, 'id'>>, options: { spatialLayer?: number; paused?: boolean } = {}): Promise<types.Consumer[]> {
 		const added: types.Consumer[] = [];
 		const spatialLayer = options.spatialLayer ?? this.options.preferredSpatialLayer;
 		for (const p of producers) {
@@ -542,7 +557,16 @@ export class Replayer {
 			const loop = options.loop ?? false;
 			const publisher = new Publisher(prepared, transport, socket, layerState, direct, loop, this.rng);
 			publisher.lossRate = this.lossRate;
-			for (const [label, p] of producers) publisher.producers.set(label, p);
+			publisher.router = router;
+			for (const [label, p] of producers) {
+				publisher.producers.set(label, p);
+				// A producer closed on its own (Foresight migrated it, or the app closed it): its packets stop, and the copy goes with its last one.
+				p.observer.once('close', () => {
+					publisher.stopTrack(label);
+					const live = [...publisher.producers.values()].some((x) => !x.closed) || (publisher.dataProducer !== undefined && !publisher.dataProducer.closed);
+					if (!live) this.unpublish(publisher);
+				});
+			}
 			publisher.dataProducer = dataProducer;
 			if (this.sender) publisher.remoteId = await this.sender.publish(recording, { rewrites, loop, ip, port: transport.tuple.localPort });
 			this.publishers.add(publisher);

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { types } from 'mediasoup';
 import { readRecording, type Recording } from '../record/format';
-import type { Publisher, Replayer, Subscriber } from './replayer';
+import { ReplayPeer, type LinkState } from './peer';
+import type { Replayer } from './replayer';
 import { planScenario, pubKey, type Scenario, type TimelineEvent, type TimelineEventOf } from './scenario';
 
 /**
@@ -25,6 +26,10 @@ export interface RunOptions {
 	seed?: number;
 	/** Added to the appData of every transport and producer the scenario's peers create (e.g. `movable: false`). */
 	appData?: Record<string, unknown>;
+	/** Prefix of the scenario's peers' `appData.peerId` (the peer's name follows), e.g. the room's id. */
+	peerIdPrefix?: string;
+	/** A subscription event that failed (it raced a close); the run goes on. */
+	onError?: (event: TimelineEvent, error: Error) => void;
 	/** Called after each event with the live counts. */
 	onEvent?: (event: TimelineEvent, state: RunState) => void;
 	signal?: AbortSignal;
@@ -39,25 +44,24 @@ export interface RunState {
 	maxEventLagMs: number;
 	/** Peers placePeer did not admit. */
 	refused: number;
+	/** Subscription events that failed because they raced a close (see RunOptions.onError). */
+	failedEvents: number;
 }
 
 interface Peer {
 	group: string;
-	router: types.Router;
-	subscriber?: Subscriber;
-	publications: Map<number, Publisher>;
-	/** This peer's consumers of each publication it subscribes to, by pubKey(). */
-	links: Map<string, types.Consumer[]>;
+	replay: ReplayPeer;
 }
 
 export class ScenarioRun {
 	private readonly peers = new Map<string, Peer>();
 	private readonly recordings = new Map<string, Recording>();
-	/** Producers piped to other routers, by `${producerId} ${routerId}`: one pipe each, shared by that router's consumers. */
-	private readonly piped = new Map<string, Promise<types.Producer>>();
+	/** Producers made consumable on other routers, by `${producerId} ${routerId}`: one pipe each, shared by that router's consumers. */
+	private readonly piped = new Map<string, Promise<void>>();
 	private startMs = 0;
 	maxEventLagMs = 0;
 	private refused = 0;
+	private failedEvents = 0;
 
 	constructor(
 		readonly scenario: Scenario,
@@ -70,10 +74,35 @@ export class ScenarioRun {
 		let publishers = 0;
 		let consumers = 0;
 		for (const p of this.peers.values()) {
-			publishers += p.publications.size;
-			consumers += p.subscriber?.consumers.length ?? 0;
+			publishers += p.replay.publications.size;
+			consumers += p.replay.consumerCount;
 		}
-		return { elapsedMs: performance.now() - this.startMs, peers: this.peers.size, publishers, consumers, maxEventLagMs: this.maxEventLagMs, refused: this.refused };
+		return { elapsedMs: performance.now() - this.startMs, peers: this.peers.size, publishers, consumers, maxEventLagMs: this.maxEventLagMs, refused: this.refused, failedEvents: this.failedEvents };
+	}
+
+	/** The scenario's peers now (for following moves and counting what each receives). */
+	livePeers(): ReplayPeer[] {
+		return [...this.peers.values()].map((p) => p.replay);
+	}
+
+	/**
+	 * An app's moveConsumers hook, for a consumer of this run: its peer consumes
+	 * `producerId` on `toRouter` instead. The new consumer's id, or undefined when no
+	 * peer of this run owns the consumer.
+	 */
+	async moveConsumer(consumerId: string, toRouter: types.Router, producerId: string): Promise<string | undefined> {
+		const peer = this.livePeers().find((p) => p.hasConsumer(consumerId));
+		return (await peer?.moveConsumer(consumerId, toRouter, producerId))?.id;
+	}
+
+	/** An app's migrateProducer hook, for a producer of this run: its track is published again on `toRouter` (see ReplayPeer.republish). */
+	async migrateProducer(producerId: string, toRouter: types.Router): Promise<string | undefined> {
+		const peer = this.livePeers().find((p) => p.hasProducer(producerId));
+		return (await peer?.republish(producerId, toRouter))?.id;
+	}
+
+	ownsProducer(producerId: string): boolean {
+		return this.livePeers().some((p) => p.hasProducer(producerId));
 	}
 
 	async run(): Promise<RunState> {
@@ -111,30 +140,34 @@ export class ScenarioRun {
 				return this.join(e.peer, e.group);
 			case 'publish':
 				return this.publish(e);
-			case 'unpublish': {
-				const peer = this.peers.get(e.peer);
-				const pub = peer?.publications.get(e.pub);
-				if (pub) {
-					this.options.replayer.unpublish(pub);
-					peer!.publications.delete(e.pub);
-				}
+			case 'unpublish':
+				this.peers.get(e.peer)?.replay.unpublish(String(e.pub));
 				return;
-			}
 			case 'leave':
 				return this.leave(e.peer);
 			case 'speaker':
 				return;
 			case 'subscribe':
-				return this.subscribe(e);
+				return this.tolerant(e, () => this.subscribe(e));
 			case 'subscription':
-				return this.update(e);
-			case 'unsubscribe': {
-				const links = this.peers.get(e.peer)?.links;
-				const key = pubKey(e.publisher, e.pub);
-				for (const c of links?.get(key) ?? []) c.close();
-				links?.delete(key);
+				return this.tolerant(e, async () => this.peers.get(e.peer)?.replay.update(pubKey(e.publisher, e.pub), linkState(e)));
+			case 'unsubscribe':
+				this.peers.get(e.peer)?.replay.unsubscribe(pubKey(e.publisher, e.pub));
 				return;
-			}
+		}
+	}
+
+	/**
+	 * A subscription event that raced a close (its publication's producer migrated or
+	 * closed, a receive transport emptied by a move) is counted, not fatal: the rest of
+	 * the timeline still runs, as a real client's next request would.
+	 */
+	private async tolerant(e: TimelineEvent, run: () => Promise<unknown>): Promise<void> {
+		try {
+			await run();
+		} catch (err) {
+			this.failedEvents++;
+			this.options.onError?.(e, err instanceof Error ? err : new Error(String(err)));
 		}
 	}
 
@@ -144,69 +177,75 @@ export class ScenarioRun {
 			this.refused++;
 			return;
 		}
-		const peer: Peer = { group, router, publications: new Map(), links: new Map() };
-		this.peers.set(name, peer);
+		const replay = new ReplayPeer(router, { replayer: this.options.replayer, peerId: `${this.options.peerIdPrefix ?? ''}${name}`, ...(this.options.appData ? { appData: this.options.appData } : {}) });
+		this.peers.set(name, { group, replay });
 		// The consumer transport exists from the join, as an app's recv transport does; the timeline's subscribe events fill it.
 		const g = this.scenario.groups.find((x) => x.name === group)!;
-		if (g.consume.length > 0) peer.subscriber = await this.options.replayer.subscribe(router, [], this.options.appData ? { appData: this.options.appData } : {});
+		if (g.consume.length > 0) await replay.receiver();
 	}
 
 	private async subscribe(e: TimelineEventOf<'subscribe'>): Promise<void> {
 		const peer = this.peers.get(e.peer);
-		const publisher = this.peers.get(e.publisher);
-		const pub = publisher?.publications.get(e.pub);
-		if (!peer?.subscriber || !publisher || !pub) return;
-		const producers = await this.reachable(pub.producers.values(), publisher.router, peer.router);
-		peer.links.set(pubKey(e.publisher, e.pub), await peer.subscriber.consume(producers, { spatialLayer: e.spatialLayer, paused: e.paused }));
-	}
-
-	private async update(e: TimelineEventOf<'subscription'>): Promise<void> {
-		for (const c of this.peers.get(e.peer)?.links.get(pubKey(e.publisher, e.pub)) ?? []) {
-			if (c.closed) continue;
-			if (e.spatialLayer !== undefined && c.type === 'simulcast') await c.setPreferredLayers({ spatialLayer: e.spatialLayer });
-			if (e.paused !== c.paused) await (e.paused ? c.pause() : c.resume());
-		}
-	}
-
-	/** The producers as consumable on `to`: themselves on their own router, else their pipe producers. */
-	private async reachable(producers: Iterable<types.Producer>, from: types.Router, to: types.Router): Promise<types.Producer[]> {
-		const list = [...producers].filter((p) => !p.closed);
-		if (from === to) return list;
-		return Promise.all(
-			list.map((p) => {
-				const key = `${p.id} ${to.id}`;
-				let pipe = this.piped.get(key);
-				if (!pipe) {
-					pipe = from.pipeToRouter({ producerId: p.id, router: to }).then((r) => r.pipeProducer!);
-					// A failed pipe is retried by the next consumer instead of failing them all.
-					pipe.catch(() => this.piped.delete(key));
-					this.piped.set(key, pipe);
-				}
-				return pipe;
-			}),
+		const publication = this.peers.get(e.publisher)?.replay.publications.get(String(e.pub));
+		if (!peer || !publication) return;
+		const to = peer.replay.router;
+		const producers = publication.producers;
+		await Promise.all(producers.map(({ producer, router }) => this.reachable(producer, router, to)));
+		await peer.replay.subscribe(
+			pubKey(e.publisher, e.pub),
+			producers.map((p) => p.producer),
+			linkState(e),
 		);
+	}
+
+	/**
+	 * Makes `producer` consumable on `to` by its own id: across workers a pipe producer
+	 * keeps the id, and a producer Foresight (or another subscriber) piped there already
+	 * is reused, since the worker refuses a second one with the same id.
+	 */
+	private reachable(producer: types.Producer, from: types.Router, to: types.Router): Promise<void> {
+		if (from === to || producer.closed) return Promise.resolve();
+		const key = `${producer.id} ${to.id}`;
+		let pipe = this.piped.get(key);
+		if (!pipe) {
+			pipe = hasProducer(to, producer.id).then(async (there) => {
+				if (!there) await from.pipeToRouter({ producerId: producer.id, router: to });
+			});
+			// A failed pipe is retried by the next consumer instead of failing them all.
+			pipe.catch(() => this.piped.delete(key));
+			this.piped.set(key, pipe);
+		}
+		return pipe;
 	}
 
 	private async publish(e: TimelineEventOf<'publish'>): Promise<void> {
 		const peer = this.peers.get(e.peer);
 		if (!peer) return;
-		const publisher = await this.options.replayer.publish(peer.router, this.recording(e.recording), {
+		await peer.replay.publish(String(e.pub), this.recording(e.recording), {
 			labels: e.labels,
 			maxLayers: e.maxLayers,
 			loop: true,
 			data: e.data,
-			appData: { ...this.options.appData, peer: e.peer, group: e.group },
+			appData: { peer: e.peer, group: e.group },
 		});
-		peer.publications.set(e.pub, publisher);
 	}
 
 	private leave(name: string): void {
 		const peer = this.peers.get(name);
 		if (!peer) return;
-		for (const pub of peer.publications.values()) this.options.replayer.unpublish(pub);
-		if (peer.subscriber) this.options.replayer.unsubscribe(peer.subscriber);
+		peer.replay.close();
 		this.peers.delete(name);
 	}
+}
+
+function linkState(e: { spatialLayer?: number; paused: boolean }): LinkState {
+	return e.spatialLayer === undefined ? { paused: e.paused } : { spatialLayer: e.spatialLayer, paused: e.paused };
+}
+
+/** Whether a producer with this id is already on the router (piped there by Foresight, say). */
+async function hasProducer(router: types.Router, producerId: string): Promise<boolean> {
+	const dump = await router.dump();
+	return dump.mapProducerIdConsumerIds.some((entry) => entry.key === producerId);
 }
 
 /** Resolves after `ms`, or as soon as `signal` aborts: a pending timer would keep the process (or a Jest worker) alive after a stop. */

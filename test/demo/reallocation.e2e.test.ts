@@ -1,0 +1,170 @@
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { startDemo, type DemoServer } from '../../demo/server';
+import type { AuditEntry } from '../../plugin';
+import { launchChromium, TEST_OUTPUT } from './browser';
+
+/**
+ * README's "see reallocation" path, end to end: `FORESIGHT_WORKER_CAPACITY_PCT=10`, two
+ * workers, one browser peer in the room, the dashboard open and `bursty-joins` started
+ * with the dashboard's own button. Within 60 s of the start Foresight must have moved
+ * load across workers (an applied spreadFanout or migrateProducer), both workers must
+ * carry the scenario's streams, every receiver a move touched must go on receiving (its
+ * sink packet counter grows after the move), the browser's media must keep flowing, and
+ * no drop may have been applied whose predicted saving is under its floor. The dashboard
+ * is saved to docs/reallocation.png, which README shows.
+ */
+jest.setTimeout(120_000);
+
+const CROSS_WORKER = new Set(['spreadFanout', 'migrateProducer']);
+const SCENARIO_ROOM = 'scenario:bursty-joins';
+const WITHIN_MS = 60_000;
+/** How long after a move its receivers are watched for packets. */
+const AFTER_MOVE_MS = 3000;
+
+let demo: DemoServer;
+let browser: Browser;
+const savedCapacity = process.env.FORESIGHT_WORKER_CAPACITY_PCT;
+
+beforeAll(async () => {
+	// Exactly README's variable, read by Foresight's attach() as in any app.
+	process.env.FORESIGHT_WORKER_CAPACITY_PCT = '10';
+	demo = await startDemo({ port: 0, workers: 2, logLevel: 'warn' }, {});
+	browser = await launchChromium();
+});
+
+afterAll(async () => {
+	if (savedCapacity === undefined) delete process.env.FORESIGHT_WORKER_CAPACITY_PCT;
+	else process.env.FORESIGHT_WORKER_CAPACITY_PCT = savedCapacity;
+	demo?.bots.stopScenario();
+	await browser?.close();
+	await demo?.close();
+});
+
+/** Bytes the server has received on the page's current producers (whichever worker they are on now). */
+async function bytesFromPage(d: DemoServer, page: Page): Promise<number> {
+	const ids = await page.evaluate(() => Object.values((window as unknown as { demo: { producers: Record<string, string> } }).demo.producers));
+	let bytes = 0;
+	for (const id of ids) {
+		const producer = d.room.findProducer(id);
+		if (producer && !producer.closed) for (const s of await producer.getStats()) bytes += s.byteCount;
+	}
+	return bytes;
+}
+
+/** Scenario producers and consumers per worker, from Foresight's registry. */
+function scenarioStreamsByWorker(d: DemoServer): Map<string, number> {
+	const out = new Map<string, number>();
+	const inScenario = (routerId: string): boolean => String(d.foresight.registry.get('router', routerId)?.handle.appData.roomId ?? '') === SCENARIO_ROOM;
+	for (const kind of ['producer', 'consumer'] as const) {
+		for (const node of d.foresight.registry.all(kind)) {
+			if (node.handle.closed || !inScenario(node.routerId)) continue;
+			if (kind === 'consumer' && d.foresight.registry.get('transport', (node as { transportId: string }).transportId)?.transportType === 'pipe') continue;
+			out.set(node.workerId, (out.get(node.workerId) ?? 0) + 1);
+		}
+	}
+	return out;
+}
+
+/** The peer a consumer belongs to: its transport's appData.peerId. */
+function peerOfConsumer(d: DemoServer, consumerId: string): string | undefined {
+	const node = d.foresight.registry.get('consumer', consumerId);
+	const peerId = node ? d.foresight.registry.get('transport', node.transportId)?.handle.appData.peerId : undefined;
+	return typeof peerId === 'string' ? peerId : undefined;
+}
+
+test('bursty-joins at 10 % capacity: load moves across workers, receivers keep receiving, no futile drops', async () => {
+	const t0 = Date.now();
+	const audits: AuditEntry[] = [];
+	demo.foresight.on('audit', (entry) => {
+		if (!audits.includes(entry)) audits.push(entry);
+	});
+
+	const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+	const room = await context.newPage();
+	await room.goto(`${demo.url}/?name=alice`);
+	await room.waitForFunction(() => (window as unknown as { demo: { joined: boolean } }).demo.joined, undefined, { timeout: 20_000 });
+
+	const dashboard = await context.newPage();
+	await dashboard.setViewportSize({ width: 1440, height: 1000 });
+	await dashboard.goto(`${demo.url}/dashboard`);
+	await dashboard.waitForFunction(() => (document.querySelector('#scenario') as HTMLSelectElement | null)?.value === 'bursty-joins', undefined, { timeout: 10_000 });
+	// Started the way a user starts it: the dashboard's button.
+	await dashboard.click('#start-scenario');
+	const started = Date.now();
+	await dashboard.waitForFunction(() => /scenario bursty-joins/.test(document.querySelector('#bot-status')?.textContent ?? ''), undefined, { timeout: 10_000 });
+
+	// Sampled every second: packets each bot/scenario peer has received, and scenario streams per worker.
+	const received: Array<{ t: number; byPeer: Map<string, number> }> = [];
+	let bothWorkersAt: number | undefined;
+	let bothWorkers = new Map<string, number>();
+	let firstMove: AuditEntry | undefined;
+	while (Date.now() - started < WITHIN_MS) {
+		received.push({ t: Date.now(), byPeer: await demo.bots.received() });
+		const streams = scenarioStreamsByWorker(demo);
+		if (streams.size >= 2 && [...streams.values()].every((n) => n > 0) && bothWorkersAt === undefined) {
+			bothWorkersAt = Date.now();
+			bothWorkers = streams;
+		}
+		firstMove ??= audits.find((e) => CROSS_WORKER.has(e.action.type) && e.outcome?.status === 'ok');
+		// Done once load has moved, both workers carry streams, and the first move's receivers were watched long enough.
+		if (firstMove && bothWorkersAt !== undefined && Date.now() - firstMove.ts > AFTER_MOVE_MS + 1000) break;
+		await new Promise((r) => setTimeout(r, 1000));
+	}
+	const elapsedS = (Date.now() - started) / 1000;
+	const applied = audits.filter((e) => e.outcome?.status === 'ok');
+	const summary: Record<string, number> = {};
+	for (const e of audits) summary[`${e.action.type}/${e.outcome?.status ?? e.verdict}`] = (summary[`${e.action.type}/${e.outcome?.status ?? e.verdict}`] ?? 0) + 1;
+	process.stderr.write(`reallocation e2e: ${elapsedS.toFixed(1)} s after the start; actions ${JSON.stringify(summary)}; scenario streams by worker ${JSON.stringify([...bothWorkers])}\n`);
+
+	// ≥ 1 cross-worker action applied, both workers carrying the scenario's streams, within 60 s.
+	expect(firstMove).toBeDefined();
+	expect(firstMove!.ts - started).toBeLessThan(WITHIN_MS);
+	expect(bothWorkersAt).toBeDefined();
+	expect(bothWorkersAt! - started).toBeLessThan(WITHIN_MS);
+
+	// Every receiver the moves touched goes on receiving: its packets grow after its move.
+	const moves = applied.filter((e) => CROSS_WORKER.has(e.action.type) && e.ts < received.at(-1)!.t - AFTER_MOVE_MS);
+	const watched = new Map<string, number>();
+	for (const e of moves) {
+		const effect = e.outcome?.status === 'ok' ? e.outcome.effect : undefined;
+		if (!effect || (effect.type !== 'spreadFanout' && effect.type !== 'migrateProducer')) continue;
+		for (const m of effect.moved) {
+			const peer = peerOfConsumer(demo, m.newConsumerId);
+			if (peer && !watched.has(peer)) watched.set(peer, e.ts);
+		}
+	}
+	let stillReceiving = 0;
+	for (const [peer, movedAt] of watched) {
+		const at = received.find((r) => r.t >= movedAt + 500)?.byPeer.get(peer);
+		const later = received.find((r) => r.t >= movedAt + AFTER_MOVE_MS)?.byPeer.get(peer);
+		// A peer that left the scenario meanwhile has no later count.
+		if (at === undefined || later === undefined) continue;
+		if (later <= at) throw new Error(`${peer} received nothing in the ${AFTER_MOVE_MS} ms after its move (${at} → ${later} packets)`);
+		stillReceiving++;
+	}
+	expect(stillReceiving).toBeGreaterThan(0);
+
+	// No applied drop predicted to save less than its floor.
+	const futile = applied.filter((e) => e.action.type === 'dropConsumer' && e.action.predictedBeforePct - e.action.predictedAfterPct < (e.action.savingFloorPct ?? Number.POSITIVE_INFINITY) - 1e-9);
+	expect(futile.map((e) => e.action.reason)).toEqual([]);
+
+	// The browser peer's media kept flowing through it all.
+	const sent = await bytesFromPage(demo, room);
+	await room.waitForTimeout(1000);
+	expect(await bytesFromPage(demo, room)).toBeGreaterThan(sent);
+	expect(await room.evaluate(() => (window as unknown as { demo: { errors: string[] } }).demo.errors)).toEqual([]);
+
+	// The dashboard shows the move with its predicted and measured change (measured 5 s after it).
+	await dashboard.waitForFunction(
+		() => Array.from(document.querySelectorAll<HTMLTableRowElement>('#actions tr')).some((r) => (r.dataset.type === 'spreadFanout' || r.dataset.type === 'migrateProducer') && !/…/.test(r.querySelector('td.measured')?.textContent ?? '…')),
+		undefined,
+		{ timeout: 10_000 },
+	);
+	mkdirSync(TEST_OUTPUT, { recursive: true });
+	const shot = join(TEST_OUTPUT, 'reallocation.png');
+	await dashboard.screenshot({ path: shot, fullPage: false });
+	copyFileSync(shot, join(__dirname, '../../docs/reallocation.png'));
+	process.stderr.write(`reallocation e2e: ${watched.size} moved receivers watched, ${stillReceiving} still receiving; wall ${Date.now() - t0} ms\n`);
+});
