@@ -114,9 +114,16 @@ export class ReplayPeer {
 		let sub = this.receivers.get(router);
 		if (!sub) {
 			sub = this.options.replayer.subscribe(router, [], { ...this.options.subscribe, appData: this.appData() });
-			sub.catch(() => this.receivers.delete(router));
-			this.receivers.set(router, sub);
-			router.observer.once('close', () => this.receivers.delete(router));
+			const created = sub;
+			const forget = (): void => {
+				if (this.receivers.get(router) === created) this.receivers.delete(router);
+			};
+			created.then(
+				// Forgotten with its transport (its router closed, a worker died, or it was closed here), leaving no listener behind.
+				(s) => s.transport.observer.once('close', forget),
+				forget,
+			);
+			this.receivers.set(router, created);
 		}
 		return sub;
 	}
