@@ -10,7 +10,7 @@ import type { types } from 'mediasoup';
 import { actionClass, type AllocationAction, type AllocationPolicy } from '../allocate/actions';
 import { buildLiveSnapshot, type LiveConsumer, type LiveProducer, type LiveWorker } from '../allocate/live';
 import { baselinePolicies, guardedForesight } from '../allocate/policies';
-import { SAFETY_DEFAULTS, withSafety, type GuardedState, type SafetyOptions } from '../allocate/safety';
+import { inheritCooldown, SAFETY_DEFAULTS, withSafety, type GuardedState, type SafetyOptions } from '../allocate/safety';
 import type { AllocationPolicyName } from '../config';
 import { MOVABLE_KEY, type AllocationSnapshot, type PendingJoin } from '../allocate/snapshot';
 import type { Logger } from '../log';
@@ -21,7 +21,7 @@ import type { ProfileStore } from '../store/types';
 import { TypedEmitter } from '../util/typedEmitter';
 import type { Actuator } from './actuator';
 import { InFlightActions, SkipWhileRunning, type ActionKeys } from './inFlight';
-import type { ActionOutcome } from './outcome';
+import { createdEntities, type ActionOutcome } from './outcome';
 
 export interface AuditEntry {
 	/** Milliseconds since the epoch. */
@@ -317,6 +317,8 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 				this.inFlight.track(
 					keys.holds,
 					this.carryOut(action).then((outcome) => {
+						// Snapshot time is Date.now() in seconds: the new ids' cooldown runs from when they exist.
+						this.state = { ...this.state, safety: inheritCooldown(this.state.safety, createdEntities(outcome), Date.now() / 1000) };
 						const entry: AuditEntry = { ts: started, action, verdict, outcome };
 						this.record(entry);
 						return entry;

@@ -83,3 +83,15 @@ export class ActionError extends Error {
 		this.name = 'ActionError';
 	}
 }
+
+/**
+ * The entities an applied move created, as the safety guard names them
+ * (`producer:<id>`, `consumer:<id>`): they inherit the cooldown of what they replace.
+ */
+export function createdEntities(outcome: ActionOutcome | undefined): string[] {
+	if (outcome?.status !== 'ok') return [];
+	const { effect } = outcome;
+	if (effect.type !== 'spreadFanout' && effect.type !== 'migrateProducer') return [];
+	const consumers = effect.moved.map((m) => `consumer:${m.newConsumerId}`);
+	return effect.type === 'migrateProducer' ? [`producer:${effect.newProducerId}`, ...consumers] : consumers;
+}

@@ -88,6 +88,19 @@ function recentOnly(times: Record<string, number>, t: number, windowS: number): 
 	return kept;
 }
 
+/**
+ * Entities a move created (a migration's new producer, the consumers that replaced moved
+ * ones) start on the cooldown of those they replace. A move gives media new ids: without
+ * this, a room moved whole to relieve one worker could be moved straight back in the next
+ * decision to relieve the other, and on again (seen in the demo at a 10 % budget).
+ */
+export function inheritCooldown(state: SafetyState, created: readonly string[], t: number): SafetyState {
+	if (created.length === 0) return state;
+	const entityLastT = { ...state.entityLastT };
+	for (const e of created) entityLastT[e] = Math.max(entityLastT[e] ?? -Infinity, t);
+	return { ...state, entityLastT };
+}
+
 /** Pure filter: the actions let through, an audit record per action, and the next state. */
 export function guard(
 	actions: readonly AllocationAction[],
