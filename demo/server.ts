@@ -379,7 +379,7 @@ function hostsArgument(argv: readonly string[]): number | undefined {
 if (require.main === module && hostsArgument(process.argv) !== undefined) {
 	installProcessGuard(pino({ name: 'demo' }));
 	void import('./cluster/launch').then(({ launchCluster }) =>
-		launchCluster({ hosts: hostsArgument(process.argv)! }).then(
+		launchCluster({ hosts: hostsArgument(process.argv)!, ...(process.env.DEMO_PORT ? { port: Number(process.env.DEMO_PORT) } : {}) }).then(
 			(cluster) => {
 				process.stdout.write(`cluster demo ready: ${cluster.url} (${hostsArgument(process.argv)} hosts in network namespaces, one InfluxDB)\n`);
 				const shutdown = (): void => void cluster.close().then(() => process.exit(0));

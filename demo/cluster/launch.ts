@@ -5,7 +5,7 @@
  * (measured CPU, predicted p95, headroom, rooms), the redirects between hosts and the rooms'
  * cross-host pipe links; "add bot" joins a replay bot through a chosen host (it follows a
  * redirect) from the root namespace over real UDP. Needs root (`ip netns`). Ctrl-C removes
- * namespaces, processes and the database directory.
+ * namespaces, processes and the database directory. DEMO_PORT moves the page off 3000.
  */
 import { createServer } from 'node:http';
 import { z } from 'zod';
@@ -79,10 +79,17 @@ export async function launchCluster(input: LaunchOptions): Promise<{ url: string
 		}
 		reply(404, { error: 'not found' });
 	});
-	await new Promise<void>((resolve, reject) => {
-		server.once('error', reject);
-		server.listen(options.port, '127.0.0.1', () => resolve());
-	});
+	try {
+		await new Promise<void>((resolve, reject) => {
+			server.once('error', reject);
+			server.listen(options.port, '127.0.0.1', () => resolve());
+		});
+	} catch (err) {
+		c.close();
+		await net.destroy();
+		await influxd!.destroy();
+		throw err;
+	}
 	return {
 		url: `http://127.0.0.1:${options.port}/`,
 		async close() {
