@@ -21,7 +21,7 @@ describe('configuration', () => {
 			statsIntervalMs: 1000,
 			dryRun: false,
 			allocation: { workerCapacityPct: 100, policy: 'foresight', hookTimeoutMs: 20_000 },
-			cluster: { reportIntervalMs: 1000, silentAfterMs: 3000, reservationTtlMs: 10_000, newRoomFreeShare: 0 },
+			cluster: { reportIntervalMs: 1000, silentAfterMs: 3000, reservationTtlMs: 10_000, newRoomFreeShare: 0.2 },
 			prediction: { predictor: 'anchored', levelHalfLifeS: 1.5, calibrationHalfLifeS: 300, guard: true, guardHorizonS: 15, guardWindowMs: 60_000, guardSwitchAfterMs: 60_000, guardRecoverAfterMs: 60_000 },
 			retraining: { epochs: 20, heldOutMs: 300_000, historyMs: 1_800_000, inputHistoryMs: 30_000, minIntervalMs: 600_000, periodMs: 3_600_000, strideMs: 1000 },
 			profiling: {

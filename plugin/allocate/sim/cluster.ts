@@ -40,13 +40,13 @@ export interface ClusterSimOptions {
 	reportDelayS: number;
 	/** How long a redirect's reservation stands (cluster.reservationTtlMs). */
 	reservationTtlS: number;
-	/** cluster.newRoomFreeShare of every host. */
+	/** cluster.newRoomFreeShare of every host (its default). */
 	newRoomFreeShare: number;
 	/** LiveKit's node selector skips nodes whose reported CPU (mean over the node's workers) is above this share (its sysload_limit). */
 	nodeCpuLimit: number;
 }
 
-export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, newRoomFreeShare: 0, nodeCpuLimit: 0.9 });
+export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, newRoomFreeShare: 0.2, nodeCpuLimit: 0.9 });
 
 export interface ClusterCounters {
 	crossHostRedirects: number;
