@@ -10,12 +10,16 @@ export const ALLOCATION_POLICIES = ['foresight', 'least-loaded-66', 'round-robin
 export type AllocationPolicyName = (typeof ALLOCATION_POLICIES)[number];
 
 /**
- * A consumer forwards its producer's packets, so it asks the worker for its own stats
- * this often and in between follows its producer's forwarded rates; transports' rates
- * only feed connection profiles. Channel round trips dominate the profiler's own CPU.
+ * Channel round trips dominate the profiler's own CPU, so each entity is asked only as
+ * often as its forecast needs (plugin/profile/schedule.ts): a producer or data stream
+ * every statsIntervalMs while it is new or changing (the fast tier), else every
+ * DEFAULT_SLOW_STATS_EVERY_MS; a consumer forwards its producer's packets, so it asks
+ * for its own stats this often and in between follows its producer's forwarded rates;
+ * transports' rates only feed connection profiles (the predictor sums its streams' flows).
  */
-export const DEFAULT_CONSUMER_STATS_EVERY_MS = 5000;
-export const DEFAULT_TRANSPORT_STATS_EVERY_MS = 5000;
+export const DEFAULT_SLOW_STATS_EVERY_MS = 5000;
+export const DEFAULT_CONSUMER_STATS_EVERY_MS = 10_000;
+export const DEFAULT_TRANSPORT_STATS_EVERY_MS = 30_000;
 export const DEFAULT_WINDOW_STATS_EVERY_MS = 5000;
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -75,7 +79,7 @@ export const foresightOptionsSchema = z
 		logLevel: logLevel.optional(),
 		/** Worker CPU/RSS sampling period. */
 		loadSampleIntervalMs: z.int().min(50).max(60_000).default(1000),
-		/** Period of getStats() rounds for profiles. */
+		/** Period of getStats() rounds for profiles: the fast tier's period (see profiling.slowStatsEveryMs). */
 		statsIntervalMs: z.int().min(100).max(60_000).default(1000),
 		/** Trace/tap duty cycles: the profiler's overhead budget (see plugin/profile/profiler.ts). */
 		profiling: z
@@ -88,6 +92,13 @@ export const foresightOptionsSchema = z
 				tapWindowMs: z.int().min(50).default(1000),
 				resolutionRefreshMs: z.int().min(1000).default(300_000),
 				/**
+				 * Opt-in: the resolution probe may ask senders for keyframes when no keyframe passes
+				 * anyway (each costs the sender bitrate; counted in the profile's video.keyframesRequested).
+				 * Off, layer sizes come from appData.layers, the encodings' scale factors and keyframes a
+				 * consumer asked for anyway (the tap's request is folded into theirs).
+				 */
+				keyframeProbes: z.boolean().default(false),
+				/**
 				 * How long a resolution probe holds a layer's tap open for the keyframe it asked for
 				 * (browsers answer a PLI within ~200 ms); every packet of the layer reaches Node
 				 * meanwhile. Senders that ignore PLIs are read at a natural keyframe on a later try.
@@ -99,6 +110,13 @@ export const foresightOptionsSchema = z
 				 * traceEveryMs. 1 keeps the duty cycle fixed.
 				 */
 				traceBackoffMax: z.int().min(1).max(64).default(4),
+				/**
+				 * The slow tier: a producer or data stream that is neither new (its first 20 s) nor
+				 * changing (10 s after a score, pause/resume, unasked keyframe, rate change, rising worker
+				 * CPU or a hot prediction) is asked this often; audio producers are refreshed from their
+				 * consumers' answers within it.
+				 */
+				slowStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_SLOW_STATS_EVERY_MS),
 				/**
 				 * Each consumer's own getStats() period (staggered); in between its flow is derived from
 				 * its producer's forwarded rates. Below statsIntervalMs it means every round.
@@ -295,8 +313,18 @@ type EnvKind = 'string' | 'int' | 'number' | 'bool';
 export const ENV_VARIABLES: Record<string, { path: OptionPath; kind: EnvKind; doc: string }> = {
 	FORESIGHT_LOG_LEVEL: { path: ['logLevel'], kind: 'string', doc: "fatal|error|warn|info|debug|trace|silent (default: the app logger's level, else info)" },
 	FORESIGHT_LOAD_INTERVAL_MS: { path: ['loadSampleIntervalMs'], kind: 'int', doc: 'worker load sampling period in ms (default 1000)' },
-	FORESIGHT_STATS_INTERVAL_MS: { path: ['statsIntervalMs'], kind: 'int', doc: 'profile getStats() period in ms (default 1000)' },
+	FORESIGHT_STATS_INTERVAL_MS: { path: ['statsIntervalMs'], kind: 'int', doc: 'profile round period in ms, the fast tier of getStats() (default 1000)' },
 	FORESIGHT_PROFILE_SAMPLING: { path: ['profiling', 'sampling'], kind: 'bool', doc: 'false: getStats() only, no traces or taps (default true)' },
+	FORESIGHT_KEYFRAME_PROBES: {
+		path: ['profiling', 'keyframeProbes'],
+		kind: 'bool',
+		doc: 'true: the resolution probe may ask senders for keyframes, counted in profiles (default false: sizes only from keyframes sent anyway)',
+	},
+	FORESIGHT_SLOW_STATS_EVERY_MS: {
+		path: ['profiling', 'slowStatsEveryMs'],
+		kind: 'int',
+		doc: `producers' and data streams' getStats() period in ms when they are neither new nor changing (default ${DEFAULT_SLOW_STATS_EVERY_MS}); the fast tier is statsIntervalMs`,
+	},
 	FORESIGHT_CONSUMER_STATS_EVERY_MS: {
 		path: ['profiling', 'consumerStatsEveryMs'],
 		kind: 'int',

@@ -31,16 +31,21 @@ import { TfPredictor } from './predict/model';
 import { Retrainer, type RetrainResult } from './predict/retrainer';
 import { storeTimelines, ThreadTrainer } from './predict/retrainer.io';
 import { networkOfStreams, type WorkerPrediction } from './predict/types';
-import { Profiler } from './profile/profiler';
+import { hotContributors } from './profile/hot';
+import { Profiler, type WorkerRound } from './profile/profiler';
 import type { ProfilerStats } from './profile/meter';
-import type { ConnectionProfile, StreamProfile, WorkerLoadSample } from './profile/schema';
+import type { StreamProfile, WorkerLoadSample } from './profile/schema';
 import { TypedEmitter } from './util/typedEmitter';
 
 export type ForesightEvents = {
 	workerLoad: [WorkerLoadSample];
 	workerDied: [workerId: string];
-	/** One profiling round of one worker: every stream and connection on it. */
-	profiles: [{ workerId: string; streams: StreamProfile[]; connections: ConnectionProfile[] }];
+	/**
+	 * One profiling round of one worker: the latest profile of each of its streams and
+	 * transports, and which of them this round built (streams are refreshed on tiers, see
+	 * plugin/profile/schedule.ts; a store writes the refreshed ones).
+	 */
+	profiles: [WorkerRound];
 	/** Every worker's predicted load at each horizon, with per-stream attribution; each says which predictor served it. */
 	predictions: [WorkerPrediction[]];
 	/** The forecast guard switched a worker to last value, or back to its predictor. */
@@ -97,6 +102,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	private readonly loadSampler: WorkerLoadSampler;
 	private readonly liveness: WorkerLiveness;
 	private readonly profiler: Profiler;
+	/** The allocation capacity of a worker (% of a core): what "predicted hot" is measured against. */
+	private readonly workerCapacityPct: number;
 	private readonly history = new LiveHistory();
 	readonly predictor: PredictionEngine;
 	private predictTimer: NodeJS.Timeout | undefined;
@@ -180,9 +187,11 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			void this.currentStore.writeWorkerLoad([s]).catch((err: unknown) => this.log.warn({ err }, 'worker load not stored'));
 			const network = networkOfStreams(this.history.streamsOf(s.workerId));
 			this.predictor.observe({ workerId: s.workerId, ts: s.ts, actual: { cpuPct: s.cpuPct, rssBytes: s.rssBytes, ...network } });
+			this.profiler.observeWorkerLoad(s.workerId, s.ts, s.cpuPct);
 			this.emit('workerLoad', s);
 		});
 		this.loadSampler.start();
+		this.workerCapacityPct = options.allocation.workerCapacityPct;
 		this.profiler = new Profiler(
 			this.graph.registry,
 			{ statsIntervalMs: options.statsIntervalMs, ...options.profiling },
@@ -190,8 +199,9 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		);
 		this.profiler.on('profiles', (p) => {
 			this.history.setStreams(p.workerId, p.streams);
-			void this.currentStore.writeStreamProfiles(p.streams).catch((err: unknown) => this.log.warn({ err }, 'profiles not stored'));
-			void this.currentStore.writeConnectionProfiles(p.connections).catch((err: unknown) => this.log.warn({ err }, 'profiles not stored'));
+			// Only what this round built: the others are unchanged since they were stored.
+			void this.currentStore.writeStreamProfiles(p.refreshed).catch((err: unknown) => this.log.warn({ err }, 'profiles not stored'));
+			void this.currentStore.writeConnectionProfiles(p.refreshedConnections).catch((err: unknown) => this.log.warn({ err }, 'profiles not stored'));
 			this.emit('profiles', p);
 		});
 		this.profiler.start();
@@ -437,6 +447,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			this.log.error({ err: error }, 'prediction failed');
 			return this.lastPredictions;
 		}
+		// A worker predicted hot is about to be decided on: its top contributors' profiles go to the fast tier.
+		for (const p of this.lastPredictions) this.profiler.hurry(hotContributors(p, this.workerCapacityPct));
 		this.emit('predictions', this.lastPredictions);
 		return this.lastPredictions;
 	}

@@ -32,6 +32,7 @@ export type {
 } from './observe/registry';
 export * from './profile/schema';
 export { PROFILER_NOTIFICATION_KINDS, PROFILER_REQUEST_KINDS, type ProfilerNotificationKind, type ProfilerRequestKind, type ProfilerStats } from './profile/meter';
+export type { FastTrigger, WorkerRound } from './profile/profiler';
 export type { DeadWorker, MigrationHooks, RefusedPeer, RejoinMode, RejoinPeersRequest, RejoinRequest, RejoinResult } from './act/hooks';
 export type { HealingEvent } from './act/healer';
 export type { AuditEntry } from './act/manager';

@@ -161,8 +161,8 @@ export async function generateSessions(options: GenerateOptions): Promise<Sessio
 		void options.store.writeWorkerLoad([s]);
 	});
 	foresight.on('profiles', (p) => {
-		void options.store.writeStreamProfiles(p.streams);
-		void options.store.writeConnectionProfiles(p.connections);
+		void options.store.writeStreamProfiles(p.refreshed);
+		void options.store.writeConnectionProfiles(p.refreshedConnections);
 	});
 
 	const entries: SessionEntry[] = [];

@@ -37,27 +37,47 @@ export interface ExampleOptions {
 	historyS?: number;
 	/** Join/leave history in a snapshot. Default 60 s. */
 	eventsS?: number;
-	/** A profile older than this is a stream that is gone. Default 3000 ms. */
+	/**
+	 * A profile older than this is a stream that is gone. Default 3000 ms; a stream whose
+	 * profiles come further apart (the profiler's slow tier refreshes every 5 s) is gone
+	 * only after missing STALE_AFTER_GAPS of its own refreshes.
+	 */
 	staleProfileMs?: number;
 	/** How far the sample used as the target may be from now + h. Default 1000 ms. */
 	toleranceMs?: number;
 }
 
+/**
+ * Profiles are refreshed on tiers (every second while a stream is new or changing, every
+ * few seconds otherwise): a stream whose own refreshes come further apart than
+ * staleProfileMs is gone once it missed this many of them (its last interval between
+ * profiles); any other after staleProfileMs.
+ */
+export const STALE_AFTER_GAPS = 2;
+
+function staleAfterMs(staleProfileMs: number, lastGapMs: number | undefined): number {
+	return lastGapMs !== undefined && lastGapMs > staleProfileMs ? STALE_AFTER_GAPS * lastGapMs : staleProfileMs;
+}
+
 /** Joins at each stream's first profile, leaves one staleness period after its last. */
 export function deriveEvents(profiles: readonly StreamProfile[], staleProfileMs: number): StreamEvent[] {
-	const span = new Map<string, { first: StreamProfile; last: StreamProfile }>();
+	const span = new Map<string, { first: StreamProfile; last: StreamProfile; prevTs?: number }>();
 	for (const p of profiles) {
 		const s = span.get(p.streamId);
 		if (!s) span.set(p.streamId, { first: p, last: p });
 		else {
 			if (p.ts < s.first.ts) s.first = p;
-			if (p.ts > s.last.ts) s.last = p;
+			if (p.ts > s.last.ts) {
+				s.prevTs = s.last.ts;
+				s.last = p;
+			} else if (p.ts < s.last.ts && (s.prevTs === undefined || p.ts > s.prevTs)) s.prevTs = p.ts;
 		}
 	}
 	const events: StreamEvent[] = [];
-	for (const { first, last } of span.values()) {
+	for (const { first, last, prevTs } of span.values()) {
 		events.push({ ts: first.ts, type: 'join', streamId: first.streamId, entity: first.entity });
-		events.push({ ts: last.ts + staleProfileMs, type: 'leave', streamId: last.streamId, entity: last.entity });
+		const gap = prevTs === undefined ? undefined : last.ts - prevTs;
+		events.push({ ts: last.ts + staleAfterMs(staleProfileMs, gap), type: 'leave', streamId: last.streamId, entity: last.entity });
 	}
 	return events.sort((a, b) => a.ts - b.ts);
 }
@@ -66,16 +86,20 @@ export function deriveEvents(profiles: readonly StreamProfile[], staleProfileMs:
 function streamsAt(profiles: readonly StreamProfile[], instants: readonly number[], staleProfileMs: number, leaves: ReadonlyMap<string, number[]>): StreamProfile[][] {
 	const sorted = [...profiles].sort((a, b) => a.ts - b.ts);
 	const latest = new Map<string, StreamProfile>();
+	const gaps = new Map<string, number>();
 	const out: StreamProfile[][] = [];
 	let i = 0;
 	for (const t of instants) {
 		while (i < sorted.length && sorted[i]!.ts <= t) {
-			latest.set(sorted[i]!.streamId, sorted[i]!);
+			const p = sorted[i]!;
+			const before = latest.get(p.streamId);
+			if (before && p.ts > before.ts) gaps.set(p.streamId, p.ts - before.ts);
+			latest.set(p.streamId, p);
 			i++;
 		}
 		const present: StreamProfile[] = [];
 		for (const p of latest.values()) {
-			if (p.ts < t - staleProfileMs) continue;
+			if (p.ts < t - staleAfterMs(staleProfileMs, gaps.get(p.streamId))) continue;
 			// A recorded leave after its last profile means the stream is gone even if the profile is fresh.
 			if (leaves.get(p.streamId)?.some((ts) => ts > p.ts && ts <= t)) continue;
 			present.push(p);

@@ -37,13 +37,19 @@ export interface StreamMeta {
 	/** Negotiated channels (Opus: 2 only with stereo=1; its rtpParameters always say 2). */
 	channels?: number;
 	/** Encodings as negotiated: one per simulcast layer (or one for SVC/single). */
-	encodings: Array<{ ssrc?: number; rid?: string; temporalLayers?: number; spatialLayers?: number }>;
+	encodings: Array<{ ssrc?: number; rid?: string; temporalLayers?: number; spatialLayers?: number; scaleResolutionDownBy?: number }>;
 	/** The app's appData.source (e.g. 'webcam', 'screen', 'mic', 'chat'). */
 	appDataSource?: unknown;
 	/** The app's own per-layer resolution (appData), preferred over the tap when present. */
 	appDataResolution?: Array<{ width: number; height: number }>;
 	/** Keywords to count in string data messages (opt-in; counts only). */
 	keywords?: readonly string[];
+	/**
+	 * A consumer whose profile takes its producer's window statistics (profileFrom): its
+	 * own entropy and scene-change detection are not kept, since they would only restate
+	 * its producer's.
+	 */
+	inheritsWindows?: boolean;
 }
 
 /** One getStats() round for an RTP stream, normalized by the I/O side. */
@@ -114,6 +120,9 @@ export class StreamAccumulator {
 	/** frameStats() of frameEvents, recomputed only after new events (they arrive in sampled bursts). */
 	private frameCache: ReturnType<typeof frameStats> | undefined;
 	private readonly resolution = new Map<number, { width: number; height: number }>();
+	/** Layers whose size in `resolution` is derived from another layer's by the scale factors. */
+	private readonly derived = new Set<number>();
+	private keyframesRequested = 0;
 	/**
 	 * SSRC → layer index for rid-only encodings. A browser tags only its first packets
 	 * with the RID header extension, so most traced packets carry just an SSRC; the
@@ -150,33 +159,45 @@ export class StreamAccumulator {
 			this.lastBps = (8 * (cur.bytes - this.last.bytes)) / dt;
 			this.lastPps = Math.max(0, cur.packets - this.last.packets) / dt;
 			this.bitrate.add(s.atMs, this.lastBps);
-			this.addEntropySample(this.lastBps);
-			const requests = s.pliCount + s.firCount;
-			// A keyframe answering a PLI/FIR is not a scene change.
-			if (requests > this.lastPliFir) this.sceneChanges.addKeyframeRequest(s.atMs);
-			// A rate is the mean over its interval: the change it shows happened within it, at its middle on average.
-			if (this.meta.kind === 'video' && s.layers.length <= 1) this.sceneChanges.add(0, (s.atMs + this.last.atMs) / 2, this.lastBps);
+			if (!this.meta.inheritsWindows) {
+				this.addEntropySample(this.lastBps);
+				const requests = s.pliCount + s.firCount;
+				// A keyframe answering a PLI/FIR is not a scene change.
+				if (requests > this.lastPliFir) this.sceneChanges.addKeyframeRequest(s.atMs);
+				// A rate is the mean over its interval: the change it shows happened within it, at its middle on average.
+				if (this.meta.kind === 'video' && s.layers.length <= 1) this.sceneChanges.add(0, (s.atMs + this.last.atMs) / 2, this.lastBps);
+			}
 		}
 		this.lastPliFir = s.pliCount + s.firCount;
-		this.last = cur;
-		s.layers.forEach((layer, i) => {
+		// Counters are updated in place: one object per stream and layer for its whole life.
+		if (this.last) {
+			this.last.atMs = cur.atMs;
+			this.last.bytes = cur.bytes;
+			this.last.packets = cur.packets;
+		} else this.last = cur;
+		for (let i = 0; i < s.layers.length; i++) {
+			const layer = s.layers[i]!;
 			const index = this.layerIndex(layer, i);
 			if (layer.ssrc !== undefined && layer.rid !== undefined) this.layerBySsrc.set(layer.ssrc, index);
-			const state = this.layerRates.get(index) ?? { bps: 0, pps: 0 };
-			const now: Counter = { atMs: s.atMs, bytes: layer.byteCount, packets: layer.packetCount };
-			if (state.last && now.atMs > state.last.atMs && now.bytes >= state.last.bytes) {
-				const dt = (now.atMs - state.last.atMs) / 1000;
-				state.bps = (8 * (now.bytes - state.last.bytes)) / dt;
-				state.pps = Math.max(0, now.packets - state.last.packets) / dt;
+			let state = this.layerRates.get(index);
+			if (!state) this.layerRates.set(index, (state = { bps: 0, pps: 0 }));
+			const last = state.last;
+			if (last && s.atMs > last.atMs && layer.byteCount >= last.bytes) {
+				const dt = (s.atMs - last.atMs) / 1000;
+				state.bps = (8 * (layer.byteCount - last.bytes)) / dt;
+				state.pps = Math.max(0, layer.packetCount - last.packets) / dt;
 				// A layer switching on or off (bandwidth, CPU, no receiver) changes its rate without any
 				// change of scene: only intervals it flowed through from end to end are evidence.
-				const flowedThrough = now.bytes > state.last.bytes && state.lastFlowMs === state.last.atMs;
-				if (now.bytes > state.last.bytes) state.lastFlowMs = now.atMs;
-				if (this.meta.kind === 'video' && s.layers.length > 1 && flowedThrough) this.sceneChanges.add(index, (now.atMs + state.last.atMs) / 2, state.bps);
+				const flowedThrough = layer.byteCount > last.bytes && state.lastFlowMs === last.atMs;
+				if (layer.byteCount > last.bytes) state.lastFlowMs = s.atMs;
+				if (this.meta.kind === 'video' && s.layers.length > 1 && flowedThrough && !this.meta.inheritsWindows) this.sceneChanges.add(index, (s.atMs + last.atMs) / 2, state.bps);
 			}
-			state.last = now;
-			this.layerRates.set(index, state);
-		});
+			if (last) {
+				last.atMs = s.atMs;
+				last.bytes = layer.byteCount;
+				last.packets = layer.packetCount;
+			} else state.last = { atMs: s.atMs, bytes: layer.byteCount, packets: layer.packetCount };
+		}
 		this.lastStats = s;
 	}
 
@@ -250,6 +271,41 @@ export class StreamAccumulator {
 		// The app's own figures win: it knows its capture settings.
 		if (this.meta.appDataResolution?.[spatialLayer]) return;
 		this.resolution.set(spatialLayer, { width, height });
+		this.derived.delete(spatialLayer);
+		this.deriveByScale(spatialLayer, width, height);
+	}
+
+	/**
+	 * Simulcast layers are the capture scaled down by their encodings' scaleResolutionDownBy
+	 * (a browser sends them with the encodings; the encoder truncates): one layer read from a
+	 * keyframe gives the others without asking the sender for theirs. A size read from a
+	 * layer's own keyframe replaces a derived one, and a newer read re-derives the rest.
+	 */
+	private deriveByScale(fromLayer: number, width: number, height: number): void {
+		const encodings = this.meta.encodings;
+		const scale = encodings[fromLayer]?.scaleResolutionDownBy;
+		if (encodings.length <= 1 || !(scale !== undefined && scale >= 1)) return;
+		encodings.forEach((e, layer) => {
+			const s = e.scaleResolutionDownBy;
+			if (layer === fromLayer || !(s !== undefined && s >= 1) || this.meta.appDataResolution?.[layer]) return;
+			if (this.resolution.has(layer) && !this.derived.has(layer)) return;
+			this.resolution.set(layer, { width: Math.floor((width * scale) / s), height: Math.floor((height * scale) / s) });
+			this.derived.add(layer);
+		});
+	}
+
+	hasResolution(spatialLayer: number): boolean {
+		return this.resolution.has(spatialLayer);
+	}
+
+	/** Whether a layer's size is only derived from another layer's (see deriveByScale). */
+	resolutionDerived(spatialLayer: number): boolean {
+		return this.derived.has(spatialLayer);
+	}
+
+	/** The profiler asked the sender for a keyframe to read a size (counted in the video profile). */
+	keyframeRequested(): void {
+		this.keyframesRequested++;
 	}
 
 	/** A tapped audio packet: Opus payload and, if negotiated, its ssrc-audio-level extension. */
@@ -390,6 +446,7 @@ export class StreamAccumulator {
 		const keyframesPerMin = this.keyframesPerMin(nowMs, frames.keyframesPerMin);
 		if (keyframesPerMin !== undefined) video.keyframesPerMin = keyframesPerMin;
 		if (frames.frameBytes) video.frameBytes = frames.frameBytes;
+		if (this.keyframesRequested > 0) video.keyframesRequested = this.keyframesRequested;
 		const source = classifyVideoSource({
 			appDataSource: m.appDataSource,
 			width: video.width,
@@ -402,6 +459,68 @@ export class StreamAccumulator {
 		profile.layers = layers;
 		profile.video = video;
 		profile.complexity = videoComplexity({ mimeType: m.mimeType, layers, sceneChangesPerMin: scenes.perMin, bitrateBps: this.lastBps });
+		return profile;
+	}
+
+	/**
+	 * A consumer's profile from its own flow and layers and its producer's window statistics
+	 * (variance, entropy, scene changes, keyframe rate, frame sizes, framerates, data type,
+	 * audio details): a consumer forwards its producer's media, so recomputing them from its
+	 * own derived counters would only restate them at more cost. Its variance windows' levels
+	 * are its producer's scaled by its current share of the producer's bitrate (the layers
+	 * and temporal layers it receives); their shape (cv, burstiness) is the producer's.
+	 */
+	profileFrom(producer: StreamProfile, nowMs: number): StreamProfile {
+		const m = this.meta;
+		const flow = this.flow();
+		const share = producer.flow.bitrateBps > 0 ? flow.bitrateBps / producer.flow.bitrateBps : 0;
+		const profile: StreamProfile = {
+			schemaVersion: PROFILE_SCHEMA_VERSION,
+			ts: nowMs,
+			streamId: m.streamId,
+			entity: m.entity,
+			kind: m.kind,
+			dataType: producer.dataType,
+			workerId: m.workerId,
+			routerId: m.routerId,
+			transportId: m.transportId,
+			flow,
+			layers: [],
+			variance: {
+				windows: producer.variance.windows.map((w) => ({ windowS: w.windowS, meanBps: w.meanBps * share, stdBps: w.stdBps * share, cv: w.cv })),
+				burstiness: producer.variance.burstiness,
+			},
+			complexity: producer.complexity,
+			entropy: producer.entropy,
+		};
+		if (m.producerId !== undefined) profile.producerId = m.producerId;
+		if (m.mimeType !== undefined) profile.mimeType = m.mimeType;
+		if (m.kind === 'audio') {
+			profile.layers = this.layers();
+			if (producer.audio) profile.audio = producer.audio;
+			return profile;
+		}
+		const fpsByLayer = new Map<number, number>();
+		for (const l of producer.layers) {
+			if (l.fps !== undefined) fpsByLayer.set(l.spatialLayer, l.fps);
+			if (l.width !== undefined && l.height !== undefined && !this.resolution.has(l.spatialLayer)) this.resolution.set(l.spatialLayer, { width: l.width, height: l.height });
+		}
+		const layers = this.layers(fpsByLayer, producer.video?.fps);
+		const { top, activeLayers } = topActiveLayer(layers);
+		const pv = producer.video;
+		const video: VideoProfile = { activeLayers, sceneChanges: pv?.sceneChanges ?? { count: 0, perMin: 0, meanMagnitude: 0 } };
+		if (top?.width !== undefined) {
+			video.width = top.width;
+			video.height = top.height;
+		}
+		const fps = top?.fps ?? pv?.fps;
+		if (fps !== undefined) video.fps = fps;
+		if (pv?.temporalLayers !== undefined) video.temporalLayers = pv.temporalLayers;
+		if (pv?.keyframesPerMin !== undefined) video.keyframesPerMin = pv.keyframesPerMin;
+		if (pv?.frameBytes) video.frameBytes = pv.frameBytes;
+		profile.layers = layers;
+		profile.video = video;
+		profile.complexity = videoComplexity({ mimeType: m.mimeType, layers, sceneChangesPerMin: video.sceneChanges.perMin, bitrateBps: this.lastBps });
 		return profile;
 	}
 

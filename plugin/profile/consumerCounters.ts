@@ -1,11 +1,10 @@
 /**
  * Consumers' flow between their own getStats() rounds. A consumer forwards its
  * producer's packets, so most rounds it is not asked: its counters continue at its
- * producer's forwarded rate (ConsumerCounters), and it asks the worker itself only
- * when its period is up or its state changed (ConsumerFlows.ownDue).
+ * producer's forwarded rate (ConsumerCounters); the stats rounds ask the worker on
+ * its period and when its state changed (ConsumerFlows.stateChanged).
  */
 import type { types } from 'mediasoup';
-import { nextDueMs } from '../util/stagger';
 import type { RtpStatsSample, StreamAccumulator } from './accumulator';
 
 /** Bounds the consumer/producer byte ratio: a burst of retransmissions is not a new level. */
@@ -21,8 +20,6 @@ const MAX_FORWARD_RATIO = 4;
  * is the live one mediasoup keeps from the worker's score events.
  */
 export class ConsumerCounters {
-	/** When the consumer's own getStats() is next due. */
-	nextOwnMs = 0;
 	/** Paused state and forwarded layers at the last own round: a change calls for a fresh one. */
 	stateAtOwn = '';
 	private last: RtpStatsSample | undefined;
@@ -102,27 +99,22 @@ export class ConsumerCounters {
  */
 export class ConsumerFlows {
 	constructor(
-		/** Period of each consumer's own getStats(). */
-		private readonly everyMs: number,
 		/** The accumulator of a profiled producer (undefined: not profiled). */
 		private readonly producerOf: (producerId: string) => StreamAccumulator | undefined,
 	) {}
 
 	/**
-	 * Whether a consumer asks the worker itself this round: when its period is up,
-	 * when it paused, resumed or switched layers since its last own round (the
-	 * ratio to its producer changes), while it is stalled, and always while its
-	 * producer is not profiled.
+	 * Whether the consumer paused, resumed or switched spatial layer since its last own round (the
+	 * ratio to its producer changes): then it asks the worker itself. Its events say so
+	 * first; this catches one that was missed.
 	 */
-	ownDue(counters: ConsumerCounters, consumer: types.Consumer, at: number): boolean {
-		const layers = consumer.currentLayers;
-		const state = `${consumer.paused || consumer.producerPaused}:${layers?.spatialLayer}:${layers?.temporalLayer}`;
-		const producerKnown = this.producerOf(consumer.producerId) !== undefined;
-		if (producerKnown && at < counters.nextOwnMs && state === counters.stateAtOwn && !counters.stalled) return false;
-		// The first own round right away, the next at a random phase so consumers spread over the period.
-		counters.nextOwnMs = nextDueMs(at, this.everyMs, counters.stateAtOwn === '');
-		counters.stateAtOwn = state;
-		return true;
+	stateChanged(counters: ConsumerCounters, consumer: types.Consumer): boolean {
+		return counters.stateAtOwn !== stateOf(consumer);
+	}
+
+	/** The consumer asked the worker itself: the state its ratio was measured in. */
+	ownRoundTaken(counters: ConsumerCounters, consumer: types.Consumer): void {
+		counters.stateAtOwn = stateOf(consumer);
 	}
 
 	/** The consumer's sample of this round (own or derived), into its accumulator. Producers' samples of the round come first. */
@@ -136,4 +128,9 @@ export class ConsumerFlows {
 			: counters.derive(at, forwarded, { score: consumer.score.score, ...(layers ? { currentLayers: layers } : {}) });
 		if (sample) acc.addRtpStats(sample);
 	}
+}
+
+/** Paused and spatial layer: temporal switches come and go with the sender's frame pattern (see schedule.ts). */
+function stateOf(consumer: types.Consumer): string {
+	return `${consumer.paused || consumer.producerPaused}:${consumer.currentLayers?.spatialLayer}`;
 }

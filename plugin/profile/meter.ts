@@ -52,6 +52,8 @@ export interface ProfilerStats {
 	ownCpuPct: number;
 	/** Errors the profiler handled without failing (a request on a closing entity, a tap that failed), by kind. */
 	swallowedErrors: Record<string, number>;
+	/** Triggers of the tiered schedule since sinceMs, by kind (a producer's fast tier, a consumer's next own round; see plugin/profile/schedule.ts). */
+	fastTriggers: Record<string, number>;
 }
 
 /** The rates cover this many seconds of whole-second snapshots. */
@@ -80,16 +82,20 @@ export class ProfilerMeter {
 	private ringCount = 0;
 	private ringNext = 0;
 	private readonly errors = new Map<string, { count: number; lastMs: number }>();
-	/** Optional: every request as it is made (the overhead bench replays this log). */
-	onRequest: ((kind: ProfilerRequestKind, entityId: string) => void) | undefined;
+	private readonly triggers = new Map<string, number>();
+	/**
+	 * Optional: every request as it is made (the overhead bench replays this log); `detail` is
+	 * what a traceSwitch asks the worker for (the producer's whole set of trace types).
+	 */
+	onRequest: ((kind: ProfilerRequestKind, entityId: string, detail?: readonly string[]) => void) | undefined;
 
 	constructor(private readonly log?: Logger) {
 		this.snapshot();
 	}
 
-	request(kind: ProfilerRequestKind, entityId: string): void {
+	request(kind: ProfilerRequestKind, entityId: string, detail?: readonly string[]): void {
 		this.totals[REQUEST_INDEX[kind]]!++;
-		this.onRequest?.(kind, entityId);
+		this.onRequest?.(kind, entityId, detail);
 	}
 
 	notification(kind: ProfilerNotificationKind): void {
@@ -99,6 +105,11 @@ export class ProfilerMeter {
 	/** Adds the time since `startMs` (a performance.now() reading) to the own-work total. */
 	ownSince(startMs: number): void {
 		this.totals[REQ + NOTE]! += performance.now() - startMs;
+	}
+
+	/** A trigger of the tiered schedule (it starts or extends a fast tier, or asks a consumer next round). */
+	fastTrigger(reason: string): void {
+		this.triggers.set(reason, (this.triggers.get(reason) ?? 0) + 1);
 	}
 
 	/**
@@ -158,6 +169,7 @@ export class ProfilerMeter {
 			// ms per s → percent of one core.
 			ownCpuPct: rate(REQ + NOTE) / 10,
 			swallowedErrors,
+			fastTriggers: Object.fromEntries(this.triggers),
 		};
 	}
 }

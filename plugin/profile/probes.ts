@@ -1,7 +1,21 @@
 /**
- * Video resolution per layer from keyframe headers: the producer's tap is resumed
- * on each spatial layer in turn until a keyframe arrives, then paused. The keyframes
- * this causes are marked as induced, so they never count as scene changes.
+ * Video resolution per layer from keyframe headers, read on the producer's tap (a paused
+ * DirectTransport consumer resumed on one spatial layer until a keyframe arrives).
+ *
+ * By default without asking the sender for anything: when the worker asks the sender for
+ * a keyframe on a layer anyway (a consumer joined, resumed or switched up; seen as a
+ * `pli`/`fir` trace), a layer whose size is unknown, derived or stale has the tap resumed on
+ * it at once. The tap's own keyframe request then finds that one pending and is folded
+ * into it (mediasoup's KeyFrameRequestManager), so the sender sends one keyframe, not two.
+ * The other layers follow from the encodings' scale factors (StreamAccumulator.setResolution),
+ * and the app's appData.layers, when given, win over both.
+ *
+ * Opt-in (keyframeProbes): the tap asks itself — on each spatial layer in turn, a few
+ * seconds after the producer joins, every resolutionRefreshMs, within seconds for a layer
+ * that flows with no known size, and after a keyframe the sender sent unasked (a rescale).
+ * Each such keyframe costs the sender bitrate; they are counted in the profile
+ * (video.keyframesRequested). Keyframes the profiler caused are marked induced, so they
+ * never count as scene changes.
  */
 import type { ProducerNode } from '../observe/registry';
 import { findSps, parseSps } from './features/h264';
@@ -25,6 +39,8 @@ const BUSY_RETRY_MS = 1000;
 export interface ProbeOptions {
 	resolutionRefreshMs: number;
 	probeWaitMs: number;
+	/** Opt-in: the tap may ask the sender for keyframes (see the header). */
+	keyframeProbes: boolean;
 }
 
 export interface ProbeState {
@@ -64,8 +80,25 @@ export class ResolutionProber {
 	 */
 	start(s: ProfiledStream, node: ProducerNode, phaseMs: number): void {
 		s.probe = { inducedUntilMs: 0, unresolvedRetryMs: UNRESOLVED_LAYER_RETRY_MS, chain: 0 };
-		if (s.acc.meta.appDataResolution) return;
-		s.timers.later(FIRST_PROBE_DELAY_MS + phaseMs / 10, () => void this.probe(s, node));
+		if (s.acc.meta.appDataResolution || !this.options.keyframeProbes) return;
+		s.timers.later(FIRST_PROBE_DELAY_MS + phaseMs / 10, () => void this.probe(s, node, undefined, true));
+	}
+
+	/**
+	 * The worker asked the sender for a keyframe on the layer of `ssrc` (a `pli`/`fir` trace):
+	 * if that layer's size is unknown, only derived, or older than resolutionRefreshMs, the tap
+	 * reads it from this keyframe (its own request is folded into the pending one).
+	 */
+	keyframeAsked(s: ProfiledStream, ssrc: number, nowMs: number): void {
+		const state = s.probe;
+		if (!state || state.probing || s.node.kind !== 'producer' || s.acc.meta.appDataResolution) return;
+		// A request our own tap made (an opt-in probe) is not another receiver's.
+		if (nowMs <= state.inducedUntilMs) return;
+		const layer = s.acc.meta.encodings.length > 1 ? s.acc.layerOfPacket(ssrc) : 0;
+		if (layer < 0) return;
+		const readAt = state.sizeReadAtMs?.get(layer);
+		if (s.acc.hasResolution(layer) && !s.acc.resolutionDerived(layer) && readAt !== undefined && nowMs - readAt < this.options.resolutionRefreshMs) return;
+		void this.probe(s, s.node, [layer], false);
 	}
 
 	/** Whether a keyframe seen at nowMs is one our own probe asked for. */
@@ -84,7 +117,7 @@ export class ResolutionProber {
 	 */
 	senderKeyframe(s: ProfiledStream, packet: KeyframePacket, nowMs: number): void {
 		const state = s.probe;
-		if (!state || s.node.kind !== 'producer' || s.acc.meta.appDataResolution) return;
+		if (!state || !this.options.keyframeProbes || s.node.kind !== 'producer' || s.acc.meta.appDataResolution) return;
 		const node = s.node;
 		// Simulcast: the keyframe's own layer. One encoding (SVC or plain): every spatial layer it carries.
 		const simulcast = s.acc.meta.encodings.length > 1;
@@ -108,15 +141,16 @@ export class ResolutionProber {
 		state.keyframeReprobes?.clear();
 		if (stale.size === 0) return;
 		state.keyframeReprobeAfterMs = Date.now() + KEYFRAME_REPROBE_MIN_INTERVAL_MS;
-		void this.probe(s, node, [...stale]);
+		void this.probe(s, node, [...stale], true);
 	}
 
-	private async probe(s: ProfiledStream, node: ProducerNode, onlyLayers?: readonly number[]): Promise<void> {
+	/** `asks`: the tap's keyframe request is its own (opt-in), not folded into one already pending. */
+	private async probe(s: ProfiledStream, node: ProducerNode, onlyLayers: readonly number[] | undefined, asks: boolean): Promise<void> {
 		const state = s.probe;
 		if (!state || state.probing) return;
 		state.probing = true;
 		try {
-			await this.probeLayers(s, state, node, onlyLayers);
+			await this.probeLayers(s, state, node, onlyLayers, asks);
 		} catch (error) {
 			// Nothing in a probe is expected to throw outside its own request handling: counted, and the chain goes on.
 			this.meter.swallowed('probe', error, { producerId: node.id }, node.handle.closed);
@@ -125,7 +159,7 @@ export class ResolutionProber {
 		}
 	}
 
-	private async probeLayers(s: ProfiledStream, state: ProbeState, node: ProducerNode, onlyLayers?: readonly number[]): Promise<void> {
+	private async probeLayers(s: ProfiledStream, state: ProbeState, node: ProducerNode, onlyLayers: readonly number[] | undefined, asks: boolean): Promise<void> {
 		const consumer = await this.taps.consumerOf(s, node);
 		if (!consumer) return;
 		const mime = s.acc.meta.mimeType?.toLowerCase() ?? '';
@@ -148,7 +182,8 @@ export class ResolutionProber {
 		});
 		const seen = new Set<number>(onlyLayers ? [...Array(layers).keys()].filter((l) => !onlyLayers.includes(l)) : []);
 		// A layer the sender has not switched on yet is retried on the next pass.
-		for (let pass = 0; pass < PROBE_PASSES && seen.size < layers && !consumer.closed; pass++) {
+		// A folded read has one chance: the keyframe already on its way.
+		for (let pass = 0; pass < (asks ? PROBE_PASSES : 1) && seen.size < layers && !consumer.closed; pass++) {
 			for (let layer = layers - 1; layer >= 0 && !consumer.closed; layer--) {
 				if (seen.has(layer)) continue;
 				wanted = layer;
@@ -159,6 +194,7 @@ export class ResolutionProber {
 						await consumer.setPreferredLayers({ spatialLayer: layer });
 					}
 					this.meter.request('tap', node.id);
+					if (asks) s.acc.keyframeRequested();
 					await consumer.resume();
 					const found = await new Promise<boolean>((resolve) => {
 						done = () => resolve(true);
@@ -176,6 +212,7 @@ export class ResolutionProber {
 		}
 		wanted = -1;
 		this.taps.onPacket(s, undefined);
+		if (!asks) return;
 		// Each probe costs the sender a keyframe: a layer whose size cannot be read is not asked every few seconds.
 		const newlySeen = [...seen].some((l) => onlyLayers?.includes(l));
 		state.unresolvedRetryMs = onlyLayers && !newlySeen ? Math.min(2 * state.unresolvedRetryMs, this.options.resolutionRefreshMs) : UNRESOLVED_LAYER_RETRY_MS;
@@ -192,9 +229,9 @@ export class ResolutionProber {
 		const chain = ++state.chain;
 		const check = (): void => {
 			if (!s.live || state.chain !== chain) return;
-			if (Date.now() >= refreshAt) return void this.probe(s, node);
+			if (Date.now() >= refreshAt) return void this.probe(s, node, undefined, true);
 			const missing = s.acc.unresolvedActiveLayers();
-			if (missing.length > 0) return void this.probe(s, node, missing);
+			if (missing.length > 0) return void this.probe(s, node, missing, true);
 			s.timers.later(Math.min(state.unresolvedRetryMs, refreshAt - Date.now()), check);
 		};
 		s.timers.later(Math.min(state.unresolvedRetryMs, refreshInMs), check);

@@ -23,15 +23,15 @@
  * and wires the modules together.
  */
 import { z } from 'zod';
-import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS, DEFAULT_WINDOW_STATS_EVERY_MS } from '../config';
+import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_SLOW_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS, DEFAULT_WINDOW_STATS_EVERY_MS } from '../config';
 import type { Logger } from '../log';
 import { isStreamNode, type GraphNode, type Registry, type StreamNode } from '../observe/registry';
 import { TypedEmitter } from '../util/typedEmitter';
 import { StreamAccumulator, type StreamMeta } from './accumulator';
 import { ConsumerCounters, ConsumerFlows } from './consumerCounters';
-import { ProfilerMeter, type ProfilerStats } from './meter';
-import { ResolutionProber } from './probes';
-import { StatsSchedule, type WorkerRound } from './schedule';
+import { ProfilerMeter, type ProfilerRequestKind, type ProfilerStats } from './meter';
+import { ResolutionProber, type KeyframePacket } from './probes';
+import { JOIN_FAST_MS, StatsSchedule, TRIGGER_FAST_MS, type FastTrigger, type WorkerRound } from './schedule';
 import type { StreamProfile } from './schema';
 import { StreamTimers, type ProfiledStream } from './stream';
 import { Taps } from './taps';
@@ -39,8 +39,10 @@ import { TraceSampler } from './traces';
 
 export { ConsumerCounters } from './consumerCounters';
 export { resolutionOf } from './probes';
+export type { FastTrigger, WorkerRound } from './schedule';
 
 export interface ProfilerOptions {
+	/** The round period: the fast tier's getStats() period. */
 	statsIntervalMs: number;
 	traceEveryMs: number;
 	traceWindowMs: number;
@@ -58,6 +60,13 @@ export interface ProfilerOptions {
 	keywords: readonly string[];
 	/** Off: no traces and no taps, getStats() only (for apps that use traces themselves). */
 	sampling: boolean;
+	/**
+	 * Opt-in: the resolution probe may ask senders for keyframes (counted in the profile's
+	 * video.keyframesRequested); off, sizes are learned only from keyframes sent anyway (see probes.ts).
+	 */
+	keyframeProbes: boolean;
+	/** The slow tier's getStats() period of producers and data streams (default DEFAULT_SLOW_STATS_EVERY_MS). */
+	slowStatsEveryMs?: number;
 	/** Period of each consumer's own getStats() (default DEFAULT_CONSUMER_STATS_EVERY_MS; staggered). */
 	consumerStatsEveryMs?: number;
 	/** Period of each transport's getStats() for connection profiles (default DEFAULT_TRANSPORT_STATS_EVERY_MS; staggered). */
@@ -82,7 +91,8 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	private readonly onAdded = (node: GraphNode): void => this.adopt(node);
 	private readonly onRemoved = (node: GraphNode): void => {
 		this.forget(node.id);
-		this.schedule.forgetTransport(node.id);
+		if (node.kind === 'transport') this.schedule.forgetTransport(node);
+		else if (node.kind === 'worker') this.schedule.forgetWorker(node.id);
 	};
 
 	constructor(
@@ -92,22 +102,32 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	) {
 		super((event, error) => log.error({ err: error, event }, 'listener of a profiler event threw'));
 		this.meter = new ProfilerMeter(log);
-		const consumers = new ConsumerFlows(options.consumerStatsEveryMs ?? DEFAULT_CONSUMER_STATS_EVERY_MS, (id) => this.streams.get(id)?.acc);
+		const consumers = new ConsumerFlows((id) => this.streams.get(id)?.acc);
 		this.schedule = new StatsSchedule(
-			registry,
 			{
+				statsIntervalMs: options.statsIntervalMs,
+				slowStatsEveryMs: options.slowStatsEveryMs ?? DEFAULT_SLOW_STATS_EVERY_MS,
 				consumerStatsEveryMs: options.consumerStatsEveryMs ?? DEFAULT_CONSUMER_STATS_EVERY_MS,
 				transportStatsEveryMs: options.transportStatsEveryMs ?? DEFAULT_TRANSPORT_STATS_EVERY_MS,
 				windowStatsEveryMs: options.windowStatsEveryMs ?? DEFAULT_WINDOW_STATS_EVERY_MS,
 			},
 			this.meter,
 			consumers,
-			(workerId) => [...this.streams.values()].filter((s) => s.node.workerId === workerId),
-			(id) => this.profileOf(id),
+			registry,
+			(s) => this.onFast(s),
 		);
 		this.taps = new Taps(registry, options, this.meter);
 		this.prober = new ResolutionProber(options, this.taps, this.meter);
-		this.traces = new TraceSampler(options, this.prober, this.meter);
+		// Keyframes seen by the traces: the prober tells induced from unasked ones, and an unasked one is a trigger.
+		const keyframes = {
+			induced: (s: ProfiledStream, nowMs: number) => this.prober.induced(s, nowMs),
+			senderKeyframe: (s: ProfiledStream, packet: KeyframePacket, nowMs: number) => {
+				this.prober.senderKeyframe(s, packet, nowMs);
+				this.schedule.trigger(s, 'keyframe');
+			},
+			keyframeAsked: (s: ProfiledStream, ssrc: number, nowMs: number) => this.prober.keyframeAsked(s, ssrc, nowMs),
+		};
+		this.traces = new TraceSampler(options, keyframes, this.meter);
 	}
 
 	/** What the profiler asks of mediasoup and spends itself (requests and notifications by kind, own CPU). */
@@ -117,13 +137,14 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 
 	start(): void {
 		if (this.timer) return;
-		this.registry.on('added', this.onAdded);
-		this.registry.on('removed', this.onRemoved);
-		for (const kind of ['producer', 'consumer', 'dataProducer', 'dataConsumer'] as const) {
-			for (const node of this.registry.all(kind)) this.adopt(node);
-		}
+		// Running before adopting: adopt() takes nothing while the profiler is stopped.
 		this.timer = setInterval(() => void this.tick().catch((error: unknown) => this.meter.swallowed('round', error, {})), this.options.statsIntervalMs);
 		this.timer.unref();
+		this.registry.on('added', this.onAdded);
+		this.registry.on('removed', this.onRemoved);
+		for (const kind of ['transport', 'producer', 'consumer', 'dataProducer', 'dataConsumer'] as const) {
+			for (const node of this.registry.all(kind)) this.adopt(node);
+		}
 	}
 
 	async stop(): Promise<void> {
@@ -137,13 +158,40 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	}
 
 	/**
-	 * Latest profile of one stream, if it is being profiled: the one its worker's last
-	 * stats round produced (computed on demand before the first round).
+	 * Latest profile of one stream, if it is being profiled: the one its last refresh
+	 * produced (computed on demand before the first).
 	 */
 	profileOf(streamId: string): StreamProfile | undefined {
 		const s = this.streams.get(streamId);
 		if (!s) return undefined;
 		return s.round.latest ?? s.acc.profile(Date.now());
+	}
+
+	/**
+	 * Every channel request the profiler makes, as it makes it (undefined: none). For the
+	 * overhead bench, whose floor phase replays this log without the profiler.
+	 */
+	logRequests(listener: ((kind: ProfilerRequestKind, entityId: string, detail?: readonly string[]) => void) | undefined): void {
+		this.meter.onRequest = listener;
+	}
+
+	/**
+	 * A worker load sample: a CPU slope rising faster than the schedule's threshold puts the
+	 * worker's producers and data streams in the fast tier (Foresight passes every sample).
+	 */
+	observeWorkerLoad(workerId: string, ts: number, cpuPct: number): void {
+		this.schedule.workerCpu(workerId, ts, cpuPct);
+	}
+
+	/**
+	 * Streams that matter now, e.g. the top contributors on a worker predicted hot: each enters
+	 * the fast tier (a consumer asks the worker in the next round). Unknown ids are ignored.
+	 */
+	hurry(streamIds: Iterable<string>, reason: FastTrigger = 'predictedHot'): void {
+		for (const id of streamIds) {
+			const s = this.streams.get(id);
+			if (s) this.schedule.trigger(s, reason);
+		}
 	}
 
 	/** One stats round over all workers; resolves with what it emitted. */
@@ -152,6 +200,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		this.inFlight = true;
 		try {
 			this.meter.snapshot();
+			this.schedule.beginRound();
 			const workers = [...this.registry.all('worker')].map((w) => w.id);
 			const results = await Promise.all(workers.map((id) => this.schedule.round(id)));
 			for (const r of results) this.emit('profiles', r);
@@ -161,22 +210,32 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		}
 	}
 
+	/** A stream entered the fast tier: its trace or audio tap window opens now, unless one did within the fast window. */
+	private onFast(s: ProfiledStream): void {
+		if (!this.options.sampling || s.node.kind !== 'producer') return;
+		if (s.node.mediaKind === 'video') this.traces.hurry(s, TRIGGER_FAST_MS);
+		else this.taps.hurry(s, TRIGGER_FAST_MS);
+	}
+
 	private adopt(node: GraphNode): void {
-		if (!isStreamNode(node)) return;
-		if (this.streams.has(node.id) || !this.timer) return;
+		if (!this.timer) return;
+		if (node.kind === 'transport') return this.schedule.adoptTransport(node);
+		if (!isStreamNode(node) || this.streams.has(node.id)) return;
 		const s: ProfiledStream = {
 			node,
 			acc: new StreamAccumulator(this.metaOf(node)),
 			timers: new StreamTimers(),
 			live: true,
-			round: {},
+			round: { dueRound: -1, fastUntilMs: 0, sampledAtMs: 0, disposers: [], index: -1, askedRound: -Infinity },
 			...(node.kind === 'consumer' ? { consumer: new ConsumerCounters() } : {}),
 		};
 		this.streams.set(node.id, s);
+		this.schedule.adopt(s);
 		if (!this.options.sampling) return;
 		if (node.kind === 'producer') {
-			// Random phase so many producers do not switch traces or taps on in the same instant.
-			const phase = Math.random() * this.options.traceEveryMs;
+			// Random phase so many producers do not switch traces or taps on in the same instant; within
+			// the join's fast tier, so a new stream's framerates and codec details come while it is watched closely.
+			const phase = Math.random() * Math.min(this.options.traceEveryMs, JOIN_FAST_MS);
 			this.traces.start(s, node, phase);
 			if (node.mediaKind === 'video') this.prober.start(s, node, phase);
 			else s.timers.later(phase, () => void this.taps.startAudio(s, node));
@@ -189,6 +248,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		this.streams.delete(id);
 		s.live = false;
 		s.timers.clear();
+		this.schedule.forget(s);
 		this.traces.release(s);
 		this.taps.release(s);
 	}
@@ -229,11 +289,22 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			encodings: encodings.map((e) => ({
 				...(e.ssrc !== undefined ? { ssrc: e.ssrc } : {}),
 				...(e.rid !== undefined ? { rid: e.rid } : {}),
+				...scaleOf(e),
 				...scalability(e.scalabilityMode),
 			})),
 			...(resolution.success ? { appDataResolution: resolution.data } : {}),
+			...(node.kind === 'consumer' ? { inheritsWindows: true } : {}),
 		};
 	}
+}
+
+/**
+ * A browser's encodings carry scaleResolutionDownBy (mediasoup-client copies the app's
+ * encodings into the rtpParameters it sends); mediasoup's types leave it out but keep it.
+ */
+function scaleOf(e: object): { scaleResolutionDownBy?: number } {
+	const scale = (e as { scaleResolutionDownBy?: unknown }).scaleResolutionDownBy;
+	return typeof scale === 'number' && Number.isFinite(scale) && scale >= 1 ? { scaleResolutionDownBy: scale } : {};
 }
 
 /** "L1T3" / "S3T3" / "L3T3_KEY" → layer counts. */

@@ -1,13 +1,26 @@
 /**
- * Stats rounds: one round of getStats() requests per worker per tick, all of a
- * worker's requests sent together (one round trip), then one profile per stream and
- * one connection profile per transport that has rates.
+ * Stats rounds, tiered and event-driven: each stream is asked only as often as its
+ * forecast needs, and a round touches only what is due.
  *
- * Channel round trips dominate the profiler's own CPU (each getStats() is one
- * request and one decoded response in Node), so only producers and data streams
- * are asked every round; consumers follow ConsumerFlows, transports are asked every
- * transportStatsEveryMs, and a stream's window statistics (variance, entropy, scene
- * changes) are rebuilt every windowStatsEveryMs, its flow every round.
+ *  - Producers and data streams: every round (the fast tier, statsIntervalMs) for
+ *    JOIN_FAST_MS after they join and TRIGGER_FAST_MS after a trigger, else every
+ *    slowStatsEveryMs. Triggers: a score event, a pause or resume, a keyframe the
+ *    sender sent unasked, a rate change of more than RATE_CHANGE_SHARE against the
+ *    stream's moving average, a rising CPU slope on its worker, and the stream being a
+ *    top contributor on a worker predicted hot (the last two come from Foresight).
+ *  - Audio producers are refreshed from their consumers' answers (a consumer's
+ *    getStats() carries its producer's stream); they ask the worker themselves only
+ *    when no consumer answered within their tier's period, which caps their staleness.
+ *  - Consumers ask the worker every consumerStatsEveryMs and right after a score,
+ *    layerschange, pause or resume; in between their flow follows their producer's each
+ *    time the producer is refreshed (ConsumerFlows).
+ *  - Transports every transportStatsEveryMs; a connection profile is built only when its
+ *    transport answers (between answers the worker's network is the sum of its streams'
+ *    flows, which is what the predictor reads).
+ *
+ * Entities wait in per-worker buckets keyed by the round they are due in, so a round
+ * takes what is due and never walks the rest. A round's requests go out together (one
+ * round trip per worker), then the refreshed streams get their profiles.
  */
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
@@ -21,139 +34,471 @@ import type { ProfilerMeter } from './meter';
 import { PROFILE_SCHEMA_VERSION, type ConnectionProfile, type LayerProfile, type StreamProfile } from './schema';
 import type { ProfiledStream } from './stream';
 
+/** The issue's fast-tier windows: long enough to see a new sender ramp its layers up, and a change settle. */
+export const JOIN_FAST_MS = 20_000;
+export const TRIGGER_FAST_MS = 10_000;
+/**
+ * A slow-tier rate that departs from the stream's moving average by more than this share
+ * is a change worth watching closely (a camera's 5 s rates vary by a few percent).
+ */
+const RATE_CHANGE_SHARE = 0.15;
+/** Time constant of that moving average: long enough that a change shows against it for a few slow rounds. */
+const RATE_AVERAGE_TAU_MS = 30_000;
+/** Below this the average is mostly silence (DTX, a paused sender): changes are measured against this floor instead. */
+const RATE_FLOOR_BPS = 16_000;
+/**
+ * Least-squares CPU slope over this many load samples, in percent of a core per second,
+ * above which a worker's streams go to the fast tier: 1 %/s is 10 points in 10 s, a load
+ * step no sampling noise makes.
+ */
+const CPU_SLOPE_SAMPLES = 5;
+const RISING_CPU_PCT_PER_S = 1;
+
+/** A consumer's score change smaller than this is not a trigger (see adopt). */
+const CONSUMER_SCORE_STEP = 2;
+/**
+ * A consumer's triggered own round comes at least this long after its previous one: a
+ * burst of events (a layer switch with its score changes) is one change, asked about once.
+ */
+const CONSUMER_TRIGGER_GAP_MS = 2000;
+
+export type FastTrigger = 'join' | 'score' | 'layers' | 'pause' | 'keyframe' | 'rate' | 'cpuRising' | 'predictedHot';
+
 export interface ScheduleOptions {
+	/** The round period, and the fast tier's. */
+	statsIntervalMs: number;
+	slowStatsEveryMs: number;
 	consumerStatsEveryMs: number;
 	transportStatsEveryMs: number;
 	windowStatsEveryMs: number;
 }
 
 export interface RoundState {
-	/** What the last stats round computed (profiles are built once per round). */
+	/** What the stream's last refresh computed. */
 	latest?: StreamProfile;
-	/** When latest's window statistics are next rebuilt (a full profile()); until then each round only updates its flow. */
+	/** When latest's window statistics are next rebuilt (a full profile()); until then a refresh only updates its flow. */
 	windowStatsDueMs?: number;
+	/** The round this stream waits for in its worker's buckets (−1: none). */
+	dueRound: number;
+	/** The fast tier holds until then. */
+	fastUntilMs: number;
+	/** When its accumulator last got a sample (own answer, or a consumer's for audio producers). */
+	sampledAtMs: number;
+	/** Moving average of its rate, for the rate-change trigger. */
+	avgBps?: number;
+	avgAtMs?: number;
+	/** Whether its last rate was a slow-tier one. */
+	prevSlow?: boolean;
+	/** Listeners on the app's entity. */
+	disposers: Array<() => void>;
+	/** Position in its worker's profile list. */
+	index: number;
+	/** The round of its last own request (consumers' triggers keep a gap after it). */
+	askedRound: number;
+}
+
+interface TransportState {
+	node: TransportNode;
+	dueRound: number;
+	first: boolean;
+	latest?: ConnectionProfile;
+}
+
+/** One worker's entities: streams and transports in due-round buckets, profiles in a list updated in place. */
+class WorkerEntities {
+	readonly streams: ProfiledStream[] = [];
+	readonly profiles: Array<StreamProfile | undefined> = [];
+	readonly transports = new Map<string, TransportState>();
+	readonly buckets = new Map<number, ProfiledStream[]>();
+	readonly transportBuckets = new Map<number, TransportState[]>();
+	readonly cpu: Array<{ ts: number; pct: number }> = [];
+	cpuTriggerUntilMs = 0;
 }
 
 export interface WorkerRound {
 	workerId: string;
+	/** The latest profile of every stream of the worker (those not refreshed this round unchanged). */
 	streams: StreamProfile[];
+	/** The latest connection profile of every transport of the worker that has answered. */
 	connections: ConnectionProfile[];
+	/** The stream profiles built this round: what a store writes. */
+	refreshed: StreamProfile[];
+	/** The connection profiles built this round. */
+	refreshedConnections: ConnectionProfile[];
 }
 
 /** Transport.getStats() is typed unknown[] on the base class; take only what we use. */
 const transportRates = z.object({ recvBitrate: z.number(), sendBitrate: z.number() });
-type TransportRates = z.infer<typeof transportRates>;
+
+function push<T>(buckets: Map<number, T[]>, round: number, item: T): void {
+	const b = buckets.get(round);
+	if (b) b.push(item);
+	else buckets.set(round, [item]);
+}
 
 export class StatsSchedule {
-	/** Latest rates of each transport and when they are next asked for. */
-	private readonly transportStats = new Map<string, { dueMs: number; rates?: TransportRates }>();
+	private readonly workers = new Map<string, WorkerEntities>();
+	/** Consumers of each producer, for derived updates when the producer is refreshed. */
+	private readonly consumersOf = new Map<string, Set<ProfiledStream>>();
+	private readonly producers = new Map<string, ProfiledStream>();
+	private roundNo = 0;
 
 	constructor(
-		private readonly registry: Registry,
 		private readonly options: ScheduleOptions,
 		private readonly meter: ProfilerMeter,
 		private readonly consumers: ConsumerFlows,
-		/** The profiled streams of one worker. */
-		private readonly streamsOf: (workerId: string) => ProfiledStream[],
-		/** The latest profile of any profiled stream (a consumer's producer may be on another worker). */
-		private readonly profileOf: (streamId: string) => StreamProfile | undefined,
+		private readonly registry: Registry,
+		/** A stream enters the fast tier from the slow one: its trace and tap windows follow. */
+		private readonly onFast: (s: ProfiledStream, trigger: FastTrigger) => void,
 	) {}
 
-	/** The transport is gone: its rates with it. */
-	forgetTransport(id: string): void {
-		this.transportStats.delete(id);
+	private worker(id: string): WorkerEntities {
+		let w = this.workers.get(id);
+		if (!w) this.workers.set(id, (w = new WorkerEntities()));
+		return w;
+	}
+
+	/** Rounds from now until atMs (at least the next one). */
+	private roundsUntil(delayMs: number): number {
+		return this.roundNo + Math.max(1, Math.round(delayMs / this.options.statsIntervalMs));
+	}
+
+	private scheduleStream(w: WorkerEntities, s: ProfiledStream, round: number): void {
+		if (s.round.dueRound !== -1 && s.round.dueRound <= round) return;
+		s.round.dueRound = round;
+		push(w.buckets, round, s);
+	}
+
+	adopt(s: ProfiledStream): void {
+		const w = this.worker(s.node.workerId);
+		s.round.index = w.streams.length;
+		w.streams.push(s);
+		w.profiles.push(undefined);
+		const now = Date.now();
+		const node = s.node;
+		if (node.kind === 'consumer') {
+			let set = this.consumersOf.get(node.producerId);
+			if (!set) this.consumersOf.set(node.producerId, (set = new Set()));
+			set.add(s);
+			// What changes the consumer's share of its producer's flow or its own quality: a switch of
+			// spatial layer (temporal switches come and go with the sender's frame pattern and are
+			// re-measured at the next own round), a pause or resume, a score that moved by
+			// CONSUMER_SCORE_STEP (mediasoup reports every one-point wobble).
+			const consumer = node.handle;
+			const observer = consumer.observer;
+			let spatial = consumer.currentLayers?.spatialLayer;
+			let score = consumer.score.score;
+			const onLayers = (layers?: types.ConsumerLayers): void => {
+				if (layers?.spatialLayer === spatial) return;
+				spatial = layers?.spatialLayer;
+				this.trigger(s, 'layers');
+			};
+			const onScore = (next: types.ConsumerScore): void => {
+				if (Math.abs(next.score - score) < CONSUMER_SCORE_STEP) return;
+				score = next.score;
+				this.trigger(s, 'score');
+			};
+			const onPause = (): void => this.trigger(s, 'pause');
+			observer.on('layerschange', onLayers);
+			observer.on('score', onScore);
+			observer.on('pause', onPause);
+			observer.on('resume', onPause);
+			s.round.disposers.push(() => {
+				observer.off('layerschange', onLayers);
+				observer.off('score', onScore);
+				observer.off('pause', onPause);
+				observer.off('resume', onPause);
+			});
+		} else {
+			this.producers.set(node.id, s);
+			s.round.fastUntilMs = now + JOIN_FAST_MS;
+			if (node.kind === 'producer') {
+				const observer = node.handle.observer;
+				const onScore = (): void => this.trigger(s, 'score');
+				const onPause = (): void => this.trigger(s, 'pause');
+				observer.on('score', onScore);
+				observer.on('pause', onPause);
+				observer.on('resume', onPause);
+				s.round.disposers.push(() => {
+					observer.off('score', onScore);
+					observer.off('pause', onPause);
+					observer.off('resume', onPause);
+				});
+			}
+		}
+		// Due in the next round: a new stream has no profile yet.
+		this.scheduleStream(w, s, this.roundNo + 1);
+	}
+
+	forget(s: ProfiledStream): void {
+		const w = this.workers.get(s.node.workerId);
+		for (const dispose of s.round.disposers.splice(0)) dispose();
+		s.round.dueRound = -1;
+		if (s.node.kind === 'consumer') this.consumersOf.get(s.node.producerId)?.delete(s);
+		else if (this.producers.get(s.node.id) === s) this.producers.delete(s.node.id);
+		if (!w) return;
+		// Swap-remove: the last stream takes the forgotten one's place.
+		const i = s.round.index;
+		const last = w.streams.pop()!;
+		const lastProfile = w.profiles.pop();
+		if (last !== s) {
+			w.streams[i] = last;
+			w.profiles[i] = lastProfile;
+			last.round.index = i;
+		}
+	}
+
+	adoptTransport(node: TransportNode): void {
+		const w = this.worker(node.workerId);
+		if (w.transports.has(node.id)) return;
+		const t: TransportState = { node, dueRound: this.roundNo + 1, first: true };
+		w.transports.set(node.id, t);
+		push(w.transportBuckets, t.dueRound, t);
+	}
+
+	forgetTransport(node: { id: string; workerId: string }): void {
+		const t = this.workers.get(node.workerId)?.transports.get(node.id);
+		if (!t) return;
+		t.dueRound = -1;
+		this.workers.get(node.workerId)?.transports.delete(node.id);
+	}
+
+	forgetWorker(workerId: string): void {
+		this.workers.delete(workerId);
 	}
 
 	clear(): void {
-		this.transportStats.clear();
+		this.workers.clear();
+		this.consumersOf.clear();
+		this.producers.clear();
 	}
 
-	/** One round of one worker: its requests together, then its profiles. */
+	/**
+	 * Something says the stream is changing: producers and data streams enter the fast tier
+	 * for TRIGGER_FAST_MS, consumers ask the worker in the next round. Either way it is due next round.
+	 */
+	trigger(s: ProfiledStream, reason: FastTrigger): void {
+		if (!s.live) return;
+		const w = this.workers.get(s.node.workerId);
+		if (!w) return;
+		// A consumer that matters to a hot worker is watched through its producer: the producer's
+		// fast tier refreshes the consumer's derived flow every round without a request of its own.
+		if (s.node.kind === 'consumer' && (reason === 'predictedHot' || reason === 'cpuRising')) {
+			const producer = this.producers.get(s.node.producerId);
+			if (producer) this.trigger(producer, reason);
+			return;
+		}
+		this.meter.fastTrigger(reason);
+		if (s.node.kind !== 'consumer') {
+			const now = Date.now();
+			const wasFast = now < s.round.fastUntilMs;
+			s.round.fastUntilMs = Math.max(s.round.fastUntilMs, now + TRIGGER_FAST_MS);
+			if (!wasFast) this.onFast(s, reason);
+			this.scheduleStream(w, s, this.roundNo + 1);
+			return;
+		}
+		const gapRounds = Math.ceil(CONSUMER_TRIGGER_GAP_MS / this.options.statsIntervalMs);
+		this.scheduleStream(w, s, Math.max(this.roundNo + 1, s.round.askedRound + gapRounds));
+	}
+
+	/** A worker load sample (from Foresight): a rising CPU slope puts the worker's producers in the fast tier. */
+	workerCpu(workerId: string, ts: number, cpuPct: number): void {
+		const w = this.workers.get(workerId);
+		if (!w) return;
+		w.cpu.push({ ts, pct: cpuPct });
+		if (w.cpu.length > CPU_SLOPE_SAMPLES) w.cpu.shift();
+		if (w.cpu.length < CPU_SLOPE_SAMPLES || ts < w.cpuTriggerUntilMs) return;
+		if (slopePerS(w.cpu) < RISING_CPU_PCT_PER_S) return;
+		// One trigger per fast window: a slope that keeps rising keeps them fast, no more.
+		w.cpuTriggerUntilMs = ts + TRIGGER_FAST_MS;
+		for (const s of w.streams) if (s.node.kind !== 'consumer') this.trigger(s, 'cpuRising');
+	}
+
+	/** Starts a round (all workers' rounds of one tick share its number). */
+	beginRound(): void {
+		this.roundNo++;
+	}
+
+	/** One round of one worker: what is due asks together, then the refreshed streams' profiles. */
 	async round(workerId: string): Promise<WorkerRound> {
-		const mine = this.streamsOf(workerId);
-		const transports = [...this.registry.all('transport')].filter((t) => t.workerId === workerId);
+		const w = this.workers.get(workerId);
+		if (!w) return { workerId, streams: [], connections: [], refreshed: [], refreshedConnections: [] };
+		const due = takeDue(w.buckets, this.roundNo, (s) => s.round.dueRound, (s) => (s.round.dueRound = -1));
+		const dueTransports = takeDue(w.transportBuckets, this.roundNo, (t) => t.dueRound, (t) => (t.dueRound = -1));
 		const at = Date.now();
-		const ownConsumerStats = new Map<ProfiledStream, RtpStatsSample>();
-		// All of this worker's requests go out together: one round trip per tick.
-		await Promise.all([...mine.map((s) => this.collect(s, at, ownConsumerStats)), ...transports.map((t) => this.collectTransport(t.id, t.handle, at))]);
+		const answers: Array<Promise<void>> = [];
+		const own = new Map<ProfiledStream, RtpStatsSample>();
+		const refreshed = new Set<ProfiledStream>();
+		for (const s of due) {
+			if (!s.live) continue;
+			// An audio producer a consumer answered for within its period needs no request of its own.
+			if (s.node.kind === 'producer' && s.node.mediaKind === 'audio' && at - s.round.sampledAtMs < this.periodOf(s, at)) continue;
+			answers.push(this.collect(s, at, own, refreshed));
+		}
+		const connectionsDue = dueTransports.filter((t) => this.registry.has(t.node.id));
+		const rates = new Map<TransportState, { recvBitrate: number; sendBitrate: number }>();
+		for (const t of connectionsDue) answers.push(this.collectTransport(t, rates));
+		// All of this worker's requests go out together: one round trip per round.
+		await Promise.all(answers);
 		const t0 = performance.now();
 		try {
-			return this.finish(workerId, mine, transports, at, ownConsumerStats);
+			return this.finish(w, workerId, due, at, own, refreshed, connectionsDue, rates);
 		} finally {
 			this.meter.ownSince(t0);
 		}
 	}
 
-	private finish(workerId: string, mine: ProfiledStream[], transports: TransportNode[], at: number, ownConsumerStats: Map<ProfiledStream, RtpStatsSample>): WorkerRound {
+	private periodOf(s: ProfiledStream, nowMs: number): number {
+		if (s.node.kind === 'consumer') return s.consumer?.stalled ? this.options.statsIntervalMs : this.options.consumerStatsEveryMs;
+		return nowMs < s.round.fastUntilMs ? this.options.statsIntervalMs : this.options.slowStatsEveryMs;
+	}
+
+	private finish(
+		w: WorkerEntities,
+		workerId: string,
+		due: ProfiledStream[],
+		at: number,
+		own: Map<ProfiledStream, RtpStatsSample>,
+		refreshed: Set<ProfiledStream>,
+		transports: TransportState[],
+		rates: Map<TransportState, { recvBitrate: number; sendBitrate: number }>,
+	): WorkerRound {
 		const now = Date.now();
-		const live = mine.filter((s) => s.live);
-		// Consumers after producers: they continue at their producer's rate of this round.
-		for (const s of live) if (s.consumer && s.node.kind === 'consumer') this.consumers.feed(s.acc, s.consumer, s.node.handle, at, ownConsumerStats.get(s));
-		const streams = live.map((s) => this.profileRound(s, now));
-		inheritProducerVideo(streams, this.profileOf);
-		live.forEach((s, i) => (s.round.latest = streams[i]));
-		const byTransport = new Map<string, StreamProfile[]>();
-		for (const p of streams) {
-			const group = byTransport.get(p.transportId);
-			if (group) group.push(p);
-			else byTransport.set(p.transportId, [p]);
+		// Producers refreshed this round carry their consumers along (derived, no request); consumers
+		// that asked themselves take their own answer. Producers first: consumers follow their rate.
+		const consumersToFeed = new Set<ProfiledStream>();
+		for (const s of refreshed) {
+			if (s.node.kind === 'consumer') consumersToFeed.add(s);
+			else {
+				this.rateTrigger(s, at);
+				const consumers = this.consumersOf.get(s.node.id);
+				if (consumers) for (const c of consumers) if (c.live && c.node.workerId === workerId) consumersToFeed.add(c);
+			}
 		}
+		for (const c of own.keys()) if (c.live) consumersToFeed.add(c);
+		for (const c of consumersToFeed) {
+			if (c.node.kind !== 'consumer' || !c.consumer) continue;
+			const ownSample = own.get(c);
+			this.consumers.feed(c.acc, c.consumer, c.node.handle, at, ownSample);
+			if (ownSample) this.consumers.ownRoundTaken(c.consumer, c.node.handle);
+			// A missed event (a layer switch, a pause) still shows as a changed state: it asks next round.
+			else if (this.consumers.stateChanged(c.consumer, c.node.handle)) this.trigger(c, 'layers');
+			refreshed.add(c);
+		}
+		const built: StreamProfile[] = [];
+		// Producers before consumers, so consumers inherit this round's producer profiles.
+		for (const pass of [false, true]) {
+			for (const s of refreshed) {
+				if (!s.live || (s.node.kind === 'consumer') !== pass) continue;
+				const producer = pass ? this.producers.get((s.node as { producerId: string }).producerId)?.round.latest : undefined;
+				const p = this.profileRound(s, now, producer);
+				if (producer) inheritProducerVideo(p, producer);
+				s.round.latest = p;
+				w.profiles[s.round.index] = p;
+				built.push(p);
+			}
+		}
+		// Every due stream waits for its next round, refreshed or not (an audio producer whose consumers answered).
+		for (const s of due) if (s.live) this.scheduleStream(w, s, this.roundsUntil(this.periodOf(s, now)));
+		const refreshedConnections: ConnectionProfile[] = [];
+		if (transports.length > 0) {
+			const byTransport = new Map<string, StreamProfile[]>();
+			for (const p of w.profiles) {
+				if (!p) continue;
+				const group = byTransport.get(p.transportId);
+				if (group) group.push(p);
+				else byTransport.set(p.transportId, [p]);
+			}
+			for (const t of transports) {
+				const r = rates.get(t);
+				if (w.transports.get(t.node.id) !== t) continue;
+				if (r) {
+					const mine = byTransport.get(t.node.id) ?? [];
+					t.latest = {
+						schemaVersion: PROFILE_SCHEMA_VERSION,
+						ts: now,
+						transportId: t.node.id,
+						workerId,
+						routerId: t.node.routerId,
+						transportType: t.node.transportType,
+						recvBitrateBps: r.recvBitrate,
+						sendBitrateBps: r.sendBitrate,
+						distribution: dataTypeDistribution(mine.map((p) => ({ dataType: p.dataType, bytes: p.flow.bitrateBps }))),
+						streamIds: mine.map((p) => p.streamId),
+					};
+					refreshedConnections.push(t.latest);
+				}
+				// The first answer right away, the next at a random phase so transports spread over the period.
+				t.dueRound = this.roundsUntil(nextDueMs(0, this.options.transportStatsEveryMs, t.first));
+				t.first = false;
+				push(w.transportBuckets, t.dueRound, t);
+			}
+		}
+		const streams: StreamProfile[] = [];
+		for (const p of w.profiles) if (p) streams.push(p);
 		const connections: ConnectionProfile[] = [];
-		for (const t of transports) {
-			const stats = this.transportStats.get(t.id)?.rates;
-			if (!stats || !this.registry.has(t.id)) continue;
-			const own = byTransport.get(t.id) ?? [];
-			connections.push({
-				schemaVersion: PROFILE_SCHEMA_VERSION,
-				ts: now,
-				transportId: t.id,
-				workerId,
-				routerId: t.routerId,
-				transportType: t.transportType,
-				recvBitrateBps: stats.recvBitrate,
-				sendBitrateBps: stats.sendBitrate,
-				distribution: dataTypeDistribution(own.map((p) => ({ dataType: p.dataType, bytes: p.flow.bitrateBps }))),
-				streamIds: own.map((p) => p.streamId),
-			});
+		for (const t of w.transports.values()) if (t.latest) connections.push(t.latest);
+		return { workerId, streams, connections, refreshed: built, refreshedConnections };
+	}
+
+	/** A slow-tier rate far from the stream's moving average puts it in the fast tier. */
+	private rateTrigger(s: ProfiledStream, at: number): void {
+		// Audio is left out: DTX moves a talker's rate by far more than the share at every pause in
+		// speech, which would hold every talker in the fast tier, and audio's load is small beside video's.
+		if (s.acc.meta.kind === 'audio') return;
+		const bps = s.acc.currentBitrateBps;
+		const r = s.round;
+		if (r.avgBps === undefined || r.avgAtMs === undefined) {
+			r.avgBps = bps;
+			r.avgAtMs = at;
+			return;
 		}
-		return { workerId, streams, connections };
+		const dt = Math.max(0, at - r.avgAtMs);
+		// Fast-tier rates (1 s) swing with every keyframe: only a slow-tier rate whose previous rate
+		// was one too is judged (the first after a fast period is not: the average it meets is still
+		// settling from the fast period's), so a stream's own noise never keeps it fast.
+		const slowSample = at >= r.fastUntilMs && dt >= 0.8 * this.options.slowStatsEveryMs;
+		const judged = slowSample && r.prevSlow === true;
+		r.prevSlow = slowSample;
+		const changed = judged && Math.abs(bps - r.avgBps) > RATE_CHANGE_SHARE * Math.max(r.avgBps, RATE_FLOOR_BPS);
+		const alpha = 1 - Math.exp(-dt / RATE_AVERAGE_TAU_MS);
+		r.avgBps += alpha * (bps - r.avgBps);
+		r.avgAtMs = at;
+		if (changed) this.trigger(s, 'rate');
 	}
 
 	/**
-	 * This round's profile of a stream: a full profile() when its window statistics are due
+	 * This refresh's profile of a stream: a full profile when its window statistics are due
 	 * (the first one right away, the next at a random phase so streams spread over the period),
-	 * else the last full one with this round's flow. Data streams' flow is their message
+	 * else the last full one with this refresh's flow. Data streams' flow is their message
 	 * counters, which withCurrentFlow does not carry: they are few and always rebuilt.
 	 */
-	private profileRound(s: ProfiledStream, now: number): StreamProfile {
+	private profileRound(s: ProfiledStream, now: number, producer: StreamProfile | undefined): StreamProfile {
 		const r = s.round;
 		if (r.latest && s.acc.meta.kind !== 'data' && r.windowStatsDueMs !== undefined && now < r.windowStatsDueMs) {
 			return s.acc.withCurrentFlow(r.latest, now);
 		}
 		r.windowStatsDueMs = nextDueMs(now, this.options.windowStatsEveryMs, r.windowStatsDueMs === undefined);
-		return s.acc.profile(now);
+		// A consumer takes its producer's window statistics (see StreamAccumulator.profileFrom).
+		return producer && s.acc.meta.inheritsWindows ? s.acc.profileFrom(producer, now) : s.acc.profile(now);
 	}
 
-	/** A transport's rates, when due (the first right away, then staggered over the period). */
-	private async collectTransport(id: string, transport: types.Transport, at: number): Promise<void> {
-		const entry = this.transportStats.get(id);
-		if (entry && at < entry.dueMs) return;
-		const next = { dueMs: nextDueMs(at, this.options.transportStatsEveryMs, !entry), ...(entry?.rates ? { rates: entry.rates } : {}) };
-		this.transportStats.set(id, next);
-		this.meter.request('transportStats', id);
+	private async collectTransport(t: TransportState, out: Map<TransportState, { recvBitrate: number; sendBitrate: number }>): Promise<void> {
+		const transport = t.node.handle;
+		this.meter.request('transportStats', t.node.id);
 		let answer: unknown[];
 		try {
 			answer = await transport.getStats();
 		} catch (error) {
 			// Closed while the request was in flight: its removal is already under way.
-			return void this.meter.swallowed('transportStats', error, { transportId: id }, transport.closed);
+			return void this.meter.swallowed('transportStats', error, { transportId: t.node.id }, transport.closed);
 		}
 		const rates = transportRates.safeParse(answer[0]);
-		if (!rates.success) return void this.meter.swallowed('transportStatsShape', rates.error, { transportId: id });
-		if (this.transportStats.get(id) === next) next.rates = rates.data;
+		if (!rates.success) return void this.meter.swallowed('transportStatsShape', rates.error, { transportId: t.node.id });
+		out.set(t, rates.data);
 	}
 
-	private async collect(s: ProfiledStream, at: number, ownConsumerStats: Map<ProfiledStream, RtpStatsSample>): Promise<void> {
+	private async collect(s: ProfiledStream, at: number, own: Map<ProfiledStream, RtpStatsSample>, refreshed: Set<ProfiledStream>): Promise<void> {
 		try {
 			switch (s.node.kind) {
 				case 'producer': {
@@ -163,12 +508,25 @@ export class StatsSchedule {
 					break;
 				}
 				case 'consumer': {
-					if (s.consumer && !this.consumers.ownDue(s.consumer, s.node.handle, at)) break;
 					this.meter.request('consumerStats', s.node.id);
+					s.round.askedRound = this.roundNo;
 					const stats = await s.node.handle.getStats();
-					const out = stats.filter((x) => x.type === 'outbound-rtp');
+					const out: types.RtpStreamSendStats[] = [];
+					let inbound: types.RtpStreamRecvStats | undefined;
+					for (const x of stats) {
+						if (x.type === 'outbound-rtp') out.push(x as types.RtpStreamSendStats);
+						else if (x.type === 'inbound-rtp') inbound = x as types.RtpStreamRecvStats; // mediasoup types `type` as string: no narrowing
+					}
 					const current = s.node.handle.currentLayers;
-					ownConsumerStats.set(s, { ...rtpSample(at, out), ...(current ? { currentLayers: current } : {}) });
+					own.set(s, { ...rtpSample(at, out), ...(current ? { currentLayers: current } : {}) });
+					// The answer carries the producer's stream: an audio producer's whole flow (one stream),
+					// so it need not ask the worker itself this period.
+					const producer = this.producers.get(s.node.producerId);
+					if (inbound && producer?.live && producer.node.kind === 'producer' && producer.node.mediaKind === 'audio' && producer.round.sampledAtMs < at) {
+						producer.acc.addRtpStats(rtpSample(at, [inbound]));
+						producer.round.sampledAtMs = at;
+						if (producer.node.workerId === s.node.workerId) refreshed.add(producer);
+					}
 					break;
 				}
 				case 'dataProducer': {
@@ -184,6 +542,8 @@ export class StatsSchedule {
 					break;
 				}
 			}
+			s.round.sampledAtMs = at;
+			refreshed.add(s);
 		} catch (error) {
 			// Closed while the request was in flight: its removal is already under way.
 			this.meter.swallowed(`${s.node.kind}Stats`, error, { streamId: s.node.id }, s.node.handle.closed);
@@ -191,35 +551,62 @@ export class StatsSchedule {
 	}
 }
 
+/** Items of every bucket up to `round`, each once (a rescheduled item's older entries are skipped). */
+export function takeDue<T>(buckets: Map<number, T[]>, round: number, dueOf: (item: T) => number, taken: (item: T) => void): T[] {
+	const out: T[] = [];
+	for (const [r, items] of buckets) {
+		if (r > round) continue;
+		buckets.delete(r);
+		for (const item of items) {
+			if (dueOf(item) !== r) continue;
+			taken(item);
+			out.push(item);
+		}
+	}
+	return out;
+}
+
+/** Least-squares slope of the samples, per second. */
+export function slopePerS(samples: ReadonlyArray<{ ts: number; pct: number }>): number {
+	const n = samples.length;
+	let mt = 0;
+	let mp = 0;
+	for (const s of samples) {
+		mt += s.ts / n;
+		mp += s.pct / n;
+	}
+	let num = 0;
+	let den = 0;
+	for (const s of samples) {
+		num += (s.ts - mt) * (s.pct - mp);
+		den += (s.ts - mt) ** 2;
+	}
+	return den > 0 ? (1000 * num) / den : 0;
+}
+
 /**
  * A consumer forwards its producer's layers: it has no payload tap of its own,
  * so its layers' resolution and framerate, and its video size (that of the top
  * layer it receives), come from the producer's profile.
  */
-function inheritProducerVideo(round: StreamProfile[], producerProfile: (id: string) => StreamProfile | undefined): void {
-	let roundById: Map<string, StreamProfile> | undefined;
-	for (const p of round) {
-		if (p.entity !== 'consumer' || p.kind !== 'video' || !p.producerId || !p.video) continue;
-		roundById ??= new Map(round.map((x) => [x.streamId, x]));
-		const producer = roundById.get(p.producerId) ?? producerProfile(p.producerId);
-		if (!producer) continue;
-		// A flow update carries what its full profile inherited: most rounds have nothing to add.
-		const lacking = p.layers.some((l) => {
+function inheritProducerVideo(p: StreamProfile, producer: StreamProfile | undefined): void {
+	if (p.entity !== 'consumer' || p.kind !== 'video' || !p.video || !producer) return;
+	// A flow update carries what its full profile inherited: most rounds have nothing to add.
+	const lacking = p.layers.some((l) => {
+		const src = producer.layers[l.spatialLayer];
+		return src !== undefined && ((l.width === undefined && src.width !== undefined) || (l.fps === undefined && src.fps !== undefined));
+	});
+	if (lacking) {
+		p.layers = p.layers.map((l) => {
 			const src = producer.layers[l.spatialLayer];
-			return src !== undefined && ((l.width === undefined && src.width !== undefined) || (l.fps === undefined && src.fps !== undefined));
+			return src ? { ...(src.width !== undefined ? { width: src.width, height: src.height } : {}), ...(src.fps !== undefined ? { fps: src.fps } : {}), ...l } : l;
 		});
-		if (lacking) {
-			p.layers = p.layers.map((l) => {
-				const src = producer.layers[l.spatialLayer];
-				return src ? { ...(src.width !== undefined ? { width: src.width, height: src.height } : {}), ...(src.fps !== undefined ? { fps: src.fps } : {}), ...l } : l;
-			});
-		}
-		if (p.video.width === undefined) {
-			const top = topLayerWithSize(p.layers);
-			if (top) p.video = { ...p.video, width: top.width, height: top.height };
-		}
-		if (p.video.fps === undefined && producer.video?.fps !== undefined) p.video = { ...p.video, fps: producer.video.fps };
 	}
+	if (p.video.width === undefined) {
+		const top = topLayerWithSize(p.layers);
+		if (top) p.video = { ...p.video, width: top.width, height: top.height };
+	}
+	if (p.video.fps === undefined && producer.video?.fps !== undefined) p.video = { ...p.video, fps: producer.video.fps };
 }
 
 function topLayerWithSize(layers: readonly LayerProfile[]): LayerProfile | undefined {

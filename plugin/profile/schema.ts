@@ -70,6 +70,12 @@ export const videoSchema = z.object({
 	keyframesPerMin: nonNegative.optional(),
 	frameBytes: z.object({ mean: nonNegative, p50: nonNegative, p95: nonNegative }).optional(),
 	sceneChanges: z.object({ count: z.int().min(0), perMin: nonNegative, meanMagnitude: nonNegative }),
+	/**
+	 * Keyframes the profiler asked this sender for to read its layers' sizes (opt-in
+	 * profiling.keyframeProbes; absent when none). Sizes are otherwise learned without asking:
+	 * the app's appData.layers, the encodings' scale factors, and keyframes a consumer asked for anyway.
+	 */
+	keyframesRequested: z.int().min(0).optional(),
 });
 export type VideoProfile = z.infer<typeof videoSchema>;
 

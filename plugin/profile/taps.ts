@@ -23,6 +23,12 @@ export interface TapState {
 	consumer?: types.Consumer | types.DataConsumer;
 	/** Where tapped RTP packets go (set by the audio tap or the resolution probe). */
 	onPacket?: (rtp: TappedRtp) => void;
+	/** When the audio tap's last window opened (0: none yet). */
+	openedAtMs?: number;
+	/** Identifies the audio tap's current chain of cycles. */
+	chain?: number;
+	/** Opens an audio tap window now and restarts the cycle from it. */
+	restart?: () => void;
 }
 
 export interface TapOptions {
@@ -84,13 +90,29 @@ export class Taps {
 		if (!consumer) return;
 		const levelId = consumer.rtpParameters.headerExtensions?.find((h) => h.uri === AUDIO_LEVEL_URI)?.id;
 		this.onPacket(s, (rtp) => s.acc.addAudioPacket(Date.now(), rtp.payload, levelId !== undefined ? rtp.extensions.get(levelId) : undefined));
-		const cycle = (): void => {
-			if (consumer.closed) return;
+		const state = (s.tap ??= {});
+		state.chain = 0;
+		const cycle = (chain: number): void => {
+			if (consumer.closed || !s.live || chain !== state.chain) return;
+			state.openedAtMs = Date.now();
 			this.switchTap(consumer, node.id, true);
 			s.timers.later(this.options.tapWindowMs, () => this.switchTap(consumer, node.id, false));
-			s.timers.later(this.options.tapEveryMs, cycle);
+			s.timers.later(this.options.tapEveryMs, () => cycle(chain));
 		};
-		cycle();
+		state.restart = () => cycle((state.chain = (state.chain ?? 0) + 1));
+		cycle(state.chain);
+	}
+
+	/**
+	 * An audio stream entered the fast tier: its next tap window opens now unless one opened
+	 * within `withinMs` or is still open.
+	 */
+	hurry(s: ProfiledStream, withinMs: number): void {
+		const state = s.tap;
+		if (!state?.restart || state.openedAtMs === undefined) return;
+		const since = Date.now() - state.openedAtMs;
+		if (since < withinMs || since < this.options.tapWindowMs) return;
+		state.restart();
 	}
 
 	/** Data producers: a direct data consumer sees every message (sizes, string share, keywords). */

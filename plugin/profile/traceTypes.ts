@@ -22,8 +22,8 @@ export class SharedTraceTypes {
 
 	constructor(
 		private readonly producer: types.Producer,
-		/** Counts each request the profiler causes. */
-		private readonly onRequest: () => void = () => undefined,
+		/** Counts each request the profiler causes, with the types it asks the worker for. */
+		private readonly onRequest: (types: readonly TraceType[]) => void = () => undefined,
 	) {
 		this.original = producer.enableTraceEvent;
 		const shadow: EnableTraceEvent = (appTypes = []) => {
@@ -38,7 +38,7 @@ export class SharedTraceTypes {
 		if (this.released) return Promise.resolve();
 		if (sameTypes(own, this.own)) return Promise.resolve();
 		this.own = [...own];
-		this.onRequest();
+		this.onRequest(this.union());
 		return this.apply();
 	}
 
@@ -50,13 +50,16 @@ export class SharedTraceTypes {
 		const hadOwn = this.own.length > 0;
 		this.own = [];
 		if (!hadOwn || this.producer.closed) return Promise.resolve();
-		this.onRequest();
+		this.onRequest(this.union());
 		return this.apply();
 	}
 
+	private union(): TraceType[] {
+		return [...new Set([...this.app, ...this.own])];
+	}
+
 	private apply(): Promise<void> {
-		const union = [...new Set([...this.app, ...this.own])];
-		return this.original.call(this.producer, union);
+		return this.original.call(this.producer, this.union());
 	}
 }
 

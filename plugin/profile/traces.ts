@@ -35,6 +35,12 @@ export interface TraceState {
 	ssrc?: number;
 	/** Whether ssrc is the top layer's (else a lower one stands in until the top flows). */
 	onTop?: boolean;
+	/** When the last rtp trace window opened (0: none yet). */
+	openedAtMs: number;
+	/** Identifies the current chain of cycles: a hurried window starts a new one and retires the older. */
+	chain: number;
+	/** Opens a window now and restarts the cycle from it (video producers only). */
+	restart?: () => void;
 }
 
 /** What a trace tells the resolution prober about keyframes. */
@@ -43,6 +49,8 @@ export interface KeyframeSink {
 	induced(s: ProfiledStream, nowMs: number): boolean;
 	/** A keyframe the sender sent unasked. */
 	senderKeyframe(s: ProfiledStream, packet: KeyframePacket, nowMs: number): void;
+	/** The worker asked the sender for a keyframe on `ssrc` (for whichever receiver). */
+	keyframeAsked(s: ProfiledStream, ssrc: number, nowMs: number): void;
 }
 
 /** The part of a producer trace's `info` (mediasoup's RtpPacketDump) the profiler reads. */
@@ -79,31 +87,49 @@ export class TraceSampler {
 	start(s: ProfiledStream, node: ProducerNode, phaseMs: number): void {
 		const producer = node.handle;
 		const video = node.mediaKind === 'video';
-		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe'] : [];
+		// Keyframes, and the worker's keyframe requests to the sender (one event per request, rare):
+		// a requested keyframe is the one a layer's size is read from without asking for another.
+		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe', 'pli', 'fir'] : [];
 		producer.observer.on('trace', this.listenerOf(s));
-		const traceTypes = new SharedTraceTypes(producer, () => this.meter.request('traceSwitch', node.id));
-		const state: TraceState = { types: traceTypes, backoff: 1, window: 0 };
+		const traceTypes = new SharedTraceTypes(producer, (types) => this.meter.request('traceSwitch', node.id, types));
+		const state: TraceState = { types: traceTypes, backoff: 1, window: 0, openedAtMs: 0, chain: 0 };
 		s.trace = state;
 		const setTypes = (wanted: types.ProducerTraceEventType[]): void =>
 			void traceTypes.set(wanted).catch((error: unknown) => this.meter.swallowed('traceSwitch', error, { producerId: node.id }, producer.closed));
 		if (!video) return;
 		setTypes(baseTypes);
-		const cycle = (): void => {
-			if (!s.live || producer.closed) return;
-			// The previous window (closed long since) says whether the stream's framerates held.
-			state.backoff = s.acc.traceWindowAgreed(TRACE_AGREEMENT) ? Math.min(2 * state.backoff, this.options.traceBackoffMax) : 1;
+		const cycle = (chain: number, hurried: boolean): void => {
+			if (!s.live || producer.closed || chain !== state.chain) return;
+			// The previous window (closed long since) says whether the stream's framerates held; a
+			// hurried window (the stream is changing) starts the back-off over.
+			state.backoff = !hurried && s.acc.traceWindowAgreed(TRACE_AGREEMENT) ? Math.min(2 * state.backoff, this.options.traceBackoffMax) : 1;
 			const periodMs = this.options.traceEveryMs * state.backoff;
 			s.acc.traceWindowsEvery(periodMs);
 			state.window++;
-			s.acc.rtpTraceSwitched(Date.now(), true);
+			state.openedAtMs = Date.now();
+			s.acc.rtpTraceSwitched(state.openedAtMs, true);
 			setTypes([...baseTypes, 'rtp']);
 			s.timers.later(this.options.traceWindowMs, () => {
 				s.acc.rtpTraceSwitched(Date.now(), false);
 				if (!producer.closed) setTypes(baseTypes);
 			});
-			s.timers.later(periodMs, cycle);
+			s.timers.later(periodMs, () => cycle(chain, false));
 		};
-		s.timers.later(phaseMs, cycle);
+		state.restart = () => cycle(++state.chain, true);
+		s.timers.later(phaseMs, () => cycle(state.chain, false));
+	}
+
+	/**
+	 * The stream entered the fast tier (it joined or is changing): its next trace window opens
+	 * now unless one opened within `withinMs` (a window shows what the fast tier is there to see:
+	 * layers' framerates and frame sizes now), and its back-off starts over.
+	 */
+	hurry(s: ProfiledStream, withinMs: number): void {
+		const state = s.trace;
+		if (!state?.restart || (state.openedAtMs > 0 && Date.now() - state.openedAtMs < withinMs)) return;
+		// A window still open (the last one started less than a window ago) is not cut short.
+		if (Date.now() - state.openedAtMs < this.options.traceWindowMs) return;
+		state.restart();
 	}
 
 	/** The stream is forgotten: its listener goes, and the worker keeps only the app's own trace types. */
@@ -137,10 +163,16 @@ export class TraceSampler {
 
 	private handle(s: ProfiledStream, trace: types.ProducerTraceEventData): void {
 		const state = s.trace;
-		const p = tracedPacket(trace.info);
-		if (!p || !state) return;
-		const now = Date.now();
+		if (!state) return;
+		if (trace.type === 'pli' || trace.type === 'fir') {
+			const ssrc = (trace.info as { ssrc?: unknown } | undefined)?.ssrc;
+			if (typeof ssrc === 'number') this.keyframes.keyframeAsked(s, ssrc, Date.now());
+			return;
+		}
 		if (trace.type !== 'rtp' && trace.type !== 'keyframe') return;
+		const p = tracedPacket(trace.info);
+		if (!p) return;
+		const now = Date.now();
 		// With both traces on, the worker reports a keyframe's first packet as `keyframe` only;
 		// the framerate needs it (a one-packet keyframe is a whole frame), outside a window it is dropped.
 		s.acc.addLayerRtpEvent(now, p.ssrc, p.rid || undefined, p.timestamp, p.marker);

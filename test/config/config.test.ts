@@ -1,6 +1,6 @@
 import * as mediasoup from 'mediasoup';
 import { attach, ENV_VARIABLES, ForesightConfigError, optionsFromEnv, parseOptions } from '../../plugin';
-import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS, DEFAULT_WINDOW_STATS_EVERY_MS } from '../../plugin/config';
+import { DEFAULT_CONSUMER_STATS_EVERY_MS, DEFAULT_SLOW_STATS_EVERY_MS, DEFAULT_TRANSPORT_STATS_EVERY_MS, DEFAULT_WINDOW_STATS_EVERY_MS } from '../../plugin/config';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -32,7 +32,9 @@ describe('configuration', () => {
 				tapWindowMs: 1000,
 				resolutionRefreshMs: 300_000,
 				probeWaitMs: 500,
+				keyframeProbes: false,
 				traceBackoffMax: 4,
+				slowStatsEveryMs: DEFAULT_SLOW_STATS_EVERY_MS,
 				consumerStatsEveryMs: DEFAULT_CONSUMER_STATS_EVERY_MS,
 				transportStatsEveryMs: DEFAULT_TRANSPORT_STATS_EVERY_MS,
 				windowStatsEveryMs: DEFAULT_WINDOW_STATS_EVERY_MS,

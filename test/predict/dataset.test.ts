@@ -63,6 +63,15 @@ describe('buildExamples', () => {
 		expect(at(t + 6000)).toEqual([]);
 	});
 
+	test('a stream refreshed less often than the staleness period is gone after missing two of its own refreshes', () => {
+		const p = videoRoom('v', 0)[0]!;
+		// The profiler's slow tier: every 5 s.
+		const events = deriveEvents([{ ...p, ts: 0 }, { ...p, ts: 5000 }, { ...p, ts: 10_000 }], 3000);
+		expect(events.find((e) => e.type === 'leave')!.ts).toBe(20_000);
+		// Every second: the staleness period rules.
+		expect(deriveEvents([{ ...p, ts: 0 }, { ...p, ts: 1000 }], 3000).find((e) => e.type === 'leave')!.ts).toBe(4000);
+	});
+
 	test('derived events join at the first profile and leave one staleness period after the last', () => {
 		const p = videoRoom('v', 0)[0]!;
 		const events = deriveEvents([{ ...p, ts: 5000 }, { ...p, ts: 1000 }, { ...p, ts: 3000 }], 2000);
@@ -79,4 +88,5 @@ test('splitBySession keeps whole sessions together', () => {
 	expect(new Set(train.map((e) => e.sessionId))).toEqual(new Set(['session-1', 'session-2']));
 	expect(new Set(heldOut.map((e) => e.sessionId))).toEqual(new Set(['session-3']));
 	expect(train.length + heldOut.length).toBe(examples.length);
+
 });

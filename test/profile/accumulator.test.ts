@@ -110,4 +110,63 @@ describe('StreamAccumulator (pure)', () => {
 		expect(withCut).toHaveLength(1);
 		expect(Math.abs(withCut[0]! - 30)).toBeLessThanOrEqual(1);
 	});
+
+	test('a consumer takes its producer\'s window statistics with its own flow, layers and share of the levels', () => {
+		const producer = new StreamAccumulator(videoMeta);
+		const consumer = new StreamAccumulator({ ...videoMeta, streamId: 'c1', entity: 'consumer', producerId: 'p1', encodings: videoMeta.encodings, inheritsWindows: true });
+		producer.setResolution(0, 320, 180);
+		producer.setResolution(1, 640, 360);
+		producer.setResolution(2, 1280, 720);
+		// The producer varies; the consumer gets the middle layer: 40 % of the producer's bytes.
+		let pb = [0, 0, 0];
+		let cb = 0;
+		for (let t = 0; t <= 30_000; t += 1000) {
+			const burst = t % 5000 === 0 ? 2 : 1;
+			pb = [pb[0]! + 10_000 * burst, pb[1]! + 40_000 * burst, pb[2]! + 50_000 * burst];
+			cb += 40_000 * burst;
+			producer.addRtpStats(stats(t, pb));
+			consumer.addRtpStats(rtpStats(t, [{ ssrc: 9, byteCount: cb, packetCount: cb / 1000 }], { currentLayers: { spatialLayer: 1 } }));
+		}
+		const p = producer.profile(30_000);
+		const c = consumer.profileFrom(p, 30_000);
+		expect(streamProfileSchema.safeParse(c).error).toBeUndefined();
+		expect(c).toMatchObject({ entity: 'consumer', streamId: 'c1', producerId: 'p1', dataType: p.dataType, entropy: p.entropy });
+		expect(c.flow.bitrateBps).toBeCloseTo(0.4 * p.flow.bitrateBps);
+		expect(c.variance.burstiness).toBe(p.variance.burstiness);
+		c.variance.windows.forEach((w, i) => {
+			expect(w.cv).toBe(p.variance.windows[i]!.cv);
+			expect(w.meanBps).toBeCloseTo(0.4 * p.variance.windows[i]!.meanBps);
+		});
+		expect(c.video!.sceneChanges).toBe(p.video!.sceneChanges);
+		// It receives layers 0 and 1: its size is the middle layer's, from the producer.
+		expect(c.video).toMatchObject({ width: 640, height: 360, activeLayers: 2 });
+		expect(c.layers.map((l) => l.width)).toEqual([320, 640, 1280]);
+	});
+
+	test('one layer read from a keyframe sizes the others by their encodings\' scale factors; a layer\'s own read wins', () => {
+		const acc = new StreamAccumulator({
+			...videoMeta,
+			encodings: [
+				{ ssrc: 1, scaleResolutionDownBy: 4 },
+				{ ssrc: 2, scaleResolutionDownBy: 2 },
+				{ ssrc: 3, scaleResolutionDownBy: 1 },
+			],
+		});
+		acc.setResolution(2, 960, 540);
+		expect([0, 1, 2].map((l) => acc.resolutionDerived(l))).toEqual([true, true, false]);
+		const sizes = (): Array<[number | undefined, number | undefined]> => acc.profile(0).layers.map((l) => [l.width, l.height]);
+		// The encoder truncates: 540 / 4 = 135.
+		expect(sizes()).toEqual([[240, 135], [480, 270], [960, 540]]);
+		// The sender scaled its capture down (CPU): a new read of the middle layer re-derives the others it did not read.
+		acc.setResolution(1, 320, 180);
+		expect(sizes()).toEqual([[160, 90], [320, 180], [960, 540]]);
+		expect(acc.resolutionDerived(2)).toBe(false);
+		// Without scale factors nothing is derived.
+		const plain = new StreamAccumulator(videoMeta);
+		plain.setResolution(2, 1280, 720);
+		expect(plain.profile(0).layers.map((l) => l.width)).toEqual([undefined, undefined, 1280]);
+		expect(plain.profile(0).video!.keyframesRequested).toBeUndefined();
+		plain.keyframeRequested();
+		expect(plain.profile(0).video!.keyframesRequested).toBe(1);
+	});
 });

@@ -42,6 +42,8 @@ const STATS_INTERVAL_MS = 500;
  * with the default period its framerate could be up to 5 s older than that.
  */
 const PROFILING = {
+	// Sizes read by asking (opt-in): a replay answers no keyframe request, and no consumer here asks for one.
+	keyframeProbes: true,
 	traceEveryMs: 2000,
 	traceWindowMs: 3999,
 	traceBackoffMax: 1,

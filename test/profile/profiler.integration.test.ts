@@ -31,6 +31,8 @@ describe('Profiler on a real worker', () => {
 				tapEveryMs: 1500,
 				tapWindowMs: 1000,
 				probeWaitMs: 2000,
+				// The probe asks (opt-in): this checks reading sizes from keyframes, passiveResolution checks when to.
+				keyframeProbes: true,
 				keywords: ['foresight', 'sfu'],
 				transportStatsEveryMs: 1000,
 				windowStatsEveryMs: 500,

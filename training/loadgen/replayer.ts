@@ -451,7 +451,12 @@ function toMediasoupRtpParameters(stream: RecordedStream, layers: LayerState[], 
 		headerExtensions: (p.headerExtensions ?? []).filter((h) => isSupportedExtension(h.uri)) as types.RtpHeaderExtensionParameters[],
 		encodings: layers.map((l) => {
 			const e = p.encodings[l.prepared.spatialIndex];
-			return { ssrc: l.ssrc, ...(e?.scalabilityMode ? { scalabilityMode: e.scalabilityMode } : {}) };
+			// scaleResolutionDownBy travels as a browser's produce() sends it (mediasoup keeps it untyped).
+			return {
+				ssrc: l.ssrc,
+				...(e?.scalabilityMode ? { scalabilityMode: e.scalabilityMode } : {}),
+				...(e?.scaleResolutionDownBy !== undefined ? { scaleResolutionDownBy: e.scaleResolutionDownBy } : {}),
+			} as types.RtpEncodingParameters;
 		}),
 		rtcp: { cname, reducedSize: true },
 	};

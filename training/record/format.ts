@@ -35,6 +35,8 @@ const rtpEncoding = z.object({
 	ssrc: z.int().optional(),
 	rid: z.string().optional(),
 	scalabilityMode: z.string().optional(),
+	/** The browser's scale of this simulcast layer (mediasoup-client sends the app's encodings). */
+	scaleResolutionDownBy: z.number().optional(),
 	maxBitrate: z.number().optional(),
 	dtx: z.boolean().optional(),
 });

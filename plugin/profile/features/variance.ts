@@ -15,7 +15,7 @@
  */
 import type { VarianceProfile } from '../schema';
 import { clamp01 } from './stats';
-import { describeSeries, type TimeSeriesWindow } from './windows';
+import { describeSeries, type TimeSeriesWindow, type WindowStats } from './windows';
 
 export const DEFAULT_VARIANCE_WINDOWS_S: readonly number[] = [10, 60];
 
@@ -23,10 +23,7 @@ export const DEFAULT_VARIANCE_WINDOWS_S: readonly number[] = [10, 60];
 const MIN_SUBSECOND_BINS = 5;
 
 export function burstiness(values: ArrayLike<number>): number {
-	const d = describeSeries(values);
-	if (d.count < 2 || d.mean <= 0) return 0;
-	const cv2 = d.cv * d.cv;
-	return clamp01(cv2 / (1 + cv2));
+	return burstinessOf(describeSeries(values));
 }
 
 export interface VarianceOptions {
@@ -41,12 +38,20 @@ export interface VarianceOptions {
  */
 export function varianceProfile(bitrateBps: TimeSeriesWindow, nowMs: number, options: VarianceOptions = {}): VarianceProfile {
 	const windowsS = options.windowsS ?? DEFAULT_VARIANCE_WINDOWS_S;
-	const windows = windowsS.map((windowS) => {
-		const d = bitrateBps.stats(windowS * 1000, nowMs);
+	const longest = Math.max(0, ...windowsS);
+	const subSecond = options.subSecondBps;
+	const useSubSecond = subSecond !== undefined && subSecond.length >= MIN_SUBSECOND_BINS;
+	// The windows and, without sub-second bins, the burstiness series (the longest window) in one walk over the series.
+	const stats = bitrateBps.statsOfWindows(useSubSecond ? windowsS.map((w) => w * 1000) : [...windowsS.map((w) => w * 1000), longest * 1000], nowMs);
+	const windows = windowsS.map((windowS, i) => {
+		const d = stats[i]!;
 		return { windowS, meanBps: Math.max(0, d.mean), stdBps: d.std, cv: d.cv };
 	});
-	const subSecond = options.subSecondBps;
-	const longest = Math.max(0, ...windowsS);
-	const burstSeries = subSecond && subSecond.length >= MIN_SUBSECOND_BINS ? subSecond : bitrateBps.valuesSince(nowMs - longest * 1000, nowMs);
-	return { windows, burstiness: burstiness(burstSeries) };
+	return { windows, burstiness: useSubSecond ? burstiness(subSecond) : burstinessOf(stats[windowsS.length]!) };
+}
+
+function burstinessOf(d: WindowStats): number {
+	if (d.count < 2 || d.mean <= 0) return 0;
+	const cv2 = d.cv * d.cv;
+	return clamp01(cv2 / (1 + cv2));
 }

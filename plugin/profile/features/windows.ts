@@ -2,7 +2,6 @@
  * Fixed-capacity ring buffer of (time, value) samples, queried by time window.
  * One per series per stream: memory is bounded whatever the sampling rate.
  */
-import { cv, max, mean, std } from './stats';
 
 export interface WindowStats {
 	count: number;
@@ -16,12 +15,40 @@ export interface WindowStats {
 	peakToMean: number;
 }
 
+/**
+ * Count, mean, variance (Welford), min and max in one pass: the variance windows run over
+ * every stream's series at each rebuild, and the separate passes of mean, std, cv, min and
+ * max (and the arrays the windows were copied into) were most of that work.
+ */
+class Moments {
+	count = 0;
+	private mean = 0;
+	private m2 = 0;
+	private min = Infinity;
+	private max = -Infinity;
+
+	add(x: number): void {
+		this.count++;
+		const d = x - this.mean;
+		this.mean += d / this.count;
+		this.m2 += d * (x - this.mean);
+		if (x < this.min) this.min = x;
+		if (x > this.max) this.max = x;
+	}
+
+	stats(): WindowStats {
+		if (this.count === 0) return { count: 0, mean: 0, std: 0, cv: 0, min: 0, max: 0, peakToMean: 0 };
+		// Population σ: the windows describe what happened, not a sample of a larger population.
+		const std = Math.sqrt(Math.max(0, this.m2 / this.count));
+		const m = this.mean;
+		return { count: this.count, mean: m, std, cv: m === 0 ? 0 : std / Math.abs(m), min: this.min, max: this.max, peakToMean: m === 0 ? 0 : this.max / m };
+	}
+}
+
 export function describeSeries(values: ArrayLike<number>): WindowStats {
-	const m = mean(values);
-	let min = values.length === 0 ? 0 : Infinity;
-	for (let i = 0; i < values.length; i++) min = Math.min(min, values[i] as number);
-	const peak = max(values);
-	return { count: values.length, mean: m, std: std(values), cv: cv(values), min, max: peak, peakToMean: m === 0 ? 0 : peak / m };
+	const m = new Moments();
+	for (let i = 0; i < values.length; i++) m.add(values[i] as number);
+	return m.stats();
 }
 
 export class TimeSeriesWindow {
@@ -74,7 +101,29 @@ export class TimeSeriesWindow {
 
 	/** Statistics of the samples in the windowMs ending at nowMs. */
 	stats(windowMs: number, nowMs: number): WindowStats {
-		return describeSeries(this.valuesSince(nowMs - windowMs, nowMs));
+		return this.statsOfWindows([windowMs], nowMs)[0]!;
+	}
+
+	/**
+	 * Statistics of the samples in each of the windows ending at nowMs (fromMs < t ≤ nowMs),
+	 * in one walk back from the newest sample and without copying the series.
+	 */
+	statsOfWindows(windowsMs: readonly number[], nowMs: number): WindowStats[] {
+		const moments = windowsMs.map(() => new Moments());
+		let longest = -Infinity;
+		for (const w of windowsMs) longest = Math.max(longest, w);
+		const oldest = nowMs - longest;
+		// Back to the oldest sample in the longest window, then forward: oldest first, as describeSeries() of valuesSince().
+		let k = 0;
+		while (k < this.count && (this.times[(this.next - k - 1 + this.capacity) % this.capacity] as number) > oldest) k++;
+		for (; k >= 1; k--) {
+			const i = (this.next - k + this.capacity) % this.capacity;
+			const t = this.times[i] as number;
+			if (t > nowMs) break;
+			const v = this.values[i] as number;
+			for (let j = 0; j < windowsMs.length; j++) if (t > nowMs - windowsMs[j]!) moments[j]!.add(v);
+		}
+		return moments.map((m) => m.stats());
 	}
 
 	clear(): void {
