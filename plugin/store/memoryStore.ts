@@ -8,6 +8,7 @@ import {
 	type WorkerLoadSample,
 } from '../profile/schema';
 import { Ring } from './ring';
+import { RowRing } from './rows';
 import {
 	actionOrder,
 	assertLimit,
@@ -55,11 +56,12 @@ export const memorySnapshotSchema = z.object({
 export type MemorySnapshot = z.infer<typeof memorySnapshotSchema>;
 
 /**
- * A bounded map of ring buffers keyed by series id. Touching a series moves it to
- * the back of the Map's insertion order, so eviction takes the stalest series.
+ * A bounded map of ring buffers keyed by series id, each record a typed row (see rows.ts).
+ * Touching a series moves it to the back of the Map's insertion order, so eviction takes
+ * the stalest series.
  */
 class SeriesRings<T extends { ts: number }> {
-	private readonly rings = new Map<string, Ring<T>>();
+	private readonly rings = new Map<string, RowRing<T>>();
 
 	constructor(
 		private readonly maxPointsPerSeries: number,
@@ -71,7 +73,7 @@ class SeriesRings<T extends { ts: number }> {
 		if (ring) {
 			this.rings.delete(key);
 		} else {
-			ring = new Ring<T>(this.maxPointsPerSeries);
+			ring = new RowRing<T>(this.maxPointsPerSeries);
 			if (this.rings.size >= this.maxSeries) {
 				const stalest = this.rings.keys().next().value;
 				if (stalest !== undefined) this.rings.delete(stalest);
@@ -79,19 +81,23 @@ class SeriesRings<T extends { ts: number }> {
 		}
 		this.rings.set(key, ring);
 		// Same series and time: a rewrite, as in InfluxDB.
-		const last = ring.last();
-		if (last && last.ts === record.ts) ring.set(ring.size - 1, record);
+		if (ring.size > 0 && ring.tsAt(ring.size - 1) === record.ts) ring.set(ring.size - 1, record);
 		else ring.push(record);
 	}
 
-	series(): IterableIterator<Ring<T>> {
+	series(): IterableIterator<RowRing<T>> {
 		return this.rings.values();
 	}
 
+	/** Records with from ≤ ts ≤ to that `keep` accepts; only those rows are decoded. */
 	range(from: number, to: number, keep: (r: T) => boolean = () => true): T[] {
 		const out: T[] = [];
 		for (const ring of this.rings.values()) {
-			for (const r of ring) if (inRange(r.ts, from, to) && keep(r)) out.push(r);
+			for (let i = 0; i < ring.size; i++) {
+				if (!inRange(ring.tsAt(i), from, to)) continue;
+				const r = ring.at(i)!;
+				if (keep(r)) out.push(r);
+			}
 		}
 		return out;
 	}
@@ -179,8 +185,9 @@ export class MemoryStore implements ProfileStore {
 	async latestStreamProfiles(query: LatestQuery = {}): Promise<StreamProfile[]> {
 		const out: StreamProfile[] = [];
 		for (const ring of this.streams.series()) {
-			let newest: StreamProfile | undefined;
-			for (const p of ring) if (!newest || p.ts >= newest.ts) newest = p;
+			let at = -1;
+			for (let i = 0; i < ring.size; i++) if (at < 0 || ring.tsAt(i) >= ring.tsAt(at)) at = i;
+			const newest = ring.at(at);
 			if (!newest) continue;
 			if (query.since !== undefined && newest.ts < query.since) continue;
 			if (query.workerId !== undefined && newest.workerId !== query.workerId) continue;

@@ -1,0 +1,221 @@
+/**
+ * Records (profiles, load samples) kept as rows of numbers in typed arrays instead of
+ * objects. An hour of 1 s profiles of a few hundred streams is over a million objects
+ * with their nested layers and blocks; as rows it is one Float64Array per series, which
+ * the garbage collector neither traces nor moves.
+ *
+ * A record's structure (its keys, nesting, array lengths and value kinds) is its shape,
+ * interned once; a row is the shape's id plus the record's values in the shape's order:
+ * numbers as they are, booleans as 0/1, null as 0, strings as indexes into the series'
+ * own string table (stream, worker and transport ids repeat in every row of a series and
+ * are freed with it). Keys whose value is undefined are left out, as JSON leaves them out.
+ */
+
+type Node =
+	| { t: 'n' }
+	| { t: 'b' }
+	| { t: 's' }
+	| { t: 'z' }
+	| { t: 'o'; keys: string[]; children: Node[] }
+	| { t: 'a'; children: Node[] };
+
+interface Shape {
+	id: number;
+	root: Node;
+	width: number;
+}
+
+const shapesBySig = new Map<string, Shape>();
+const shapes: Shape[] = [];
+
+function shapeOf(sig: string, value: unknown): Shape {
+	let shape = shapesBySig.get(sig);
+	if (!shape) {
+		let width = 0;
+		const build = (v: unknown): Node => {
+			if (v === null) return width++, { t: 'z' };
+			switch (typeof v) {
+				case 'number':
+					return width++, { t: 'n' };
+				case 'boolean':
+					return width++, { t: 'b' };
+				case 'string':
+					return width++, { t: 's' };
+				default:
+					if (Array.isArray(v)) return { t: 'a', children: v.map(build) };
+					{
+						const o = v as Record<string, unknown>;
+						const keys = Object.keys(o).filter((k) => o[k] !== undefined);
+						return { t: 'o', keys, children: keys.map((k) => build(o[k])) };
+					}
+			}
+		};
+		const root = build(value);
+		shape = { id: shapes.length, root, width };
+		shapes.push(shape);
+		shapesBySig.set(sig, shape);
+	}
+	return shape;
+}
+
+/** The shape signature of a value; its values go to `out` as numbers meanwhile. */
+function flatten(v: unknown, out: number[], strings: (s: string) => number): string {
+	if (v === null) {
+		out.push(0);
+		return 'z';
+	}
+	switch (typeof v) {
+		case 'number':
+			out.push(v);
+			return 'n';
+		case 'boolean':
+			out.push(v ? 1 : 0);
+			return 'b';
+		case 'string':
+			out.push(strings(v));
+			return 's';
+		case 'object': {
+			if (Array.isArray(v)) {
+				let sig = '[';
+				for (const x of v) sig += `${flatten(x, out, strings)},`;
+				return `${sig}]`;
+			}
+			let sig = '{';
+			const o = v as Record<string, unknown>;
+			for (const k in o) {
+				const x = o[k];
+				if (x === undefined) continue;
+				sig += `${JSON.stringify(k)}:${flatten(x, out, strings)},`;
+			}
+			return `${sig}}`;
+		}
+		default:
+			throw new TypeError(`a stored record holds only numbers, strings, booleans, null, arrays and plain objects (got ${typeof v})`);
+	}
+}
+
+function rebuild(node: Node, row: Float64Array, at: { i: number }, strings: readonly string[]): unknown {
+	switch (node.t) {
+		case 'n':
+			return row[at.i++];
+		case 'b':
+			return row[at.i++] === 1;
+		case 's':
+			return strings[row[at.i++]!];
+		case 'z':
+			return at.i++, null;
+		case 'a':
+			return node.children.map((c) => rebuild(c, row, at, strings));
+		case 'o': {
+			const o: Record<string, unknown> = {};
+			for (let k = 0; k < node.keys.length; k++) o[node.keys[k]!] = rebuild(node.children[k]!, row, at, strings);
+			return o;
+		}
+	}
+}
+
+/** Rows a series starts with room for; it doubles up to its capacity as it fills. */
+const INITIAL_ROWS = 16;
+
+/**
+ * A fixed-capacity ring of records of one series as typed rows: pushing onto a full ring
+ * overwrites the oldest. Each row's time is kept in a column of its own, so range queries
+ * decode only the rows they return.
+ */
+export class RowRing<T extends { ts: number }> {
+	private stride = 0;
+	private rows = 0;
+	private data = new Float64Array(0);
+	private shapeIds = new Int32Array(0);
+	private times = new Float64Array(0);
+	private start = 0;
+	private count = 0;
+	private readonly strings: string[] = [];
+	private readonly stringIndex = new Map<string, number>();
+	private readonly scratch: number[] = [];
+	private readonly intern = (s: string): number => {
+		let i = this.stringIndex.get(s);
+		if (i === undefined) {
+			i = this.strings.length;
+			this.strings.push(s);
+			this.stringIndex.set(s, i);
+		}
+		return i;
+	};
+
+	constructor(readonly capacity: number) {
+		if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('ring capacity must be a positive integer');
+	}
+
+	get size(): number {
+		return this.count;
+	}
+
+	push(record: T): void {
+		if (this.count < this.capacity) {
+			this.write(this.slot(this.count), record);
+			this.count++;
+			return;
+		}
+		this.write(this.start, record);
+		this.start = (this.start + 1) % this.capacity;
+	}
+
+	/** i = 0 is the oldest. */
+	set(i: number, record: T): void {
+		if (i < 0 || i >= this.count) throw new RangeError('ring index out of range');
+		this.write(this.slot(i), record);
+	}
+
+	/** The time of row i (0 = oldest) without decoding it. */
+	tsAt(i: number): number {
+		return this.times[this.slot(i)]!;
+	}
+
+	at(i: number): T | undefined {
+		if (i < 0 || i >= this.count) return undefined;
+		const slot = this.slot(i);
+		const shape = shapes[this.shapeIds[slot]!]!;
+		return rebuild(shape.root, this.data.subarray(slot * this.stride, slot * this.stride + shape.width), { i: 0 }, this.strings) as T;
+	}
+
+	last(): T | undefined {
+		return this.at(this.count - 1);
+	}
+
+	*[Symbol.iterator](): IterableIterator<T> {
+		for (let i = 0; i < this.count; i++) yield this.at(i)!;
+	}
+
+	/** Slot of logical index i, growing the arrays while the ring has not reached its capacity. */
+	private slot(i: number): number {
+		if (this.count < this.capacity && i >= this.rows) this.grow(Math.min(this.capacity, Math.max(INITIAL_ROWS, 2 * this.rows)), this.stride);
+		return (this.start + i) % this.capacity;
+	}
+
+	private write(slot: number, record: T): void {
+		const out = this.scratch;
+		out.length = 0;
+		const sig = flatten(record, out, this.intern);
+		const shape = shapeOf(sig, record);
+		if (shape.width > this.stride) this.grow(this.rows, shape.width);
+		this.data.set(out, slot * this.stride);
+		this.shapeIds[slot] = shape.id;
+		this.times[slot] = record.ts;
+	}
+
+	/** Reallocates for `rows` rows of `stride` values; rows keep their slots (growth happens only before the ring wraps). */
+	private grow(rows: number, stride: number): void {
+		const data = new Float64Array(rows * stride);
+		for (let r = 0; r < Math.min(this.rows, rows); r++) data.set(this.data.subarray(r * this.stride, (r + 1) * this.stride), r * stride);
+		const shapeIds = new Int32Array(rows);
+		shapeIds.set(this.shapeIds.subarray(0, Math.min(this.rows, rows)));
+		const times = new Float64Array(rows);
+		times.set(this.times.subarray(0, Math.min(this.rows, rows)));
+		this.data = data;
+		this.shapeIds = shapeIds;
+		this.times = times;
+		this.rows = rows;
+		this.stride = stride;
+	}
+}
