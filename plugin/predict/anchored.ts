@@ -29,9 +29,9 @@
  * calibration): feed snapshots of a worker in time order, as the engine does.
  */
 import type { StreamProfile, WorkerLoadSample } from '../profile/schema';
-import { asStreamList, perHorizon, sumNeeds, assembleWorkerPrediction, type PerHorizon, type StreamCost } from './assemble';
+import { asStreamList, perHorizon, sumNeeds, type PerHorizon, type StreamCost } from './assemble';
 import { laggedSpread } from './baselines';
-import { COST_TERM_COUNT, COST_TERMS, dot, HostCalibration, TRANSPORT_TERM, writeStreamTerms, type CalibrationOptions, type CostCoefficients } from './calibration';
+import { COST_TERM_COUNT, dot, dotVector, HostCalibration, TRANSPORT_TERM, writeStreamTerms, type CalibrationOptions, type CostCoefficients } from './calibration';
 import { leastSquares, quantile } from './stats';
 import { HORIZONS_S, zeroResources, type HorizonS, type Predictor, type ResourceNeeds, type StreamContext, type WorkerPrediction, type WorkerSnapshot } from './types';
 
@@ -179,7 +179,7 @@ export class AnchoredPredictor implements Predictor {
 	}
 
 	private predictOne(snap: WorkerSnapshot): WorkerPrediction {
-		const coef = this.calibration.coefficients();
+		const coef = this.calibration.vector();
 		const streams = snap.streams;
 		const n = streams.length;
 		const x = new Float64Array(n * COST_TERM_COUNT);
@@ -187,14 +187,13 @@ export class AnchoredPredictor implements Predictor {
 		const X = new Float64Array(COST_TERM_COUNT);
 		for (let i = 0; i < n; i++) {
 			writeStreamTerms(streams[i]!, x, i * COST_TERM_COUNT);
-			costNow[i] = dot(coef.theta, x, i * COST_TERM_COUNT);
+			costNow[i] = dotVector(coef, x, i * COST_TERM_COUNT);
 			for (let k = 0; k < COST_TERM_COUNT; k++) X[k]! += x[i * COST_TERM_COUNT + k]!;
 		}
 		const last = snap.samples[snap.samples.length - 1];
 		const transports = last?.transports ?? new Set(streams.map((s) => s.transportId)).size;
 		X[TRANSPORT_TERM] = transports / 10;
-		let explained = coef.idlePct;
-		for (let k = 0; k < COST_TERM_COUNT; k++) explained += coef.theta[COST_TERMS[k]!] * X[k]!;
+		const explained = coef[0]! + dotVector(coef, X);
 
 		const state = this.state(snap.workerId);
 		// A snapshot older than what this worker has shown (e.g. held-out examples scored for a
@@ -235,7 +234,7 @@ export class AnchoredPredictor implements Predictor {
 				const pps = f.gone ? 0 : s.flow.packetRate + g * (f.packetRate - s.flow.packetRate);
 				const bps = f.gone ? 0 : s.flow.bitrateBps + g * (f.bitrateBps - s.flow.bitrateBps);
 				writeStreamTerms(s, xf, 0, pps, bps);
-				return { cpuPct: dot(coef.theta, xf), rssBytes: 0, ...networkOf(s, bps) };
+				return { cpuPct: dotVector(coef, xf), rssBytes: 0, ...networkOf(s, bps) };
 			});
 			return { streamId: s.streamId, transportId: s.transportId, cost, spread: ZERO_SPREAD };
 		});
@@ -246,12 +245,19 @@ export class AnchoredPredictor implements Predictor {
 			ingressBps: 0,
 			egressBps: 0,
 		}));
-		const totals = {} as Record<HorizonS, number>;
-		for (const h of HORIZONS_S) {
-			let cpu = base[h].cpuPct;
-			for (const c of costs) cpu += c.cost[h].cpuPct;
-			totals[h] = cpu;
-		}
+		// Totals in the order attribution is checked in: base first, then the streams as listed.
+		const sums = perHorizon((h) => {
+			const t = { ...base[h] };
+			for (const c of costs) {
+				const v = c.cost[h];
+				t.cpuPct += v.cpuPct;
+				t.rssBytes += v.rssBytes;
+				t.ingressBps += v.ingressBps;
+				t.egressBps += v.egressBps;
+			}
+			return t;
+		});
+		const totals = { 5: sums[5].cpuPct, 15: sums[15].cpuPct, 30: sums[30].cpuPct } as Record<HorizonS, number>;
 		const history = !past && state.samples.length > snap.samples.length ? state.samples : snap.samples;
 		const spread: PerHorizon = perHorizon((h) => {
 			const own = state.errors[h].length >= this.minBandSamples ? (state.band[h] ??= quantile(state.errors[h], 0.95)) : undefined;
@@ -261,7 +267,22 @@ export class AnchoredPredictor implements Predictor {
 			return { cpuPct: cpuSpread, rssBytes: laggedSpread(history, 'rssBytes', h), ingressBps: 0, egressBps: 0 };
 		});
 		if (fresh) for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h] });
-		return assembleWorkerPrediction(snap.workerId, this.name, base, spread, costs);
+		// Streams carry no spread of their own, so the worker's p95 is its mean plus the band.
+		const horizons = {} as WorkerPrediction['horizons'];
+		for (const h of HORIZONS_S) {
+			const m = sums[h];
+			const sp = spread[h];
+			horizons[h] = {
+				base: base[h],
+				total: {
+					cpuPct: { mean: m.cpuPct, p95: m.cpuPct + sp.cpuPct },
+					rssBytes: { mean: m.rssBytes, p95: m.rssBytes + sp.rssBytes },
+					ingressBps: { mean: m.ingressBps, p95: m.ingressBps },
+					egressBps: { mean: m.egressBps, p95: m.egressBps },
+				},
+			};
+		}
+		return { workerId: snap.workerId, predictor: this.name, horizons, streams: costs.map((c) => ({ streamId: c.streamId, transportId: c.transportId, cost: c.cost })) };
 	}
 
 	/** Signed errors (actual − forecast) of this worker's forecasts due at `ts`. */

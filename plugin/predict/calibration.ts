@@ -68,6 +68,13 @@ export function workerTerms(streams: readonly StreamProfile[], transports: numbe
 	return X;
 }
 
+/** θ·x with θ as [idle, θ…] (`HostCalibration.vector()`); the idle level is not included. */
+export function dotVector(v: ArrayLike<number>, x: ArrayLike<number>, offset = 0): number {
+	let s = 0;
+	for (let k = 0; k < COST_TERM_COUNT; k++) s += v[k + 1]! * x[offset + k]!;
+	return s;
+}
+
 export function dot(theta: Record<CostTerm, number>, x: ArrayLike<number>, offset = 0): number {
 	let s = 0;
 	for (let k = 0; k < COST_TERM_COUNT; k++) s += theta[COST_TERMS[k]!] * x[offset + k]!;
@@ -165,6 +172,11 @@ export class HostCalibration {
 	/** The current coefficients (the prior until samples arrive). */
 	coefficients(): CostCoefficients {
 		return vectorToCoefficients(this.solution);
+	}
+
+	/** The same as [idle, θ in COST_TERMS order]; read-only, replaced (not mutated) on refit. */
+	vector(): Readonly<Float64Array> {
+		return this.solution;
 	}
 
 	refit(): void {
