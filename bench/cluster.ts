@@ -39,6 +39,7 @@ const { values } = parseArgs({
 		load: { type: 'string', default: '1' },
 		'new-room-free-share': { type: 'string', default: String(CLUSTER_SIM_DEFAULTS.newRoomFreeShare) },
 		modes: { type: 'string', default: CLUSTER_MODES.join(',') },
+		'spill-below-free-share': { type: 'string', default: '0' },
 		'sim-only': { type: 'boolean', default: false },
 		'netns-only': { type: 'boolean', default: false },
 	},
@@ -54,6 +55,7 @@ const options: ClusterSimOptions = {
 	workersPerHost: int('workers-per-host', values['workers-per-host'], 1),
 	reportDelayS: int('report-delay', values['report-delay'], 0),
 	newRoomFreeShare: Number(values['new-room-free-share']),
+	spillBelowFreeShare: Number(values['spill-below-free-share']),
 };
 const modes = values.modes.split(',').filter((m): m is (typeof CLUSTER_MODES)[number] => (CLUSTER_MODES as readonly string[]).includes(m));
 const seed = int('seed', values.seed, 0);
@@ -124,4 +126,6 @@ console.log(
 		netns_quality_cost_ratio: real?.quality ?? null,
 	}),
 );
+	// Everything it started is stopped; lingering keep-alive sockets to the removed hosts must not hold the bench open.
+	process.exit(0);
 });

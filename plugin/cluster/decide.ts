@@ -61,6 +61,12 @@ export interface CrossHostInput {
 	 * still go elsewhere.
 	 */
 	newRoomFreeShare: number;
+	/**
+	 * Any join (not only a new room's) goes to another host that keeps `newRoomFreeShare` free
+	 * while this host has less than this share free (0: off). Rooms already here grow here
+	 * otherwise, until the host has no headroom left at all.
+	 */
+	spillBelowFreeShare?: number;
 	/** The peer was sent here by another host: it is placed here or refused, never sent on (no redirect loops). */
 	redirected: boolean;
 	/** Live hosts other than this one (liveHosts()). */
@@ -122,6 +128,18 @@ export function decideCrossHost(input: CrossHostInput): CrossHostDecision {
 				target: roomy.host,
 				availablePct: roomy.availablePct,
 				reason: `a new room: ${(input.localFreeShare * 100).toFixed(0)}% of this host is free, host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}% for it to grow`,
+			};
+		}
+	}
+	const spill = input.spillBelowFreeShare ?? 0;
+	if (!newRoom && spill > 0 && input.localFreeShare < spill) {
+		const roomy = [...holders, ...takers.filter((t) => t.roomPeers === 0)].find((t) => hostFreeShare(t.host) >= input.newRoomFreeShare);
+		if (roomy) {
+			return {
+				kind: 'redirect',
+				target: roomy.host,
+				availablePct: roomy.availablePct,
+				reason: `${(input.localFreeShare * 100).toFixed(0)}% of this host is free; host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}%`,
 			};
 		}
 	}

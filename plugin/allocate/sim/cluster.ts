@@ -42,11 +42,13 @@ export interface ClusterSimOptions {
 	reservationTtlS: number;
 	/** cluster.newRoomFreeShare of every host (its default). */
 	newRoomFreeShare: number;
+	/** Experimental: decideCrossHost's spillBelowFreeShare (0: off). */
+	spillBelowFreeShare: number;
 	/** LiveKit's node selector skips nodes whose reported CPU (mean over the node's workers) is above this share (its sysload_limit). */
 	nodeCpuLimit: number;
 }
 
-export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, newRoomFreeShare: 0.2, nodeCpuLimit: 0.9 });
+export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, newRoomFreeShare: 0.2, spillBelowFreeShare: 0, nodeCpuLimit: 0.9 });
 
 export interface ClusterCounters {
 	crossHostRedirects: number;
@@ -144,6 +146,7 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 					localHoldsRoom: local.holdsRoom || joinsOf[home]!.some((j) => j.roomId === join.roomId),
 					localFreeShare: hostFreeShare(reports[home]!),
 					newRoomFreeShare: options.newRoomFreeShare,
+					spillBelowFreeShare: options.spillBelowFreeShare,
 					redirected: false,
 					hosts: liveHosts(seen, selfId, nowMs - options.reportDelayS * 1000, 3000),
 					reservations: visible,
