@@ -113,6 +113,14 @@ describe('new rooms and rooms on their way', () => {
 		expect(decideCrossHost(input({ localFreeShare: 0.1, newRoomFreeShare: 0.5, hosts })).kind).toBe('local');
 	});
 
+	test('with spilling on, a join of a room held here goes to a host with room to spare once this host is nearly full', () => {
+		const hosts = [host('b', 60)];
+		const base = input({ localHoldsRoom: true, localFreeShare: 0.05, newRoomFreeShare: 0.2, hosts });
+		expect(decideCrossHost(base).kind).toBe('local');
+		expect(decideCrossHost({ ...base, spillBelowFreeShare: 0.1 })).toMatchObject({ kind: 'redirect', target: { hostId: 'b' } });
+		expect(decideCrossHost({ ...base, spillBelowFreeShare: 0.1, localFreeShare: 0.15 }).kind).toBe('local');
+	});
+
 	test("the room's next peers follow a redirect before the target reports the room", () => {
 		const r: Reservation = { ...reservation('a', 'c', 1), roomId: 'r1' };
 		const d = decideCrossHost(input({ roomId: 'r1', hosts: [host('b', 40), host('c', 20)], reservations: [r] }));
