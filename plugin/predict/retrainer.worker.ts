@@ -5,7 +5,10 @@
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { trainingExamples, type TrainJob } from './retrainer';
-import { trainModel } from './train';
+import { DEFAULT_LEARNING_RATE, TrainingDivergedError, trainModel } from './train';
+
+/** Retries of a diverged training, each with a third of the learning rate before. */
+const DIVERGED_RETRIES = 2;
 
 export interface WorkerJob extends TrainJob {
 	stagedDir: string;
@@ -21,12 +24,23 @@ async function main(job: WorkerJob): Promise<WorkerReply> {
 		return { ok: false, tooLittleData: true, trainExamples: examples.length, error: `${examples.length} training examples (need ${job.minTrainExamples})` };
 	}
 	const started = Date.now();
-	const { predictor } = trainModel(examples, {
-		name: job.name,
-		version: job.version,
-		epochs: job.epochs,
-		...(job.architecture ?? {}),
-	});
+	// A step that blows up on a small live window is retried with a smaller learning rate
+	// and another initialization; after the last attempt the error stands.
+	let predictor: ReturnType<typeof trainModel>['predictor'] | undefined;
+	for (let attempt = 0; predictor === undefined; attempt++) {
+		try {
+			predictor = trainModel(examples, {
+				name: job.name,
+				version: job.version,
+				epochs: job.epochs,
+				...(job.architecture ?? {}),
+				learningRate: DEFAULT_LEARNING_RATE / 3 ** attempt,
+				seed: 1 + attempt,
+			}).predictor;
+		} catch (error) {
+			if (!(error instanceof TrainingDivergedError) || attempt >= DIVERGED_RETRIES) throw error;
+		}
+	}
 	await predictor.save(job.stagedDir);
 	predictor.dispose();
 	return { ok: true, trainExamples: examples.length, trainMs: Date.now() - started, threadId };

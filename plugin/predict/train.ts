@@ -85,7 +85,8 @@ export interface TrainResult {
 }
 
 
-const invSoftplus = (y: number): number => Math.log(Math.expm1(Math.max(y, 1e-6)));
+/** softplus⁻¹(y) = log(eʸ − 1); above 30 eʸ − 1 is eʸ in double precision, and expm1 would overflow past ~709. */
+const invSoftplus = (y: number): number => (y > 30 ? y : Math.log(Math.expm1(Math.max(y, 1e-6))));
 
 /** Targets of examples as rows of OUTPUTS values, horizon-major. */
 function targetRows(examples: readonly TrainingExample[], scale: readonly number[]): Float32Array {
@@ -146,6 +147,19 @@ function subBatch(all: readonly FeatureBatch[], idx: readonly number[]): Feature
  * `onEpoch` drives a progress bar. Split by session before calling: examples of one
  * session must not be in both `examples` and `options.validation`.
  */
+export const DEFAULT_LEARNING_RATE = 0.01;
+
+/** Training produced non-finite weights or bands (a step blew up): nothing of it may be served or saved. */
+export class TrainingDivergedError extends Error {
+	constructor(
+		readonly where: 'weights' | 'p95 bands',
+		readonly learningRate: number,
+	) {
+		super(`training diverged: non-finite ${where} (learning rate ${learningRate})`);
+		this.name = 'TrainingDivergedError';
+	}
+}
+
 export function trainModel(examples: readonly TrainingExample[], options: TrainOptions = {}): TrainResult {
 	if (examples.length === 0) throw new RangeError('trainModel needs at least one example');
 	const started = Date.now();
@@ -195,7 +209,7 @@ export function trainModel(examples: readonly TrainingExample[], options: TrainO
 
 	// The NLL trains the variance path only; the mean is the MSE's job.
 	const stopGradient = tf.customGrad((...args) => ({ value: (args[0] as Tf.Tensor).clone(), gradFunc: (dy: Tf.Tensor) => tf.zerosLike(dy) })) as (x: Tf.Tensor) => Tf.Tensor;
-	const optimizer = tf.train.adam(options.learningRate ?? 0.01);
+	const optimizer = tf.train.adam(options.learningRate ?? DEFAULT_LEARNING_RATE);
 	const random = mulberry32(seed);
 	const order = examples.map((_, i) => i);
 	const history: EpochLog[] = [];
@@ -296,6 +310,14 @@ export function trainModel(examples: readonly TrainingExample[], options: TrainO
 			if (zs.length >= 20) p95Z[horizonKey(h)]![t] = Math.max(0, quantile(zs, 0.95));
 		});
 	});
+
+	const badWeights = [nets.stream, nets.worker].some((n) => n.getWeights().some((w) => w.dataSync().some((v) => !Number.isFinite(v))));
+	const badBands = Object.values(p95Z).some((band) => Object.values(band).some((z) => !Number.isFinite(z)));
+	if (badWeights || badBands) {
+		nets.stream.dispose();
+		nets.worker.dispose();
+		throw new TrainingDivergedError(badWeights ? 'weights' : 'p95 bands', options.learningRate ?? DEFAULT_LEARNING_RATE);
+	}
 
 	const metrics: Record<string, number> = {};
 	const addMetrics = (label: string, set: readonly TrainingExample[]) => {
