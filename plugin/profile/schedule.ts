@@ -234,8 +234,11 @@ export class StatsSchedule {
 		const w = this.workers.get(s.node.workerId);
 		for (const dispose of s.round.disposers.splice(0)) dispose();
 		s.round.dueRound = -1;
-		if (s.node.kind === 'consumer') this.consumersOf.get(s.node.producerId)?.delete(s);
-		else if (this.producers.get(s.node.id) === s) this.producers.delete(s.node.id);
+		if (s.node.kind === 'consumer') {
+			const set = this.consumersOf.get(s.node.producerId);
+			set?.delete(s);
+			if (set?.size === 0) this.consumersOf.delete(s.node.producerId);
+		} else if (this.producers.get(s.node.id) === s) this.producers.delete(s.node.id);
 		if (!w) return;
 		// Swap-remove: the last stream takes the forgotten one's place.
 		const i = s.round.index;
