@@ -501,13 +501,18 @@ export class StatsSchedule {
 		out.set(t, rates.data);
 	}
 
+	/**
+	 * One stream's request. A sample is stamped when its answer arrives, not when the round
+	 * began: on a busy host a worker answers hundreds of ms late now and then, and a rate over a
+	 * slow-tier interval stamped at the round's start would be off by that share.
+	 */
 	private async collect(s: ProfiledStream, at: number, own: Map<ProfiledStream, RtpStatsSample>, refreshed: Set<ProfiledStream>): Promise<void> {
 		try {
 			switch (s.node.kind) {
 				case 'producer': {
 					this.meter.request('producerStats', s.node.id);
 					const stats = await s.node.handle.getStats();
-					s.acc.addRtpStats(rtpSample(at, stats));
+					s.acc.addRtpStats(rtpSample(Date.now(), stats));
 					break;
 				}
 				case 'consumer': {
@@ -521,12 +526,13 @@ export class StatsSchedule {
 						else if (x.type === 'inbound-rtp') inbound = x as types.RtpStreamRecvStats; // mediasoup types `type` as string: no narrowing
 					}
 					const current = s.node.handle.currentLayers;
-					own.set(s, { ...rtpSample(at, out), ...(current ? { currentLayers: current } : {}) });
+					const answeredAt = Date.now();
+					own.set(s, { ...rtpSample(answeredAt, out), ...(current ? { currentLayers: current } : {}) });
 					// The answer carries the producer's stream: an audio producer's whole flow (one stream),
 					// so it need not ask the worker itself this period.
 					const producer = this.producers.get(s.node.producerId);
 					if (inbound && producer?.live && producer.node.kind === 'producer' && producer.node.mediaKind === 'audio' && producer.round.sampledAtMs < at) {
-						producer.acc.addRtpStats(rtpSample(at, [inbound]));
+						producer.acc.addRtpStats(rtpSample(answeredAt, [inbound]));
 						producer.round.sampledAtMs = at;
 						if (producer.node.workerId === s.node.workerId) refreshed.add(producer);
 					}
@@ -535,13 +541,13 @@ export class StatsSchedule {
 				case 'dataProducer': {
 					this.meter.request('dataProducerStats', s.node.id);
 					const [st] = await s.node.handle.getStats();
-					if (st) s.acc.addDataStats({ atMs: at, messageCount: st.messagesReceived, byteCount: st.bytesReceived });
+					if (st) s.acc.addDataStats({ atMs: Date.now(), messageCount: st.messagesReceived, byteCount: st.bytesReceived });
 					break;
 				}
 				case 'dataConsumer': {
 					this.meter.request('dataConsumerStats', s.node.id);
 					const [st] = await s.node.handle.getStats();
-					if (st) s.acc.addDataStats({ atMs: at, messageCount: st.messagesSent, byteCount: st.bytesSent });
+					if (st) s.acc.addDataStats({ atMs: Date.now(), messageCount: st.messagesSent, byteCount: st.bytesSent });
 					break;
 				}
 			}
