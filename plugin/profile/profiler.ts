@@ -121,9 +121,9 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		// Keyframes seen by the traces: the prober tells induced from unasked ones, and an unasked one is a trigger.
 		const keyframes = {
 			induced: (s: ProfiledStream, nowMs: number) => this.prober.induced(s, nowMs),
-			senderKeyframe: (s: ProfiledStream, packet: KeyframePacket, nowMs: number) => {
+			senderKeyframe: (s: ProfiledStream, packet: KeyframePacket, nowMs: number, unexpected: boolean) => {
 				this.prober.senderKeyframe(s, packet, nowMs);
-				this.schedule.trigger(s, 'keyframe');
+				if (unexpected) this.schedule.trigger(s, 'keyframe');
 			},
 			keyframeAsked: (s: ProfiledStream, ssrc: number, nowMs: number) => this.prober.keyframeAsked(s, ssrc, nowMs),
 		};

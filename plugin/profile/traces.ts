@@ -10,6 +10,7 @@ import type { ProducerNode } from '../observe/registry';
 import type { ProfilerMeter } from './meter';
 import type { KeyframePacket } from './probes';
 import type { ProfiledStream } from './stream';
+import { KeyframeCadence } from './keyframeCadence';
 import { SharedTraceTypes } from './traceTypes';
 
 /**
@@ -41,14 +42,19 @@ export interface TraceState {
 	chain: number;
 	/** Opens a window now and restarts the cycle from it (video producers only). */
 	restart?: () => void;
+	/** Which of its keyframes were asked for or on cadence. */
+	readonly cadence: KeyframeCadence;
 }
 
 /** What a trace tells the resolution prober about keyframes. */
 export interface KeyframeSink {
 	/** Whether a keyframe seen now was asked for by the profiler itself. */
 	induced(s: ProfiledStream, nowMs: number): boolean;
-	/** A keyframe the sender sent unasked. */
-	senderKeyframe(s: ProfiledStream, packet: KeyframePacket, nowMs: number): void;
+	/**
+	 * A keyframe the profiler did not cause; `unexpected`: nobody asked for it and it is off the
+	 * stream's keyframe cadence (see KeyframeCadence), i.e. the sender changed something.
+	 */
+	senderKeyframe(s: ProfiledStream, packet: KeyframePacket, nowMs: number, unexpected: boolean): void;
 	/** The worker asked the sender for a keyframe on `ssrc` (for whichever receiver). */
 	keyframeAsked(s: ProfiledStream, ssrc: number, nowMs: number): void;
 }
@@ -92,7 +98,7 @@ export class TraceSampler {
 		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe', 'pli', 'fir'] : [];
 		producer.observer.on('trace', this.listenerOf(s));
 		const traceTypes = new SharedTraceTypes(producer, (types) => this.meter.request('traceSwitch', node.id, types));
-		const state: TraceState = { types: traceTypes, backoff: 1, window: 0, openedAtMs: 0, chain: 0 };
+		const state: TraceState = { types: traceTypes, backoff: 1, window: 0, openedAtMs: 0, chain: 0, cadence: new KeyframeCadence() };
 		s.trace = state;
 		const setTypes = (wanted: types.ProducerTraceEventType[]): void =>
 			void traceTypes.set(wanted).catch((error: unknown) => this.meter.swallowed('traceSwitch', error, { producerId: node.id }, producer.closed));
@@ -166,7 +172,9 @@ export class TraceSampler {
 		if (!state) return;
 		if (trace.type === 'pli' || trace.type === 'fir') {
 			const ssrc = (trace.info as { ssrc?: unknown } | undefined)?.ssrc;
-			if (typeof ssrc === 'number') this.keyframes.keyframeAsked(s, ssrc, Date.now());
+			const now = Date.now();
+			state.cadence.asked(now);
+			if (typeof ssrc === 'number') this.keyframes.keyframeAsked(s, ssrc, now);
 			return;
 		}
 		if (trace.type !== 'rtp' && trace.type !== 'keyframe') return;
@@ -179,7 +187,7 @@ export class TraceSampler {
 		if (trace.type === 'keyframe') {
 			const induced = this.keyframes.induced(s, now);
 			s.acc.addKeyframe(now, induced);
-			if (!induced) this.keyframes.senderKeyframe(s, p, now);
+			if (!induced) this.keyframes.senderKeyframe(s, p, now, state.cadence.keyframe(now));
 			return;
 		}
 		// Frame sizes of one layer only: the top encoding's when it flows, else the first seen.
