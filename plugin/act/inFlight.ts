@@ -68,6 +68,31 @@ export class InFlightActions {
 }
 
 /**
+ * One decision round's own order. A round may plan several actions on the same media
+ * (a room moved whole: each producer's receivers are spread, then the producer is
+ * migrated): those run one after the other in the round's order instead of the later
+ * ones being skipped as busy. Media held by an earlier round still makes an action skip.
+ */
+export class RoundOrder {
+	private readonly last = new Map<string, Promise<unknown>>();
+
+	/** `keys` an earlier action of this round holds (the rest must be free of other rounds' actions). */
+	ownKeys(keys: readonly string[]): Set<string> {
+		return new Set(keys.filter((k) => this.last.has(k)));
+	}
+
+	/** Settles once this round's earlier actions on `keys` have settled, however they ended. */
+	async after(keys: readonly string[]): Promise<void> {
+		await Promise.allSettled(keys.flatMap((k) => this.last.get(k) ?? []));
+	}
+
+	/** `running` is now this round's latest action on `keys`. */
+	hold(keys: readonly string[], running: Promise<unknown>): void {
+		for (const k of keys) this.last.set(k, running);
+	}
+}
+
+/**
  * At most one run at a time; a call while one runs is not queued but skipped and
  * counted. For periodic work whose next period makes a skipped run redundant.
  */

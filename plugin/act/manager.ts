@@ -20,7 +20,7 @@ import type { StreamProfile, WorkerLoadSample } from '../profile/schema';
 import type { ProfileStore } from '../store/types';
 import { TypedEmitter } from '../util/typedEmitter';
 import type { Actuator } from './actuator';
-import { InFlightActions, SkipWhileRunning, type ActionKeys } from './inFlight';
+import { InFlightActions, RoundOrder, SkipWhileRunning, type ActionKeys } from './inFlight';
 import { createdEntities, type ActionOutcome } from './outcome';
 
 export interface AuditEntry {
@@ -283,6 +283,7 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 		this.state = decision.state;
 		const admissions: AuditEntry[] = [];
 		const background: Array<Promise<AuditEntry>> = [];
+		const round = new RoundOrder();
 		for (const record of decision.state.audit) {
 			if (record.outcome !== 'applied' && record.outcome !== 'dryRun') {
 				this.log.debug({ action: record.action.type, verdict: record.outcome }, 'allocation action held back by the safety guard');
@@ -305,26 +306,31 @@ export class AllocationManager extends TypedEmitter<ManagerEvents> {
 				continue;
 			}
 			const keys = this.keysOf(action);
-			if (this.inFlight.busy(keys.needsFree)) {
+			const own = round.ownKeys(keys.needsFree);
+			if (this.inFlight.busy(keys.needsFree.filter((k) => !own.has(k)))) {
 				this.deferred++;
 				const entry: AuditEntry = { ts: Date.now(), action, verdict, outcome: { status: 'skipped', reason: 'an earlier action on the same media is still running' } };
 				background.push(Promise.resolve(entry));
 				this.record(entry);
 				continue;
 			}
-			const started = Date.now();
-			background.push(
-				this.inFlight.track(
-					keys.holds,
-					this.carryOut(action).then((outcome) => {
-						// Snapshot time is Date.now() in seconds: the new ids' cooldown runs from when they exist.
-						this.state = { ...this.state, safety: inheritCooldown(this.state.safety, createdEntities(outcome), Date.now() / 1000) };
-						const entry: AuditEntry = { ts: started, action, verdict, outcome };
-						this.record(entry);
-						return entry;
-					}),
-				),
+			const previous = round.after([...own]);
+			let started = Date.now();
+			const running = this.inFlight.track(
+				keys.holds,
+				previous.then(() => {
+					started = Date.now();
+					return this.carryOut(action);
+				}).then((outcome) => {
+					// Snapshot time is Date.now() in seconds: the new ids' cooldown runs from when they exist.
+					this.state = { ...this.state, safety: inheritCooldown(this.state.safety, createdEntities(outcome), Date.now() / 1000) };
+					const entry: AuditEntry = { ts: started, action, verdict, outcome };
+					this.record(entry);
+					return entry;
+				}),
 			);
+			round.hold(keys.holds, running);
+			background.push(running);
 		}
 		return { admissions, settled: Promise.all(background).then((rest) => [...admissions, ...rest]) };
 	}

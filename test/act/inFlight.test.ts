@@ -1,4 +1,4 @@
-import { InFlightActions, SkipWhileRunning } from '../../plugin/act/inFlight';
+import { InFlightActions, RoundOrder, SkipWhileRunning } from '../../plugin/act/inFlight';
 
 /** A promise settled from outside, standing in for an action waiting on an app hook. */
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
@@ -76,5 +76,35 @@ describe('SkipWhileRunning', () => {
 		await expect(rounds.run(() => Promise.reject(new Error('x')))).rejects.toThrow('x');
 		expect(rounds.running).toBe(false);
 		expect(rounds.run(() => Promise.resolve(1))).toBeDefined();
+	});
+});
+
+describe('RoundOrder', () => {
+	test("a round's actions on the same media run in the round's order; other media and other rounds are not waited for", async () => {
+		const inFlight = new InFlightActions();
+		const earlier = deferred();
+		// An earlier round still migrates producer q.
+		inFlight.track(['producer:q'], earlier.promise);
+		const round = new RoundOrder();
+		const spread = deferred();
+		round.hold(['producer:p', 'consumer:c'], inFlight.track(['producer:p', 'consumer:c'], spread.promise));
+		// The round's migration of p: p is busy only through the round's own spread, so it waits for it instead of skipping.
+		const own = round.ownKeys(['producer:p']);
+		expect([...own]).toEqual(['producer:p']);
+		expect(inFlight.busy(['producer:p'].filter((k) => !own.has(k)))).toBe(false);
+		// q is held by another round: an action on it is still skipped.
+		expect(round.ownKeys(['producer:q']).size).toBe(0);
+		expect(inFlight.busy(['producer:q'])).toBe(true);
+		const order: string[] = [];
+		const migration = round.after([...own]).then(() => order.push('migrate'));
+		await new Promise((r) => setTimeout(r, 10));
+		expect(order).toEqual([]);
+		order.push('spread done');
+		// However the spread ended (here: failed), the migration goes on after it.
+		spread.reject(new Error('hook failed'));
+		await migration;
+		expect(order).toEqual(['spread done', 'migrate']);
+		earlier.resolve();
+		await inFlight.idle();
 	});
 });
