@@ -4,6 +4,10 @@
  * `--hosts` × `--workers-per-host` (default 20 × 16) with the shared view's report delay.
  *
  *   npm run bench -- cluster [--hosts 20] [--workers-per-host 16] [--duration 300] [--seed 1] [--report-delay 2] [--load 1]
+ *                            [--new-room-free-share 0.2] [--spill-below-free-share 0] [--modes a,b] [--sim-only | --netns-only]
+ *
+ * --spill-below-free-share is an experiment (off in Foresight): at 10 × 16, seed 1, 0.05/0.1/0.15/0.2
+ * gave exposure 105k/87k/99k/100k against 100k off: no trend worth a default.
  *
  * The workload (plugin/allocate/sim/cluster.ts clusterScenario) runs the five 32-worker
  * scenario families side by side, one copy per 32 workers (times --load). Seeds ≥ 10000 are for
