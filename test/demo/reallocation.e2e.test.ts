@@ -163,6 +163,15 @@ test('bursty-joins at 10 % capacity: load moves across workers, receivers keep r
 		undefined,
 		{ timeout: 10_000 },
 	);
+	// Newer rows stack on top of the log: bring the first measured move into its scrolled view for the screenshot.
+	await dashboard.evaluate(() => {
+		const row = Array.from(document.querySelectorAll<HTMLTableRowElement>('#actions tr')).find(
+			(r) => (r.dataset.type === 'spreadFanout' || r.dataset.type === 'migrateProducer') && !/…/.test(r.querySelector('td.measured')?.textContent ?? '…'),
+		);
+		const box = row?.closest<HTMLElement>('.scroll');
+		// Only the log scrolls (below its sticky header), not the page.
+		if (row && box) box.scrollTop += row.getBoundingClientRect().top - box.getBoundingClientRect().top - 28;
+	});
 	mkdirSync(TEST_OUTPUT, { recursive: true });
 	const shot = join(TEST_OUTPUT, 'reallocation.png');
 	await dashboard.screenshot({ path: shot, fullPage: false });
