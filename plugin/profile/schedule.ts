@@ -85,10 +85,7 @@ export interface RoundState {
 	/** When its accumulator last got a sample (own answer, or a consumer's for audio producers). */
 	sampledAtMs: number;
 	/** Moving average of its rate, for the rate-change trigger. */
-	avgBps?: number;
-	avgAtMs?: number;
-	/** Whether its last rate was a slow-tier one. */
-	prevSlow?: boolean;
+	rate?: RateAverage;
 	/** Listeners on the app's entity. */
 	disposers: Array<() => void>;
 	/** Position in its worker's profile list. */
@@ -449,25 +446,10 @@ export class StatsSchedule {
 		// Audio is left out: DTX moves a talker's rate by far more than the share at every pause in
 		// speech, which would hold every talker in the fast tier, and audio's load is small beside video's.
 		if (s.acc.meta.kind === 'audio') return;
-		const bps = s.acc.currentBitrateBps;
 		const r = s.round;
-		if (r.avgBps === undefined || r.avgAtMs === undefined) {
-			r.avgBps = bps;
-			r.avgAtMs = at;
-			return;
-		}
-		const dt = Math.max(0, at - r.avgAtMs);
-		// Fast-tier rates (1 s) swing with every keyframe: only a slow-tier rate whose previous rate
-		// was one too is judged (the first after a fast period is not: the average it meets is still
-		// settling from the fast period's), so a stream's own noise never keeps it fast.
-		const slowSample = at >= r.fastUntilMs && dt >= 0.8 * this.options.slowStatsEveryMs;
-		const judged = slowSample && r.prevSlow === true;
-		r.prevSlow = slowSample;
-		const changed = judged && Math.abs(bps - r.avgBps) > RATE_CHANGE_SHARE * Math.max(r.avgBps, RATE_FLOOR_BPS);
-		const alpha = 1 - Math.exp(-dt / RATE_AVERAGE_TAU_MS);
-		r.avgBps += alpha * (bps - r.avgBps);
-		r.avgAtMs = at;
-		if (changed) this.trigger(s, 'rate');
+		r.rate ??= new RateAverage();
+		const slow = at >= r.fastUntilMs;
+		if (r.rate.update(at, s.acc.currentBitrateBps, slow, this.options.slowStatsEveryMs)) this.trigger(s, 'rate');
 	}
 
 	/**
@@ -557,6 +539,43 @@ export class StatsSchedule {
 			// Closed while the request was in flight: its removal is already under way.
 			this.meter.swallowed(`${s.node.kind}Stats`, error, { streamId: s.node.id }, s.node.handle.closed);
 		}
+	}
+}
+
+/**
+ * A stream's moving average of its rate, and whether a new slow-tier rate departs from it by
+ * more than RATE_CHANGE_SHARE. Time-weighted: the plain mean of everything since the first
+ * rate until RATE_AVERAGE_TAU_MS has passed, an exponential average after (a stream's first
+ * refresh has no rate, and an average started at 0 would call every later rate a change).
+ */
+export class RateAverage {
+	private avgBps = 0;
+	private sinceMs: number | undefined;
+	private lastAtMs: number | undefined;
+	private prevSlow = false;
+
+	/** A refresh at `atMs` with the rate since the previous one; `slow`: the stream is in the slow tier. */
+	update(atMs: number, bps: number, slow: boolean, slowEveryMs: number): boolean {
+		const last = this.lastAtMs;
+		this.lastAtMs = atMs;
+		// The first refresh has one counter reading and no rate.
+		if (last === undefined) return false;
+		const dt = Math.max(0, atMs - last);
+		if (this.sinceMs === undefined) {
+			this.sinceMs = last;
+			this.avgBps = bps;
+			return false;
+		}
+		// Fast-tier rates (1 s) swing with every keyframe: only a slow-tier rate whose previous rate
+		// was one too is judged (the first after a fast period straddles it), so a stream's own noise
+		// never keeps it fast.
+		const slowSample = slow && dt >= 0.8 * slowEveryMs;
+		const judged = slowSample && this.prevSlow;
+		this.prevSlow = slowSample;
+		const changed = judged && Math.abs(bps - this.avgBps) > RATE_CHANGE_SHARE * Math.max(this.avgBps, RATE_FLOOR_BPS);
+		const alpha = Math.max(1 - Math.exp(-dt / RATE_AVERAGE_TAU_MS), dt / Math.max(dt, atMs - this.sinceMs));
+		this.avgBps += alpha * (bps - this.avgBps);
+		return changed;
 	}
 }
 

@@ -1,5 +1,5 @@
 import { hotContributors, HOT_SHARE_OF_CAPACITY } from '../../plugin/profile/hot';
-import { slopePerS, takeDue } from '../../plugin/profile/schedule';
+import { RateAverage, slopePerS, takeDue } from '../../plugin/profile/schedule';
 import type { WorkerPrediction } from '../../plugin/predict/types';
 
 describe('schedule helpers (pure)', () => {
@@ -61,3 +61,35 @@ describe('hotContributors', () => {
 		expect(hotContributors(prediction(50, { a: 10, b: 9 }), 60)).toEqual(['a']);
 	});
 });
+
+describe('RateAverage (the rate-change trigger)', () => {
+	const run = (avg: RateAverage, from: number, to: number, every: number, bps: (t: number) => number, slow: (t: number) => boolean): number[] => {
+		const fired: number[] = [];
+		for (let t = from; t <= to; t += every) if (avg.update(t, bps(t), slow(t), 5000)) fired.push(t);
+		return fired;
+	};
+
+	test('a steady stream never triggers, from its first rate on (no average started at 0)', () => {
+		const avg = new RateAverage();
+		// The join's fast tier (every second for 20 s, rates swinging ±20 % with keyframes), then slow.
+		expect(run(avg, 0, 20_000, 1000, (t) => 800_000 * (t % 4000 === 0 ? 1.2 : 0.93), () => false)).toEqual([]);
+		expect(run(avg, 25_000, 300_000, 5000, (t) => 800_000 * (1 + 0.05 * Math.sin(t / 7000)), () => true)).toEqual([]);
+	});
+
+	test('a step of more than 15 % on slow-tier rates triggers; a small one does not', () => {
+		const avg = new RateAverage();
+		run(avg, 0, 100_000, 5000, () => 1_000_000, () => true);
+		expect(run(avg, 105_000, 110_000, 5000, () => 1_100_000, () => true)).toEqual([]);
+		expect(run(avg, 115_000, 115_000, 5000, () => 1_400_000, () => true)).toEqual([115_000]);
+	});
+
+	test('the first slow-tier rate after a fast period is not judged', () => {
+		const avg = new RateAverage();
+		run(avg, 0, 60_000, 5000, () => 1_000_000, () => true);
+		// Fast for 10 s, then a slow rate far off: the first one straddles the fast period.
+		run(avg, 61_000, 70_000, 1000, () => 1_000_000, () => false);
+		expect(run(avg, 75_000, 75_000, 5000, () => 2_000_000, () => true)).toEqual([]);
+		expect(run(avg, 80_000, 80_000, 5000, () => 2_000_000, () => true)).toEqual([80_000]);
+	});
+});
+
