@@ -24,8 +24,7 @@ import { buildHostReport, localHeadroom } from './cluster/report';
 import type { ClusterChannel } from './cluster/types';
 import { PredictionEngine } from './predict/engine';
 import type { GuardSwitch } from './predict/guard';
-import { AnchoredPredictor } from './predict/anchored';
-import { KnnPredictor } from './predict/knn';
+import { servingEngine } from './predict/serving';
 import { LiveHistory } from './predict/live';
 import { TfPredictor } from './predict/model';
 import { Retrainer, type RetrainResult } from './predict/retrainer';
@@ -137,18 +136,10 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		const retraining = options.retraining;
 		const autoRetrain = retraining.enabled ?? options.modelDir !== undefined;
 		const prediction = options.prediction;
-		this.predictor = new PredictionEngine({
-			fallback: new KnnPredictor([]),
-			...(prediction.predictor === 'anchored'
-				? { primary: new AnchoredPredictor({ levelHalfLifeS: prediction.levelHalfLifeS, calibrationOptions: { halfLifeS: prediction.calibrationHalfLifeS } }) }
-				: {}),
+		this.predictor = servingEngine(prediction, {
+			hasModel: options.modelDir !== undefined,
+			loadSampleIntervalMs: options.loadSampleIntervalMs,
 			logger,
-			biasAlpha: prediction.biasAlpha ?? (options.modelDir !== undefined || prediction.predictor === 'knn' ? 0.1 : 0),
-			// Observations come once per load sample: half a period matches each to one prediction.
-			matchToleranceMs: options.loadSampleIntervalMs / 2,
-			guard: prediction.guard
-				? { horizonS: prediction.guardHorizonS, windowMs: prediction.guardWindowMs, switchAfterMs: prediction.guardSwitchAfterMs, recoverAfterMs: prediction.guardRecoverAfterMs }
-				: false,
 			onGuardSwitch: (event) => this.emit('guard', event),
 			...(autoRetrain ? { onDrift: () => void this.retrainer.retrain('drift') } : {}),
 		});

@@ -2,15 +2,17 @@
  * What a policy sees in the simulator, built by the live code path: the simulator hands
  * over only what a deployment observes (noisy stream rates, measured worker CPU, counts,
  * who is where); this turns it into stream profiles and load samples, feeds them to the
- * live prediction engine (plugin/predict/engine.ts with the kNN fallback the plugin
- * serves from, or a loaded model) exactly as Foresight's timers do, and builds the
+ * prediction engine Foresight serves with its default options (plugin/predict/serving.ts:
+ * the primary predictor, kNN fallback, forecast guard; or a loaded model) exactly as
+ * Foresight's timers do, and builds the
  * snapshot with the live builder (plugin/allocate/live.ts). It must never import the
  * simulator's ground truth (test/allocate/importGraph.test.ts checks that).
  */
 import { buildLiveSnapshot, type LiveConsumer, type LiveProducer, type LiveWorker } from '../live';
 import type { AllocationSnapshot, LayerChoice, PendingJoin } from '../snapshot';
-import { PredictionEngine } from '../../predict/engine';
-import { KnnPredictor } from '../../predict/knn';
+import { optionsFromEnv } from '../../config';
+import type { PredictionEngine } from '../../predict/engine';
+import { servingEngine } from '../../predict/serving';
 import { LiveHistory } from '../../predict/live';
 import type { TfPredictor } from '../../predict/model';
 import type { WorkerPrediction } from '../../predict/types';
@@ -19,6 +21,8 @@ import { PROFILE_SCHEMA_VERSION, type StreamProfile, type WorkerLoadSample } fro
 /** Bytes per RTP packet the profiles report bitrates with (video near the MTU, Opus small). */
 const VIDEO_PACKET_BYTES = 1100;
 const AUDIO_PACKET_BYTES = 120;
+/** The simulator observes once per simulated second. */
+const SAMPLE_INTERVAL_MS = 1000;
 /** EWMA weight of one second in a producer's rate variance (the profiler's 10 s window). */
 const VARIANCE_ALPHA = 0.1;
 
@@ -82,7 +86,11 @@ export class SimLiveView {
 	private predictions = new Map<string, WorkerPrediction>();
 
 	constructor(private readonly options: SimLiveViewOptions) {
-		this.engine = options.predict ? new PredictionEngine({ fallback: new KnnPredictor([]), ...(options.model ? { model: options.model } : {}) }) : undefined;
+		// The plugin's defaults, not the environment: a simulation must not depend on the shell it runs in.
+		const defaults = optionsFromEnv({}, {});
+		this.engine = options.predict
+			? servingEngine(defaults.prediction, { hasModel: options.model !== undefined, loadSampleIntervalMs: SAMPLE_INTERVAL_MS, ...(options.model ? { model: options.model } : {}) })
+			: undefined;
 	}
 
 	/** The predictor serving Foresight's forecasts (undefined when not predicting). */
