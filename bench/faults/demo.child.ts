@@ -272,8 +272,10 @@ async function main(): Promise<void> {
 						const transport = registry.get('transport', node.transportId)?.handle;
 						const stats: unknown[] | undefined = transport ? await withTimeout<unknown[] | undefined>(transport.getStats(), STATS_TIMEOUT_MS, undefined) : undefined;
 						const bwe = stats?.find((st) => typeof st === 'object' && st !== null && 'availableOutgoingBitrate' in st) as { availableOutgoingBitrate?: number } | undefined;
+						const t = transport as unknown as { iceState?: string; dtlsState?: string; iceSelectedTuple?: { protocol: string; remotePort: number } } | undefined;
 						return {
 							consumerId: c.id,
+							transport: t ? `${t.iceState ?? '-'}/${t.dtlsState ?? '-'}/${t.iceSelectedTuple ? `${t.iceSelectedTuple.protocol}:${t.iceSelectedTuple.remotePort}` : 'no tuple'}` : undefined,
 							source: owner.get(c.producerId),
 							paused: c.paused,
 							producerPaused: c.producerPaused,

@@ -64,6 +64,8 @@ export interface Health {
 /** One video consumer of a receiver, as the server sees it. */
 export interface VideoConsumerState {
 	consumerId: string;
+	/** Its transport: ICE state / DTLS state / selected tuple (WebRTC transports). */
+	transport: string | undefined;
 	source: string | undefined;
 	paused: boolean;
 	producerPaused: boolean;

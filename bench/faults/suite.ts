@@ -69,6 +69,8 @@ export interface FaultRecord {
 	stalledLinks?: string[];
 	/** Links of receivers that had not recovered when the recovery timeout ran out, with whether each flowed in the last sample. */
 	unrecoveredLinks?: Array<{ link: string; flowing: boolean }>;
+	/** For each page among them: its video inbound-rtp stats as Chromium sees them, sampled twice a second apart. */
+	unrecoveredBrowser?: Record<string, unknown[]>;
 	/** For each of them: its video consumers as the server sees them, sampled twice a second apart. */
 	unrecoveredVideo?: Record<string, VideoConsumerState[]>;
 	/** Longest event-loop delay of the demo process during the fault (its signaling and Foresight wait on that loop). */
@@ -478,6 +480,14 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 				record.unrecoveredLinks = wanted.filter((l) => unrecovered.includes(receiverOf(l))).map((link) => ({ link, flowing: last.has(link) }));
 				// Twice, a second apart: whether the producers still receive and the consumers still send.
 				for (const r of unrecovered) {
+					const page = [...pages.open.values()].find((p) => p.peerId === r)?.page;
+					if (page) {
+						const browserSide = (): Promise<unknown> => page.evaluate(() => (window as unknown as { receivingStats: () => Promise<unknown> }).receivingStats()).catch((e: Error) => e.message);
+						record.unrecoveredBrowser ??= {};
+						const first = await browserSide();
+						await sleep(1000);
+						record.unrecoveredBrowser[r] = [first, await browserSide()];
+					}
 					record.unrecoveredVideo ??= {};
 					const first = await d.request({ type: 'videoState', peerId: r }).catch(() => []);
 					await sleep(1000);
@@ -503,7 +513,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 			}
 			records.push(record);
 			const times = record.recoveryS.map((x) => (x === undefined ? 'never' : x.toFixed(1))).join(',');
-			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts, ${record.pageSampleFailures ?? 0} page samples unanswered${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}${record.unrecoveredLinks ? `; not back: ${record.unrecoveredLinks.filter((l) => !l.flowing).map((l) => l.link).join(' ')}` : ''}${record.unrecoveredVideo ? `; their video: ${JSON.stringify(record.unrecoveredVideo)}` : ''}`);
+			log(`[${n + 1}/${schedule.length}] ${kind}: ${record.detail}${record.outcome ? ` → ${record.outcome}` : ''}; affected ${record.affectedPeers}, recovered ${record.recoveredPeers} (s: ${times || '-'}); loop delay ≤ ${record.loopDelayMaxMs ?? '?'} ms, ${record.statsTimeouts ?? 0} stats timeouts, ${record.pageSampleFailures ?? 0} page samples unanswered${record.healing ? `; ${record.healing}` : ''}${record.unhandled ? `; UNHANDLED ${record.unhandled}` : ''}${record.storePointsLost ? `; store lost ${record.storePointsLost}` : ''}${record.unrecoveredLinks ? `; not back: ${record.unrecoveredLinks.filter((l) => !l.flowing).map((l) => l.link).join(' ')}` : ''}${record.unrecoveredVideo ? `; their video: ${JSON.stringify(record.unrecoveredVideo)}` : ''}${record.unrecoveredBrowser ? `; in the browser: ${JSON.stringify(record.unrecoveredBrowser)}` : ''}`);
 		}
 
 		// The scenario ends: everyone leaves; entities, listeners, timers and handles must return to the baseline.

@@ -309,6 +309,25 @@ async function main(): Promise<void> {
 		return layers;
 	};
 	await publish(sendTransport, 'mic', { track: media.getAudioTracks()[0]! });
+	// What the browser receives per video consumer, for diagnosing a frozen tile (the fault suite reads it).
+	(window as unknown as { receivingStats: () => Promise<Record<string, Record<string, number | string>>> }).receivingStats = async () => {
+		const out: Record<string, Record<string, number | string>> = {};
+		for (const [id, consumer] of consumers) {
+			if (consumer.kind !== 'video' || consumer.closed) continue;
+			(await consumer.getStats()).forEach((st: Record<string, number | string>) => {
+				if (st.type !== 'inbound-rtp') return;
+				const keep = ['packetsReceived', 'packetsLost', 'framesReceived', 'framesDecoded', 'keyFramesDecoded', 'framesDropped', 'nackCount', 'pliCount', 'firCount', 'freezeCount', 'frameWidth', 'decoderImplementation'];
+				out[id] = Object.fromEntries(keep.filter((k) => st[k] !== undefined).map((k) => [k, st[k]!]));
+			});
+		}
+		for (const [id, t] of recvTransports) {
+			(await t.getStats()).forEach((st: Record<string, number | string>) => {
+				if (st.type === 'candidate-pair' && st.nominated) out[`transport ${id}`] = { state: st.state!, bytesReceived: st.bytesReceived!, responsesReceived: st.responsesReceived!, consentRequestsSent: st.consentRequestsSent ?? '-' };
+			});
+			out[`transport ${id}`] = { ...(out[`transport ${id}`] ?? {}), connectionState: t.connectionState };
+		}
+		return out;
+	};
 
 	// Producer migration: the server opened a send transport on another worker; publish the same source there
 	// (same track, encodings and codec) tagged with the producer it replaces. The old one keeps sending until

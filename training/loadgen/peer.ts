@@ -119,8 +119,14 @@ export class ReplayPeer {
 				if (this.receivers.get(router) === created) this.receivers.delete(router);
 			};
 			created.then(
-				// Forgotten with its transport (its router closed, a worker died, or it was closed here), leaving no listener behind.
-				(s) => s.transport.observer.once('close', forget),
+				// Forgotten with its transport (its router closed, a worker died, or it was closed here), leaving no listener
+				// behind; the replayer lets it go too, so that its shared sink socket closes with the last subscriber.
+				(s) =>
+					s.transport.observer.once('close', () => {
+						forget();
+						this.retiredPackets += this.options.replayer.received(s).packets;
+						this.options.replayer.unsubscribe(s);
+					}),
 				forget,
 			);
 			this.receivers.set(router, created);
