@@ -306,7 +306,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		const snapshot = this.manager.snapshot([join]);
 		const local = localHeadroom(snapshot, join);
 		const view = member.view();
-		const decision = decideCrossHost({
+		const input: Parameters<typeof decideCrossHost>[0] = {
 			selfId: member.options.hostId,
 			roomId: join.roomId,
 			costPct: local.costPct,
@@ -318,11 +318,16 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			hosts: view.hosts,
 			reservations: view.reservations,
 			nowMs: Date.now(),
-		});
+		};
+		let decision = decideCrossHost(input);
 		const stale = view.stale ? { stale: true } : {};
 		if (decision.kind === 'local') {
 			const answer = await this.manager.place(join);
-			return answer.decision === 'refuse' ? answer : { ...answer, ...stale };
+			if (answer.decision !== 'refuse') return { ...answer, ...stale };
+			// The policy's forecast is newer than the view this host published: what the view said fits
+			// here may not. Another host with headroom takes the peer rather than a refusal.
+			decision = decideCrossHost({ ...input, localHeadroomPct: 0, nowMs: Date.now() });
+			if (decision.kind === 'local') return answer;
 		}
 		const target = decision.target;
 		member.reserve(target.hostId, join.roomId, join.peerId, local.costPct);
