@@ -49,15 +49,8 @@ export interface SeenProducer {
 	activeSpeaker: boolean;
 }
 
-export interface SeenConsumer {
-	id: string;
-	workerId: string;
-	producerId: string;
-	peerId: string;
-	priority: number;
-	pausedByManager: boolean;
-	wanted: LayerChoice;
-	current: LayerChoice;
+/** A consumer as the live plugin sees it, with its observed packet rate in place of a profile. */
+export interface SeenConsumer extends Omit<LiveConsumer, 'profile' | 'movable'> {
 	packetRate: number;
 }
 
