@@ -9,7 +9,7 @@
  * simulator's ground truth (test/allocate/importGraph.test.ts checks that).
  */
 import { buildLiveSnapshot, type LiveConsumer, type LiveProducer, type LiveWorker } from '../live';
-import type { AllocationSnapshot, LayerChoice, PendingJoin } from '../snapshot';
+import type { AllocationSnapshot, PendingJoin } from '../snapshot';
 import { optionsFromEnv } from '../../config';
 import type { PredictionEngine } from '../../predict/engine';
 import { servingEngine } from '../../predict/serving';
