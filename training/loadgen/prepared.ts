@@ -28,11 +28,32 @@ export interface PreparedRecording {
 	arrivalUs: Float64Array;
 	/** Offset of the VP8 payload descriptor, or -1 for non-VP8 packets. */
 	vp8Offset: Int32Array;
+	/** 1 for the first packet of a VP8 key frame (where a receiver can start decoding). */
+	keyframeStart: Uint8Array;
 	data: Buffer[];
 	durationUs: number;
 }
 
 export const VP8_MIME = 'video/vp8';
+
+/**
+ * Whether a VP8 packet starts a key frame (RFC 7741): start of partition 0, and the
+ * payload header's P bit clear.
+ */
+export function isVp8KeyframeStart(p: Buffer, descriptorOffset: number): boolean {
+	let o = descriptorOffset;
+	if (o >= p.length) return false;
+	const first = p[o]!;
+	if (!(first & 0x10) || (first & 0x07) !== 0) return false;
+	o++;
+	if (first & 0x80) {
+		const x = p[o++]!;
+		if (x & 0x80) o += p[o]! & 0x80 ? 2 : 1;
+		if (x & 0x40) o++;
+		if (x & 0x30) o++;
+	}
+	return o < p.length && (p[o]! & 0x01) === 0;
+}
 
 /** Offset of the RTP payload (after CSRCs and header extensions). */
 export function rtpPayloadOffset(p: Buffer): number {
@@ -59,6 +80,7 @@ export function prepare(recording: Recording): PreparedRecording {
 	const layerOf = new Int32Array(n);
 	const arrivalUs = new Float64Array(n);
 	const vp8Offset = new Int32Array(n);
+	const keyframeStart = new Uint8Array(n);
 	const data: Buffer[] = new Array<Buffer>(n);
 	const lastSeq: number[] = layers.map(() => 0);
 	const lastTs: number[] = layers.map(() => 0);
@@ -80,6 +102,7 @@ export function prepare(recording: Recording): PreparedRecording {
 		arrivalUs[i] = p.arrivalUs;
 		const isVp8 = layer.stream.rtpParameters.codecs[0]!.mimeType.toLowerCase() === VP8_MIME;
 		vp8Offset[i] = isVp8 ? rtpPayloadOffset(p.data) : -1;
+		keyframeStart[i] = isVp8 && isVp8KeyframeStart(p.data, vp8Offset[i]!) ? 1 : 0;
 		data[i] = p.data;
 	});
 	for (const [i, l] of layers.entries()) {
@@ -89,7 +112,7 @@ export function prepare(recording: Recording): PreparedRecording {
 		const step = l.stream.kind === 'video' ? l.clockRate / 30 : l.clockRate / 50;
 		l.tsSpan = ((lastTs[i]! - l.firstTs) >>> 0) + step;
 	}
-	const prepared: PreparedRecording = { recording, layers, layerOf, arrivalUs, vp8Offset, data, durationUs: recording.header.durationMs * 1000 };
+	const prepared: PreparedRecording = { recording, layers, layerOf, arrivalUs, vp8Offset, keyframeStart, data, durationUs: recording.header.durationMs * 1000 };
 	cache.set(recording, prepared);
 	return prepared;
 }

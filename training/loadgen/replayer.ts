@@ -64,7 +64,39 @@ export interface PublishOptions {
 	autoStart?: boolean;
 	/** Replay the recorded data-channel messages through a DirectTransport DataProducer. */
 	data?: boolean;
+	/**
+	 * Answer the worker's key-frame requests (PLI, FIR) as a browser's encoder does: the copy
+	 * skips ahead to the recording's next key frame of that track, at most once per
+	 * KEYFRAME_ANSWER_MIN_MS. Off by default, so that recorded sessions keep the recording's
+	 * own key-frame cadence; clients that stand in for browsers (the demo's bots) turn it on,
+	 * or a new subscriber waits for the next recorded key frame (up to a GOP, 4 s in ours).
+	 * Not with a sender process (the requests reach its socket, not this one).
+	 */
+	keyframeOnRequest?: boolean;
 	appData?: Record<string, unknown>;
+}
+
+/**
+ * A browser's encoder answers a burst of requests (one per new subscriber) with one key
+ * frame, and libwebrtc does not produce them back to back; each answer here also skips
+ * recorded media, so a burst must not fast-forward the recording.
+ */
+export const KEYFRAME_ANSWER_MIN_MS = 500;
+
+/** Media SSRCs that a compound RTCP packet asks a key frame of (PLI, RFC 4585; FIR, RFC 5104). */
+export function keyframeRequestSsrcs(buf: Buffer): number[] {
+	const out: number[] = [];
+	let o = 0;
+	while (o + 4 <= buf.length) {
+		const length = (buf.readUInt16BE(o + 2) + 1) * 4;
+		if (buf[o]! >> 6 !== 2 || o + length > buf.length) break;
+		const fmt = buf[o]! & 0x1f;
+		if (buf[o + 1] === 206 && fmt === 1 && length >= 12) out.push(buf.readUInt32BE(o + 8));
+		// FIR: one 8-byte entry (SSRC, seq) per requested stream after the common header.
+		if (buf[o + 1] === 206 && fmt === 4) for (let e = o + 12; e + 8 <= o + length; e += 8) out.push(buf.readUInt32BE(e));
+		o += length;
+	}
+	return out;
 }
 
 export interface SubscribeOptions {
@@ -172,6 +204,14 @@ export class Publisher {
 	private nextMessage = 0;
 	private readonly pictureIdAdd: number;
 	private readonly tl0Add: number;
+	/** A key frame was asked of this recording stream index (see keyframeOnRequest). */
+	private keyframeWantedFor: number | undefined;
+	private lastKeyframeAnswerMs = -Infinity;
+	/** Key-frame requests answered by skipping ahead, and the recorded media skipped for them. */
+	keyframesAnswered = 0;
+	skippedUs = 0;
+	/** Packets of published layers skipped by those answers (never sent, never due). */
+	private skippedPackets = 0;
 
 	constructor(
 		readonly recording: PreparedRecording,
@@ -221,7 +261,7 @@ export class Publisher {
 		for (let i = 0; i < rec.data.length; i++) {
 			if (this.layerState[rec.layerOf[i]!]) due += i < lo ? loops + 1 : loops;
 		}
-		return due;
+		return due - this.skippedPackets;
 	}
 
 	/**
@@ -233,10 +273,87 @@ export class Publisher {
 		for (let i = 0; i < this.layerState.length; i++) if (this.layerState[i]?.prepared.stream.label === label) this.layerState[i] = undefined;
 	}
 
+	/** Answers key-frame requests arriving on this copy's socket (see PublishOptions.keyframeOnRequest). */
+	answerKeyframeRequests(): void {
+		this.socket?.on('message', (m: Buffer) => this.onRtcp(m));
+	}
+
+	/** RTCP from the worker: key-frame requests are answered on the next pump. */
+	private onRtcp(buf: Buffer): void {
+		for (const ssrc of keyframeRequestSsrcs(buf)) {
+			const state = this.layerState.find((s) => s?.ssrc === ssrc);
+			if (state) this.keyframeWantedFor = state.prepared.stream.index;
+		}
+	}
+
+	/**
+	 * Skips to the next recorded key frame of one stream, as if the encoder had made one
+	 * now: every published layer's sequence numbers stay contiguous and its timestamps keep
+	 * following the wall clock, so the worker sees no loss and no time jump, only a key frame.
+	 * Data-channel messages in the skipped span are dropped with it.
+	 */
+	private answerKeyframeRequest(streamIndex: number, nowMs: number): void {
+		const rec = this.recording;
+		const n = rec.data.length;
+		const find = (from: number): number => {
+			for (let i = from; i < n; i++) if (rec.keyframeStart[i] && this.layerState[rec.layerOf[i]!]?.prepared.stream.index === streamIndex) return i;
+			return -1;
+		};
+		const skip = (from: number, to: number): void => {
+			for (let i = from; i < to; i++) {
+				const state = this.layerState[rec.layerOf[i]!];
+				if (!state) continue;
+				state.seqAdd = (state.seqAdd - 1) & 0xffff;
+				this.skippedPackets++;
+			}
+		};
+		const positionUs = (nowMs - this.startMs) * 1000 - this.loopIndex * rec.durationUs;
+		let target = find(this.next);
+		let skippedUs: number;
+		if (target >= 0) {
+			skip(this.next, target);
+			skippedUs = rec.arrivalUs[target]! - positionUs;
+		} else {
+			// None left in this pass: the next one is in the next pass (a looping copy only).
+			const first = this.loop ? find(0) : -1;
+			if (first < 0) return;
+			skip(this.next, n);
+			this.wrap();
+			skip(0, first);
+			target = first;
+			skippedUs = rec.durationUs - positionUs + rec.arrivalUs[first]!;
+		}
+		if (skippedUs <= 0) return;
+		this.next = target;
+		this.startMs -= skippedUs / 1000;
+		for (const s of this.layerState) if (s) s.tsAdd = (s.tsAdd - Math.round((skippedUs / 1e6) * s.prepared.clockRate)) >>> 0;
+		const messages = this.recording.recording.header.dataChannel?.messages;
+		if (messages) while (this.nextMessage < messages.length && messages[this.nextMessage]!.tMs * 1000 < rec.arrivalUs[target]!) this.nextMessage++;
+		this.keyframesAnswered++;
+		this.skippedUs += skippedUs;
+	}
+
+	/** Starts the next pass over the recording, numbering on where the last one ended. */
+	private wrap(): void {
+		this.next = 0;
+		this.nextMessage = 0;
+		this.loopIndex++;
+		for (const s of this.layerState) {
+			if (!s) continue;
+			s.seqAdd += s.prepared.seqSpan;
+			s.tsAdd += s.prepared.tsSpan;
+		}
+	}
+
 	/** Sends everything due by `nowMs`; returns false once finished. */
 	pump(nowMs: number): boolean {
 		const socket = this.socket;
 		if (this.closed || this.finished || !this.started || !socket) return false;
+		if (this.keyframeWantedFor !== undefined && nowMs - this.lastKeyframeAnswerMs >= KEYFRAME_ANSWER_MIN_MS) {
+			this.answerKeyframeRequest(this.keyframeWantedFor, nowMs);
+			this.keyframeWantedFor = undefined;
+			this.lastKeyframeAnswerMs = nowMs;
+		}
 		const rec = this.recording;
 		const n = rec.data.length;
 		const elapsedUs = (nowMs - this.startMs) * 1000 - this.loopIndex * rec.durationUs;
@@ -256,14 +373,7 @@ export class Publisher {
 				this.resolveDone();
 				return false;
 			}
-			this.next = 0;
-			this.nextMessage = 0;
-			this.loopIndex++;
-			for (const s of this.layerState) {
-				if (!s) continue;
-				s.seqAdd += s.prepared.seqSpan;
-				s.tsAdd += s.prepared.tsSpan;
-			}
+			this.wrap();
 		}
 		return true;
 	}
@@ -511,6 +621,7 @@ export class Replayer {
 	async publish(router: types.Router, recording: Recording, options: PublishOptions = {}): Promise<Publisher> {
 		// Messages go through a DataProducer, which lives here, not in the sender process.
 		if (options.data && this.sender) throw new Error('data replay needs the packets sent from this process (no sender process)');
+		if (options.keyframeOnRequest && this.sender) throw new Error('keyframeOnRequest needs the packets sent from this process (no sender process)');
 		const prepared = prepare(recording);
 		const labels = options.labels ?? recording.header.streams.map((s) => s.label);
 		const maxLayers = options.maxLayers ?? Number.POSITIVE_INFINITY;
@@ -563,6 +674,7 @@ export class Replayer {
 			const publisher = new Publisher(prepared, transport, socket, layerState, direct, loop, this.rng);
 			publisher.lossRate = this.lossRate;
 			publisher.router = router;
+			if (options.keyframeOnRequest) publisher.answerKeyframeRequests();
 			for (const [label, p] of producers) {
 				publisher.producers.set(label, p);
 				// A producer closed on its own (Foresight migrated it, or the app closed it): its packets stop, and the copy goes with its last one.
