@@ -63,8 +63,11 @@ describe('place() while a migration hook is in flight (real workers)', () => {
 		});
 		await waitFor(() => hookCalled === 1, 5000, 'the migration hook to be called');
 
+		// 200 joins: with fewer, the "p99" is the maximum, and one scheduler stall of a busy
+		// machine decides it. Each join takes a few ms, so all of them fit in the hang.
+		const JOINS = 200;
 		const latencies: number[] = [];
-		for (let i = 0; i < 60; i++) {
+		for (let i = 0; i < JOINS; i++) {
 			const t0 = performance.now();
 			const answer = await foresight.place({ peerId: `p${i}`, roomId: i % 2 === 0 ? 'hall' : `room${i}`, sends: ['audio', 'video'], consumes: true, priority: 100 });
 			latencies.push(performance.now() - t0);
@@ -81,6 +84,6 @@ describe('place() while a migration hook is in flight (real workers)', () => {
 		const entry = await migration;
 		expect(hookSettled).toBe(true);
 		expect(entry.outcome).toMatchObject({ status: 'error' });
-		expect(audits.filter((a) => a.action.type === 'place')).toHaveLength(60);
+		expect(audits.filter((a) => a.action.type === 'place')).toHaveLength(JOINS);
 	}, 30_000);
 });
