@@ -78,7 +78,7 @@ export interface FamilyFigures {
 	prior: CostCoefficients;
 }
 
-class RecordingEngine extends PredictionEngine {
+export class RecordingEngine extends PredictionEngine {
 	readonly made: WorkerPrediction[] = [];
 	override predict(snapshots: readonly WorkerSnapshot[]): WorkerPrediction[] {
 		const out = super.predict(snapshots);
@@ -88,7 +88,7 @@ class RecordingEngine extends PredictionEngine {
 }
 
 /** One row per load sample of the training examples: the worker's terms and its measured CPU. */
-function calibrationRows(examples: readonly TrainingExample[]): Array<{ X: Float64Array; cpuPct: number }> {
+export function calibrationRows(examples: readonly TrainingExample[]): Array<{ X: Float64Array; cpuPct: number }> {
 	const rows: Array<{ X: Float64Array; cpuPct: number }> = [];
 	for (const e of examples) {
 		const last = e.snapshot.samples[e.snapshot.samples.length - 1];
@@ -99,6 +99,29 @@ function calibrationRows(examples: readonly TrainingExample[]): Array<{ X: Float
 }
 
 const gain = (served: number, baseline: number): number => 1 - served / baseline;
+
+/**
+ * The engine one fold serves, built only from the training families' examples: the cost
+ * prior (NNLS over their samples), the band prior (this predictor's own errors rehearsed on
+ * them in time order), the kNN fallback's history and idle level.
+ */
+export function foldEngine(
+	train: readonly TrainingExample[],
+	trainSessions: readonly SessionData[],
+	options: Pick<LosoOptions, 'levelHalfLifeS' | 'trendWeight' | 'bandCombine' | 'bandPrior' | 'biasAlpha' | 'guard'>,
+): { engine: RecordingEngine; prior: CostCoefficients; knn: () => KnnPredictor } {
+	const prior = train.length > 0 ? fitCostCoefficients(calibrationRows(train), { prior: DEFAULT_COSTS }) : DEFAULT_COSTS;
+	const idle = idleLevel(trainSessions);
+	const knnHistory = observedProfiles(train, idle);
+	const knn = () => new KnnPredictor(knnHistory, { base: idle });
+	const settings = { levelHalfLifeS: options.levelHalfLifeS, trendWeight: options.trendWeight, bandCombine: options.bandCombine };
+	// The band's prior: this predictor's own errors on the other families' sessions, replayed in time order.
+	const rehearsal = new AnchoredPredictor({ ...settings, calibration: new HostCalibration({ prior }) });
+	for (const e of [...train].sort((a, b) => a.snapshot.now - b.snapshot.now)) rehearsal.predict([e.snapshot]);
+	const anchored = new AnchoredPredictor({ ...settings, calibration: new HostCalibration({ prior }), ...(options.bandPrior ? { priorErrors: rehearsal.errorSample() } : {}) });
+	const engine = new RecordingEngine({ primary: anchored, fallback: knn(), biasAlpha: options.biasAlpha, guard: options.guard ? {} : false });
+	return { engine, prior, knn };
+}
 
 /** Which sessions one fold learned from and which it scored (session ids). */
 export interface Fold {
@@ -123,16 +146,7 @@ export async function evaluateLoso(options: LosoOptions, onFold?: (fold: Fold) =
 		const heldOut = examplesOf(scored, LOSO_EXAMPLES);
 		if (heldOut.length === 0) continue;
 
-		const prior = train.length > 0 ? fitCostCoefficients(calibrationRows(train), { prior: DEFAULT_COSTS }) : DEFAULT_COSTS;
-		const idle = idleLevel(trainSessions);
-		const knnHistory = observedProfiles(train, idle);
-		const knn = () => new KnnPredictor(knnHistory, { base: idle });
-		const settings = { levelHalfLifeS: options.levelHalfLifeS, trendWeight: options.trendWeight, bandCombine: options.bandCombine };
-		// The band's prior: this predictor's own errors on the other families' sessions, replayed in time order.
-		const rehearsal = new AnchoredPredictor({ ...settings, calibration: new HostCalibration({ prior }) });
-		for (const e of [...train].sort((a, b) => a.snapshot.now - b.snapshot.now)) rehearsal.predict([e.snapshot]);
-		const anchored = new AnchoredPredictor({ ...settings, calibration: new HostCalibration({ prior }), ...(options.bandPrior ? { priorErrors: rehearsal.errorSample() } : {}) });
-		const engine = new RecordingEngine({ primary: anchored, fallback: knn(), biasAlpha: options.biasAlpha, guard: options.guard ? {} : false });
+		const { engine, prior, knn } = foldEngine(train, trainSessions, options);
 		const served = evaluateOnline(engine, heldOut);
 		const last = evaluatePredictor(new LastValuePredictor(), heldOut);
 		const ewmas = [evaluatePredictor(new EwmaPredictor(3), heldOut), evaluatePredictor(new EwmaPredictor(10), heldOut)];
@@ -291,6 +305,11 @@ is not scored here (it was trained on unpublished sessions of the five scenario 
 }
 
 async function main(argv: string[]): Promise<void> {
+	if (argv.includes('--ceiling')) {
+		// The predictability analysis shares the folds and examples; it lives in its own file.
+		const { main: ceiling } = await import('./ceiling');
+		return ceiling(argv);
+	}
 	const { values } = parseArgs({
 		args: argv,
 		options: {

@@ -83,7 +83,7 @@ export function deriveEvents(profiles: readonly StreamProfile[], staleProfileMs:
 }
 
 /** Latest fresh profile of every stream at each requested instant (instants ascending). */
-function streamsAt(profiles: readonly StreamProfile[], instants: readonly number[], staleProfileMs: number, leaves: ReadonlyMap<string, number[]>): StreamProfile[][] {
+export function streamsAt(profiles: readonly StreamProfile[], instants: readonly number[], staleProfileMs: number, leaves: ReadonlyMap<string, number[]>): StreamProfile[][] {
 	const sorted = [...profiles].sort((a, b) => a.ts - b.ts);
 	const latest = new Map<string, StreamProfile>();
 	const gaps = new Map<string, number>();
