@@ -184,7 +184,15 @@ export class Room {
 			p = producer.data
 				? source.pipeToRouter({ dataProducerId: producer.id, router })
 				: // Foresight pipes producers too when it spreads fan-out: the worker refuses a second pipe of the same id.
-					hasProducer(router, producer.id).then((there) => (there ? undefined : source.pipeToRouter({ producerId: producer.id, router })));
+					// Checking first is not enough, as both may pipe at once; the loser finds it there.
+					hasProducer(router, producer.id).then((there) =>
+						there
+							? undefined
+							: source.pipeToRouter({ producerId: producer.id, router }).catch(async (err: Error) => {
+									if (await hasProducer(router, producer.id)) return undefined;
+									throw err;
+								}),
+					);
 			// Forgotten once the pipe is gone (its producer closed, a worker died): it may be needed again later.
 			p.then(
 				(r) => {
