@@ -3,7 +3,9 @@ import { guardedForesight } from '../policies';
 import { leastLoadedPolicy } from '../policies/leastLoaded';
 import type { AllocationSnapshot, PendingJoin } from '../snapshot';
 import { decideCrossHost, hostFreeShare, liveHosts } from '../../cluster/decide';
+import { afterMoves, decideCrossHostRelief } from '../../cluster/relieve';
 import { buildHostReport, localHeadroom } from '../../cluster/report';
+import { guard, initialSafetyState, SAFETY_DEFAULTS, type SafetyState } from '../safety';
 import type { HostReport, Reservation } from '../../cluster/types';
 import { buildScenario, SCENARIO_NAMES, type Scenario, type SimEvent } from './scenarios';
 
@@ -46,14 +48,22 @@ export interface ClusterSimOptions {
 	spillBelowFreeShare: number;
 	/** LiveKit's node selector skips nodes whose reported CPU (mean over the node's workers) is above this share (its sysload_limit). */
 	nodeCpuLimit: number;
+	/** Cross-host Foresight spreads fan-out and migrates producers to other hosts (decideCrossHostRelief); false: admission only, for comparison. */
+	crossHostRelief: boolean;
 }
 
-export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, newRoomFreeShare: 0.2, spillBelowFreeShare: 0, nodeCpuLimit: 0.9 });
+export const CLUSTER_SIM_DEFAULTS: Readonly<ClusterSimOptions> = Object.freeze({ hosts: 20, workersPerHost: 16, reportDelayS: 2, reservationTtlS: 10, newRoomFreeShare: 0.2, spillBelowFreeShare: 0, nodeCpuLimit: 0.9, crossHostRelief: true });
 
 export interface ClusterCounters {
 	crossHostRedirects: number;
 	/** Joins whose room already lived on another host and were sent there. */
 	sentToRoomHost: number;
+	/** Fan-out spreads and producer migrations to another host the guard let through. */
+	crossHostSpreads?: number;
+	crossHostMigrations?: number;
+	/** Expected exposure those moves were predicted to save, and the disruption they were priced at (consumer-s). */
+	crossHostPredictedSavedS?: number;
+	crossHostPricedDisruptionS?: number;
 }
 
 interface ClusterState {
@@ -64,6 +74,8 @@ interface ClusterState {
 	reservations: Reservation[];
 	/** Node selector: room → node. */
 	roomNode: Record<string, number>;
+	/** Each host's guard over its cross-host moves (cooldowns and rate, as for moves within a host). */
+	reliefSafety: SafetyState[];
 }
 
 const hostOfWorker = (workerId: string, workersPerHost: number): number => Math.floor(Number(workerId.slice(1)) / workersPerHost);
@@ -100,7 +112,7 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 	const perHost = Array.from({ length: hosts }, () => (mode === 'node-selector' ? (leastLoadedPolicy() as AllocationPolicy<unknown>) : guardedForesight()));
 	return {
 		name: mode,
-		initialState: () => ({ t: 0, hostStates: perHost.map((p) => p.initialState()), history: [], reservations: [], roomNode: {} }),
+		initialState: () => ({ t: 0, hostStates: perHost.map((p) => p.initialState()), history: [], reservations: [], roomNode: {}, reliefSafety: perHost.map(() => initialSafetyState(SAFETY_DEFAULTS)) }),
 		decide(snapshot, state) {
 			const subs = Array.from({ length: hosts }, (_, h) => hostSnapshot(snapshot, h, workersPerHost, []));
 			const reports: HostReport[] = subs.map((s, h) => ({ hostId: `h${h}`, ts: snapshot.t * 1000, seq: snapshot.t, ...buildHostReport(s) }));
@@ -167,13 +179,44 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 			}
 			const actions: AllocationAction[] = [];
 			const hostStates = state.hostStates.slice();
+			const reliefSafety = state.reliefSafety.slice();
 			for (let h = 0; h < hosts; h++) {
-				const sub = joinsOf[h]!.length > 0 ? { ...subs[h]!, pendingJoins: joinsOf[h]! } : subs[h]!;
+				let own = subs[h]!;
+				if (mode === 'foresight-cross-host' && options.crossHostRelief) {
+					const selfId = `h${h}`;
+					const moves = decideCrossHostRelief({
+						selfId,
+						snapshot: own,
+						hosts: liveHosts(seen, selfId, nowMs - options.reportDelayS * 1000, 3000),
+						reservations: reservations.filter((r) => r.fromHost === selfId || r.createdAt <= nowMs - options.reportDelayS * 1000),
+						nowMs,
+					});
+					if (moves.length > 0) {
+						const guarded = guard(moves.map((m) => m.action), snapshot.t, reliefSafety[h]!, SAFETY_DEFAULTS);
+						reliefSafety[h] = guarded.state;
+						const approved = moves.filter((m) => guarded.approved.includes(m.action));
+						for (const m of approved) {
+							actions.push(m.action);
+							if (m.action.type === 'spreadFanout') counters.crossHostSpreads = (counters.crossHostSpreads ?? 0) + 1;
+							else counters.crossHostMigrations = (counters.crossHostMigrations ?? 0) + 1;
+							counters.crossHostPredictedSavedS = (counters.crossHostPredictedSavedS ?? 0) + m.exposureSavedS;
+							counters.crossHostPricedDisruptionS = (counters.crossHostPricedDisruptionS ?? 0) + m.disruptionS;
+							if (m.costPct > 0) {
+								reservations = [
+									...reservations,
+									{ id: `${m.action.type}:${m.action.producerId}@${snapshot.t}`, fromHost: selfId, targetHost: m.targetHost, roomId: m.roomId, peerId: m.action.producerId, costPct: m.costPct, createdAt: nowMs, expiresAt: nowMs + options.reservationTtlS * 1000 },
+								];
+							}
+						}
+						own = afterMoves(own, approved);
+					}
+				}
+				const sub = joinsOf[h]!.length > 0 ? { ...own, pendingJoins: joinsOf[h]! } : own;
 				const decision = perHost[h]!.decide(sub, hostStates[h]);
 				hostStates[h] = decision.state;
 				actions.push(...decision.actions);
 			}
-			return { actions, state: { t: snapshot.t, hostStates, history, reservations, roomNode } };
+			return { actions, state: { t: snapshot.t, hostStates, history, reservations, roomNode, reliefSafety } };
 		},
 	};
 }
