@@ -27,6 +27,7 @@
  *   It starts mediasoup workers and influxd: run it under the heavy lock
  *   (flock /tmp/foresight-heavy.lock npm run bench -- cluster); about 3 minutes.
  */
+import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CLUSTER_MODES, CLUSTER_SIM_DEFAULTS, clusterPolicy, clusterScenario, type ClusterCounters, type ClusterSimOptions } from '../plugin/allocate/sim/cluster';
 import { simulate } from '../plugin/allocate/sim/simulator';
@@ -44,8 +45,11 @@ const { values } = parseArgs({
 		'new-room-free-share': { type: 'string', default: String(CLUSTER_SIM_DEFAULTS.newRoomFreeShare) },
 		modes: { type: 'string', default: CLUSTER_MODES.join(',') },
 		'spill-below-free-share': { type: 'string', default: '0' },
+		'no-cross-host-relief': { type: 'boolean', default: false },
 		'sim-only': { type: 'boolean', default: false },
 		'netns-only': { type: 'boolean', default: false },
+		/** File to append the netns runs' per-second trace to (JSON lines), for diagnosis. */
+		'netns-trace': { type: 'string' },
 	},
 });
 const int = (name: string, v: string | undefined, min: number): number => {
@@ -60,6 +64,7 @@ const options: ClusterSimOptions = {
 	reportDelayS: int('report-delay', values['report-delay'], 0),
 	newRoomFreeShare: Number(values['new-room-free-share']),
 	spillBelowFreeShare: Number(values['spill-below-free-share']),
+	crossHostRelief: !values['no-cross-host-relief'],
 };
 const modes = values.modes.split(',').filter((m): m is (typeof CLUSTER_MODES)[number] => (CLUSTER_MODES as readonly string[]).includes(m));
 const seed = int('seed', values.seed, 0);
@@ -103,7 +108,9 @@ async function netns(): Promise<Record<string, NetnsModeResult> | { skipped: str
 	if (!values['netns-only'] && modes.length < CLUSTER_MODES.length) return { skipped: '--modes runs a subset of the simulator only' };
 	if (!NetnsCluster.available()) return { skipped: 'needs root and ip netns' };
 	const out: Record<string, NetnsModeResult> = {};
-	for (const mode of NETNS_MODES) out[mode] = await runNetnsMode(mode, { ...NETNS_BENCH_DEFAULTS, seed, log: (line) => process.stderr.write(`${line}\n`) });
+	const traceFile = values['netns-trace'];
+	const trace = traceFile ? (line: string): void => appendFileSync(traceFile, `${line}\n`) : undefined;
+	for (const mode of NETNS_MODES) out[mode] = await runNetnsMode(mode, { ...NETNS_BENCH_DEFAULTS, seed, log: (line) => process.stderr.write(`${line}\n`), ...(trace ? { trace } : {}) });
 	return out;
 }
 

@@ -310,6 +310,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			selfId: member.options.hostId,
 			roomId: join.roomId,
 			costPct: local.costPct,
+			remoteCostPct: local.remoteCostPct,
 			localHeadroomPct: local.headroomPct,
 			localHoldsRoom: local.holdsRoom,
 			localFreeShare: hostFreeShare(buildHostReport(snapshot)),
@@ -330,7 +331,7 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			if (decision.kind === 'local') return answer;
 		}
 		const target = decision.target;
-		member.reserve(target.hostId, join.roomId, join.peerId, local.costPct);
+		member.reserve(target.hostId, join.roomId, join.peerId, decision.costPct);
 		// Audited and stored like any decision: a redirect is a cost the operator should see.
 		await this.manager.applyNow({
 			type: 'redirect',

@@ -34,6 +34,8 @@ export interface NetnsBenchOptions {
 	/** The share of capacity above which a worker's consumers count as exposed (the simulator's 85 %). */
 	overloadShare: number;
 	log?: (line: string) => void;
+	/** Called every second with what was priced (per host: each worker's CPU, capacity, consumers) and every join's outcome: for diagnosis. */
+	trace?: (line: string) => void;
 }
 
 export const NETNS_BENCH_DEFAULTS: Readonly<NetnsBenchOptions> = Object.freeze({
@@ -117,6 +119,7 @@ export async function runNetnsMode(mode: NetnsMode, o: NetnsBenchOptions): Promi
 		const pending: Array<Promise<void>> = [];
 		for (let s = 0; s < o.durationS; s++) {
 			const healths = await Promise.all(names.map((n) => c.health(n)));
+			o.trace?.(JSON.stringify({ mode, s, hosts: healths.map((h) => ({ host: h.hostId, bots: h.bots.length, workers: h.workers.map((w) => [Math.round(w.cpuPct * 100) / 100, w.capacityPct, w.consumers, Math.round(w.headroomPct * 100) / 100]) })) }));
 			for (const h of healths) {
 				for (const w of h.workers) {
 					if (w.cpuPct > o.overloadShare * w.capacityPct) result.exposure += w.consumers;
@@ -138,11 +141,13 @@ export async function runNetnsMode(mode: NetnsMode, o: NetnsBenchOptions): Promi
 				pending.push(
 					c.join(join.peerId, join.roomId, via).then(
 						(joined) => {
+							o.trace?.(JSON.stringify({ mode, join: join.peerId, room: join.roomId, via, host: joined.hostId, redirects: joined.redirects }));
 							result.joined++;
 							result.redirects += joined.redirects.length;
 							producersInRoom.set(join.roomId, (producersInRoom.get(join.roomId) ?? 0) + 2);
 						},
-						() => {
+						(err: unknown) => {
+							o.trace?.(JSON.stringify({ mode, join: join.peerId, room: join.roomId, via, refused: err instanceof Error ? err.message : String(err) }));
 							result.refusedPeers++;
 							result.refusedConsumers += producersInRoom.get(join.roomId) ?? 0;
 						},

@@ -46,8 +46,14 @@ export function reservedPct(reservations: readonly Reservation[], hostId: string
 export interface CrossHostInput {
 	selfId: string;
 	roomId: string;
-	/** Expected load of the joining peer, % of one core. */
+	/** Expected load of the joining peer here, % of one core. */
 	costPct: number;
+	/**
+	 * Expected load of the peer on a host that does not hold its room yet, where every
+	 * producer of the room has to arrive over a pipe first (pipe ingress on top of costPct);
+	 * default costPct. A host that holds the room has them piped in already.
+	 */
+	remoteCostPct?: number;
 	/** This host's best worker's predicted room before its fill target (as in its report). */
 	localHeadroomPct: number;
 	/** Whether the room has peers on this host. */
@@ -77,7 +83,7 @@ export interface CrossHostInput {
 
 export type CrossHostDecision =
 	| { kind: 'local'; reason: string }
-	| { kind: 'redirect'; target: HostReport; availablePct: number; reason: string };
+	| { kind: 'redirect'; target: HostReport; availablePct: number; reason: string; /** What the peer is expected to add there: the reservation to book. */ costPct: number };
 
 /**
  * Whether `target` can take `costPct` more from `selfId`: its reported headroom less every
@@ -111,12 +117,16 @@ export function decideCrossHost(input: CrossHostInput): CrossHostDecision {
 	// Peers on their way count as the room's: a reservation for the room says where it is going before that host reports it.
 	const onTheirWay = (hostId: string): number => input.reservations.filter((r) => r.targetHost === hostId && r.roomId === input.roomId && r.expiresAt > input.nowMs).length;
 	const takers = input.hosts
-		.map((h) => ({ host: h, ...canTake(h, input), roomPeers: (h.rooms[input.roomId] ?? 0) + onTheirWay(h.hostId) }))
+		.map((h) => {
+			const roomPeers = (h.rooms[input.roomId] ?? 0) + onTheirWay(h.hostId);
+			const costPct = roomPeers > 0 ? input.costPct : (input.remoteCostPct ?? input.costPct);
+			return { host: h, ...canTake(h, { ...input, costPct }), roomPeers, costPct };
+		})
 		.filter((t) => t.ok);
 	const holders = takers.filter((t) => t.roomPeers > 0).sort((a, b) => b.roomPeers - a.roomPeers || b.availablePct - a.availablePct);
 	if (!input.localHoldsRoom && holders.length > 0) {
 		const h = holders[0]!;
-		return { kind: 'redirect', target: h.host, availablePct: h.availablePct, reason: `its room lives on host ${h.host.hostId} (${h.roomPeers} peers)` };
+		return { kind: 'redirect', target: h.host, availablePct: h.availablePct, costPct: h.costPct, reason: `its room lives on host ${h.host.hostId} (${h.roomPeers} peers)` };
 	}
 	const localAvailable = input.localHeadroomPct - reservedPct(input.reservations, input.selfId, input.nowMs);
 	const newRoom = !input.localHoldsRoom && holders.length === 0;
@@ -127,6 +137,7 @@ export function decideCrossHost(input: CrossHostInput): CrossHostDecision {
 				kind: 'redirect',
 				target: roomy.host,
 				availablePct: roomy.availablePct,
+				costPct: roomy.costPct,
 				reason: `a new room: ${(input.localFreeShare * 100).toFixed(0)}% of this host is free, host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}% for it to grow`,
 			};
 		}
@@ -139,6 +150,7 @@ export function decideCrossHost(input: CrossHostInput): CrossHostDecision {
 				kind: 'redirect',
 				target: roomy.host,
 				availablePct: roomy.availablePct,
+				costPct: roomy.costPct,
 				reason: `${(input.localFreeShare * 100).toFixed(0)}% of this host is free; host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}%`,
 			};
 		}
@@ -150,6 +162,7 @@ export function decideCrossHost(input: CrossHostInput): CrossHostDecision {
 			kind: 'redirect',
 			target: best.host,
 			availablePct: best.availablePct,
+			costPct: best.costPct,
 			reason: `no predicted headroom here (${localAvailable.toFixed(1)}% for a ${input.costPct.toFixed(1)}% peer); host ${best.host.hostId} has ${best.availablePct.toFixed(1)}%`,
 		};
 	}

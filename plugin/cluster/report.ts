@@ -38,7 +38,7 @@ export function buildHostReport(snapshot: AllocationSnapshot): Pick<HostReport, 
  * The best local worker for `join` (most room left after the peer's own cost there), its
  * headroom before the peer and the peer's cost on it; and whether the room has peers here.
  */
-export function localHeadroom(snapshot: AllocationSnapshot, join: PendingJoin): { workerId: string | undefined; headroomPct: number; costPct: number; holdsRoom: boolean } {
+export function localHeadroom(snapshot: AllocationSnapshot, join: PendingJoin): { workerId: string | undefined; headroomPct: number; costPct: number; remoteCostPct: number; holdsRoom: boolean } {
 	const index = indexSnapshot(snapshot);
 	let best: { workerId: string | undefined; headroomPct: number; costPct: number } = { workerId: undefined, headroomPct: Number.NEGATIVE_INFINITY, costPct: 0 };
 	for (const w of snapshot.workers) {
@@ -46,7 +46,9 @@ export function localHeadroom(snapshot: AllocationSnapshot, join: PendingJoin): 
 		const cost = joinCostPct(join, w.id, index, snapshot.costModel);
 		if (best.workerId === undefined || headroom - cost > best.headroomPct - best.costPct) best = { workerId: w.id, headroomPct: headroom, costPct: cost };
 	}
+	// On a host the room is new to, every producer of the room here arrives over a pipe.
+	const remoteCostPct = joinCostPct(join, '', index, snapshot.costModel);
 	// With no local worker, the peer's cost is still what another host will pay.
-	if (best.workerId === undefined) best.costPct = joinCostPct(join, '', index, snapshot.costModel);
-	return { ...best, holdsRoom: (index.rooms.get(join.roomId)?.peers ?? 0) > 0 };
+	if (best.workerId === undefined) best.costPct = remoteCostPct;
+	return { ...best, remoteCostPct, holdsRoom: (index.rooms.get(join.roomId)?.peers ?? 0) > 0 };
 }

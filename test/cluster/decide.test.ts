@@ -64,6 +64,16 @@ describe('decideCrossHost', () => {
 		expect(d).toMatchObject({ kind: 'redirect', target: { hostId: 'c' } });
 	});
 
+	test("a host the room is new to must also take the pipes of the room's producers; one holding the room need not", () => {
+		// 5 % here, 9 % where every producer of the room has to be piped in first.
+		const d = decideCrossHost(input({ localHeadroomPct: 1, costPct: 5, remoteCostPct: 9, hosts: [host('b', 8)] }));
+		expect(d.kind).toBe('local');
+		const taken = decideCrossHost(input({ localHeadroomPct: 1, costPct: 5, remoteCostPct: 9, hosts: [host('b', 10)] }));
+		expect(taken.kind === 'redirect' && taken.costPct).toBe(9);
+		const holder = decideCrossHost(input({ localHeadroomPct: 1, costPct: 5, remoteCostPct: 9, hosts: [host('b', 8, { r1: 2 })] }));
+		expect(holder.kind === 'redirect' && holder.costPct).toBe(5);
+	});
+
 	test('reservations others made on this host count against its own headroom', () => {
 		const d = decideCrossHost(input({ localHeadroomPct: 8, hosts: [host('b', 40)], reservations: [reservation('c', 'a', 4)] }));
 		expect(d).toMatchObject({ kind: 'redirect', target: { hostId: 'b' } });

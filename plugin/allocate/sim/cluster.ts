@@ -154,6 +154,7 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 					selfId,
 					roomId: join.roomId,
 					costPct: local.costPct,
+					remoteCostPct: local.remoteCostPct,
 					localHeadroomPct: local.headroomPct,
 					localHoldsRoom: local.holdsRoom || joinsOf[home]!.some((j) => j.roomId === join.roomId),
 					localFreeShare: hostFreeShare(reports[home]!),
@@ -173,7 +174,7 @@ export function clusterPolicy(mode: ClusterMode, options: ClusterSimOptions, cou
 				if (decision.reason.startsWith('its room lives')) counters.sentToRoomHost++;
 				reservations = [
 					...reservations,
-					{ id: `${join.peerId}@${snapshot.t}`, fromHost: selfId, targetHost: decision.target.hostId, roomId: join.roomId, peerId: join.peerId, costPct: local.costPct, createdAt: nowMs, expiresAt: nowMs + options.reservationTtlS * 1000 },
+					{ id: `${join.peerId}@${snapshot.t}`, fromHost: selfId, targetHost: decision.target.hostId, roomId: join.roomId, peerId: join.peerId, costPct: decision.costPct, createdAt: nowMs, expiresAt: nowMs + options.reservationTtlS * 1000 },
 				];
 				joinsOf[target]!.push(join);
 			}
