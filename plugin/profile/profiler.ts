@@ -176,8 +176,8 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 	}
 
 	/**
-	 * A worker load sample: a CPU slope rising faster than the schedule's threshold puts the
-	 * worker's producers and data streams in the fast tier (Foresight passes every sample).
+	 * A worker load sample: a sustained, significant rise of the worker's CPU (see CpuRise) puts
+	 * its producers and data streams in the fast tier while it lasts (Foresight passes every sample).
 	 */
 	observeWorkerLoad(workerId: string, ts: number, cpuPct: number): void {
 		this.schedule.workerCpu(workerId, ts, cpuPct);

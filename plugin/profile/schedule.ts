@@ -6,7 +6,7 @@
  *    JOIN_FAST_MS after they join and TRIGGER_FAST_MS after a trigger, else every
  *    slowStatsEveryMs. Triggers: a score event, a pause or resume, a keyframe the
  *    sender sent unasked, a rate change of more than RATE_CHANGE_SHARE against the
- *    stream's moving average, a rising CPU slope on its worker, and the stream being a
+ *    stream's moving average, a sustained rise of its worker's CPU (CpuRise), and the stream being a
  *    top contributor on a worker predicted hot (the last two come from Foresight).
  *  - Audio producers are refreshed from their consumers' answers (a consumer's
  *    getStats() carries its producer's stream); they ask the worker themselves only
@@ -29,6 +29,7 @@ import type { Registry, TransportNode } from '../observe/registry';
 import { nextDueMs } from '../util/stagger';
 import type { RtpStatsSample } from './accumulator';
 import type { ConsumerFlows } from './consumerCounters';
+import { CpuRise } from './cpuRise';
 import { dataTypeDistribution } from './features/classify';
 import type { ProfilerMeter } from './meter';
 import { PROFILE_SCHEMA_VERSION, type ConnectionProfile, type LayerProfile, type StreamProfile } from './schema';
@@ -46,14 +47,6 @@ const RATE_CHANGE_SHARE = 0.15;
 const RATE_AVERAGE_TAU_MS = 30_000;
 /** Below this the average is mostly silence (DTX, a paused sender): changes are measured against this floor instead. */
 const RATE_FLOOR_BPS = 16_000;
-/**
- * Least-squares CPU slope over this many load samples, in percent of a core per second,
- * above which a worker's streams go to the fast tier: 1 %/s is 10 points in 10 s, a load
- * step no sampling noise makes.
- */
-const CPU_SLOPE_SAMPLES = 5;
-const RISING_CPU_PCT_PER_S = 1;
-
 /** A consumer's score change smaller than this is not a trigger (see adopt). */
 const CONSUMER_SCORE_STEP = 2;
 /**
@@ -108,8 +101,8 @@ class WorkerEntities {
 	readonly transports = new Map<string, TransportState>();
 	readonly buckets = new Map<number, ProfiledStream[]>();
 	readonly transportBuckets = new Map<number, TransportState[]>();
-	readonly cpu: Array<{ ts: number; pct: number }> = [];
-	cpuTriggerUntilMs = 0;
+	/** Renewed halfway through a trigger's fast window, so a going rise leaves no slow round between renewals. */
+	readonly cpuRise = new CpuRise(TRIGGER_FAST_MS / 2);
 }
 
 export interface WorkerRound {
@@ -301,16 +294,10 @@ export class StatsSchedule {
 		this.scheduleStream(w, s, Math.max(this.roundNo + 1, s.round.askedRound + gapRounds));
 	}
 
-	/** A worker load sample (from Foresight): a rising CPU slope puts the worker's producers in the fast tier. */
+	/** A worker load sample (from Foresight): a real rise of its CPU puts the worker's producers in the fast tier (see CpuRise). */
 	workerCpu(workerId: string, ts: number, cpuPct: number): void {
 		const w = this.workers.get(workerId);
-		if (!w) return;
-		w.cpu.push({ ts, pct: cpuPct });
-		if (w.cpu.length > CPU_SLOPE_SAMPLES) w.cpu.shift();
-		if (w.cpu.length < CPU_SLOPE_SAMPLES || ts < w.cpuTriggerUntilMs) return;
-		if (slopePerS(w.cpu) < RISING_CPU_PCT_PER_S) return;
-		// One trigger per fast window: a slope that keeps rising keeps them fast, no more.
-		w.cpuTriggerUntilMs = ts + TRIGGER_FAST_MS;
+		if (!w || !w.cpuRise.observe(ts, cpuPct)) return;
 		for (const s of w.streams) if (s.node.kind !== 'consumer') this.trigger(s, 'cpuRising');
 	}
 
@@ -592,24 +579,6 @@ export function takeDue<T>(buckets: Map<number, T[]>, round: number, dueOf: (ite
 		}
 	}
 	return out;
-}
-
-/** Least-squares slope of the samples, per second. */
-export function slopePerS(samples: ReadonlyArray<{ ts: number; pct: number }>): number {
-	const n = samples.length;
-	let mt = 0;
-	let mp = 0;
-	for (const s of samples) {
-		mt += s.ts / n;
-		mp += s.pct / n;
-	}
-	let num = 0;
-	let den = 0;
-	for (const s of samples) {
-		num += (s.ts - mt) * (s.pct - mp);
-		den += (s.ts - mt) ** 2;
-	}
-	return den > 0 ? (1000 * num) / den : 0;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { hotContributors, HOT_SHARE_OF_CAPACITY } from '../../plugin/profile/hot';
-import { RateAverage, slopePerS, takeDue } from '../../plugin/profile/schedule';
+import { RateAverage, takeDue } from '../../plugin/profile/schedule';
 import type { WorkerPrediction } from '../../plugin/predict/types';
 
 describe('schedule helpers (pure)', () => {
@@ -20,13 +20,6 @@ describe('schedule helpers (pure)', () => {
 		expect(a.due).toBe(-1);
 		expect(takeDue(buckets, 4, (x) => x.due, () => undefined)).toEqual([]);
 		expect(takeDue(buckets, 9, (x) => x.due, () => undefined)).toEqual([b]);
-	});
-
-	test('slopePerS is the least-squares CPU slope in percent per second', () => {
-		expect(slopePerS([0, 1000, 2000, 3000, 4000].map((ts, i) => ({ ts, pct: 10 + 2 * i })))).toBeCloseTo(2, 9);
-		expect(slopePerS([0, 1000, 2000].map((ts) => ({ ts, pct: 40 })))).toBe(0);
-		// Noise around a level is no rise.
-		expect(Math.abs(slopePerS([0, 1000, 2000, 3000, 4000].map((ts, i) => ({ ts, pct: 30 + (i % 2 ? 1 : -1) })))) < 0.5).toBe(true);
 	});
 });
 

@@ -1,0 +1,99 @@
+import { CpuRise, fitLine, type RiseSignal } from '../../plugin/profile/cpuRise';
+import { Rng } from '../../plugin/util/rng';
+
+/** Feeds one reading per second from `fromS` to `toS` (exclusive); returns the signals with their second. */
+function feed(rise: CpuRise, fromS: number, toS: number, pct: (s: number) => number): Array<[number, Exclude<RiseSignal, undefined>]> {
+	const out: Array<[number, Exclude<RiseSignal, undefined>]> = [];
+	for (let s = fromS; s < toS; s++) {
+		const signal = rise.observe(1_700_000_000_000 + s * 1000, pct(s));
+		if (signal) out.push([s, signal]);
+	}
+	return out;
+}
+
+const starts = (signals: Array<[number, string]>): number[] => signals.filter(([, k]) => k === 'start').map(([s]) => s);
+
+describe('fitLine', () => {
+	test('slope of a line in percent per second, with no error on an exact line', () => {
+		const fit = fitLine([0, 1, 2, 3, 4].map((s) => ({ ts: 1_700_000_000_000 + s * 1000, pct: 10 + 2 * s })));
+		expect(fit.slopePerS).toBeCloseTo(2, 9);
+		expect(fit.slopeStdErrPerS).toBeCloseTo(0, 6);
+	});
+
+	test('standard error of the slope as the textbook formula gives it', () => {
+		// 31, 29, 31, 29, 31: no slope; residuals about the mean 30.2 sum to 3·0.8² + 2·1.2² = 4.8
+		// over n − 2 = 3 degrees of freedom, and the times' spread Σ(t − t̄)² is 10 s².
+		const fit = fitLine([0, 1, 2, 3, 4].map((s) => ({ ts: s * 1000, pct: 30 + (s % 2 ? -1 : 1) })));
+		expect(fit.slopePerS).toBeCloseTo(0, 9);
+		expect(fit.slopeStdErrPerS).toBeCloseTo(Math.sqrt(4.8 / 3 / 10), 9);
+	});
+
+	test('no slope from fewer than two distinct times', () => {
+		expect(fitLine([{ ts: 0, pct: 5 }]).slopePerS).toBe(0);
+		expect(fitLine([{ ts: 0, pct: 5 }, { ts: 0, pct: 9 }]).slopeStdErrPerS).toBe(Infinity);
+	});
+});
+
+describe('CpuRise (the rising-CPU trigger)', () => {
+	test('an hour of trendless noise, with the slow tier\'s 5 s request bursts on top, starts a rise at most a few times', () => {
+		const rng = new Rng(11);
+		const rise = new CpuRise(5000);
+		// σ 3 points of a core around 30 % (1 s readings of a bench worker scatter by 2–3 points),
+		// +4 points every 5th second. A 5-reading slope over 1 %/s fires on such noise 200+ times an hour.
+		const signals = feed(rise, 0, 3600, (s) => 30 + rng.normal(0, 3) + (s % 5 === 0 ? 4 : 0));
+		expect(starts(signals).length).toBeLessThanOrEqual(3);
+		// A chance start is short: the slope falls back under the end threshold within the window.
+		expect(signals.filter(([, k]) => k === 'renew').length).toBeLessThanOrEqual(3);
+	});
+
+	test('a lone spike is no rise, however high', () => {
+		const rise = new CpuRise(5000);
+		expect(feed(rise, 0, 30, (s) => (s === 20 ? 70 : 30))).toEqual([]);
+	});
+
+	test('a ramp starts one episode within a few seconds, renews it while it goes on, and ends after it', () => {
+		const rng = new Rng(12);
+		const rise = new CpuRise(5000);
+		// Flat until 60 s, +2 points per second for 30 s, flat again.
+		const pct = (s: number): number => 20 + 2 * Math.min(30, Math.max(0, s - 60)) + rng.normal(0, 2);
+		const signals = feed(rise, 0, 150, pct);
+		const first = starts(signals);
+		expect(first).toHaveLength(1);
+		expect(first[0]).toBeGreaterThanOrEqual(61);
+		expect(first[0]).toBeLessThanOrEqual(67);
+		const renewals = signals.filter(([, k]) => k === 'renew').map(([s]) => s);
+		// Every 5 s while the ramp goes on (it ends at 90 s; the window sees it for up to 10 s more).
+		expect(renewals.length).toBeGreaterThanOrEqual(4);
+		for (let i = 1; i < renewals.length; i++) expect(renewals[i]! - renewals[i - 1]!).toBeGreaterThanOrEqual(5);
+		expect(Math.max(...renewals)).toBeLessThanOrEqual(100);
+		expect(rise.rising).toBe(false);
+	});
+
+	test('hysteresis: a rise that slows below the start threshold stays one episode; a later ramp is a new one', () => {
+		const rng = new Rng(13);
+		const rise = new CpuRise(5000);
+		// 2 %/s for 10 s, then 0.8 %/s (below the start threshold, above the end) for 40 s, then flat, then a second ramp.
+		const level = (s: number): number => {
+			if (s < 30) return 20;
+			if (s < 40) return 20 + 2 * (s - 30);
+			if (s < 80) return 40 + 0.8 * (s - 40);
+			if (s < 120) return 72;
+			return 72 + 2 * Math.min(15, s - 120);
+		};
+		const signals = feed(rise, 0, 160, (s) => level(s) + rng.normal(0, 1));
+		const first = starts(signals);
+		expect(first).toHaveLength(2);
+		expect(first[0]).toBeLessThan(40);
+		expect(first[1]).toBeGreaterThanOrEqual(120);
+		// The slow stretch renewed the first episode instead of ending it.
+		expect(signals.some(([s, k]) => k === 'renew' && s > 60 && s < 80)).toBe(true);
+	});
+
+	test('a noisy window needs a clearer trend than a quiet one (the significance test)', () => {
+		// The same 1.2 %/s trend: clear in quiet readings, lost in readings scattered by ±12 points.
+		const quiet = new CpuRise(5000);
+		expect(starts(feed(quiet, 0, 10, (s) => 30 + 1.2 * s + (s % 2 ? 0.5 : -0.5)))).toEqual([5]);
+		const noisy = new CpuRise(5000);
+		expect(starts(feed(noisy, 0, 10, (s) => 30 + 1.2 * s + (s % 2 ? 12 : -12)))).toEqual([]);
+	});
+});
