@@ -22,6 +22,13 @@ export interface SafetyOptions {
 	consolidateCeilingPct: number;
 	/** Minimum time between two actions on the same entity. */
 	entityCooldownS: number;
+	/**
+	 * A worker that took load in a consolidation is not emptied in turn for this long.
+	 * Consolidating is a scale-down decision, and like one it must not flap: the streams
+	 * of each side have their own cooldowns, so without this two light workers empty into
+	 * each other by turns (seen in the fault suite's demo: four moves back and forth in 40 s).
+	 */
+	consolidationHoldS: number;
 	/** No restore on a worker this soon after something there was degraded or moved. */
 	restoreHoldS: number;
 	/** Token bucket: sustained actions per second … */
@@ -38,6 +45,8 @@ export const SAFETY_DEFAULTS: Readonly<SafetyOptions> = Object.freeze({
 	consolidateBelowPct: 55,
 	consolidateCeilingPct: 80,
 	entityCooldownS: 30,
+	// Kubernetes' autoscaler waits as long before a scale-down (its stabilization window).
+	consolidationHoldS: 300,
 	restoreHoldS: 30,
 	ratePerS: 50,
 	burst: 400,
@@ -61,10 +70,12 @@ export interface SafetyState {
 	entityLastT: Record<string, number>;
 	/** worker → time of the last rebalance/degrade concerning it */
 	workerPressureT: Record<string, number>;
+	/** worker → time it last took load in a consolidation */
+	consolidatedIntoT: Record<string, number>;
 }
 
 export function initialSafetyState(options: SafetyOptions): SafetyState {
-	return { tokens: options.burst, lastT: null, entityLastT: {}, workerPressureT: {} };
+	return { tokens: options.burst, lastT: null, entityLastT: {}, workerPressureT: {}, consolidatedIntoT: {} };
 }
 
 function verdict(action: AllocationAction, t: number, state: SafetyState, options: SafetyOptions): AuditOutcome {
@@ -73,6 +84,7 @@ function verdict(action: AllocationAction, t: number, state: SafetyState, option
 	if (isConsolidation(action)) {
 		const target = 'targetPredictedAfterPct' in action ? action.targetPredictedAfterPct : undefined;
 		if (action.predictedBeforePct > options.consolidateBelowPct || target === undefined || target > options.consolidateCeilingPct) return 'hysteresis';
+		if (t - (state.consolidatedIntoT[action.workerId] ?? -Infinity) < options.consolidationHoldS) return 'hysteresis';
 	} else if ((cls === 'rebalance' || cls === 'degrade') && action.predictedBeforePct < options.highBandPct) return 'hysteresis';
 	if (cls === 'restore' && action.predictedAfterPct > options.lowBandPct) return 'hysteresis';
 	if (cls === 'restore' && t - (state.workerPressureT[action.workerId] ?? -Infinity) < options.restoreHoldS) return 'restoreHold';
@@ -114,6 +126,7 @@ export function guard(
 		lastT: t,
 		entityLastT: recentOnly(previous.entityLastT, t, options.entityCooldownS),
 		workerPressureT: recentOnly(previous.workerPressureT, t, options.restoreHoldS),
+		consolidatedIntoT: recentOnly(previous.consolidatedIntoT, t, options.consolidationHoldS),
 	};
 	const approved: AllocationAction[] = [];
 	const audit: AuditRecord[] = [];
@@ -128,6 +141,7 @@ export function guard(
 			for (const e of actionEntities(action)) state.entityLastT[e] = t;
 			// Emptying a light worker is no pressure on it: it may get quality back at once.
 			if (cls !== 'restore' && !isConsolidation(action)) state.workerPressureT[action.workerId] = t;
+			if (isConsolidation(action) && 'toWorkerId' in action) state.consolidatedIntoT[action.toWorkerId] = t;
 		}
 		if (outcome === 'applied' || cls === 'admission') approved.push(action);
 	}

@@ -170,4 +170,16 @@ describe('consolidation band', () => {
 		const next = guard([restore('b', 50), consolidate('a', 30, 60)], 1, state, options);
 		expect(next.audit.map((r) => r.outcome)).toEqual(['applied', 'cooldown']);
 	});
+
+	it('does not empty a worker that just took consolidated load, so two light workers cannot empty into each other by turns', () => {
+		const back = (id: string): AllocationAction => ({ ...consolidate(id, 20, 40), workerId: 'w1', toWorkerId: 'w0' } as AllocationAction);
+		let state = guard([consolidate('a', 20, 40)], 0, initialSafetyState(options), options).state;
+		// Other streams than the ones moved in: their own cooldowns would not stop it.
+		const soon = guard([back('x')], options.entityCooldownS + 1, state, options);
+		expect(soon.audit[0]!.outcome).toBe('hysteresis');
+		state = soon.state;
+		// w0 was emptied, not filled: it may take load back from elsewhere, and w1 may be emptied after the hold.
+		expect(guard([consolidate('y', 20, 40)], options.entityCooldownS + 2, state, options).audit[0]!.outcome).toBe('applied');
+		expect(guard([back('z')], options.consolidationHoldS + 1, state, options).audit[0]!.outcome).toBe('applied');
+	});
 });
