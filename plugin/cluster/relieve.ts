@@ -1,5 +1,5 @@
 import type { MigrateProducerAction, SpreadFanoutAction } from '../allocate/actions';
-import { currentConsumerCostPct, indexSnapshot, pipeCostPct, riskPct, type SnapshotIndex } from '../allocate/estimate';
+import { currentConsumerCostPct, expectedPct, indexSnapshot, pipeCostPct, riskPct, type SnapshotIndex } from '../allocate/estimate';
 import { FORESIGHT_DEFAULTS } from '../allocate/policies/foresight';
 import { packetCostPct, type AllocationSnapshot, type ConsumerView, type ProducerView, type WorkerView } from '../allocate/snapshot';
 import { canTake, reservedPct } from './decide';
@@ -27,8 +27,12 @@ export const MOVE_DISRUPTION_S = Object.freeze({ movedConsumer: 1, migratedProdu
 export interface CrossHostReliefOptions {
 	/** A consumer on a worker above this share of its capacity is exposed (the overload line exposure is counted at). */
 	limitPct: number;
-	/** A worker whose worst p95 is above this is hot (Foresight's relief trigger). */
-	actAbovePct: number;
+	/**
+	 * A worker whose expected load (the forecast's mean, not its p95) is above this is hot: a
+	 * move between hosts costs its receivers media, and Foresight judges every action that
+	 * costs quality on the expected load (its degrade trigger), leaving the p95 to free moves.
+	 */
+	hotAbovePct: number;
 	/** Moves take load off until the worst p95 is back at this. */
 	relieveToPct: number;
 	/** A remote worker takes a move only if its reported p95 stays at or below this after it (Foresight's fill target). */
@@ -39,7 +43,7 @@ export interface CrossHostReliefOptions {
 
 export const CROSS_HOST_RELIEF_DEFAULTS: Readonly<CrossHostReliefOptions> = Object.freeze({
 	limitPct: FORESIGHT_DEFAULTS.limitPct,
-	actAbovePct: FORESIGHT_DEFAULTS.actAbovePct,
+	hotAbovePct: FORESIGHT_DEFAULTS.degradeAbovePct,
 	relieveToPct: FORESIGHT_DEFAULTS.relieveToPct,
 	fillBelowPct: FORESIGHT_DEFAULTS.fillBelowPct,
 	// A burst of cross-host moves is what the guard's per-entity cooldown cannot see coming; one room per decision is enough to follow a trend.
@@ -162,7 +166,7 @@ export function decideCrossHostRelief(input: CrossHostReliefInput, options: Cros
 	const moves: CrossHostMove[] = [];
 	/** Load booked on remote workers by this decision. */
 	const booked = new Map<string, number>();
-	const hot = snapshot.workers.filter((w) => risk.get(w.id)! > scale(options.actAbovePct, w.capacityPct)).sort((a, b) => risk.get(b.id)! - risk.get(a.id)!);
+	const hot = snapshot.workers.filter((w) => expectedPct(w) > scale(options.hotAbovePct, w.capacityPct)).sort((a, b) => risk.get(b.id)! - risk.get(a.id)!);
 	for (const worker of hot) {
 		if (moves.length >= options.maxMoves) break;
 		let need = risk.get(worker.id)! - scale(options.relieveToPct, worker.capacityPct);

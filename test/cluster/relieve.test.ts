@@ -94,14 +94,18 @@ describe('decideCrossHostRelief', () => {
 	});
 
 	test('a move that disrupts more receivers than the exposure it is expected to save is not made', () => {
-		// Hot from its senders' ingress, with four receivers, and over the line only briefly: 4 s of disruption for about 2.4 s of exposure.
-		const s = new SnapshotBuilder().at(100).worker('w1', 80, 87, { consumers: 4 }).worker('w2', 84).producer('p1', 'sender', 'room', 'w1').consume('p1', 'w1', 4).build();
-		s.workers[0]!.forecast = [{ horizonS: 5, meanPct: 80, p95Pct: 87 }];
+		// Hot from its senders' ingress, four receivers, and expected over the line for only about the next second: 4 s of disruption for about 3.2 s of exposure.
+		const s = new SnapshotBuilder().at(100).worker('w1', 86, 87, { consumers: 4 }).worker('w2', 84).producer('p1', 'sender', 'room', 'w1').consume('p1', 'w1', 4).build();
+		s.workers[0]!.forecast = [{ horizonS: 1, meanPct: 86, p95Pct: 87 }];
 		expect(expectedOverS(s.workers[0]!, 85) * 4).toBeLessThan(4 * MOVE_DISRUPTION_S.movedConsumer);
 		expect(decideCrossHostRelief(input(s, [remote('c', 40)]))).toEqual([]);
-		// The same worker over the line for the whole 30 s horizon: the move pays.
+		// The same worker expected over the line for the whole 30 s horizon: the move pays.
 		s.workers[0]!.forecast = [{ horizonS: 30, meanPct: 86, p95Pct: 87 }];
 		expect(decideCrossHostRelief(input(s, [remote('c', 40)])).length).toBeGreaterThan(0);
+	});
+
+	test('a worker whose p95 is over the trigger but whose expected load is under the line is left to free moves within the host', () => {
+		expect(decideCrossHostRelief(input(hotHost(84, { mean: 80, p95: 90 }), [remote('c', 40)]))).toEqual([]);
 	});
 
 	test('unmovable and paused receivers stay', () => {
