@@ -91,6 +91,8 @@ test('a page on a killed worker re-joins on another one; audio only when told so
 		lostDataProducerIds: lost.data,
 		lostDataConsumerIds: lost.dataConsumers,
 	});
+	// The server is done once the page's 'rejoined' request arrives; the page counts the re-join when the answer comes back.
+	await page.waitForFunction(() => (window as unknown as { demo: PageState }).demo.rejoins >= 2, undefined, { timeout: 5_000 });
 	const degraded = await stateOf(page);
 	expect(degraded.rejoins).toBe(2);
 	expect(degraded.audioOnly).toBe(true);
