@@ -47,8 +47,12 @@ const RATE_CHANGE_SHARE = 0.15;
 const RATE_AVERAGE_TAU_MS = 30_000;
 /** Below this the average is mostly silence (DTX, a paused sender): changes are measured against this floor instead. */
 const RATE_FLOOR_BPS = 16_000;
-/** A consumer's score change smaller than this is not a trigger (see adopt). */
-const CONSUMER_SCORE_STEP = 2;
+/**
+ * A score change smaller than this is not a trigger (see adopt): mediasoup reports every
+ * one-point wobble of a stream's 0..10 score, which on a busy host (late packets read as
+ * jitter and loss) comes every few seconds per stream and would hold every producer in the fast tier.
+ */
+const SCORE_STEP = 2;
 /**
  * A consumer's triggered own round comes at least this long after its previous one: a
  * burst of events (a layer switch with its score changes) is one change, asked about once.
@@ -173,7 +177,7 @@ export class StatsSchedule {
 			// What changes the consumer's share of its producer's flow or its own quality: a switch of
 			// spatial layer (temporal switches come and go with the sender's frame pattern and are
 			// re-measured at the next own round), a pause or resume, a score that moved by
-			// CONSUMER_SCORE_STEP (mediasoup reports every one-point wobble).
+			// SCORE_STEP (mediasoup reports every one-point wobble).
 			const consumer = node.handle;
 			const observer = consumer.observer;
 			let spatial = consumer.currentLayers?.spatialLayer;
@@ -184,7 +188,7 @@ export class StatsSchedule {
 				this.trigger(s, 'layers');
 			};
 			const onScore = (next: types.ConsumerScore): void => {
-				if (Math.abs(next.score - score) < CONSUMER_SCORE_STEP) return;
+				if (Math.abs(next.score - score) < SCORE_STEP) return;
 				score = next.score;
 				this.trigger(s, 'score');
 			};
@@ -204,7 +208,12 @@ export class StatsSchedule {
 			s.round.fastUntilMs = now + JOIN_FAST_MS;
 			if (node.kind === 'producer') {
 				const observer = node.handle.observer;
-				const onScore = (): void => this.trigger(s, 'score');
+				// Scores per encoding as of the last score trigger: a later report is judged against them.
+				const lastScores = new Map<number, number>();
+				scoresMoved(lastScores, node.handle.score, SCORE_STEP);
+				const onScore = (scores: types.ProducerScore[]): void => {
+					if (scoresMoved(lastScores, scores, SCORE_STEP)) this.trigger(s, 'score');
+				};
 				const onPause = (): void => this.trigger(s, 'pause');
 				observer.on('score', onScore);
 				observer.on('pause', onPause);
@@ -281,7 +290,8 @@ export class StatsSchedule {
 			if (producer) this.trigger(producer, reason);
 			return;
 		}
-		this.meter.fastTrigger(reason);
+		// Counted apart: a consumer's trigger asks one request, a producer's holds the fast tier.
+		this.meter.fastTrigger(s.node.kind === 'consumer' ? `consumer.${reason}` : reason);
 		if (s.node.kind !== 'consumer') {
 			const now = Date.now();
 			const wasFast = now < s.round.fastUntilMs;
@@ -564,6 +574,23 @@ export class RateAverage {
 		this.avgBps += alpha * (bps - this.avgBps);
 		return changed;
 	}
+}
+
+/**
+ * Whether a producer's per-encoding scores moved from `last` (those of its last trigger): a
+ * stream's score by `step` or more, or a stream that appeared or went. When they moved, `last`
+ * becomes the new scores; otherwise it is kept, so a slow drift adds up to a trigger.
+ */
+export function scoresMoved(last: Map<number, number>, next: ReadonlyArray<{ encodingIdx: number; score: number }>, step: number): boolean {
+	let moved = next.length !== last.size;
+	for (const x of next) {
+		const before = last.get(x.encodingIdx);
+		if (before === undefined || Math.abs(x.score - before) >= step) moved = true;
+	}
+	if (!moved) return false;
+	last.clear();
+	for (const x of next) last.set(x.encodingIdx, x.score);
+	return true;
 }
 
 /** Items of every bucket up to `round`, each once (a rescheduled item's older entries are skipped). */
