@@ -166,12 +166,15 @@ describe('degrade rules in the Foresight policy', () => {
 	it('drops audio receivers only when, with the rest of the decision, they bring the worker under its line', () => {
 		const { degradeAbovePct } = FORESIGHT_DEFAULTS;
 		// Over the line by 0.4 pp of a 10 % budget; no idle worker; audio receivers cost 0.065 pp each.
-		const build = (overPct: number, otherPct = 9) => {
+		// A protected audience of 100 beside them: the exposure the drops spare is theirs, and it pays for the drops.
+		const build = (overPct: number, otherPct = 9, audience = 100) => {
 			const snapshot = new SnapshotBuilder()
 				.worker('w0', degradeAbovePct * scale + overPct)
 				.worker('w1', otherPct)
 				.producer('mic', 'x', 'r', 'w0', 'audio')
 				.consume('mic', 'w0', 20, { priority: 50, movable: false })
+				.producer('stage', 'y', 'r', 'w0', 'audio', true)
+				.consume('stage', 'w0', audience, { priority: 250, movable: false, peerPrefix: 's' })
 				.build();
 			for (const w of snapshot.workers) w.capacityPct = capacity;
 			return snapshot;
@@ -183,6 +186,9 @@ describe('degrade rules in the Foresight policy', () => {
 		const saved = drops.reduce((s, a) => s + a.predictedBeforePct - a.predictedAfterPct, 0);
 		expect(saved).toBeGreaterThanOrEqual(0.4);
 		for (const a of drops) expect(a.type === 'dropConsumer' && a.predictedBeforePct - a.predictedAfterPct).toBeGreaterThanOrEqual((a.type === 'dropConsumer' && a.savingFloorPct) || 0);
+		// Alone, the 20 would lose more (a minute each for every drop) than the overload costs them: no drop.
+		const alone = policy.decide(build(0.4, 9, 0), policy.initialState()).actions.filter((a) => a.workerId === 'w0');
+		expect(alone.filter((a) => a.type === 'dropConsumer')).toEqual([]);
 		// Over by 0.8 pp: ten drops save 0.65 at most, so none is taken and the worker is reported.
 		const short = policy.decide(build(0.8), policy.initialState()).actions.filter((a) => a.workerId === 'w0');
 		expect(short.map((a) => a.type)).toEqual(['cannotRelieve']);

@@ -215,8 +215,10 @@ describe('Foresight corrective actions', () => {
 		});
 	});
 
-	describe('consolidation when load recedes', () => {
+	describe('consolidation when load recedes (off by default: it avoids no exposure)', () => {
 		const { consolidateBelowPct, consolidateFillPct } = FORESIGHT_DEFAULTS;
+		const consolidating = foresightPolicy({ consolidateCandidates: 3 });
+		const decide = (snapshot: AllocationSnapshot): AllocationAction[] => consolidating.decide(snapshot, consolidating.initialState()).actions;
 		const build = (sourcePct: number, targetPct: number) =>
 			new SnapshotBuilder()
 				.worker('w0', sourcePct)
@@ -229,6 +231,10 @@ describe('Foresight corrective actions', () => {
 				.producer('big', 'other', 'big', 'w1')
 				.consume('big', 'w1', 20, { peerPrefix: 'b' })
 				.build();
+
+		it('moves nothing by default', () => {
+			expect(policy.decide(build(8, consolidateFillPct - 20), policy.initialState()).actions).toEqual([]);
+		});
 
 		it('empties a light worker onto the fullest one that stays under the consolidation target, never onto an idle one', () => {
 			// The source's measured load is about what its 20 consumers and two producers cost.
@@ -262,7 +268,7 @@ describe('Foresight corrective actions', () => {
 			expect(decide(build(8, consolidateFillPct - 1))).toEqual([]);
 			expect(decide(build(consolidateBelowPct + 5, consolidateFillPct - 20))).toEqual([]);
 			const growing = { recent: {}, joins: { small: [[0, 0.26], [1, 0.26], [2, 0.26]] as Array<[number, number]> } };
-			expect(policy.decide(build(8, consolidateFillPct - 20), growing).actions).toEqual([]);
+			expect(consolidating.decide(build(8, consolidateFillPct - 20), growing).actions).toEqual([]);
 		});
 	});
 
@@ -298,16 +304,19 @@ describe('Foresight corrective actions', () => {
 			.consume('tile', 'w0', 50, { priority: 50 })
 			.build();
 		expect(changes(decide(snapshot)).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
-		// With the mean over the line too, it does degrade.
+		// With the mean over the line too (and a forecast sure enough that lowering ten layers pays), it does degrade.
 		snapshot.workers[0]!.cpuPct = degradeAbovePct + 1;
-		snapshot.workers[0]!.forecast = snapshot.workers[0]!.forecast.map((f) => ({ ...f, meanPct: degradeAbovePct + 1 }));
+		snapshot.workers[0]!.forecast = snapshot.workers[0]!.forecast.map((f) => ({ ...f, meanPct: degradeAbovePct + 1, p95Pct: degradeAbovePct + 1.5 }));
 		expect(decide(snapshot).some((a) => a.type === 'setConsumerLayers')).toBe(true);
+		// The same mean with a wide forecast: ten lowered layers barely change the odds of the overload, so none pays.
+		snapshot.workers[0]!.forecast = snapshot.workers[0]!.forecast.map((f) => ({ ...f, p95Pct: limitPct + 15 }));
+		expect(decide(snapshot).some((a) => a.type === 'setConsumerLayers')).toBe(false);
 	});
 
 	it('spends no quality on an overload the measurement does not show yet (a new share expected at its burst rate)', () => {
 		const { degradeAbovePct, limitPct } = FORESIGHT_DEFAULTS;
 		const snapshot = new SnapshotBuilder().worker('w0', degradeAbovePct - 10).worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5).producer('tile', 'x', 'r', 'w0').consume('tile', 'w0', 50, { priority: 50 }).build();
-		snapshot.workers[0]!.forecast = [{ horizonS: 5, meanPct: degradeAbovePct + 1, p95Pct: limitPct + 10 }];
+		snapshot.workers[0]!.forecast = [{ horizonS: 5, meanPct: degradeAbovePct + 1, p95Pct: degradeAbovePct + 1.5 }];
 		expect(changes(decide(snapshot)).filter((a) => a.type !== 'spreadFanout')).toEqual([]);
 		// The same forecast with the measurement over the line does degrade.
 		snapshot.workers[0]!.cpuPct = degradeAbovePct + 0.5;

@@ -15,8 +15,9 @@ import type { AllocationSnapshot, ConsumerView, CostModel, PendingJoin, Producer
 import { chooseDegrades, degradeBudget, degradeCandidates, dropsAllowed, savingFloorPct, DEGRADE_WINDOW_S, type DegradeRules } from './degrade';
 import { recordJoins, roomGrowth, workerGrowth, type JoinTrace } from './growth';
 import { packetCostPct } from '../snapshot';
+import { avoidedExposure, paysForItself, type ActionCost, type Outlook, type WorthRules } from '../worth';
 
-export interface ForesightPolicyOptions extends DegradeRules {
+export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	/** Load at which a worker counts as overloaded (and starts dropping packets near 100). */
 	limitPct: number;
 	/**
@@ -107,7 +108,8 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	growthHorizonS: 15,
 	consolidateBelowPct: 55,
 	consolidateFillPct: 78,
-	consolidateCandidates: 3,
+	// None by default: emptying a light worker avoids no exposure, and every move costs its receivers (worth.ts).
+	consolidateCandidates: 0,
 	restoreBelowPct: 70,
 	restoreCeilingPct: 72,
 	protectPriority: 200,
@@ -115,6 +117,10 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	moveWholeRooms: true,
 	maxRestoresPerWorker: 20,
 	memoryS: 30,
+	worthWindowS: 30,
+	// The avoided exposure is a forecast and the cost is certain: a move must be forecast to avoid twice what it costs.
+	worthMargin: 2,
+	costFactor: 1,
 	// Under half a top-layer video receiver (0.2 % of a core): an audio receiver's loss never pays.
 	minDegradeSavingPct: 0.1,
 	// With the share-of-excess floor, ten degrades cover any excess they are allowed to act on.
@@ -142,6 +148,10 @@ class Plan {
 	readonly expectedGrowth = new Map<string, number>();
 	/** p95 minus mean of each worker's forecast: the tail that justifies a free move but not a loss of quality. */
 	private readonly tail = new Map<string, number>();
+	/** Each worker's trajectory before this decision's actions: what its forecast describes. */
+	private readonly start = new Map<string, number>();
+	/** Un-paused consumers per worker (who an overload there reaches), kept current as moves are chosen. */
+	private readonly exposed = new Map<string, number>();
 	/** Consumers already handled this decision: an entity gets at most one action. */
 	readonly touched = new Set<string>();
 	/** Workers that received or shed load this decision: not emptied in the same breath. */
@@ -183,6 +193,8 @@ class Plan {
 			this.projected.set(w.id, risk + growth);
 			if (growth > 0) this.expectedGrowth.set(w.id, growth);
 			this.tail.set(w.id, Math.max(0, risk - expectedPct(w)));
+			this.start.set(w.id, risk + growth);
+			this.exposed.set(w.id, (index.consumersByWorker.get(w.id) ?? []).filter((c) => !c.paused).length);
 		}
 		for (const [id, times] of Object.entries(previous.degradedAt ?? {})) {
 			const recent = times.filter((x) => snapshot.t - x < DEGRADE_WINDOW_S);
@@ -262,6 +274,37 @@ class Plan {
 	/** The predictor's p95 after this decision's actions, without the growth extrapolation: what admission is judged on. */
 	forecastLoad(workerId: string): number {
 		return this.load(workerId) - Math.max(0, this.expectedGrowth.get(workerId) ?? 0);
+	}
+
+	/** The worker's load ahead: its forecast shifted by what this decision has moved on or off it. */
+	outlook(workerId: string): Outlook {
+		const w = this.index.workers.get(workerId)!;
+		return {
+			forecast: w.forecast,
+			cpuPct: w.cpuPct,
+			shiftPct: this.load(workerId) - (this.start.get(workerId) ?? 0),
+			growthPctPerS: this.growth.get(workerId) ?? 0,
+			growthHorizonS: this.options.growthHorizonS,
+			windowS: this.options.worthWindowS,
+		};
+	}
+
+	/**
+	 * Whether taking `reliefPct` and `consumers` receivers off `sourceId` (onto `targetId`,
+	 * when load moves) avoids more predicted exposure than `cost`, by worth.ts. Judged
+	 * before the action is booked.
+	 */
+	pays(sourceId: string, relief: { pct: number; consumers: number }, targetId: string | undefined, cost: ActionCost): boolean {
+		const line = (id: string): number => this.scaled(this.options.limitPct, this.index.workers.get(id)!);
+		const side = (id: string) => ({ outlook: this.outlook(id), consumers: this.exposed.get(id) ?? 0 });
+		const avoided = avoidedExposure(side(sourceId), relief, targetId === undefined ? undefined : side(targetId), line(sourceId));
+		return paysForItself(avoided, cost, this.options);
+	}
+
+	/** Keeps the exposed-receiver counts current after `count` consumers moved (or, without `to`, were paused or dropped). */
+	moveExposed(from: string, to: string | undefined, count: number): void {
+		this.exposed.set(from, (this.exposed.get(from) ?? 0) - count);
+		if (to !== undefined) this.exposed.set(to, (this.exposed.get(to) ?? 0) + count);
 	}
 
 	/** Records an action whose effect on `workerId` is `deltaPct` (of which `growthPct` is expected growth). */
@@ -378,7 +421,7 @@ function placeJoins(plan: Plan): void {
 			const forecastAfter = (w: WorkerView): number => plan.forecastLoad(w.id) + costOn(w) - growth;
 			for (const w of snapshot.workers) if (forecastAfter(w) < forecastAfter(best)) best = w;
 			const after = forecastAfter(best);
-			if (after > plan.scaled(options.limitPct, best)) {
+			if (after > plan.scaled(options.limitPct, best) && refusalPays(plan, join, best, costOn(best) - growth)) {
 				const base = { peerId: join.peerId, roomId: join.roomId, workerId: best.id, reason: `every worker predicted over its limit (least: ${best.id} at ${after.toFixed(0)}% with the peer)` };
 				if (options.redirectTarget !== undefined) plan.act({ ...base, type: 'redirect', target: options.redirectTarget }, 0);
 				else plan.act({ ...base, type: 'refuse' }, 0);
@@ -404,6 +447,21 @@ function placeJoins(plan: Plan): void {
 }
 
 /**
+ * A refusal costs the peer every consumer it would have had (the room's producers); it
+ * pays only when admitting it to the least loaded worker is predicted to expose more.
+ */
+function refusalPays(plan: Plan, join: PendingJoin, worker: WorkerView, costPct: number): boolean {
+	const lost = join.consumes ? (plan.index.producersByRoom.get(join.roomId)?.length ?? 0) : 0;
+	// Judged as if admitted: its load and its receivers on the worker, both taken off by the refusal.
+	plan.add(worker.id, costPct);
+	plan.moveExposed(worker.id, undefined, -lost);
+	const pays = plan.pays(worker.id, { pct: costPct, consumers: lost }, undefined, { lost });
+	plan.moveExposed(worker.id, undefined, lost);
+	plan.add(worker.id, -costPct);
+	return pays;
+}
+
+/**
  * A joiner its room's only worker cannot take: the whole room moves, joiner included, to
  * the fullest worker that holds it with room to grow on (`relocateHeadroom` × its load, at
  * least a new room's reserve; else without), instead of the joiner opening a second worker
@@ -421,6 +479,12 @@ function relocateRoom(plan: Plan, roomId: string, sourceId: string, costOn: (w: 
 	const target = roomTarget(plan, source.id, needed + headroom) ?? roomTarget(plan, source.id, needed);
 	if (!target) return undefined;
 	plan.add(source.id, cost);
+	// Judged with the joiner on the room's worker, the overload the move is there to avoid.
+	const receivers = roomConsumers(room);
+	if (!plan.pays(source.id, { pct: room.relief + cost, consumers: receivers }, target.id, { migratedReceivers: receivers })) {
+		plan.add(source.id, -cost);
+		return undefined;
+	}
 	commitRoomMove(plan, source, target, room);
 	plan.add(source.id, -cost);
 	plan.relocated.set(roomId, target.id);
@@ -523,7 +587,9 @@ function moveWholeRooms(plan: Plan, worker: WorkerView): void {
 		let moved = false;
 		for (const i of order) {
 			const target = roomTarget(plan, worker.id, rooms[i]!.relief);
-			if (!target) continue;
+			const receivers = roomConsumers(rooms[i]!);
+			// Every receiver of the room waits for its producer's keyframe on the new worker.
+			if (!target || !plan.pays(worker.id, { pct: rooms[i]!.relief, consumers: receivers }, target.id, { migratedReceivers: receivers })) continue;
 			commitRoomMove(plan, worker, target, rooms[i]!);
 			rooms.splice(i, 1);
 			moved = true;
@@ -533,11 +599,19 @@ function moveWholeRooms(plan: Plan, worker: WorkerView): void {
 	}
 }
 
+/** Consumers a whole-room move takes along. */
+function roomConsumers(room: WholeRoom): number {
+	let n = 0;
+	for (const list of room.consumers.values()) n += list.filter((c) => !c.paused).length;
+	return n;
+}
+
 /** One spread per producer for its receivers, then the producers: the worker's relief is booked on the last action, so the guard sees the load that called for the move on every one. */
 function commitRoomMove(plan: Plan, worker: WorkerView, target: WorkerView, room: WholeRoom): void {
 	const { options } = plan;
 	plan.add(target.id, room.relief, room.growth);
 	plan.changed.add(target.id);
+	plan.moveExposed(worker.id, target.id, roomConsumers(room));
 	const targetPredictedAfterPct = plan.load(target.id);
 	const reason = `predicted trajectory over ${options.actAbovePct}%: room ${room.roomId} moves whole to ${target.id}`;
 	const actions: UnestimatedAction[] = [];
@@ -642,6 +716,9 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		const selfCost = overhead.sources.get(worker.id) ?? 0;
 		if (relief - selfCost < relief / 2) continue;
 		const moved = batch.slice(0, take);
+		const movedConsumers = moved.reduce((n, r) => n + r.consumers.length, 0);
+		if (!plan.pays(worker.id, { pct: relief - selfCost, consumers: movedConsumers }, target.id, { movedConsumers })) continue;
+		plan.moveExposed(worker.id, target.id, movedConsumers);
 		const movedGrowth = growth * take;
 		plan.add(target.id, relief + overhead.target, movedGrowth);
 		plan.changed.add(target.id);
@@ -704,6 +781,9 @@ function migrateProducers(plan: Plan, worker: WorkerView): void {
 			if (!target || plan.load(id) < plan.load(target.id)) target = w;
 		}
 		if (!target) continue;
+		const receivers = consumers.filter((c) => !c.paused).length;
+		// It relieves this worker of ingress and pipes; no receiver moves, each waits for a keyframe.
+		if (!plan.pays(worker.id, { pct: relief, consumers: 0 }, target.id, { migratedReceivers: receivers })) continue;
 		plan.add(target.id, ingress - pipe.target + pipe.source * (targets.size - 1));
 		plan.changed.add(target.id);
 		plan.touched.add(p.id);
@@ -921,6 +1001,13 @@ function degrade(plan: Plan, worker: WorkerView): void {
 	const moveFirst = !dropsAllowed(idleWorkerWithHeadroom(plan, worker.id, excess), plan.movedOff(worker.id));
 	const drops = !underLimit && !moveFirst;
 	const choice = chooseDegrades(degradeCandidates(degradable(plan, worker, true), snapshot.costModel), { excessPct: excess, floorPct: floor, budget, dropsAllowed: drops });
+	const count = (kind: string): number => choice.take.filter((c) => c.kind === kind).length;
+	const off = count('pauseConsumer') + count('dropConsumer');
+	const saving = choice.take.reduce((sum, c) => sum + c.savingPct, 0);
+	const cost = { downgraded: count('setConsumerLayers'), paused: count('pauseConsumer'), lost: count('dropConsumer'), forS: options.worthWindowS };
+	// Quality is spent only where the exposure it spares the worker's other receivers is worth more.
+	if (choice.take.length > 0 && !plan.pays(worker.id, { pct: saving, consumers: off }, undefined, cost)) return;
+	plan.moveExposed(worker.id, undefined, off);
 	const line = `${options.degradeAbovePct}% of capacity`;
 	for (const c of choice.take) {
 		plan.touched.add(c.consumerId);
