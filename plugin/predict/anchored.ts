@@ -62,6 +62,13 @@ export interface AnchoredOptions {
 	/** Window of that trend, seconds. Default 10. */
 	trendWindowS?: number;
 	/**
+	 * Scale each kind's profiled terms by the load sample's count of that kind over the number
+	 * profiled (see workerTermsNow). Default true.
+	 */
+	scaleByCounts?: boolean;
+	/** Largest upward scale (counted/profiled) applied. Default: no limit. */
+	countScaleMax?: number;
+	/**
 	 * Matured CPU errors (actual − forecast) seen elsewhere, e.g. on recorded sessions: the
 	 * host's band before its own workers have matured enough.
 	 */
@@ -117,6 +124,9 @@ const SAMPLES_KEPT = 240;
 /** Streams carry no spread of their own: the worker's band covers them. Shared and never mutated. */
 const ZERO_SPREAD: PerHorizon = perHorizon(zeroResources);
 
+const ENTITY_INDEX: Readonly<Record<StreamProfile['entity'], number>> = { producer: 0, consumer: 1, dataProducer: 2, dataConsumer: 3 };
+const ENTITY_KINDS = 4;
+
 /** An observation matches a forecast due within half a second of it. */
 const MATCH_TOLERANCE_MS = 500;
 
@@ -132,6 +142,8 @@ export class AnchoredPredictor implements Predictor {
 	private readonly minBandSamples: number;
 	private readonly trendWeight: number;
 	private readonly trendWindowS: number;
+	private readonly scaleByCounts: boolean;
+	private readonly countScaleMax: number;
 	private readonly workers = new Map<string, WorkerState>();
 	/** Matured errors of every worker of the host: the band of a worker too new to have its own. */
 	private readonly hostErrors: Record<HorizonS, number[]>;
@@ -154,6 +166,8 @@ export class AnchoredPredictor implements Predictor {
 		const prior = (h: HorizonS): number[] => [...(options.priorErrors?.[h] ?? [])].slice(-HOST_ERRORS_KEPT);
 		this.hostErrors = { 5: prior(5), 15: prior(15), 30: prior(30) };
 		this.trendWindowS = options.trendWindowS ?? 10;
+		this.scaleByCounts = options.scaleByCounts ?? true;
+		this.countScaleMax = options.countScaleMax ?? Number.POSITIVE_INFINITY;
 		if (!(this.levelHalfLifeS >= 0)) throw new RangeError(`levelHalfLifeS must be ≥ 0, got ${this.levelHalfLifeS}`);
 		if (!(this.rampTimeConstantS > 0)) throw new RangeError(`rampTimeConstantS must be > 0, got ${this.rampTimeConstantS}`);
 	}
@@ -184,14 +198,19 @@ export class AnchoredPredictor implements Predictor {
 		const n = streams.length;
 		const x = new Float64Array(n * COST_TERM_COUNT);
 		const costNow = new Float64Array(n);
-		const X = new Float64Array(COST_TERM_COUNT);
+		// Terms summed per entity kind, and how many streams of each kind are profiled.
+		const Xe = new Float64Array(ENTITY_KINDS * COST_TERM_COUNT);
+		const profiled = [0, 0, 0, 0];
 		for (let i = 0; i < n; i++) {
 			writeStreamTerms(streams[i]!, x, i * COST_TERM_COUNT);
 			costNow[i] = dotVector(coef, x, i * COST_TERM_COUNT);
-			for (let k = 0; k < COST_TERM_COUNT; k++) X[k]! += x[i * COST_TERM_COUNT + k]!;
+			const e = ENTITY_INDEX[streams[i]!.entity];
+			profiled[e]!++;
+			for (let k = 0; k < COST_TERM_COUNT; k++) Xe[e * COST_TERM_COUNT + k]! += x[i * COST_TERM_COUNT + k]!;
 		}
 		const last = snap.samples[snap.samples.length - 1];
 		const transports = last?.transports ?? new Set(streams.map((s) => s.transportId)).size;
+		const X = this.workerTermsNow(Xe, profiled, last);
 		X[TRANSPORT_TERM] = transports / 10;
 		const explained = coef[0]! + dotVector(coef, X);
 
@@ -283,6 +302,27 @@ export class AnchoredPredictor implements Predictor {
 			};
 		}
 		return { workerId: snap.workerId, predictor: this.name, horizons, streams: costs.map((c) => ({ streamId: c.streamId, transportId: c.transportId, cost: c.cost })) };
+	}
+
+	/**
+	 * The worker's terms as its load sample counts them. Profiles trail the worker: a consumer
+	 * is profiled a refresh after it exists, and a closed one stays in the profile set until it
+	 * is stale (up to two slow-tier refreshes). The sample's own counters say how many of each
+	 * kind exist at that instant, so each kind's terms are scaled by counted/profiled: the level
+	 * the forecast is anchored to and the calibration both see what the measured CPU was for.
+	 */
+	private workerTermsNow(Xe: Float64Array, profiled: readonly number[], last: WorkerLoadSample | undefined): Float64Array {
+		const X = new Float64Array(COST_TERM_COUNT);
+		// A sample that counts no stream at all is taken as not counting (feeds without a registry
+		// report zeros): it would otherwise erase every profiled stream.
+		const counted = last && this.scaleByCounts && last.producers + last.consumers + last.dataProducers + last.dataConsumers > 0 ? [last.producers, last.consumers, last.dataProducers, last.dataConsumers] : undefined;
+		for (let e = 0; e < ENTITY_KINDS; e++) {
+			const c = counted?.[e];
+			const p = profiled[e]!;
+			const scale = c === undefined || p === 0 ? 1 : Math.min(c / p, this.countScaleMax);
+			for (let k = 0; k < COST_TERM_COUNT; k++) X[k]! += scale * Xe[e * COST_TERM_COUNT + k]!;
+		}
+		return X;
 	}
 
 	/** Signed errors (actual − forecast) of this worker's forecasts due at `ts`. */

@@ -129,6 +129,32 @@ describe('AnchoredPredictor', () => {
 		expect(Math.abs(p!.horizons[15].total.cpuPct.mean - (explained(big) + 1))).toBeLessThan(0.3);
 	});
 
+	test('consumers the worker no longer counts stop holding the level up while their profiles are still fresh', () => {
+		const big = videoRoom('v', 10);
+		const consumers = big.filter((s) => s.entity === 'consumer').length;
+		const producers = big.length - consumers;
+		// Transports stay open (11, as counted): only the consumers go.
+		const explained = (streams: StreamProfile[]) => lawCpu(TRUE, workerTerms(streams, 11));
+		const counted = (ts: number, cpuPct: number, c: number): WorkerLoadSample => ({ ...sample(ts, cpuPct, 11), producers, consumers: c });
+		const forecast = (scaleByCounts: boolean): number => {
+			const predictor = new AnchoredPredictor({ levelHalfLifeS: 5, learn: false, scaleByCounts, calibration: new HostCalibration({ prior: TRUE }) });
+			const samples: WorkerLoadSample[] = [];
+			for (let s = 0; s < 30; s++) {
+				samples.push(counted(T0 + s * 1000, explained(big), consumers));
+				predictor.predict([{ workerId: 'w', now: T0 + s * 1000, samples: samples.slice(), streams: big, events: settled(big) }]);
+			}
+			// Every consumer closes: the worker counts none and its CPU falls to what the producer costs,
+			// while the consumers' last profiles are still fresh.
+			const producerOnly = big.filter((s) => s.entity === 'producer');
+			samples.push(counted(T0 + 30_000, explained(producerOnly), 0));
+			const [p] = predictor.predict([{ workerId: 'w', now: T0 + 30_000, samples, streams: big, events: settled(big) }]);
+			return p!.horizons[15].total.cpuPct.mean - explained(producerOnly);
+		};
+		expect(Math.abs(forecast(true))).toBeLessThan(0.05);
+		// Without the counts the drop reads as unexplained and is smoothed away: the forecast stays high.
+		expect(forecast(false)).toBeGreaterThan(0.5 * (explained(big) - explained(big.filter((s) => s.entity === 'producer'))));
+	});
+
 	test('a consumer still ramping is priced up to what its producer’s settled consumers receive; one that left stops costing', () => {
 		const coef = TRUE;
 		const predictor = new AnchoredPredictor({ levelHalfLifeS: 0, learn: false, rampTimeConstantS: 3, rampShare: 1, calibration: new HostCalibration({ prior: coef }) });
