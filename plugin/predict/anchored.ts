@@ -33,7 +33,7 @@ import { asStreamList, perHorizon, sumNeeds, type PerHorizon, type StreamCost } 
 import { laggedSpread } from './baselines';
 import { COST_TERM_COUNT, dot, dotVector, HostCalibration, TRANSPORT_TERM, writeStreamTerms, type CalibrationOptions, type CostCoefficients } from './calibration';
 import { leastSquares, quantile } from './stats';
-import { HORIZONS_S, zeroResources, type HorizonS, type Predictor, type ResourceNeeds, type StreamContext, type WorkerPrediction, type WorkerSnapshot } from './types';
+import { HORIZONS_S, zeroResources, type HorizonS, type Predictor, type ResourceNeeds, type StreamAttribution, type StreamContext, type WorkerPrediction, type WorkerSnapshot } from './types';
 
 export interface AnchoredOptions {
 	/** The host's calibration; shared by every worker of the host. Default: a fresh one with `calibrationOptions`. */
@@ -120,9 +120,6 @@ const HOST_ERRORS_KEPT = 2000;
 
 /** Samples kept per worker: 30 s horizon changes over the last minutes at 1 Hz. */
 const SAMPLES_KEPT = 240;
-
-/** Streams carry no spread of their own: the worker's band covers them. Shared and never mutated. */
-const ZERO_SPREAD: PerHorizon = perHorizon(zeroResources);
 
 const ENTITY_INDEX: Readonly<Record<StreamProfile['entity'], number>> = { producer: 0, consumer: 1, dataProducer: 2, dataConsumer: 3 };
 const ENTITY_KINDS = 4;
@@ -241,12 +238,12 @@ export class AnchoredPredictor implements Predictor {
 		let costNowSum = 0;
 		for (let i = 0; i < n; i++) costNowSum += costNow[i]!;
 		const xf = new Float64Array(COST_TERM_COUNT);
-		const costs: StreamCost[] = streams.map((s, i) => {
-			const f = future[i]!;
-			if (!f.gone && f.gap === 0) {
+		const costs: StreamAttribution[] = streams.map((s, i) => {
+			const f = future?.get(i);
+			if (!f) {
 				// Nothing known about this stream: the same cost at every horizon (one object: this runs per stream per prediction).
 				const flat = { cpuPct: costNow[i]!, rssBytes: 0, ...networkOf(s, s.flow.bitrateBps) };
-				return { streamId: s.streamId, transportId: s.transportId, cost: { 5: flat, 15: flat, 30: flat }, spread: ZERO_SPREAD };
+				return { streamId: s.streamId, transportId: s.transportId, cost: { 5: flat, 15: flat, 30: flat } };
 			}
 			const cost = perHorizon((h) => {
 				const g = f.gone ? 0 : f.gap === 0 ? 1 : this.rampShare * (1 - Math.exp(-h / this.rampTimeConstantS));
@@ -255,7 +252,7 @@ export class AnchoredPredictor implements Predictor {
 				writeStreamTerms(s, xf, 0, pps, bps);
 				return { cpuPct: dotVector(coef, xf), rssBytes: 0, ...networkOf(s, bps) };
 			});
-			return { streamId: s.streamId, transportId: s.transportId, cost, spread: ZERO_SPREAD };
+			return { streamId: s.streamId, transportId: s.transportId, cost };
 		});
 		const rss = last?.rssBytes ?? 0;
 		const base: PerHorizon = perHorizon((h) => ({
@@ -301,7 +298,7 @@ export class AnchoredPredictor implements Predictor {
 				},
 			};
 		}
-		return { workerId: snap.workerId, predictor: this.name, horizons, streams: costs.map((c) => ({ streamId: c.streamId, transportId: c.transportId, cost: c.cost })) };
+		return { workerId: snap.workerId, predictor: this.name, horizons, streams: costs };
 	}
 
 	/**
@@ -343,15 +340,31 @@ export class AnchoredPredictor implements Predictor {
 		state.pending = keep;
 	}
 
-	/** Steady packet and bit rates each stream is heading to, and whether it is gone. */
-	private futureRates(snap: WorkerSnapshot): Array<{ packetRate: number; bitrateBps: number; gap: number; gone: boolean }> {
-		const joined = new Map<string, number>();
-		const left = new Map<string, number>();
-		for (const e of snap.events) (e.type === 'join' ? joined : left).set(e.streamId, e.ts);
-		const isYoung = (s: StreamProfile): boolean => {
-			const joinedAt = joined.get(s.streamId);
-			return joinedAt !== undefined && snap.now - joinedAt < this.rampWindowS * 1000;
-		};
+	/**
+	 * Steady packet and bit rates of the streams whose future is known to differ from their
+	 * present (by index into snap.streams), and whether they are gone; undefined when none is.
+	 * Every other stream keeps its present rates.
+	 */
+	private futureRates(snap: WorkerSnapshot): Map<number, { packetRate: number; bitrateBps: number; gap: number; gone: boolean }> | undefined {
+		const rampMs = this.rampWindowS * 1000;
+		let joined: Map<string, number> | undefined;
+		let left: Map<string, number> | undefined;
+		for (const e of snap.events) {
+			// Only joins within the ramp window make a stream young; any leave may make one gone.
+			if (e.type === 'join') {
+				if (snap.now - e.ts < rampMs) (joined ??= new Map()).set(e.streamId, e.ts);
+			} else (left ??= new Map()).set(e.streamId, e.ts);
+		}
+		if (!joined && !left) return undefined;
+		const isYoung = (s: StreamProfile): boolean => joined?.has(s.streamId) === true;
+		let out: Map<number, { packetRate: number; bitrateBps: number; gap: number; gone: boolean }> | undefined;
+		if (left) {
+			snap.streams.forEach((s, i) => {
+				const leftAt = left.get(s.streamId);
+				if (leftAt !== undefined && leftAt >= s.ts) (out ??= new Map()).set(i, { packetRate: 0, bitrateBps: 0, gap: 0, gone: true });
+			});
+		}
+		if (!joined) return out;
 		// What settled consumers of each producer receive: the layer a newcomer will most likely get
 		// (apps limit layers by tile size, and paused consumers receive nothing).
 		const settled = new Map<string, StreamProfile[]>();
@@ -361,25 +374,24 @@ export class AnchoredPredictor implements Predictor {
 			if (!list) settled.set(s.producerId, (list = []));
 			list.push(s);
 		}
-		return snap.streams.map((s) => {
-			const leftAt = left.get(s.streamId);
-			if (leftAt !== undefined && leftAt >= s.ts) return { packetRate: 0, bitrateBps: 0, gap: 0, gone: true };
-			const young = isYoung(s);
-			let target: { packetRate: number; bitrateBps: number } | undefined;
-			if (young && s.entity === 'consumer' && s.producerId !== undefined) {
-				// Without settled peers nothing says which layer it will get (tile size, bandwidth
-				// estimation and pauses all decide): no ramp is forecast.
-				const peers = settled.get(s.producerId);
-				if (peers && peers.length > 0) target = medianFlow(peers);
-			}
-			// Only young streams ramp: an old consumer below its producer's top layer chose a lower one (or is paused).
-			if (!target || !young || target.packetRate <= s.flow.packetRate) return { packetRate: s.flow.packetRate, bitrateBps: s.flow.bitrateBps, gap: 0, gone: false };
-			return { ...target, gap: target.packetRate - s.flow.packetRate, gone: false };
+		snap.streams.forEach((s, i) => {
+			if (out?.has(i) || !isYoung(s) || s.entity !== 'consumer' || s.producerId === undefined) return;
+			// Without settled peers nothing says which layer it will get (tile size, bandwidth
+			// estimation and pauses all decide): no ramp is forecast.
+			const peers = settled.get(s.producerId);
+			if (!peers || peers.length === 0) return;
+			const target = medianFlow(peers);
+			// Only a young stream below that ramps: an old consumer below its producer's top layer chose a lower one (or is paused).
+			if (target.packetRate <= s.flow.packetRate) return;
+			(out ??= new Map()).set(i, { ...target, gap: target.packetRate - s.flow.packetRate, gone: false });
 		});
+		return out;
 	}
 
 	/** Cost of streams that joined but have no profile yet: the median cost of settled streams of the same entity. */
 	private pendingJoinCost(snap: WorkerSnapshot, costNow: Float64Array): number {
+		const rampMs = this.rampWindowS * 1000;
+		if (!snap.events.some((e) => e.type === 'join' && snap.now - e.ts <= rampMs)) return 0;
 		const listed = new Set(snap.streams.map((s) => s.streamId));
 		const left = new Set(snap.events.filter((e) => e.type === 'leave').map((e) => e.streamId));
 		const byEntity = new Map<string, number[]>();

@@ -293,7 +293,14 @@ export class PredictionEngine {
 				pending.lastValue = naive.lastValue;
 				pending.ewma = naive.ewma;
 			}
-			state.pending.push(pending);
+			// A second prediction for the same instant supersedes the first: observations match by
+			// instant, so only the one served last is scored (and pending cannot grow without bound).
+			const previous = state.pending[state.pending.length - 1];
+			if (previous && previous.madeAt === madeAt) {
+				pending.scored = previous.scored;
+				state.pending[state.pending.length - 1] = pending;
+			}
+			else state.pending.push(pending);
 			// Without observations nothing else would ever drop them.
 			if (state.pending.length > PENDING_SOFT_LIMIT) state.pending = state.pending.filter((x) => x.madeAt >= madeAt - this.pendingWindowMs());
 			state.guardedName = p.predictor;
