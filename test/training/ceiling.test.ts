@@ -1,0 +1,53 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ceilingKeys, measureCeiling } from '../../training/ceiling';
+import { evaluateLoso } from '../../training/loso';
+import type { SessionsIndex } from '../../training/sessions';
+
+/**
+ * The ceiling analysis scores the same folds and examples as the leave-one-family-out
+ * evaluation: its last-value and served columns must be the evaluation's own figures, or the
+ * oracles' gains would not be comparable with the acceptance keys.
+ */
+const fixtures = path.join(__dirname, 'fixtures', 'sessions');
+let dir: string;
+
+beforeAll(async () => {
+	dir = await mkdtemp(path.join(os.tmpdir(), 'foresight-ceiling-'));
+	const index = JSON.parse(await readFile(path.join(fixtures, 'sessions.json'), 'utf8')) as SessionsIndex;
+	const [a, b, c] = index.sessions;
+	const layout: Array<[typeof a, string, number]> = [
+		[a, 'x', 10_001],
+		[b, 'x', 1],
+		[c, 'y', 2],
+		[b, 'y', 10_003],
+	];
+	const sessions = [];
+	for (const [entry, scenario, seed] of layout) {
+		const id = `${scenario}-seed${seed}`;
+		await cp(path.join(fixtures, entry!.file), path.join(dir, `${id}.jsonl.gz`));
+		sessions.push({ ...entry!, id, scenario, seed, file: `${id}.jsonl.gz` });
+	}
+	await writeFile(path.join(dir, 'sessions.json'), JSON.stringify({ ...index, sessions }));
+});
+
+afterAll(async () => {
+	if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('last value and the served engine are scored exactly as the evaluation scores them', async () => {
+	const ceiling = await measureCeiling({ sessionsDir: dir, seeds: 'evaluation', firstEvalSeed: 10_000, announceLeadS: 2 });
+	const { families } = await evaluateLoso({ sessionsDir: dir, score: 'evaluation', biasAlpha: 0, levelHalfLifeS: 1.5, trendWeight: 0, guard: true, bandCombine: 'max', bandPrior: true, firstEvalSeed: 10_000 });
+	expect(ceiling.map((f) => f.family)).toEqual(families.map((f) => f.family));
+	ceiling.forEach((c, i) => {
+		const f = families[i]!;
+		expect(c.examples).toBe(f.examples);
+		expect(c.mae_15s.last).toBeCloseTo(f.mae_15s.last, 12);
+		expect(c.mae_15s.served).toBeCloseTo(f.mae_15s.served, 12);
+		for (const [k, v] of Object.entries(c.mae_15s)) if (k !== 'noise_floor') expect([k, Number.isFinite(v) && v >= 0]).toEqual([k, true]);
+	});
+	const keys = ceilingKeys(ceiling);
+	expect(keys.families).toBe(2);
+	expect(keys.min_gain_served).toBeCloseTo(Math.min(...ceiling.map((f) => 1 - f.mae_15s.served / f.mae_15s.last)), 12);
+});
