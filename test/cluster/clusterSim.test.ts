@@ -64,3 +64,45 @@ describe('a join whose home host is full', () => {
 		expect(counters.crossHostRedirects).toBe(1);
 	});
 });
+
+describe('cross-host relief in the cluster simulator', () => {
+	/**
+	 * Host 0: w0 expected at 92 % with 40 receivers of one room's producer, w1 at 84 %
+	 * (no room of its own for them); host 1 idle.
+	 */
+	function hot(t: number): AllocationSnapshot {
+		const s = snapshot(t, [92, 84, 5, 5], []);
+		s.workers[0] = { ...s.workers[0]!, consumers: 40, forecast: [{ horizonS: 30, meanPct: 92, p95Pct: 96 }] };
+		s.producers = [{ id: 'p', peerId: 'sender', roomId: roomOnHost0, workerId: 'w0', mediaClass: 'video', layers: [30, 60, 150].map((packetRate, spatial) => ({ spatial, packetRate, active: true })), packetRate: 240, expectedPacketRate: 240, activeSpeaker: false, ageS: 60 }];
+		s.consumers = Array.from({ length: 40 }, (_, i) => ({ id: `c${i}`, peerId: `rx${i}`, producerId: 'p', workerId: 'w0', priority: 100, paused: false, wanted: { spatial: 2, temporal: 2 }, current: { spatial: 2, temporal: 2 }, packetRate: 150 }));
+		s.rooms = [{ id: roomOnHost0, workerIds: ['w0'], peers: 41 }];
+		return s;
+	}
+
+	test("the hot host serves receivers from the other host's worker, books the load there, and its own policy no longer sees them", () => {
+		const counters: ClusterCounters = { crossHostRedirects: 0, sentToRoomHost: 0 };
+		const policy = clusterPolicy('foresight-cross-host', options, counters);
+		const d = policy.decide(hot(0), policy.initialState());
+		const spreads = d.actions.filter((a) => a.type === 'spreadFanout' && ['w2', 'w3'].includes(a.toWorkerId));
+		expect(spreads.length).toBeGreaterThan(0);
+		expect(counters.crossHostSpreads).toBe(spreads.length);
+		expect(counters.crossHostPredictedSavedS!).toBeGreaterThan(counters.crossHostPricedDisruptionS!);
+		const moved = new Set(spreads.flatMap((a) => (a.type === 'spreadFanout' ? a.consumerIds : [])));
+		// No action of host 0's own policy touches a consumer that is leaving for host 1.
+		for (const a of d.actions) {
+			if ('consumerId' in a) expect(moved.has(a.consumerId)).toBe(false);
+			if (a.type === 'spreadFanout' && !spreads.includes(a)) expect(a.consumerIds.some((id) => moved.has(id))).toBe(false);
+		}
+		expect(d.state.reservations.some((r) => r.fromHost === 'h0' && r.targetHost === 'h1' && r.costPct > 0)).toBe(true);
+	});
+
+	test('with relief off, or per-host only, nothing leaves the host', () => {
+		for (const [mode, relief] of [['foresight-cross-host', false], ['foresight-per-host', true]] as const) {
+			const counters: ClusterCounters = { crossHostRedirects: 0, sentToRoomHost: 0 };
+			const policy = clusterPolicy(mode, { ...options, crossHostRelief: relief }, counters);
+			const d = policy.decide(hot(0), policy.initialState());
+			expect(d.actions.some((a) => (a.type === 'spreadFanout' || a.type === 'migrateProducer') && ['w2', 'w3'].includes(a.toWorkerId))).toBe(false);
+			expect(counters.crossHostSpreads ?? 0).toBe(0);
+		}
+	});
+});
