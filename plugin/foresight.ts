@@ -9,7 +9,7 @@ import { WorkerLoadSampler } from './observe/workerLoad';
 import { Actuator } from './act/actuator';
 import { Healer, type HealingEvent } from './act/healer';
 import type { MigrationHooks } from './act/hooks';
-import { AllocationManager, type AuditEntry, type ManagerActivity } from './act/manager';
+import { AllocationManager, safetyForCapacity, type AuditEntry, type ManagerActivity } from './act/manager';
 import type { MediaCodecsOption } from './act/rooms';
 import type { AllocationSnapshot, PendingJoin } from './allocate/snapshot';
 import type { AllocationAction } from './allocate/actions';
@@ -20,7 +20,9 @@ import type { ProfileStore } from './store/types';
 import { decideCrossHost, hostFreeShare } from './cluster/decide';
 import { InfluxClusterChannel } from './cluster/influxChannel';
 import { ClusterMember, type ClusterEvent, type ClusterStats, type ClusterView } from './cluster/member';
+import { decideCrossHostRelief, type CrossHostMove } from './cluster/relieve';
 import { buildHostReport, localHeadroom } from './cluster/report';
+import { guard, initialSafetyState, SAFETY_DEFAULTS, type SafetyOptions, type SafetyState } from './allocate/safety';
 import type { ClusterChannel } from './cluster/types';
 import { PredictionEngine } from './predict/engine';
 import type { GuardSwitch } from './predict/guard';
@@ -116,6 +118,9 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 	private readonly manager: AllocationManager;
 	private readonly healer: Healer;
 	private readonly cluster: ClusterMember | undefined;
+	/** The guard over cross-host moves (cooldowns and rate, as for moves within the host), thresholds at the worker capacity. */
+	private readonly reliefSafetyOptions: SafetyOptions;
+	private reliefSafety: SafetyState;
 	private storeRetry: NodeJS.Timeout | undefined;
 	/** A store the app passed in is the app's to close. */
 	private readonly ownsStore: boolean;
@@ -247,6 +252,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 		this.liveness.on('responsive', (workerId, hungMs) => this.healer.workerResponsive(workerId, hungMs));
 		this.liveness.start();
 		this.cluster = this.joinCluster(extra.clusterChannel);
+		this.reliefSafetyOptions = { ...SAFETY_DEFAULTS, ...safetyForCapacity(options.allocation.workerCapacityPct), dryRun: options.dryRun };
+		this.reliefSafety = initialSafetyState(this.reliefSafetyOptions);
 		const allocateEveryMs = options.allocation.intervalMs;
 		// Same period: one timer, so each decision round sees the predictions made just before it.
 		// A skipped round (the previous one still running) is counted by the manager, not timed as a decision.
@@ -344,6 +351,37 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			predictedAfterPct: Math.max(0, -local.headroomPct),
 		});
 		return { decision: 'redirect', target: target.hostId, reason: decision.reason, ...(target.endpoint ? { endpoint: target.endpoint } : {}), ...stale };
+	}
+
+	/**
+	 * Cross-host relief (plugin/cluster/relieve.ts) on this host's snapshot and the cluster
+	 * view: the moves to make now, each naming the host and worker to serve the receivers from
+	 * (a spread) or to publish on (a migration). Every move returned has passed the safety guard
+	 * and its load is reserved on its target. The app carries a move out make-before-break over
+	 * a cross-host pipe (CrossHostPipes: send the producer to the target, have the receivers
+	 * consume it there, then close their old consumers). Empty without a cluster, on a stale
+	 * view (other hosts' headroom unknown), in dry-run, or when nothing here is expected over its line.
+	 */
+	crossHostRelief(): CrossHostMove[] {
+		const member = this.cluster;
+		if (!member) return [];
+		const view = member.view();
+		if (view.stale) return [];
+		const moves = decideCrossHostRelief({ selfId: member.options.hostId, snapshot: this.manager.snapshot(), hosts: view.hosts, reservations: view.reservations, nowMs: Date.now() });
+		if (moves.length === 0) return [];
+		const guarded = guard(
+			moves.map((m) => m.action),
+			Date.now() / 1000,
+			this.reliefSafety,
+			this.reliefSafetyOptions,
+		);
+		this.reliefSafety = guarded.state;
+		const approved = moves.filter((m) => guarded.approved.includes(m.action));
+		for (const m of approved) {
+			if (m.costPct > 0) member.reserve(m.targetHost, m.roomId, m.action.producerId, m.costPct);
+			this.log.info({ action: m.action.type, producer: m.action.producerId, from: m.action.workerId, target: m.targetHost, toWorker: m.action.toWorkerId, savedS: Math.round(m.exposureSavedS), disruptionS: m.disruptionS }, 'cross-host relief');
+		}
+		return approved;
 	}
 
 	private joinCluster(channel: ClusterChannel | undefined): ClusterMember | undefined {

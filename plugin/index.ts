@@ -3,6 +3,7 @@ export { MemoryClusterBus } from './cluster/memoryChannel';
 export { InfluxClusterChannel } from './cluster/influxChannel';
 export { CrossHostPipes, pipeEndSchema, pipedProducerSchema, type PipeEnd, type PipedProducer } from './cluster/pipes';
 export { decideCrossHost, canTake, liveHosts, hostHeadroomPct, reservedPct, type CrossHostDecision, type CrossHostInput } from './cluster/decide';
+export { decideCrossHostRelief, afterMoves, expectedOverS, MOVE_DISRUPTION_S, CROSS_HOST_RELIEF_DEFAULTS, type CrossHostMove, type CrossHostReliefInput, type CrossHostReliefOptions } from './cluster/relieve';
 export type { ClusterEvent, ClusterStats, ClusterView } from './cluster/member';
 export type { ClusterChannel, ClusterState, HostReport, Reservation, WorkerReport } from './cluster/types';
 export type { PlaceAnswer } from './act/manager';
