@@ -2,6 +2,7 @@ import type { MigrateProducerAction, SpreadFanoutAction } from '../allocate/acti
 import { currentConsumerCostPct, expectedPct, indexSnapshot, pipeCostPct, riskPct, type SnapshotIndex } from '../allocate/estimate';
 import { FORESIGHT_DEFAULTS } from '../allocate/policies/foresight';
 import { packetCostPct, type AllocationSnapshot, type ConsumerView, type ProducerView, type WorkerView } from '../allocate/snapshot';
+import { expectedSecondsOver, paysForItself, QUALITY_PRICE, type WorthRules } from '../allocate/worth';
 import { canTake, reservedPct } from './decide';
 import type { HostReport, Reservation } from './types';
 
@@ -11,20 +12,20 @@ import type { HostReport, Reservation } from './types';
  * within itself, part of its fan-out goes to another host that reported predicted
  * headroom (its receivers consume the room's producers there, over a cross-host pipe),
  * and a producer whose local audience has all gone along follows it. A move is proposed
- * only when the exposure it is expected to save exceeds the disruption it causes, both
- * in consumer-seconds and priced as docs/allocation-metrics.md prices moves. The caller
+ * only when the exposure it is expected to save pays for the disruption it causes, both in
+ * consumer-seconds, priced and judged as Foresight's moves within a host (worth.ts: the
+ * evaluation's prices, with its margin). The caller
  * carries the moves out (make-before-break hooks, or the simulator) and books each one's
  * load on its target as a reservation, so other hosts do not fill the same room.
  */
 
 /**
- * Seconds without media a move costs each receiver (docs/allocation-metrics.md, "Quality
- * cost"): a moved consumer waits for its new transport and a keyframe, every receiver of a
- * migrated producer for the sender to publish again.
+ * Seconds without media a move costs each receiver: the allocation's published prices
+ * (plugin/allocate/worth.ts QUALITY_PRICE, docs/allocation-metrics.md "Quality cost").
  */
-export const MOVE_DISRUPTION_S = Object.freeze({ movedConsumer: 1, migratedProducerReceiver: 2 });
+export const MOVE_DISRUPTION_S = Object.freeze({ movedConsumer: QUALITY_PRICE.movedConsumerS, migratedProducerReceiver: QUALITY_PRICE.migratedReceiverS });
 
-export interface CrossHostReliefOptions {
+export interface CrossHostReliefOptions extends WorthRules {
 	/** A consumer on a worker above this share of its capacity is exposed (the overload line exposure is counted at). */
 	limitPct: number;
 	/**
@@ -48,6 +49,10 @@ export const CROSS_HOST_RELIEF_DEFAULTS: Readonly<CrossHostReliefOptions> = Obje
 	fillBelowPct: FORESIGHT_DEFAULTS.fillBelowPct,
 	// A burst of cross-host moves is what the guard's per-entity cooldown cannot see coming; one room per decision is enough to follow a trend.
 	maxMoves: 8,
+	// Priced and judged as Foresight prices and judges its moves within a host (worthMargin, costFactor, worthWindowS).
+	worthMargin: FORESIGHT_DEFAULTS.worthMargin,
+	costFactor: FORESIGHT_DEFAULTS.costFactor,
+	worthWindowS: FORESIGHT_DEFAULTS.worthWindowS,
 });
 
 export interface CrossHostReliefInput {
@@ -72,32 +77,14 @@ export interface CrossHostMove {
 	disruptionS: number;
 }
 
-/** Standard normal CDF (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7). */
-export function normalCdf(z: number): number {
-	const x = Math.abs(z) / Math.SQRT2;
-	const t = 1 / (1 + 0.3275911 * x);
-	const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
-	return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
-}
-
 /**
- * Expected seconds the worker spends above `linePct` (% of one core) over its forecast's
- * horizon if its load moved by `deltaPct`: each horizon's interval counts with the
- * probability its forecast gives of being over the line, the forecast read as a normal
- * distribution with that mean and p95. No forecast: the measured load over the next second.
+ * Expected seconds the worker spends above `linePct` (% of one core) within `windowS` if its
+ * load moved by `deltaPct`, as Foresight's own moves are judged (worth.ts expectedSecondsOver:
+ * the forecast read as a normal distribution with its mean and p95, the last horizon held to
+ * the end of the window).
  */
-export function expectedOverS(worker: WorkerView, linePct: number, deltaPct = 0): number {
-	const points = [...worker.forecast].sort((a, b) => a.horizonS - b.horizonS);
-	if (points.length === 0) return worker.cpuPct + deltaPct > linePct ? 1 : 0;
-	let seconds = 0;
-	let from = 0;
-	for (const f of points) {
-		const mean = f.meanPct + deltaPct;
-		const sigma = Math.max(0.1, (f.p95Pct - f.meanPct) / 1.6449);
-		seconds += (f.horizonS - from) * (1 - normalCdf((linePct - mean) / sigma));
-		from = f.horizonS;
-	}
-	return seconds;
+export function expectedOverS(worker: WorkerView, linePct: number, deltaPct = 0, windowS: number = CROSS_HOST_RELIEF_DEFAULTS.worthWindowS): number {
+	return expectedSecondsOver({ forecast: worker.forecast, cpuPct: worker.cpuPct, shiftPct: deltaPct, growthPctPerS: 0, growthHorizonS: 0, windowS }, linePct);
 }
 
 /** A receiving peer's consumers of one room on the hot worker, and what moving them takes off it. */
@@ -191,9 +178,10 @@ export function decideCrossHostRelief(input: CrossHostReliefInput, options: Cros
 				const bookedOnHost = [...booked.entries()].filter(([id]) => target.host.workers.some((w) => w.workerId === id)).reduce((s, [, v]) => s + v, 0);
 				if (!canTake(target.host, { selfId: input.selfId, costPct: plan.targetCostPct + bookedOnHost, hosts: input.hosts, reservations: input.reservations, nowMs: input.nowMs }).ok) continue;
 				const before = exposedNow - movedConsumers;
-				const saved = before * expectedOverS(worker, line, -relievedPct) - (before - plan.consumers.length) * expectedOverS(worker, line, -(relievedPct + plan.sourceReliefPct));
-				const disruption = plan.consumers.length * MOVE_DISRUPTION_S.movedConsumer;
-				if (saved <= disruption) continue;
+				const over = (delta: number): number => expectedOverS(worker, line, delta, options.worthWindowS);
+				const saved = before * over(-relievedPct) - (before - plan.consumers.length) * over(-(relievedPct + plan.sourceReliefPct));
+				const disruption = plan.consumers.length * MOVE_DISRUPTION_S.movedConsumer * options.costFactor;
+				if (!paysForItself(saved, { movedConsumers: plan.consumers.length }, options)) continue;
 				const riskBefore = risk.get(worker.id)! - relievedPct;
 				const targetAfter = target.loadPct + targetBooked + plan.targetCostPct;
 				const byProducer = new Map<string, ConsumerView[]>();
@@ -239,9 +227,9 @@ export function decideCrossHostRelief(input: CrossHostReliefInput, options: Cros
 					const room = target.availablePct - (booked.get(target.workerId) ?? 0);
 					if (migration.targetCostPct > room) continue;
 					const b = exposedNow - movedConsumers;
-					const s = b * (expectedOverS(worker, line, -relievedPct) - expectedOverS(worker, line, -(relievedPct + migration.sourceReliefPct)));
-					const d = all.length * MOVE_DISRUPTION_S.migratedProducerReceiver;
-					if (s <= d) continue;
+					const s = b * (expectedOverS(worker, line, -relievedPct, options.worthWindowS) - expectedOverS(worker, line, -(relievedPct + migration.sourceReliefPct), options.worthWindowS));
+					const d = all.length * MOVE_DISRUPTION_S.migratedProducerReceiver * options.costFactor;
+					if (!paysForItself(s, { migratedReceivers: all.length }, options)) continue;
 					const pb = risk.get(worker.id)! - relievedPct;
 					moves.push({
 						action: {

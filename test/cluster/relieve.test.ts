@@ -1,4 +1,5 @@
-import { afterMoves, decideCrossHostRelief, expectedOverS, MOVE_DISRUPTION_S, normalCdf, type CrossHostReliefInput } from '../../plugin/cluster/relieve';
+import { afterMoves, CROSS_HOST_RELIEF_DEFAULTS, decideCrossHostRelief, expectedOverS, MOVE_DISRUPTION_S, type CrossHostReliefInput } from '../../plugin/cluster/relieve';
+import { QUALITY_PRICE } from '../../plugin/allocate/worth';
 import type { HostReport, Reservation } from '../../plugin/cluster/types';
 import type { AllocationSnapshot } from '../../plugin/allocate/snapshot';
 import { SnapshotBuilder } from '../allocate/fixtures';
@@ -31,10 +32,17 @@ function input(snapshot: AllocationSnapshot, hosts: HostReport[], reservations: 
 }
 
 describe('expected time over the line', () => {
-	test('normal CDF', () => {
-		expect(normalCdf(0)).toBeCloseTo(0.5, 6);
-		expect(normalCdf(1.6449)).toBeCloseTo(0.95, 3);
-		expect(normalCdf(-1.6449)).toBeCloseTo(0.05, 3);
+	test("moves are priced at the allocation's published prices", () => {
+		expect(MOVE_DISRUPTION_S.movedConsumer).toBe(QUALITY_PRICE.movedConsumerS);
+		expect(MOVE_DISRUPTION_S.migratedProducerReceiver).toBe(QUALITY_PRICE.migratedReceiverS);
+		expect(CROSS_HOST_RELIEF_DEFAULTS.worthMargin).toBeGreaterThan(1);
+	});
+
+	test('the last forecast holds to the end of the window', () => {
+		const w = new SnapshotBuilder().worker('w', 95, 99).build().workers[0]!;
+		w.forecast = [{ horizonS: 5, meanPct: 95, p95Pct: 99 }];
+		expect(expectedOverS(w, 85, 0, 30)).toBeCloseTo(30, 1);
+		expect(expectedOverS(w, 85, 0, 10)).toBeCloseTo(10, 1);
 	});
 
 	test('a forecast far over the line counts its whole horizon, far under it nothing, in between a share', () => {
@@ -93,15 +101,16 @@ describe('decideCrossHostRelief', () => {
 		expect(decideCrossHostRelief(input(hotHost(84), [remote('c', 40)], [taken]))).toEqual([]);
 	});
 
-	test('a move that disrupts more receivers than the exposure it is expected to save is not made', () => {
-		// Hot from its senders' ingress, four receivers, and expected over the line for only about the next second: 4 s of disruption for about 3.2 s of exposure.
-		const s = new SnapshotBuilder().at(100).worker('w1', 86, 87, { consumers: 4 }).worker('w2', 84).producer('p1', 'sender', 'room', 'w1').consume('p1', 'w1', 4).build();
-		s.workers[0]!.forecast = [{ horizonS: 1, meanPct: 86, p95Pct: 87 }];
-		expect(expectedOverS(s.workers[0]!, 85) * 4).toBeLessThan(4 * MOVE_DISRUPTION_S.movedConsumer);
-		expect(decideCrossHostRelief(input(s, [remote('c', 40)]))).toEqual([]);
-		// The same worker expected over the line for the whole 30 s horizon: the move pays.
-		s.workers[0]!.forecast = [{ horizonS: 30, meanPct: 86, p95Pct: 87 }];
-		expect(decideCrossHostRelief(input(s, [remote('c', 40)])).length).toBeGreaterThan(0);
+	test('a migration whose receivers would lose more than it is expected to save (with the margin) is not made', () => {
+		// All 40 receivers leave w1, still at 96 %: the producer's own ingress and pipe (0.2 points) change next to nothing there.
+		const s = hotHost(84, { mean: 100, p95: 104 });
+		s.workers[0]!.consumers = 200;
+		const moves = decideCrossHostRelief(input(s, [remote('c', 60)]));
+		expect(moves.map((m) => m.action.type)).toEqual(['spreadFanout']);
+		const w = s.workers[0]!;
+		const afterSpread = moves[0]!.action.predictedBeforePct - moves[0]!.action.predictedAfterPct;
+		const savedByMigration = 160 * (expectedOverS(w, 85, -afterSpread) - expectedOverS(w, 85, -afterSpread - 0.2));
+		expect(savedByMigration).toBeLessThan(CROSS_HOST_RELIEF_DEFAULTS.worthMargin * 40 * MOVE_DISRUPTION_S.migratedProducerReceiver);
 	});
 
 	test('a worker whose p95 is over the trigger but whose expected load is under the line is left to free moves within the host', () => {
