@@ -77,8 +77,11 @@ describe('allocation manager: safety thresholds follow the per-worker CPU budget
 			return policy.decide(build(sourcePct, otherPcts), policy.initialState()).state.audit;
 		};
 
-		test('with default policy options its consolidations of a light worker pass the scaled guard', () => {
-			const audit = decide({}, 2, [3, 4]);
+		// Consolidation is off by default (consolidateCandidates 0); these turn it on at its default bands.
+		const CONSOLIDATING = { consolidateCandidates: 3 };
+
+		test('with consolidation on at its default bands, its consolidations of a light worker pass the scaled guard', () => {
+			const audit = decide(CONSOLIDATING, 2, [3, 4]);
 			expect(audit.length).toBeGreaterThan(0);
 			expect(audit.every((r) => isConsolidationFrom(r.action, 'w0') && r.outcome === 'applied')).toBe(true);
 		});
@@ -86,7 +89,7 @@ describe('allocation manager: safety thresholds follow the per-worker CPU budget
 		test('a policy tuned to consolidate busier workers is held back by the scaled guard', () => {
 			// The policy may now empty a worker up to its whole budget and fill others to it; a source
 			// at 60 % of its budget is no light worker to the guard (at most 5.5 % of a core is).
-			const eager = { consolidateBelowPct: 100, consolidateFillPct: 100 };
+			const eager = { ...CONSOLIDATING, consolidateBelowPct: 100, consolidateFillPct: 100 };
 			const busy = decide(eager, 6, [6.5, 6.2]);
 			expect(busy.length).toBeGreaterThan(0);
 			expect(busy.every((r) => isConsolidationFrom(r.action, 'w0') && r.outcome === 'hysteresis')).toBe(true);
