@@ -52,7 +52,7 @@ export interface ProfilerStats {
 	ownCpuPct: number;
 	/** Errors the profiler handled without failing (a request on a closing entity, a tap that failed), by kind. */
 	swallowedErrors: Record<string, number>;
-	/** Triggers of the tiered schedule since sinceMs, by kind: a producer's fast tier by its reason, a consumer's next own round as `consumer.<reason>` (see plugin/profile/schedule.ts). */
+	/** Triggers of the tiered schedule since sinceMs, by kind: a producer's fast tier by its reason, a consumer's next own round as `consumer.<reason>`, and per worker the starts and renewals of CPU rise episodes as `worker.cpuRise.<start|renew>` (see plugin/profile/schedule.ts). */
 	fastTriggers: Record<string, number>;
 }
 

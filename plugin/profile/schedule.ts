@@ -30,6 +30,7 @@ import { nextDueMs } from '../util/stagger';
 import type { RtpStatsSample } from './accumulator';
 import type { ConsumerFlows } from './consumerCounters';
 import { CpuRise } from './cpuRise';
+import { SCORE_STEP, ScoreEpisodes } from './scoreEpisodes';
 import { dataTypeDistribution } from './features/classify';
 import type { ProfilerMeter } from './meter';
 import { PROFILE_SCHEMA_VERSION, type ConnectionProfile, type LayerProfile, type StreamProfile } from './schema';
@@ -47,12 +48,6 @@ const RATE_CHANGE_SHARE = 0.15;
 const RATE_AVERAGE_TAU_MS = 30_000;
 /** Below this the average is mostly silence (DTX, a paused sender): changes are measured against this floor instead. */
 const RATE_FLOOR_BPS = 16_000;
-/**
- * A score change smaller than this is not a trigger (see adopt): mediasoup reports every
- * one-point wobble of a stream's 0..10 score, which on a busy host (late packets read as
- * jitter and loss) comes every few seconds per stream and would hold every producer in the fast tier.
- */
-const SCORE_STEP = 2;
 /**
  * A consumer's triggered own round comes at least this long after its previous one: a
  * burst of events (a layer switch with its score changes) is one change, asked about once.
@@ -208,11 +203,10 @@ export class StatsSchedule {
 			s.round.fastUntilMs = now + JOIN_FAST_MS;
 			if (node.kind === 'producer') {
 				const observer = node.handle.observer;
-				// Scores per encoding as of the last score trigger: a later report is judged against them.
-				const lastScores = new Map<number, number>();
-				scoresMoved(lastScores, node.handle.score, SCORE_STEP);
+				// A change of the sender's quality, not its usual wobble (see ScoreEpisodes).
+				const episodes = new ScoreEpisodes(node.handle.score, now);
 				const onScore = (scores: types.ProducerScore[]): void => {
-					if (scoresMoved(lastScores, scores, SCORE_STEP)) this.trigger(s, 'score');
+					if (episodes.observe(Date.now(), scores)) this.trigger(s, 'score');
 				};
 				const onPause = (): void => this.trigger(s, 'pause');
 				observer.on('score', onScore);
@@ -307,7 +301,10 @@ export class StatsSchedule {
 	/** A worker load sample (from Foresight): a real rise of its CPU puts the worker's producers in the fast tier (see CpuRise). */
 	workerCpu(workerId: string, ts: number, cpuPct: number): void {
 		const w = this.workers.get(workerId);
-		if (!w || !w.cpuRise.observe(ts, cpuPct)) return;
+		const signal = w?.cpuRise.observe(ts, cpuPct);
+		if (!w || !signal) return;
+		// Per worker, beside the per-stream cpuRising count: how many rises, and how long they went on.
+		this.meter.fastTrigger(`worker.cpuRise.${signal}`);
 		for (const s of w.streams) if (s.node.kind !== 'consumer') this.trigger(s, 'cpuRising');
 	}
 
@@ -574,23 +571,6 @@ export class RateAverage {
 		this.avgBps += alpha * (bps - this.avgBps);
 		return changed;
 	}
-}
-
-/**
- * Whether a producer's per-encoding scores moved from `last` (those of its last trigger): a
- * stream's score by `step` or more, or a stream that appeared or went. When they moved, `last`
- * becomes the new scores; otherwise it is kept, so a slow drift adds up to a trigger.
- */
-export function scoresMoved(last: Map<number, number>, next: ReadonlyArray<{ encodingIdx: number; score: number }>, step: number): boolean {
-	let moved = next.length !== last.size;
-	for (const x of next) {
-		const before = last.get(x.encodingIdx);
-		if (before === undefined || Math.abs(x.score - before) >= step) moved = true;
-	}
-	if (!moved) return false;
-	last.clear();
-	for (const x of next) last.set(x.encodingIdx, x.score);
-	return true;
 }
 
 /** Items of every bucket up to `round`, each once (a rescheduled item's older entries are skipped). */

@@ -1,5 +1,5 @@
 import { hotContributors, HOT_SHARE_OF_CAPACITY } from '../../plugin/profile/hot';
-import { RateAverage, scoresMoved, takeDue } from '../../plugin/profile/schedule';
+import { RateAverage, takeDue } from '../../plugin/profile/schedule';
 import type { WorkerPrediction } from '../../plugin/predict/types';
 
 describe('schedule helpers (pure)', () => {
@@ -83,28 +83,5 @@ describe('RateAverage (the rate-change trigger)', () => {
 		run(avg, 61_000, 70_000, 1000, () => 1_000_000, () => false);
 		expect(run(avg, 75_000, 75_000, 5000, () => 2_000_000, () => true)).toEqual([]);
 		expect(run(avg, 80_000, 80_000, 5000, () => 2_000_000, () => true)).toEqual([80_000]);
-	});
-});
-
-
-describe('scoresMoved (the producer score trigger)', () => {
-	const scores = (...xs: number[]): Array<{ encodingIdx: number; score: number }> => xs.map((score, encodingIdx) => ({ encodingIdx, score }));
-
-	test('one-point wobbles do not trigger; their drift does once it adds up to the step', () => {
-		const last = new Map<number, number>();
-		expect(scoresMoved(last, scores(10, 10, 10), 2)).toBe(true);
-		expect(scoresMoved(last, scores(9, 10, 10), 2)).toBe(false);
-		expect(scoresMoved(last, scores(10, 9, 10), 2)).toBe(false);
-		// Judged against the scores of the last trigger (10), not the last report (9).
-		expect(scoresMoved(last, scores(10, 10, 8), 2)).toBe(true);
-		expect(scoresMoved(last, scores(10, 10, 9), 2)).toBe(false);
-	});
-
-	test('a stream that appears or goes is a move', () => {
-		const last = new Map<number, number>();
-		scoresMoved(last, scores(10, 10), 2);
-		expect(scoresMoved(last, scores(10, 10, 10), 2)).toBe(true);
-		expect(scoresMoved(last, scores(10, 10), 2)).toBe(true);
-		expect(scoresMoved(last, scores(10, 10), 2)).toBe(false);
 	});
 });
