@@ -281,7 +281,7 @@ correction α = ${options.biasAlpha}. Baselines on the same examples: last value
 specification's kNN (history from the other families, with the engine's online correction). Gains are 1 − MAE(served)/MAE(baseline).
 
 Which data chose what: every design choice (level half-life, ramp share, band, bias correction off, no ramp
-without settled peers) was made on the tuning figures (seeds < 10000, last section). Seeds 10001 were looked at once
+without settled peers, terms scaled by the load sample's counts) was made on the tuning figures (seeds < 10000, last section). Seeds 10001 were looked at once
 before the last of those choices (no ramp forecast for a consumer without settled peers); the acceptance figures
 are on seeds ≥ ${FIRST_FRESH_SEED}, recorded after the design was frozen.
 
