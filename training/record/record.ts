@@ -145,17 +145,28 @@ export interface BrowserPeers {
  * `router` over its own WebRtcTransport and produces what `spec` says.
  * Resolves once every page is producing.
  */
-export async function startBrowserPeers(router: types.Router, spec: SessionSpec, opts: { sourcesDir: string; pages?: number; chromiumPath?: string }): Promise<BrowserPeers> {
-	const video = spec.video ? await makeVideoSource(spec.video.source, opts.sourcesDir) : undefined;
+export async function startBrowserPeers(
+	router: types.Router,
+	spec: SessionSpec,
+	opts: {
+		sourcesDir: string;
+		pages?: number;
+		chromiumPath?: string;
+		/** A Y4M file made elsewhere (e.g. a seeded clip of clips.ts) captured instead of spec.video.source; `video` is then not returned. */
+		clip?: { path: string; width: number; height: number; fps: number };
+	},
+): Promise<BrowserPeers> {
+	const video = spec.video && !opts.clip ? await makeVideoSource(spec.video.source, opts.sourcesDir) : undefined;
+	const capture = opts.clip ?? (video ? { path: video.path, width: video.truth.width, height: video.truth.height, fps: video.truth.fps } : undefined);
 	const audio = spec.audio ? await makeAudioSource(spec.audio.source, opts.sourcesDir) : undefined;
 	const { server, url } = await serve(await bundlePage());
 	const profileDir = mkdtempSync(join(tmpdir(), 'foresight-rec-'));
 	const args = [...HEADLESS_CHROMIUM_FLAGS];
-	if (video) args.push(`--use-file-for-fake-video-capture=${video.path}`);
+	if (capture) args.push(`--use-file-for-fake-video-capture=${capture.path}`);
 	if (audio) args.push(`--use-file-for-fake-audio-capture=${audio.path}`);
 	const config: PageConfig = {
 		statsIntervalMs: 1000,
-		video: spec.video && video ? { label: spec.video.label, width: video.truth.width, height: video.truth.height, frameRate: video.truth.fps, maxBitrates: spec.video.maxBitrates, contentHint: spec.video.contentHint } : undefined,
+		video: spec.video && capture ? { label: spec.video.label, width: capture.width, height: capture.height, frameRate: capture.fps, maxBitrates: spec.video.maxBitrates, contentHint: spec.video.contentHint } : undefined,
 		audio: spec.audio ? { label: spec.audio.label, stereo: spec.audio.stereo } : undefined,
 		chat: spec.chat ? { label: 'chat', meanGapMs: 1500, messages: CHAT_LINES, seed: 7 } : undefined,
 	};
