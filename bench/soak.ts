@@ -14,7 +14,8 @@
  *  - heap used and ArrayBuffer memory (the typed-array store's rows live outside the heap);
  *  - listeners on the mediasoup observers and emitters of every live entity, and on Foresight's
  *    emitters (Foresight itself and the emitters it holds: registry, profiler, samplers…);
- *  - active resources by type (process.getActiveResourcesInfo(): timers, sockets, handles).
+ *  - live timers (setTimeout/setInterval, counted by wrapping them: see liveTimers) and active
+ *    resources by type (process.getActiveResourcesInfo(): ref'd timers, sockets, handles).
  * Entities are counted too: with churn the count at a sample can differ by a copy in flight, so
  * listeners are also given per entity.
  *
@@ -60,6 +61,42 @@ const WORKERS = 2;
 
 if (GROWTH_FROM_MIN >= DURATION_MIN) throw new Error(`--growth-from-min (${GROWTH_FROM_MIN}) must be below --duration-min (${DURATION_MIN})`);
 
+/**
+ * Live timers, counted at the source: process.getActiveResourcesInfo() lists only timers that
+ * keep the event loop alive, and Foresight unrefs all of its own (a monitor must not keep an app
+ * running), so a leak of them would not show there. setTimeout/setInterval are wrapped before
+ * anything runs; a timeout leaves the set when it fires or is cleared, an interval when cleared.
+ */
+const liveTimers = new Set<unknown>();
+{
+	const g = globalThis as unknown as Record<'setTimeout' | 'setInterval' | 'clearTimeout' | 'clearInterval', (...a: unknown[]) => unknown>;
+	const st = g.setTimeout.bind(globalThis);
+	const si = g.setInterval.bind(globalThis);
+	const ct = g.clearTimeout.bind(globalThis);
+	const ci = g.clearInterval.bind(globalThis);
+	g.setTimeout = (fn: unknown, ...rest: unknown[]) => {
+		const t = st((...a: unknown[]) => {
+			liveTimers.delete(t);
+			if (typeof fn === 'function') (fn as (...x: unknown[]) => unknown)(...a);
+		}, ...rest);
+		liveTimers.add(t);
+		return t;
+	};
+	g.setInterval = (...args: unknown[]) => {
+		const t = si(...args);
+		liveTimers.add(t);
+		return t;
+	};
+	g.clearTimeout = (t: unknown) => {
+		liveTimers.delete(t);
+		return ct(t);
+	};
+	g.clearInterval = (t: unknown) => {
+		liveTimers.delete(t);
+		return ci(t);
+	};
+}
+
 // A sample after a full collection measures what is retained, not what the last minute left for the collector.
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -74,6 +111,7 @@ interface Sample {
 	mediasoupListeners: number;
 	foresightListeners: number;
 	resources: Record<string, number>;
+	/** Live timers of this process, unref'd ones included (see liveTimers). */
 	timers: number;
 	streamsProfiled: number;
 }
@@ -194,7 +232,7 @@ async function main(): Promise<void> {
 			mediasoupListeners: entities.listeners(),
 			foresightListeners: foresightListeners(foresight),
 			resources,
-			timers: resources['Timeout'] ?? 0,
+			timers: liveTimers.size,
 			streamsProfiled: profiled,
 		};
 		profiled = 0;
@@ -212,7 +250,8 @@ async function main(): Promise<void> {
 	}
 	clearInterval(churn);
 	while (churning) await churning;
-	const stats = replayer.stats();
+	// The sender process sends the copies' packets: its counters, not this process's.
+	const stats = await sender.stats();
 	const profilerStats = foresight.profilerStats();
 	replayer.close();
 	await sender.close();
