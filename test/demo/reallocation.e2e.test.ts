@@ -117,8 +117,10 @@ test('bursty-joins at 10 % capacity: load moves across workers, receivers keep r
 			bothWorkers = streams;
 		}
 		firstMove ??= audits.find((e) => CROSS_WORKER.has(e.action.type) && e.outcome?.status === 'ok');
-		// Done once load has moved, both workers carry streams, and the first move's receivers were watched long enough.
-		if (firstMove && bothWorkersAt !== undefined && Date.now() - firstMove.ts > AFTER_MOVE_MS + 1500) break;
+		// Done once load has moved, both workers carry streams, and the first receivers to move were watched long
+		// enough (a producer that migrates ahead of its audience moves none).
+		const firstReceiverMove = movedReceivers[0];
+		if (firstMove && bothWorkersAt !== undefined && firstReceiverMove && Date.now() - firstReceiverMove.t > AFTER_MOVE_MS + 1500) break;
 		await new Promise((r) => setTimeout(r, 1000));
 	}
 	const elapsedS = (Date.now() - started) / 1000;
