@@ -147,7 +147,11 @@ test('bursty-joins at 10 % capacity: load moves across workers, receivers keep r
 		if (later <= at) throw new Error(`${peer} received nothing in the ${AFTER_MOVE_MS} ms after its move at +${t - started} ms (${at} → ${later} packets)`);
 		watched++;
 	}
-	expect(watched).toBeGreaterThan(0);
+	// Moves that took receivers along had them watched. A move can also take none: Foresight relieves a worker
+	// with the smallest room that covers the need, which can be the browser peer's own room (its producers,
+	// no receiver yet); the browser's media is checked below. Placement may have spread the scenario's joiners
+	// over both workers from the start, and then no receiver needs to move.
+	if (movedReceivers.some(({ t }) => t <= lastSample - AFTER_MOVE_MS)) expect(watched).toBeGreaterThan(0);
 
 	// No applied drop predicted to save less than its floor.
 	const futile = applied.filter((e) => e.action.type === 'dropConsumer' && e.action.predictedBeforePct - e.action.predictedAfterPct < (e.action.savingFloorPct ?? Number.POSITIVE_INFINITY) - 1e-9);
