@@ -42,8 +42,9 @@ import { Profiler } from '../plugin/profile/profiler';
 import { MemoryStore } from '../plugin/store/memoryStore';
 import { MEDIA_CODECS } from '../training/media/rig';
 import { readRecording } from '../training/record/format';
-import { Replayer, type Publisher, type Subscriber } from '../training/loadgen/replayer';
+import { Replayer } from '../training/loadgen/replayer';
 import { SenderProcess } from '../training/loadgen/senderProcess';
+import { joinCopy, type BotCopy } from './support/copies';
 
 function arg(name: string, fallback: number): number {
 	const i = process.argv.indexOf(`--${name}`);
@@ -261,18 +262,10 @@ async function phase(mode: Mode): Promise<PhaseResult> {
 	const replayStats = async () => (sender ? sender.stats() : replayer.stats());
 	let producers = 0;
 	let consumers = 0;
-	const copies: Array<{ pub: Publisher; subs: Subscriber[] }> = [];
+	const copies: BotCopy[] = [];
 	let joined = 0;
 	const join = async (): Promise<void> => {
-		const router = routers[joined++ % routers.length]!;
-		const pub = await replayer.publish(router, recording, { loop: true, autoStart: false });
-		const ps = [...pub.producers.values()];
-		const subs: Subscriber[] = [];
-		for (let b = 0; b < BOTS_PER_COPY; b++) subs.push(await replayer.subscribe(router, ps, { preferredSpatialLayer: 2 }));
-		// Copies start one by one, as peers join: started together, their first keyframes
-		// would leave in one burst that the replayer cannot send on time.
-		replayer.start(pub);
-		copies.push({ pub, subs });
+		copies.push(await joinCopy(replayer, routers[joined++ % routers.length]!, recording, BOTS_PER_COPY));
 	};
 	for (let i = 0; i < COPIES; i++) await join();
 	producers = copies.reduce((a, c) => a + c.pub.producers.size, 0);

@@ -32,8 +32,9 @@ import * as mediasoup from 'mediasoup';
 import { attach } from '../plugin';
 import { MEDIA_CODECS } from '../training/media/rig';
 import { readRecording } from '../training/record/format';
-import { Replayer, type Publisher, type Subscriber } from '../training/loadgen/replayer';
+import { Replayer } from '../training/loadgen/replayer';
 import { SenderProcess } from '../training/loadgen/senderProcess';
+import { joinCopy, type BotCopy } from './support/copies';
 
 function arg(name: string, fallback: number): number {
 	const i = process.argv.indexOf(`--${name}`);
@@ -191,16 +192,10 @@ async function main(): Promise<void> {
 	const routers = await Promise.all(workers.map((w) => w.createRouter({ mediaCodecs: MEDIA_CODECS })));
 	const sender = await SenderProcess.spawn({ seed: 7 });
 	const replayer = new Replayer({ seed: 7, sender });
-	const copies: Array<{ pub: Publisher; subs: Subscriber[] }> = [];
+	const copies: BotCopy[] = [];
 	let joined = 0;
 	const join = async (): Promise<void> => {
-		const router = routers[joined++ % routers.length]!;
-		const pub = await replayer.publish(router, recording, { loop: true, autoStart: false });
-		const ps = [...pub.producers.values()];
-		const subs: Subscriber[] = [];
-		for (let b = 0; b < BOTS_PER_COPY; b++) subs.push(await replayer.subscribe(router, ps, { preferredSpatialLayer: 2 }));
-		replayer.start(pub);
-		copies.push({ pub, subs });
+		copies.push(await joinCopy(replayer, routers[joined++ % routers.length]!, recording, BOTS_PER_COPY));
 	};
 	const t0 = Date.now();
 	for (let i = 0; i < COPIES; i++) await join();

@@ -1,35 +1,22 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { ceilingKeys, measureCeiling } from '../../training/ceiling';
 import { evaluateLoso } from '../../training/loso';
-import type { SessionsIndex } from '../../training/sessions';
+import { relabelledSessions } from './relabelled';
 
 /**
  * The ceiling analysis scores the same folds and examples as the leave-one-family-out
  * evaluation: its last-value and served columns must be the evaluation's own figures, or the
  * oracles' gains would not be comparable with the acceptance keys.
  */
-const fixtures = path.join(__dirname, 'fixtures', 'sessions');
 let dir: string;
 
 beforeAll(async () => {
-	dir = await mkdtemp(path.join(os.tmpdir(), 'foresight-ceiling-'));
-	const index = JSON.parse(await readFile(path.join(fixtures, 'sessions.json'), 'utf8')) as SessionsIndex;
-	const [a, b, c] = index.sessions;
-	const layout: Array<[typeof a, string, number]> = [
-		[a, 'x', 10_001],
-		[b, 'x', 1],
-		[c, 'y', 2],
-		[b, 'y', 10_003],
-	];
-	const sessions = [];
-	for (const [entry, scenario, seed] of layout) {
-		const id = `${scenario}-seed${seed}`;
-		await cp(path.join(fixtures, entry!.file), path.join(dir, `${id}.jsonl.gz`));
-		sessions.push({ ...entry!, id, scenario, seed, file: `${id}.jsonl.gz` });
-	}
-	await writeFile(path.join(dir, 'sessions.json'), JSON.stringify({ ...index, sessions }));
+	dir = await relabelledSessions('foresight-ceiling-', [
+		[0, 'x', 10_001],
+		[1, 'x', 1],
+		[2, 'y', 2],
+		[1, 'y', 10_003],
+	]);
 });
 
 afterAll(async () => {

@@ -1,36 +1,23 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { acceptanceKeys, evaluateLoso, type FamilyFigures, type Fold } from '../../training/loso';
-import type { SessionsIndex } from '../../training/sessions';
+import { relabelledSessions } from './relabelled';
 
 /**
  * The leave-one-family-out protocol on three recorded sessions relabelled as three
  * families: each fold learns only from the other families' seeds < 10000 and scores only
  * its own seeds ≥ 10000 (or < 10000 when asked for the tuning figures).
  */
-const fixtures = path.join(__dirname, 'fixtures', 'sessions');
 let dir: string;
 
 beforeAll(async () => {
-	dir = await mkdtemp(path.join(os.tmpdir(), 'foresight-loso-'));
-	const index = JSON.parse(await readFile(path.join(fixtures, 'sessions.json'), 'utf8')) as SessionsIndex;
-	const [a, b, c] = index.sessions;
 	// (scenario, seed) per copy: family x has an evaluation and a tuning session, y and z one each.
-	const layout: Array<[typeof a, string, number]> = [
-		[a, 'x', 10_001],
-		[b, 'x', 1],
-		[c, 'y', 2],
-		[a, 'z', 10_002],
-		[b, 'y', 10_003],
-	];
-	const sessions = [];
-	for (const [entry, scenario, seed] of layout) {
-		const id = `${scenario}-seed${seed}`;
-		await cp(path.join(fixtures, entry!.file), path.join(dir, `${id}.jsonl.gz`));
-		sessions.push({ ...entry!, id, scenario, seed, file: `${id}.jsonl.gz` });
-	}
-	await writeFile(path.join(dir, 'sessions.json'), JSON.stringify({ ...index, sessions }));
+	dir = await relabelledSessions('foresight-loso-', [
+		[0, 'x', 10_001],
+		[1, 'x', 1],
+		[2, 'y', 2],
+		[0, 'z', 10_002],
+		[1, 'y', 10_003],
+	]);
 });
 
 afterAll(async () => {
