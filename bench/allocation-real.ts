@@ -1,80 +1,390 @@
 /**
- * The allocation evaluation's real run (issue 7): 2 real mediasoup workers, the
- * `bursty-joins` scenario replayed through the real load generator (recorded media
- * over SRTP PlainTransports), peers placed per join by the policy under test and
- * piped between the workers as a multi-worker app's rooms are. The same workload
- * runs under eduMEET's least-loaded-66 and under Foresight, interleaved (A B B A …)
- * so drifting machine load does not favour one; Foresight profiles and predicts in
- * both arms (only the policy differs), so profiling overhead is the same.
+ * The allocation evaluation's closed-loop A/B on real mediasoup workers (issue 19).
  *
- * Several rooms start staggered (each one a bursty-joins instance with its own seed):
- * placement decides where each room's peers go, and Foresight's live actions
- * (layers, pause, drop, admission) act on what it predicts.
+ * Setup: `--workers` (4) real workers, each given a CPU budget (`--capacity`, % of one core)
+ * small enough that the machine's 2 cores overload them; a generated scenario (family
+ * `--family`, one held-out seed ≥ 10000 per repetition) replayed through the real load
+ * generator: recorded media over real UDP, SRTP egress to receivers. Every peer is placed
+ * by the policy under test as it joins and piped between workers as a multi-worker app's
+ * room is; moves and producer migrations run through real migration hooks (the scenario's
+ * peers re-consume and re-publish make-before-break, training/loadgen/peer.ts). Every
+ * policy runs through the same manager (Foresight profiles and predicts in every arm, only
+ * the policy differs), interleaved: repetition r plays its seed under each policy, in an
+ * order rotated by r, so drifting machine load does not favour one.
  *
- * Metrics, as in the simulator (bench/allocation.ts), from real worker CPU sampled
- * every second:
- *   - exposure: consumer-seconds on workers above 85 % of their CPU budget
- *     (`--capacity`, % of one core: on 2 shared cores a worker cannot get a whole
- *     one while the load generator and the other worker run);
- *   - quality cost: layer-downgrade-seconds + paused-consumer-seconds + dropped
- *     consumers + refused peers (each dropped consumer or refused peer counted as
- *     the seconds it would have had left, so the policies cannot trade exposure for
- *     an unpriced refusal).
+ * Figures (definitions: docs/allocation-metrics.md, "Real-worker run"):
+ *   - exposure: consumer-seconds on workers whose measured CPU is above 85 % of the budget;
+ *   - quality cost, from the receivers (a UDP sink of this process reads the SSRC of every
+ *     packet each consumer delivers) and the audit log:
+ *       frozen video seconds (a subscribed, unpaused video consumer delivering nothing for
+ *       ≥ 500 ms; the whole gap counts), 0.5 × seconds below the wanted layer (layers a policy
+ *       lowered), paused seconds (paused by a policy), migration disruption priced as the
+ *       simulator prices it and raised to what the receivers measured when that is longer
+ *       (max(1 s, gap) per moved consumer, max(2 s, gap) per receiver of a migrated producer,
+ *       gap = the old consumer's last packet to the new one's first), 60 per dropped
+ *       consumer, and each refused join priced as the peer's whole stay (the consumer-seconds
+ *       its planned subscriptions would have had, at least 60).
+ *   - refused joins, and whether total capacity sufficed for that repetition: the least
+ *     summed CPU peak (5 s mean) any baseline arm measured is within the workers' total budget.
  *
- *   npx tsx bench/allocation-real.ts [--rooms 4] [--stagger 12] [--capacity 60] [--reps 1]
+ *   npx tsx bench/allocation-real.ts [--seeds 10000-10002] [--family grid-meetings] [--peers 28]
+ *       [--duration 45] [--workers 4] [--capacity 25] [--policies foresight,least-loaded-66,…]
+ *       [--out runs.json]
  *
- * Last line: {"exposure_least_loaded": …, "exposure_foresight": …, "same_ordering": …, …}
+ * Seeds below 10000 are for choosing settings; figures are reported on seeds ≥ 10000 only
+ * (the last line says which kind ran). Last line: one JSON object with
+ * real_exposure_gain_vs_best_baseline = (E_best + 1) / (E_foresight + 1) and
+ * real_quality_cost_ratio = (Q_foresight + 1) / (Q_best + 1), the best baseline being the one
+ * with the least total exposure (then the least quality cost), every policy's absolute
+ * totals, and every run.
  */
+import { createSocket, type Socket } from 'node:dgram';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as mediasoup from 'mediasoup';
+import type { types } from 'mediasoup';
 import { attach, type Foresight } from '../plugin/foresight';
-import type { AllocationPolicyName } from '../plugin/config';
+import type { MigrationHooks } from '../plugin/act/hooks';
+import { ALLOCATION_POLICIES, type AllocationPolicyName } from '../plugin/config';
 import { createLogger } from '../plugin/log';
-import { loadScenario } from '../training/loadgen/scenario';
-import { Replayer } from '../training/loadgen/replayer';
-import { runScenario, type RunState } from '../training/loadgen/runner';
+import { QUALITY_PRICE } from '../plugin/allocate/worth';
+import { EVALUATION_SEED_MIN, FAMILIES, generateScenario, type Family } from '../training/loadgen/generator';
+import { planScenario, publicationTracks, pubKey, type Scenario, type TimelineEvent } from '../training/loadgen/scenario';
+import { Replayer, type PublishOptions, type Publisher, type Subscriber, type SubscribeOptions } from '../training/loadgen/replayer';
+import { ScenarioRun } from '../training/loadgen/runner';
+import type { Recording } from '../training/record/format';
 import { MEDIA_CODECS } from '../training/media/rig';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const { values } = parseArgs({
 	options: {
-		rooms: { type: 'string', default: '4' },
-		stagger: { type: 'string', default: '12' },
-		capacity: { type: 'string', default: '60' },
-		reps: { type: 'string', default: '1' },
-		scenario: { type: 'string', default: 'bursty-joins' },
+		seeds: { type: 'string', default: '10000-10002' },
+		family: { type: 'string', default: 'grid-meetings' },
+		peers: { type: 'string', default: '28' },
+		duration: { type: 'string', default: '45' },
+		workers: { type: 'string', default: '4' },
+		capacity: { type: 'string', default: '25' },
+		policies: { type: 'string', default: 'foresight,least-loaded-66,reactive-migration,round-robin' },
+		out: { type: 'string' },
 	},
 });
-const ROOMS = Number(values.rooms);
-const STAGGER_S = Number(values.stagger);
+
+function parseSeeds(spec: string): number[] {
+	const out: number[] = [];
+	for (const part of spec.split(',')) {
+		const [a, b] = part.split('-').map(Number);
+		if (!Number.isInteger(a) || (b !== undefined && !Number.isInteger(b))) throw new Error(`--seeds ${spec}: expected N, N-M or a comma list of those`);
+		for (let x = a!; x <= (b ?? a!); x++) out.push(x);
+	}
+	return out;
+}
+
+const SEEDS = parseSeeds(values.seeds);
+const FAMILY = FAMILIES.find((f) => f === values.family);
+if (!FAMILY) throw new Error(`--family ${values.family}: known ${FAMILIES.join(', ')}`);
+const PEERS = Number(values.peers);
+const DURATION_S = Number(values.duration);
+const WORKERS = Number(values.workers);
 const CAPACITY_PCT = Number(values.capacity);
-const REPS = Number(values.reps);
+const POLICIES = values.policies.split(',').map((name) => {
+	const known = ALLOCATION_POLICIES.find((p) => p === name);
+	if (!known) throw new Error(`--policies: unknown ${name}; known ${ALLOCATION_POLICIES.join(', ')}`);
+	return known;
+});
+const FORESIGHT: AllocationPolicyName = 'foresight';
+if (!POLICIES.includes(FORESIGHT) || POLICIES.length < 2) throw new Error('--policies must include foresight and at least one baseline');
+const HELD_OUT = SEEDS.every((s) => s >= EVALUATION_SEED_MIN);
+if (!HELD_OUT && SEEDS.some((s) => s >= EVALUATION_SEED_MIN)) throw new Error(`--seeds mixes choosing seeds (< ${EVALUATION_SEED_MIN}) and held-out ones: run them apart`);
+/** The evaluation's overload line, as in the simulator: 85 % of a worker's budget. */
 const OVERLOAD_SHARE = 0.85;
-const WORKERS = 2;
+/** A video consumer that delivers nothing for this long is frozen (the issue's definition). */
+const FROZEN_GAP_MS = 500;
+/** A refused join costs at least one lost consumer (the simulator's price), even for a peer that would have received nothing. */
+const MIN_REFUSED_COST = QUALITY_PRICE.lostConsumer;
+/** Summed worker CPU is smoothed over this many samples before its peak decides whether capacity sufficed (one-second spikes are not demand). */
+const DEMAND_SMOOTHING_SAMPLES = 5;
 const RECORDINGS_DIR = join(__dirname, '..', 'test', 'fixtures', 'recordings');
-const SCENARIO = loadScenario(join(__dirname, '..', 'training', 'loadgen', 'scenarios', `${values.scenario}.json`));
-const ARMS: AllocationPolicyName[] = ['least-loaded-66', 'foresight'];
+
+// ---------------------------------------------------------------------------
+// Receivers: which consumer delivers what, and when
+
+interface ConsumerWatch {
+	kind: 'audio' | 'video';
+	/** Since when a packet is awaited while the consumer is active (created, resumed, or last packet). */
+	refMs: number;
+	active: boolean;
+	firstMs: number | undefined;
+	lastMs: number | undefined;
+	/** Gaps ≥ FROZEN_GAP_MS after its first packet, while active. */
+	innerFrozenMs: number;
+	/** Gap from creation (or resume) to its first packet, when ≥ FROZEN_GAP_MS. */
+	initialFrozenMs: number;
+	/** Gap before its close, when ≥ FROZEN_GAP_MS. */
+	trailingFrozenMs: number;
+	closedMs: number | undefined;
+}
+
+interface Move {
+	oldId: string;
+	newId: string;
+	/** Priced disruption, seconds: 1 for a moved consumer, 2 for a receiver of a migrated producer. */
+	priceS: number;
+}
+
+/**
+ * A UDP sink for every receive transport of a run: it reads the (clear) SSRC of each RTP
+ * packet and keeps, per consumer, when media arrived, so frozen video and the real gap of
+ * every move are measured where a client would notice them.
+ */
+class ReceiverWatch {
+	private readonly bySsrc = new Map<number, ConsumerWatch>();
+	readonly consumers = new Map<string, ConsumerWatch>();
+	readonly moves: Move[] = [];
+	private constructor(
+		private readonly socket: Socket,
+		readonly port: number,
+	) {
+		socket.on('message', (buf) => this.onPacket(buf));
+	}
+
+	static async open(): Promise<ReceiverWatch> {
+		const socket = createSocket('udp4');
+		await new Promise<void>((resolve, reject) => {
+			socket.once('error', reject);
+			socket.bind(0, '127.0.0.1', () => resolve());
+		});
+		socket.on('error', () => undefined);
+		return new ReceiverWatch(socket, socket.address().port);
+	}
+
+	/** A consumer on a receive transport of this sink. */
+	add(consumer: types.Consumer): void {
+		const ssrc = consumer.rtpParameters.encodings?.[0]?.ssrc;
+		if (ssrc === undefined) return;
+		const now = performance.now();
+		const w: ConsumerWatch = {
+			kind: consumer.kind,
+			refMs: now,
+			active: !consumer.paused && !consumer.producerPaused,
+			firstMs: undefined,
+			lastMs: undefined,
+			innerFrozenMs: 0,
+			initialFrozenMs: 0,
+			trailingFrozenMs: 0,
+			closedMs: undefined,
+		};
+		this.bySsrc.set(ssrc, w);
+		this.consumers.set(consumer.id, w);
+		const update = (): void => this.setActive(w, !consumer.closed && !consumer.paused && !consumer.producerPaused);
+		consumer.observer.on('pause', update);
+		consumer.observer.on('resume', update);
+		consumer.on('producerpause', update);
+		consumer.on('producerresume', update);
+		consumer.observer.once('close', () => {
+			this.close(w, performance.now());
+			this.bySsrc.delete(ssrc);
+		});
+	}
+
+	private setActive(w: ConsumerWatch, active: boolean): void {
+		if (w.active === active) return;
+		const now = performance.now();
+		if (!active) this.closeGap(w, now, false);
+		w.active = active;
+		w.refMs = now;
+	}
+
+	/** Ends the gap running since w.refMs at `now`; `trailing`: the consumer is closing. */
+	private closeGap(w: ConsumerWatch, now: number, trailing: boolean): void {
+		if (!w.active) return;
+		const gap = now - w.refMs;
+		if (gap < FROZEN_GAP_MS) return;
+		if (w.firstMs === undefined || w.lastMs === undefined || w.refMs > w.lastMs) {
+			// Waiting since creation or a resume: its start-up gap.
+			if (w.firstMs === undefined) w.initialFrozenMs += gap;
+			else if (trailing) w.trailingFrozenMs += gap;
+			else w.innerFrozenMs += gap;
+		} else if (trailing) w.trailingFrozenMs += gap;
+		else w.innerFrozenMs += gap;
+	}
+
+	private close(w: ConsumerWatch, now: number): void {
+		if (w.closedMs !== undefined) return;
+		this.closeGap(w, now, true);
+		w.active = false;
+		w.closedMs = now;
+	}
+
+	private onPacket(buf: Buffer): void {
+		if (buf.length < 12 || buf[0]! >> 6 !== 2) return;
+		// RTCP (sender reports) shares the port: payload types 200–204 fall in 72–76 once the marker bit is masked.
+		const pt = buf[1]! & 0x7f;
+		if (pt >= 72 && pt <= 76) return;
+		const w = this.bySsrc.get(buf.readUInt32BE(8));
+		if (!w) return;
+		const now = performance.now();
+		if (w.active) {
+			const gap = now - w.refMs;
+			if (gap >= FROZEN_GAP_MS) {
+				if (w.firstMs === undefined) w.initialFrozenMs += gap;
+				else w.innerFrozenMs += gap;
+			}
+		}
+		w.firstMs ??= now;
+		w.lastMs = now;
+		w.refMs = now;
+	}
+
+	/**
+	 * Frozen video seconds and measured move disruption, at the end of a run: a move's gap
+	 * (old consumer's last packet to the new one's first) replaces the old one's trailing and
+	 * the new one's start-up gap, and is charged at least its price.
+	 */
+	settle(endMs: number): { frozenS: number; disruptionS: number; measuredMoveGapS: number[]; moved: number } {
+		for (const w of this.consumers.values()) this.close(w, endMs);
+		const movedOut = new Set(this.moves.map((m) => m.oldId));
+		const movedIn = new Set(this.moves.map((m) => m.newId));
+		let frozenMs = 0;
+		for (const [id, w] of this.consumers) {
+			if (w.kind !== 'video') continue;
+			frozenMs += w.innerFrozenMs;
+			if (!movedIn.has(id)) frozenMs += w.initialFrozenMs;
+			if (!movedOut.has(id)) frozenMs += w.trailingFrozenMs;
+		}
+		let disruptionS = 0;
+		const gaps: number[] = [];
+		for (const m of this.moves) {
+			const from = this.consumers.get(m.oldId);
+			const to = this.consumers.get(m.newId);
+			const lastOld = from?.lastMs ?? to?.refMs ?? endMs;
+			const firstNew = to?.firstMs ?? to?.closedMs ?? endMs;
+			const gapS = Math.max(0, firstNew - lastOld) / 1000;
+			gaps.push(gapS);
+			disruptionS += Math.max(m.priceS, gapS);
+		}
+		return { frozenS: frozenMs / 1000, disruptionS, measuredMoveGapS: gaps, moved: this.moves.length };
+	}
+
+	close_(): void {
+		this.socket.close();
+	}
+}
+
+/**
+ * The load generator with every receive transport delivering to the watch's sink, and every
+ * replayed track answering key-frame requests as a browser's encoder does (a moved or new
+ * consumer otherwise waits up to a recorded GOP, which no real client would).
+ */
+class WatchedReplayer extends Replayer {
+	constructor(
+		seed: number,
+		private readonly watchPort: number,
+	) {
+		super({ seed });
+	}
+
+	override publish(router: types.Router, recording: Recording, options: PublishOptions = {}): Promise<Publisher> {
+		return super.publish(router, recording, { ...options, keyframeOnRequest: true });
+	}
+
+	override subscribe(router: types.Router, producers: types.Producer[], options: SubscribeOptions = {}): Promise<Subscriber> {
+		return super.subscribe(router, producers, { ...options, sink: { ip: '127.0.0.1', port: this.watchPort } });
+	}
+}
+
+// ---------------------------------------------------------------------------
+// One arm: one policy on one seed's scenario
 
 interface ArmResult {
+	seed: number;
 	policy: AllocationPolicyName;
 	exposure: number;
+	overloadedWorkerS: number;
+	frozenS: number;
 	downgradeS: number;
 	pausedS: number;
+	disruptionS: number;
+	movedConsumers: number;
+	migratedProducerReceivers: number;
+	meanMeasuredMoveGapS: number | null;
 	dropped: number;
 	refused: number;
+	refusedCost: number;
 	qualityCost: number;
 	actions: Record<string, number>;
 	peakCpuPct: number[];
 	meanCpuPct: number[];
-	overloadedS: number;
+	/** Peak of the summed workers' CPU, DEMAND_SMOOTHING_SAMPLES-sample mean, % of a core. */
+	peakTotalCpuPct: number;
 	peakConsumers: number;
 	maxEventLagMs: number;
+	failedEvents: number;
+	wallS: number;
 }
 
-async function runArm(policy: AllocationPolicyName): Promise<ArmResult> {
+/** What each peer's planned subscriptions would have received, consumer-seconds (the price of refusing it). */
+function plannedConsumerSeconds(timeline: TimelineEvent[], durationS: number): Map<string, number> {
+	const tracks = new Map<string, number>();
+	const open = new Map<string, { atMs: number; n: number }>();
+	const out = new Map<string, number>();
+	const add = (peer: string, s: number): void => void out.set(peer, (out.get(peer) ?? 0) + s);
+	const end = (peer: string, key: string, atMs: number): void => {
+		const o = open.get(`${peer} ${key}`);
+		if (!o) return;
+		add(peer, (o.n * (atMs - o.atMs)) / 1000);
+		open.delete(`${peer} ${key}`);
+	};
+	for (const e of timeline) {
+		if (e.type === 'publish') tracks.set(pubKey(e.peer, e.pub), e.tracks.length);
+		else if (e.type === 'subscribe') open.set(`${e.peer} ${pubKey(e.publisher, e.pub)}`, { atMs: e.atMs, n: tracks.get(pubKey(e.publisher, e.pub)) ?? 1 });
+		else if (e.type === 'unsubscribe') end(e.peer, pubKey(e.publisher, e.pub), e.atMs);
+		else if (e.type === 'leave') for (const k of [...open.keys()]) if (k.startsWith(`${e.peer} `)) end(e.peer, k.slice(e.peer.length + 1), e.atMs);
+	}
+	for (const k of [...open.keys()]) {
+		const peer = k.slice(0, k.indexOf(' '));
+		end(peer, k.slice(peer.length + 1), durationS * 1000);
+	}
+	return out;
+}
+
+async function runArm(seed: number, scenario: Scenario, policy: AllocationPolicyName): Promise<ArmResult> {
+	const armStart = performance.now();
 	const logger = createLogger('error');
+	const watch = await ReceiverWatch.open();
+	const replayer = new WatchedReplayer(seed, watch.port);
+	const timeline = planScenario(scenario);
+	const stayCost = plannedConsumerSeconds(timeline, scenario.durationS);
+	let run: ScenarioRun | undefined;
+	/** Producers created by a migration: their consumers' moves are receivers of a migrated producer. */
+	const migratedProducers = new Set<string>();
+	let movedConsumers = 0;
+	let migratedProducerReceivers = 0;
+	const hooks: MigrationHooks = {
+		migrateProducer: async ({ producerId, toRouter }) => {
+			const id = await run?.migrateProducer(producerId, toRouter);
+			if (!id) throw new Error(`producer ${producerId} is no scenario peer's`);
+			migratedProducers.add(id);
+			return { newProducerId: id };
+		},
+		moveConsumers: async ({ consumerIds, producerId, toRouter }) => {
+			const out: Array<{ oldConsumerId: string; newConsumerId: string }> = [];
+			const migrated = migratedProducers.has(producerId);
+			// One at a time: a peer's consumers share its receive transports, which a move may open or close.
+			for (const oldConsumerId of consumerIds) {
+				const newConsumerId = await run?.moveConsumer(oldConsumerId, toRouter, producerId).catch(() => undefined);
+				if (!newConsumerId) continue;
+				out.push({ oldConsumerId, newConsumerId });
+				watch.moves.push({ oldId: oldConsumerId, newId: newConsumerId, priceS: migrated ? QUALITY_PRICE.migratedReceiverS : QUALITY_PRICE.movedConsumerS });
+				if (migrated) migratedProducerReceivers++;
+				else movedConsumers++;
+			}
+			return out;
+		},
+		producerMigrated: () => undefined,
+		consumerDropped: () => undefined,
+	};
 	const foresight: Foresight = attach(mediasoup, {
 		useEnv: false,
 		logger,
@@ -84,9 +394,22 @@ async function runArm(policy: AllocationPolicyName): Promise<ArmResult> {
 		statsIntervalMs: 1000,
 		allocation: { policy, workerCapacityPct: CAPACITY_PCT },
 		mediaCodecs: MEDIA_CODECS,
+		hooks,
 	});
-	const workers = await Promise.all(Array.from({ length: WORKERS }, () => mediasoup.createWorker({ logLevel: 'warn' })));
-	const replayer = new Replayer({ seed: 7 });
+	// Every consumer on a scenario peer's receive transport is watched (pipe transports carry no peerId).
+	const onWorker = (worker: types.Worker): void => {
+		worker.observer.on('newrouter', (router) =>
+			router.observer.on('newtransport', (transport) => {
+				if (transport.appData.peerId === undefined) return;
+				transport.observer.on('newconsumer', (consumer) => watch.add(consumer));
+			}),
+		);
+	};
+	mediasoup.observer.on('newworker', onWorker);
+	const workers: types.Worker[] = [];
+	for (let i = 0; i < WORKERS; i++) workers.push(await mediasoup.createWorker({ logLevel: 'warn' }));
+	mediasoup.observer.off('newworker', onWorker);
+
 	const downgraded = new Set<string>();
 	const paused = new Set<string>();
 	const actions: Record<string, number> = {};
@@ -102,8 +425,11 @@ async function runArm(policy: AllocationPolicyName): Promise<ArmResult> {
 		else if (a.type === 'dropConsumer') dropped++;
 	});
 	const cpu = new Map<string, number[]>();
+	const roundTotals: number[] = [];
+	let roundTotal = 0;
+	let roundSamples = 0;
 	let exposure = 0;
-	let overloadedS = 0;
+	let overloadedWorkerS = 0;
 	let downgradeS = 0;
 	let pausedS = 0;
 	let peakConsumers = 0;
@@ -111,107 +437,176 @@ async function runArm(policy: AllocationPolicyName): Promise<ArmResult> {
 		for (const id of ids) if (!foresight.registry.has(id)) ids.delete(id);
 		return ids.size;
 	};
+	const firstWorker = String(workers[0]!.pid);
 	foresight.on('workerLoad', (s) => {
 		const interval = foresight.options.loadSampleIntervalMs / 1000;
 		(cpu.get(s.workerId) ?? cpu.set(s.workerId, []).get(s.workerId)!).push(s.cpuPct);
 		if (s.cpuPct > OVERLOAD_SHARE * CAPACITY_PCT) {
 			exposure += s.consumers * interval;
-			overloadedS += interval;
+			overloadedWorkerS += interval;
 		}
-		// Quality is counted once per sampling round, on the first worker's sample.
-		if (s.workerId === String(workers[0]!.pid)) {
+		roundTotal += s.cpuPct;
+		roundSamples++;
+		// Once per sampling round, on the first worker's sample.
+		if (s.workerId === firstWorker) {
+			if (roundSamples >= WORKERS) roundTotals.push(roundTotal);
+			roundTotal = 0;
+			roundSamples = 0;
 			downgradeS += live(downgraded) * interval;
 			pausedS += live(paused) * interval;
 			peakConsumers = Math.max(peakConsumers, [...foresight.registry.all('consumer')].length);
 		}
 	});
 
+	const groups = new Map(scenario.groups.map((g) => [g.name, g]));
+	const roomOf = (group: string): string => `${seed}/${groups.get(group)!.room}`;
 	let refused = 0;
-	let refusedSeconds = 0;
-	let maxEventLagMs = 0;
-	const runs: Array<Promise<RunState>> = [];
-	const started = performance.now();
-	for (let room = 0; room < ROOMS; room++) {
-		const roomId = `room-${room}`;
-		const startAt = started + room * STAGGER_S * 1000;
-		runs.push(
-			sleep(Math.max(0, startAt - performance.now())).then(() =>
-				runScenario(SCENARIO, {
-					placePeer: async (peer, group) => {
-						const answer = await foresight.place({ peerId: `${roomId}/${peer}`, roomId, sends: ['video', 'audio'], consumes: true, priority: group === 'host' ? 100 : 50 });
-						if (answer.decision === 'place') return answer.router;
-						refused++;
-						refusedSeconds += SCENARIO.durationS - (performance.now() - startAt) / 1000;
-						return undefined;
-					},
-					replayer,
-					recordingsDir: RECORDINGS_DIR,
-					seed: SCENARIO.seed + room,
-				}),
-			),
-		);
-	}
+	let refusedCost = 0;
+	run = new ScenarioRun(scenario, {
+		placePeer: async (peer, group) => {
+			const g = groups.get(group)!;
+			const sends = [...new Set(g.publish.flatMap((p) => publicationTracks(p).map((t) => t.mediaClass)))];
+			const roomId = roomOf(group);
+			const answer = await foresight.place({ peerId: `${roomId}/${peer}`, roomId, sends, consumes: g.consume.length > 0, priority: 50 });
+			if (answer.decision === 'place') return answer.router;
+			refused++;
+			refusedCost += Math.max(MIN_REFUSED_COST, stayCost.get(peer) ?? 0);
+			return undefined;
+		},
+		replayer,
+		recordingsDir: RECORDINGS_DIR,
+		peerIdPrefix: `${seed}/`,
+	});
 	try {
-		for (const state of await Promise.all(runs)) maxEventLagMs = Math.max(maxEventLagMs, state.maxEventLagMs);
-		// Consumers dropped by Foresight lose the rest of their stay; price them as the scenario's mean stay.
-		const droppedS = dropped * (SCENARIO.durationS / 2);
+		const state = await run.run();
+		const settled = watch.settle(performance.now());
 		const perWorker = [...cpu.values()];
+		const smoothed = roundTotals.map((_, i) => {
+			const window = roundTotals.slice(Math.max(0, i - DEMAND_SMOOTHING_SAMPLES + 1), i + 1);
+			return window.reduce((a, b) => a + b, 0) / window.length;
+		});
+		const priced = QUALITY_PRICE;
 		return {
+			seed,
 			policy,
 			exposure,
+			overloadedWorkerS,
+			frozenS: settled.frozenS,
 			downgradeS,
 			pausedS,
+			disruptionS: settled.disruptionS,
+			movedConsumers,
+			migratedProducerReceivers,
+			meanMeasuredMoveGapS: settled.measuredMoveGapS.length ? settled.measuredMoveGapS.reduce((a, b) => a + b, 0) / settled.measuredMoveGapS.length : null,
 			dropped,
 			refused,
-			qualityCost: downgradeS + pausedS + droppedS + refusedSeconds,
+			refusedCost,
+			qualityCost: settled.frozenS + priced.downgradePerS * downgradeS + priced.pausedPerS * pausedS + settled.disruptionS + priced.lostConsumer * dropped + refusedCost,
 			actions,
 			peakCpuPct: perWorker.map((xs) => Math.max(...xs)),
 			meanCpuPct: perWorker.map((xs) => xs.reduce((a, b) => a + b, 0) / xs.length),
-			overloadedS,
+			peakTotalCpuPct: smoothed.length ? Math.max(...smoothed) : 0,
 			peakConsumers,
-			maxEventLagMs,
+			maxEventLagMs: state.maxEventLagMs,
+			failedEvents: state.failedEvents,
+			wallS: (performance.now() - armStart) / 1000,
 		};
 	} finally {
 		replayer.close();
 		await foresight.detach();
 		for (const w of workers) w.close();
+		watch.close_();
 		await sleep(1000);
 	}
 }
 
+// ---------------------------------------------------------------------------
+
 const fmt = (x: number): string => x.toFixed(1);
+const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
+
+function describe(r: ArmResult): string {
+	return (
+		`#${r.seed} ${r.policy.padEnd(20)} exposure ${fmt(r.exposure).padStart(7)} c·s  overloaded ${fmt(r.overloadedWorkerS)} worker·s  ` +
+		`quality cost ${fmt(r.qualityCost).padStart(7)} (frozen ${fmt(r.frozenS)}, below layer ${fmt(r.downgradeS)}, paused ${fmt(r.pausedS)}, ` +
+		`disruption ${fmt(r.disruptionS)} [moved ${r.movedConsumers}, migrated-producer receivers ${r.migratedProducerReceivers}, measured gap ${r.meanMeasuredMoveGapS === null ? '-' : `${r.meanMeasuredMoveGapS.toFixed(2)} s`}], ` +
+		`dropped ${r.dropped}, refused ${r.refused} = ${fmt(r.refusedCost)})  ` +
+		`cpu peak ${r.peakCpuPct.map(fmt).join('/')} mean ${r.meanCpuPct.map(fmt).join('/')} total peak ${fmt(r.peakTotalCpuPct)}  peak consumers ${r.peakConsumers}  ` +
+		`actions ${JSON.stringify(r.actions)}  event lag ${Math.round(r.maxEventLagMs)} ms  failed events ${r.failedEvents}  ${fmt(r.wallS)} s  (load ${loadavg()[0]!.toFixed(2)})`
+	);
+}
 
 async function main(): Promise<void> {
-	const order: AllocationPolicyName[] = [];
-	for (let r = 0; r < REPS; r++) order.push(...(r % 2 === 0 ? ARMS : [...ARMS].reverse()));
+	const started = performance.now();
 	process.stdout.write(
-		`real run: ${WORKERS} workers, ${ROOMS} × ${SCENARIO.name} (${SCENARIO.durationS} s each, staggered ${STAGGER_S} s), worker budget ${CAPACITY_PCT} % of a core, overload above ${OVERLOAD_SHARE * CAPACITY_PCT} %; load average ${loadavg()[0]!.toFixed(2)}\n`,
+		`real run: ${WORKERS} workers at ${CAPACITY_PCT} % of a core each (overload above ${OVERLOAD_SHARE * CAPACITY_PCT} %), ${FAMILY} at ~${PEERS} peers, ${DURATION_S} s, ` +
+			`seeds ${SEEDS.join(',')} (${HELD_OUT ? 'held out' : 'for choosing settings, not figures'}), policies ${POLICIES.join(', ')}; load average ${loadavg()[0]!.toFixed(2)}\n`,
 	);
 	const results: ArmResult[] = [];
-	for (const policy of order) {
-		const r = await runArm(policy);
-		results.push(r);
-		process.stdout.write(
-			`${policy.padEnd(16)} exposure ${fmt(r.exposure).padStart(7)} c·s  overloaded ${fmt(r.overloadedS)} worker·s  quality cost ${fmt(r.qualityCost).padStart(7)} (downgrade ${fmt(r.downgradeS)}, paused ${fmt(r.pausedS)}, dropped ${r.dropped}, refused ${r.refused})  cpu peak ${r.peakCpuPct.map(fmt).join('/')} mean ${r.meanCpuPct.map(fmt).join('/')}  peak consumers ${r.peakConsumers}  actions ${JSON.stringify(r.actions)}  event lag ${Math.round(r.maxEventLagMs)} ms  (load ${loadavg()[0]!.toFixed(2)})\n`,
-		);
+	for (const [r, seed] of SEEDS.entries()) {
+		const scenario = generateScenario(FAMILY as Family, seed, { durationS: DURATION_S, peers: PEERS });
+		const order = POLICIES.map((_, i) => POLICIES[(i + r) % POLICIES.length]!);
+		for (const policy of order) {
+			const result = await runArm(seed, scenario, policy);
+			results.push(result);
+			process.stdout.write(`${describe(result)}\n`);
+		}
 	}
-	const total = (policy: AllocationPolicyName, key: 'exposure' | 'qualityCost'): number =>
-		results.filter((r) => r.policy === policy).reduce((a, r) => a + r[key], 0) / REPS;
-	const exposureLL = total('least-loaded-66', 'exposure');
-	const exposureF = total('foresight', 'exposure');
+	if (values.out) writeFileSync(values.out, JSON.stringify(results, null, 1));
+
+	const baselines = POLICIES.filter((p) => p !== FORESIGHT);
+	const total = (policy: AllocationPolicyName, key: 'exposure' | 'qualityCost'): number => results.filter((r) => r.policy === policy).reduce((a, r) => a + r[key], 0);
+	const best = [...baselines].sort((a, b) => total(a, 'exposure') - total(b, 'exposure') || total(a, 'qualityCost') - total(b, 'qualityCost'))[0]!;
+	const eF = total(FORESIGHT, 'exposure');
+	const qF = total(FORESIGHT, 'qualityCost');
+	const eB = total(best, 'exposure');
+	const qB = total(best, 'qualityCost');
+	// Capacity sufficed for a seed when some baseline arm's smoothed summed CPU stayed within the total budget.
+	const sufficed = SEEDS.filter((seed) => Math.min(...results.filter((r) => r.seed === seed && r.policy !== FORESIGHT).map((r) => r.peakTotalCpuPct)) <= WORKERS * CAPACITY_PCT);
+	const refusedWhenSufficed = results.filter((r) => r.policy === FORESIGHT && sufficed.includes(r.seed)).reduce((a, r) => a + r.refused, 0);
+	const perPolicy = Object.fromEntries(POLICIES.map((p) => [p, { exposure: round(total(p, 'exposure')), quality_cost: round(total(p, 'qualityCost')) }]));
+	const gain = (eB + 1) / (eF + 1);
+	const ratio = (qF + 1) / (qB + 1);
 	process.stdout.write(
 		`${JSON.stringify({
-			exposure_least_loaded: Number(exposureLL.toFixed(1)),
-			exposure_foresight: Number(exposureF.toFixed(1)),
-			exposure_gain: exposureF > 0 ? Number((exposureLL / exposureF).toFixed(2)) : exposureLL > 0 ? 'inf' : null,
-			quality_cost_least_loaded: Number(total('least-loaded-66', 'qualityCost').toFixed(1)),
-			quality_cost_foresight: Number(total('foresight', 'qualityCost').toFixed(1)),
-			same_ordering: exposureF < exposureLL,
-			rooms: ROOMS,
-			stagger_s: STAGGER_S,
+			real_exposure_gain_vs_best_baseline: round(gain, 2),
+			real_quality_cost_ratio: round(ratio, 2),
+			best_baseline: best,
+			exposure_foresight: round(eF),
+			exposure_best_baseline: round(eB),
+			quality_cost_foresight: round(qF),
+			quality_cost_best_baseline: round(qB),
+			refused_joins_foresight: results.filter((r) => r.policy === FORESIGHT).reduce((a, r) => a + r.refused, 0),
+			refused_joins_foresight_when_capacity_sufficed: refusedWhenSufficed,
+			seeds_capacity_sufficed: sufficed,
+			goals: { exposure_gain_ge_2: gain >= 2, quality_ratio_le_1: ratio <= 1, zero_refused_when_capacity_sufficed: refusedWhenSufficed === 0 },
+			policies: perPolicy,
+			runs: results.map((r) => ({
+				seed: r.seed,
+				policy: r.policy,
+				exposure: round(r.exposure),
+				quality_cost: round(r.qualityCost),
+				frozen_s: round(r.frozenS),
+				below_layer_s: round(r.downgradeS),
+				paused_s: round(r.pausedS),
+				disruption_s: round(r.disruptionS),
+				moved: r.movedConsumers,
+				migrated_receivers: r.migratedProducerReceivers,
+				dropped: r.dropped,
+				refused: r.refused,
+				overloaded_worker_s: round(r.overloadedWorkerS),
+				peak_total_cpu_pct: round(r.peakTotalCpuPct),
+			})),
+			held_out: HELD_OUT,
+			seeds: SEEDS,
+			family: FAMILY,
+			peers: PEERS,
+			duration_s: DURATION_S,
+			workers: WORKERS,
 			capacity_pct: CAPACITY_PCT,
-			reps: REPS,
-			load_average_1m: Number(loadavg()[0]!.toFixed(2)),
+			runs_per_policy: SEEDS.length,
+			wall_s: round((performance.now() - started) / 1000),
+			load_average_1m: round(loadavg()[0]!, 2),
 		})}\n`,
 	);
 }
