@@ -25,69 +25,96 @@ interface Shape {
 	width: number;
 }
 
-const shapesBySig = new Map<string, Shape>();
 const shapes: Shape[] = [];
 
-function shapeOf(sig: string, value: unknown): Shape {
-	let shape = shapesBySig.get(sig);
-	if (!shape) {
-		let width = 0;
-		const build = (v: unknown): Node => {
-			if (v === null) return width++, { t: 'z' };
-			switch (typeof v) {
-				case 'number':
-					return width++, { t: 'n' };
-				case 'boolean':
-					return width++, { t: 'b' };
-				case 'string':
-					return width++, { t: 's' };
-				default:
-					if (Array.isArray(v)) return { t: 'a', children: v.map(build) };
-					{
-						const o = v as Record<string, unknown>;
-						const keys = Object.keys(o).filter((k) => o[k] !== undefined);
-						return { t: 'o', keys, children: keys.map((k) => build(o[k])) };
-					}
-			}
-		};
-		const root = build(value);
-		shape = { id: shapes.length, root, width };
-		shapes.push(shape);
-		shapesBySig.set(sig, shape);
+/** Tokens of a record's structure other than object keys. */
+const Tok = { Number: 0, Boolean: 1, String: 2, Null: 3, ArrayStart: 4, ArrayEnd: 5, ObjectStart: 6, ObjectEnd: 7 } as const;
+type Tok = (typeof Tok)[keyof typeof Tok];
+
+/**
+ * One prefix of a record's structure, as a token sequence (kinds, brackets and object keys in
+ * order): the steps form a trie whose ends hold the interned shapes, so writing a record of a
+ * known structure walks the trie and allocates nothing.
+ */
+class ShapeStep {
+	private readonly byTok: Array<ShapeStep | undefined> = [];
+	private byKey: Map<string, ShapeStep> | undefined;
+	/** The shape of records whose structure ends here. */
+	shape: Shape | undefined;
+
+	tok(t: Tok): ShapeStep {
+		let next = this.byTok[t];
+		if (!next) this.byTok[t] = next = new ShapeStep();
+		return next;
 	}
+
+	key(k: string): ShapeStep {
+		this.byKey ??= new Map();
+		let next = this.byKey.get(k);
+		if (!next) this.byKey.set(k, (next = new ShapeStep()));
+		return next;
+	}
+}
+
+const SHAPE_ROOT = new ShapeStep();
+
+/** The shape of a record whose structure was first seen now. */
+function newShape(value: unknown): Shape {
+	let width = 0;
+	const build = (v: unknown): Node => {
+		if (v === null) return width++, { t: 'z' };
+		switch (typeof v) {
+			case 'number':
+				return width++, { t: 'n' };
+			case 'boolean':
+				return width++, { t: 'b' };
+			case 'string':
+				return width++, { t: 's' };
+			default:
+				if (Array.isArray(v)) return { t: 'a', children: v.map(build) };
+				{
+					const o = v as Record<string, unknown>;
+					const keys = Object.keys(o).filter((k) => o[k] !== undefined);
+					return { t: 'o', keys, children: keys.map((k) => build(o[k])) };
+				}
+		}
+	};
+	const root = build(value);
+	const shape: Shape = { id: shapes.length, root, width };
+	shapes.push(shape);
 	return shape;
 }
 
-/** The shape signature of a value; its values go to `out` as numbers meanwhile. */
-function flatten(v: unknown, out: number[], strings: (s: string) => number): string {
+/** Walks a value's structure from `step`, its values going to `out` as numbers meanwhile; the step where it ends. */
+function flatten(v: unknown, out: number[], strings: (s: string) => number, step: ShapeStep): ShapeStep {
 	if (v === null) {
 		out.push(0);
-		return 'z';
+		return step.tok(Tok.Null);
 	}
 	switch (typeof v) {
 		case 'number':
 			out.push(v);
-			return 'n';
+			return step.tok(Tok.Number);
 		case 'boolean':
 			out.push(v ? 1 : 0);
-			return 'b';
+			return step.tok(Tok.Boolean);
 		case 'string':
 			out.push(strings(v));
-			return 's';
+			return step.tok(Tok.String);
 		case 'object': {
 			if (Array.isArray(v)) {
-				let sig = '[';
-				for (const x of v) sig += `${flatten(x, out, strings)},`;
-				return `${sig}]`;
+				let at = step.tok(Tok.ArrayStart);
+				for (let i = 0; i < v.length; i++) at = flatten(v[i], out, strings, at);
+				return at.tok(Tok.ArrayEnd);
 			}
-			let sig = '{';
+			let at = step.tok(Tok.ObjectStart);
 			const o = v as Record<string, unknown>;
 			for (const k in o) {
 				const x = o[k];
 				if (x === undefined) continue;
-				sig += `${JSON.stringify(k)}:${flatten(x, out, strings)},`;
+				at = flatten(x, out, strings, at.key(k));
 			}
-			return `${sig}}`;
+			return at.tok(Tok.ObjectEnd);
 		}
 		default:
 			throw new TypeError(`a stored record holds only numbers, strings, booleans, null, arrays and plain objects (got ${typeof v})`);
@@ -196,8 +223,8 @@ export class RowRing<T extends { ts: number }> {
 	private write(slot: number, record: T): void {
 		const out = this.scratch;
 		out.length = 0;
-		const sig = flatten(record, out, this.intern);
-		const shape = shapeOf(sig, record);
+		const end = flatten(record, out, this.intern, SHAPE_ROOT);
+		const shape = (end.shape ??= newShape(record));
 		if (shape.width > this.stride) this.grow(this.rows, shape.width);
 		this.data.set(out, slot * this.stride);
 		this.shapeIds[slot] = shape.id;
