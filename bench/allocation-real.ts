@@ -27,9 +27,13 @@
  *   - refused joins, and whether total capacity sufficed for that repetition: the least
  *     summed CPU peak (5 s mean) any baseline arm measured is within the workers' total budget.
  *
- *   npx tsx bench/allocation-real.ts [--seeds 10000-10002] [--family grid-meetings] [--peers 28]
- *       [--duration 45] [--workers 4] [--capacity 25] [--policies foresight,least-loaded-66,…]
- *       [--out runs.json]
+ *   npx tsx bench/allocation-real.ts [--seeds 10000-10002] [--family grid-meetings] [--peers 48]
+ *       [--duration 45] [--workers 4] [--capacity 15] [--policies foresight,least-loaded-66,…]
+ *       [--out runs.json] [--audit actions.jsonl]
+ *
+ * --out writes every run as JSON; --audit appends every applied corrective action (policy,
+ * seed, second, action with its reason and predicted loads) as JSON lines, and the same
+ * action again with `measuredAfterPct` once the manager has measured its worker after it.
  *
  * Seeds below 10000 are for choosing settings; figures are reported on seeds ≥ 10000 only
  * (the last line says which kind ran). Last line: one JSON object with
@@ -39,7 +43,7 @@
  * totals, and every run.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -62,12 +66,13 @@ const { values } = parseArgs({
 	options: {
 		seeds: { type: 'string', default: '10000-10002' },
 		family: { type: 'string', default: 'grid-meetings' },
-		peers: { type: 'string', default: '28' },
+		peers: { type: 'string', default: '48' },
 		duration: { type: 'string', default: '45' },
 		workers: { type: 'string', default: '4' },
-		capacity: { type: 'string', default: '25' },
+		capacity: { type: 'string', default: '15' },
 		policies: { type: 'string', default: 'foresight,least-loaded-66,reactive-migration,round-robin' },
 		out: { type: 'string' },
+		audit: { type: 'string' },
 	},
 });
 
@@ -417,6 +422,12 @@ async function runArm(seed: number, scenario: Scenario, policy: AllocationPolicy
 	foresight.on('audit', (entry) => {
 		if (entry.verdict !== 'applied' || entry.outcome?.status !== 'ok') return;
 		const a = entry.action;
+		if (values.audit && a.type !== 'place') {
+			const record = { seed, policy, atS: Math.round((performance.now() - armStart) / 100) / 10, ...(entry.measuredAfterPct !== undefined ? { measuredAfterPct: entry.measuredAfterPct } : {}), action: a };
+			appendFileSync(values.audit, `${JSON.stringify(record)}\n`);
+		}
+		// The manager emits an entry again once it has measured the load after it: count each action once.
+		if (entry.measuredAfterPct !== undefined) return;
 		actions[a.type] = (actions[a.type] ?? 0) + 1;
 		if (a.type === 'setConsumerLayers') downgraded.add(a.consumerId);
 		else if (a.type === 'restoreLayers') downgraded.delete(a.consumerId);
