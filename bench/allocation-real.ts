@@ -42,7 +42,6 @@
  * with the least total exposure (then the least quality cost), every policy's absolute
  * totals, and every run.
  */
-import { createSocket, type Socket } from 'node:dgram';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
@@ -55,7 +54,8 @@ import { ALLOCATION_POLICIES, type AllocationPolicyName } from '../plugin/config
 import { createLogger } from '../plugin/log';
 import { QUALITY_PRICE } from '../plugin/allocate/worth';
 import { EVALUATION_SEED_MIN, FAMILIES, generateScenario, type Family } from '../training/loadgen/generator';
-import { planScenario, publicationTracks, pubKey, type Scenario, type TimelineEvent } from '../training/loadgen/scenario';
+import { planScenario, publicationTracks, type Scenario } from '../training/loadgen/scenario';
+import { plannedConsumerSeconds, ReceiverWatch } from './allocation-real/receivers';
 import { Replayer, type PublishOptions, type Publisher, type Subscriber, type SubscribeOptions } from '../training/loadgen/replayer';
 import { ScenarioRun } from '../training/loadgen/runner';
 import type { Recording } from '../training/record/format';
@@ -104,178 +104,11 @@ const HELD_OUT = SEEDS.every((s) => s >= EVALUATION_SEED_MIN);
 if (!HELD_OUT && SEEDS.some((s) => s >= EVALUATION_SEED_MIN)) throw new Error(`--seeds mixes choosing seeds (< ${EVALUATION_SEED_MIN}) and held-out ones: run them apart`);
 /** The evaluation's overload line, as in the simulator: 85 % of a worker's budget. */
 const OVERLOAD_SHARE = 0.85;
-/** A video consumer that delivers nothing for this long is frozen (the issue's definition). */
-const FROZEN_GAP_MS = 500;
 /** A refused join costs at least one lost consumer (the simulator's price), even for a peer that would have received nothing. */
 const MIN_REFUSED_COST = QUALITY_PRICE.lostConsumer;
 /** Summed worker CPU is smoothed over this many samples before its peak decides whether capacity sufficed (one-second spikes are not demand). */
 const DEMAND_SMOOTHING_SAMPLES = 5;
 const RECORDINGS_DIR = join(__dirname, '..', 'test', 'fixtures', 'recordings');
-
-// ---------------------------------------------------------------------------
-// Receivers: which consumer delivers what, and when
-
-interface ConsumerWatch {
-	kind: 'audio' | 'video';
-	/** Since when a packet is awaited while the consumer is active (created, resumed, or last packet). */
-	refMs: number;
-	active: boolean;
-	firstMs: number | undefined;
-	lastMs: number | undefined;
-	/** Gaps ≥ FROZEN_GAP_MS after its first packet, while active. */
-	innerFrozenMs: number;
-	/** Gap from creation (or resume) to its first packet, when ≥ FROZEN_GAP_MS. */
-	initialFrozenMs: number;
-	/** Gap before its close, when ≥ FROZEN_GAP_MS. */
-	trailingFrozenMs: number;
-	closedMs: number | undefined;
-}
-
-interface Move {
-	oldId: string;
-	newId: string;
-	/** Priced disruption, seconds: 1 for a moved consumer, 2 for a receiver of a migrated producer. */
-	priceS: number;
-}
-
-/**
- * A UDP sink for every receive transport of a run: it reads the (clear) SSRC of each RTP
- * packet and keeps, per consumer, when media arrived, so frozen video and the real gap of
- * every move are measured where a client would notice them.
- */
-class ReceiverWatch {
-	private readonly bySsrc = new Map<number, ConsumerWatch>();
-	readonly consumers = new Map<string, ConsumerWatch>();
-	readonly moves: Move[] = [];
-	private constructor(
-		private readonly socket: Socket,
-		readonly port: number,
-	) {
-		socket.on('message', (buf) => this.onPacket(buf));
-	}
-
-	static async open(): Promise<ReceiverWatch> {
-		const socket = createSocket('udp4');
-		await new Promise<void>((resolve, reject) => {
-			socket.once('error', reject);
-			socket.bind(0, '127.0.0.1', () => resolve());
-		});
-		socket.on('error', () => undefined);
-		return new ReceiverWatch(socket, socket.address().port);
-	}
-
-	/** A consumer on a receive transport of this sink. */
-	add(consumer: types.Consumer): void {
-		const ssrc = consumer.rtpParameters.encodings?.[0]?.ssrc;
-		if (ssrc === undefined) return;
-		const now = performance.now();
-		const w: ConsumerWatch = {
-			kind: consumer.kind,
-			refMs: now,
-			active: !consumer.paused && !consumer.producerPaused,
-			firstMs: undefined,
-			lastMs: undefined,
-			innerFrozenMs: 0,
-			initialFrozenMs: 0,
-			trailingFrozenMs: 0,
-			closedMs: undefined,
-		};
-		this.bySsrc.set(ssrc, w);
-		this.consumers.set(consumer.id, w);
-		const update = (): void => this.setActive(w, !consumer.closed && !consumer.paused && !consumer.producerPaused);
-		consumer.observer.on('pause', update);
-		consumer.observer.on('resume', update);
-		consumer.on('producerpause', update);
-		consumer.on('producerresume', update);
-		consumer.observer.once('close', () => {
-			this.close(w, performance.now());
-			this.bySsrc.delete(ssrc);
-		});
-	}
-
-	private setActive(w: ConsumerWatch, active: boolean): void {
-		if (w.active === active) return;
-		const now = performance.now();
-		if (!active) this.closeGap(w, now, false);
-		w.active = active;
-		w.refMs = now;
-	}
-
-	/** Ends the gap running since w.refMs at `now`; `trailing`: the consumer is closing. */
-	private closeGap(w: ConsumerWatch, now: number, trailing: boolean): void {
-		if (!w.active) return;
-		const gap = now - w.refMs;
-		if (gap < FROZEN_GAP_MS) return;
-		if (w.firstMs === undefined || w.lastMs === undefined || w.refMs > w.lastMs) {
-			// Waiting since creation or a resume: its start-up gap.
-			if (w.firstMs === undefined) w.initialFrozenMs += gap;
-			else if (trailing) w.trailingFrozenMs += gap;
-			else w.innerFrozenMs += gap;
-		} else if (trailing) w.trailingFrozenMs += gap;
-		else w.innerFrozenMs += gap;
-	}
-
-	private close(w: ConsumerWatch, now: number): void {
-		if (w.closedMs !== undefined) return;
-		this.closeGap(w, now, true);
-		w.active = false;
-		w.closedMs = now;
-	}
-
-	private onPacket(buf: Buffer): void {
-		if (buf.length < 12 || buf[0]! >> 6 !== 2) return;
-		// RTCP (sender reports) shares the port: payload types 200–204 fall in 72–76 once the marker bit is masked.
-		const pt = buf[1]! & 0x7f;
-		if (pt >= 72 && pt <= 76) return;
-		const w = this.bySsrc.get(buf.readUInt32BE(8));
-		if (!w) return;
-		const now = performance.now();
-		if (w.active) {
-			const gap = now - w.refMs;
-			if (gap >= FROZEN_GAP_MS) {
-				if (w.firstMs === undefined) w.initialFrozenMs += gap;
-				else w.innerFrozenMs += gap;
-			}
-		}
-		w.firstMs ??= now;
-		w.lastMs = now;
-		w.refMs = now;
-	}
-
-	/**
-	 * Frozen video seconds and measured move disruption, at the end of a run: a move's gap
-	 * (old consumer's last packet to the new one's first) replaces the old one's trailing and
-	 * the new one's start-up gap, and is charged at least its price.
-	 */
-	settle(endMs: number): { frozenS: number; disruptionS: number; measuredMoveGapS: number[]; moved: number } {
-		for (const w of this.consumers.values()) this.close(w, endMs);
-		const movedOut = new Set(this.moves.map((m) => m.oldId));
-		const movedIn = new Set(this.moves.map((m) => m.newId));
-		let frozenMs = 0;
-		for (const [id, w] of this.consumers) {
-			if (w.kind !== 'video') continue;
-			frozenMs += w.innerFrozenMs;
-			if (!movedIn.has(id)) frozenMs += w.initialFrozenMs;
-			if (!movedOut.has(id)) frozenMs += w.trailingFrozenMs;
-		}
-		let disruptionS = 0;
-		const gaps: number[] = [];
-		for (const m of this.moves) {
-			const from = this.consumers.get(m.oldId);
-			const to = this.consumers.get(m.newId);
-			const lastOld = from?.lastMs ?? to?.refMs ?? endMs;
-			const firstNew = to?.firstMs ?? to?.closedMs ?? endMs;
-			const gapS = Math.max(0, firstNew - lastOld) / 1000;
-			gaps.push(gapS);
-			disruptionS += Math.max(m.priceS, gapS);
-		}
-		return { frozenS: frozenMs / 1000, disruptionS, measuredMoveGapS: gaps, moved: this.moves.length };
-	}
-
-	close_(): void {
-		this.socket.close();
-	}
-}
 
 /**
  * The load generator with every receive transport delivering to the watch's sink, and every
@@ -329,36 +162,11 @@ interface ArmResult {
 	wallS: number;
 }
 
-/** What each peer's planned subscriptions would have received, consumer-seconds (the price of refusing it). */
-function plannedConsumerSeconds(timeline: TimelineEvent[], durationS: number): Map<string, number> {
-	const tracks = new Map<string, number>();
-	const open = new Map<string, { atMs: number; n: number }>();
-	const out = new Map<string, number>();
-	const add = (peer: string, s: number): void => void out.set(peer, (out.get(peer) ?? 0) + s);
-	const end = (peer: string, key: string, atMs: number): void => {
-		const o = open.get(`${peer} ${key}`);
-		if (!o) return;
-		add(peer, (o.n * (atMs - o.atMs)) / 1000);
-		open.delete(`${peer} ${key}`);
-	};
-	for (const e of timeline) {
-		if (e.type === 'publish') tracks.set(pubKey(e.peer, e.pub), e.tracks.length);
-		else if (e.type === 'subscribe') open.set(`${e.peer} ${pubKey(e.publisher, e.pub)}`, { atMs: e.atMs, n: tracks.get(pubKey(e.publisher, e.pub)) ?? 1 });
-		else if (e.type === 'unsubscribe') end(e.peer, pubKey(e.publisher, e.pub), e.atMs);
-		else if (e.type === 'leave') for (const k of [...open.keys()]) if (k.startsWith(`${e.peer} `)) end(e.peer, k.slice(e.peer.length + 1), e.atMs);
-	}
-	for (const k of [...open.keys()]) {
-		const peer = k.slice(0, k.indexOf(' '));
-		end(peer, k.slice(peer.length + 1), durationS * 1000);
-	}
-	return out;
-}
-
 async function runArm(seed: number, scenario: Scenario, policy: AllocationPolicyName): Promise<ArmResult> {
 	const armStart = performance.now();
 	const logger = createLogger('error');
-	const watch = await ReceiverWatch.open();
-	const replayer = new WatchedReplayer(seed, watch.port);
+	const watch = new ReceiverWatch();
+	const replayer = new WatchedReplayer(seed, await watch.open());
 	const timeline = planScenario(scenario);
 	const stayCost = plannedConsumerSeconds(timeline, scenario.durationS);
 	let run: ScenarioRun | undefined;
@@ -381,7 +189,7 @@ async function runArm(seed: number, scenario: Scenario, policy: AllocationPolicy
 				const newConsumerId = await run?.moveConsumer(oldConsumerId, toRouter, producerId).catch(() => undefined);
 				if (!newConsumerId) continue;
 				out.push({ oldConsumerId, newConsumerId });
-				watch.moves.push({ oldId: oldConsumerId, newId: newConsumerId, priceS: migrated ? QUALITY_PRICE.migratedReceiverS : QUALITY_PRICE.movedConsumerS });
+				watch.moved({ oldId: oldConsumerId, newId: newConsumerId, priceS: migrated ? QUALITY_PRICE.migratedReceiverS : QUALITY_PRICE.movedConsumerS });
 				if (migrated) migratedProducerReceivers++;
 				else movedConsumers++;
 			}
@@ -490,7 +298,7 @@ async function runArm(seed: number, scenario: Scenario, policy: AllocationPolicy
 	});
 	try {
 		const state = await run.run();
-		const settled = watch.settle(performance.now());
+		const settled = watch.settle();
 		const perWorker = [...cpu.values()];
 		const smoothed = roundTotals.map((_, i) => {
 			const window = roundTotals.slice(Math.max(0, i - DEMAND_SMOOTHING_SAMPLES + 1), i + 1);
@@ -526,7 +334,7 @@ async function runArm(seed: number, scenario: Scenario, policy: AllocationPolicy
 		replayer.close();
 		await foresight.detach();
 		for (const w of workers) w.close();
-		watch.close_();
+		watch.close();
 		await sleep(1000);
 	}
 }
