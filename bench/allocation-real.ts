@@ -31,7 +31,8 @@
  *       [--duration 45] [--workers 4] [--capacity 15] [--policies foresight,least-loaded-66,…]
  *       [--out runs.json] [--audit actions.jsonl]
  *
- * --out writes every run as JSON; --audit appends every applied corrective action (policy,
+ * `foresight-admission-only` in --policies adds a diagnostic arm (Foresight in dry run: its
+ * admission answers only), reported but never a baseline. --out writes every run as JSON; --audit appends every applied corrective action (policy,
  * seed, second, action with its reason and predicted loads) as JSON lines, and the same
  * action again with `measuredAfterPct` once the manager has measured its worker after it.
  *
@@ -93,13 +94,21 @@ const PEERS = Number(values.peers);
 const DURATION_S = Number(values.duration);
 const WORKERS = Number(values.workers);
 const CAPACITY_PCT = Number(values.capacity);
+/**
+ * A diagnostic arm, never a baseline: Foresight in dry run, so only its admission answers
+ * apply (no move, degrade or drop): what its placement alone does.
+ */
+const ADMISSION_ONLY = 'foresight-admission-only';
+type Arm = AllocationPolicyName | typeof ADMISSION_ONLY;
+const ARMS: readonly Arm[] = [...ALLOCATION_POLICIES, ADMISSION_ONLY];
 const POLICIES = values.policies.split(',').map((name) => {
-	const known = ALLOCATION_POLICIES.find((p) => p === name);
-	if (!known) throw new Error(`--policies: unknown ${name}; known ${ALLOCATION_POLICIES.join(', ')}`);
+	const known = ARMS.find((p) => p === name);
+	if (!known) throw new Error(`--policies: unknown ${name}; known ${ARMS.join(', ')}`);
 	return known;
 });
-const FORESIGHT: AllocationPolicyName = 'foresight';
-if (!POLICIES.includes(FORESIGHT) || POLICIES.length < 2) throw new Error('--policies must include foresight and at least one baseline');
+const FORESIGHT_POLICY: AllocationPolicyName = 'foresight';
+const FORESIGHT: Arm = FORESIGHT_POLICY;
+if (!POLICIES.includes(FORESIGHT) || !POLICIES.some((p) => p !== FORESIGHT && p !== ADMISSION_ONLY)) throw new Error('--policies must include foresight and at least one baseline');
 const HELD_OUT = SEEDS.every((s) => s >= EVALUATION_SEED_MIN);
 if (!HELD_OUT && SEEDS.some((s) => s >= EVALUATION_SEED_MIN)) throw new Error(`--seeds mixes choosing seeds (< ${EVALUATION_SEED_MIN}) and held-out ones: run them apart`);
 /** The evaluation's overload line, as in the simulator: 85 % of a worker's budget. */
@@ -137,7 +146,7 @@ class WatchedReplayer extends Replayer {
 
 interface ArmResult {
 	seed: number;
-	policy: AllocationPolicyName;
+	policy: Arm;
 	exposure: number;
 	overloadedWorkerS: number;
 	frozenS: number;
@@ -162,7 +171,7 @@ interface ArmResult {
 	wallS: number;
 }
 
-async function runArm(seed: number, scenario: Scenario, policy: AllocationPolicyName): Promise<ArmResult> {
+async function runArm(seed: number, scenario: Scenario, policy: Arm): Promise<ArmResult> {
 	const armStart = performance.now();
 	const logger = createLogger('error');
 	const watch = new ReceiverWatch();
@@ -202,10 +211,10 @@ async function runArm(seed: number, scenario: Scenario, policy: AllocationPolicy
 		useEnv: false,
 		logger,
 		logLevel: 'error',
-		dryRun: false,
+		dryRun: policy === ADMISSION_ONLY,
 		loadSampleIntervalMs: 1000,
 		statsIntervalMs: 1000,
-		allocation: { policy, workerCapacityPct: CAPACITY_PCT },
+		allocation: { policy: policy === ADMISSION_ONLY ? FORESIGHT_POLICY : policy, workerCapacityPct: CAPACITY_PCT },
 		mediaCodecs: MEDIA_CODECS,
 		hooks,
 	});
@@ -373,15 +382,15 @@ async function main(): Promise<void> {
 	}
 	if (values.out) writeFileSync(values.out, JSON.stringify(results, null, 1));
 
-	const baselines = POLICIES.filter((p) => p !== FORESIGHT);
-	const total = (policy: AllocationPolicyName, key: 'exposure' | 'qualityCost'): number => results.filter((r) => r.policy === policy).reduce((a, r) => a + r[key], 0);
+	const baselines = POLICIES.filter((p) => p !== FORESIGHT && p !== ADMISSION_ONLY);
+	const total = (policy: Arm, key: 'exposure' | 'qualityCost'): number => results.filter((r) => r.policy === policy).reduce((a, r) => a + r[key], 0);
 	const best = [...baselines].sort((a, b) => total(a, 'exposure') - total(b, 'exposure') || total(a, 'qualityCost') - total(b, 'qualityCost'))[0]!;
 	const eF = total(FORESIGHT, 'exposure');
 	const qF = total(FORESIGHT, 'qualityCost');
 	const eB = total(best, 'exposure');
 	const qB = total(best, 'qualityCost');
 	// Capacity sufficed for a seed when some baseline arm's smoothed summed CPU stayed within the total budget.
-	const sufficed = SEEDS.filter((seed) => Math.min(...results.filter((r) => r.seed === seed && r.policy !== FORESIGHT).map((r) => r.peakTotalCpuPct)) <= WORKERS * CAPACITY_PCT);
+	const sufficed = SEEDS.filter((seed) => Math.min(...results.filter((r) => r.seed === seed && baselines.includes(r.policy)).map((r) => r.peakTotalCpuPct)) <= WORKERS * CAPACITY_PCT);
 	const refusedWhenSufficed = results.filter((r) => r.policy === FORESIGHT && sufficed.includes(r.seed)).reduce((a, r) => a + r.refused, 0);
 	const perPolicy = Object.fromEntries(POLICIES.map((p) => [p, { exposure: round(total(p, 'exposure')), quality_cost: round(total(p, 'qualityCost')) }]));
 	const gain = (eB + 1) / (eF + 1);
