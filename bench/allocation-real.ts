@@ -29,12 +29,14 @@
  *
  *   npx tsx bench/allocation-real.ts [--seeds 10000-10002] [--family grid-meetings] [--peers 48]
  *       [--duration 45] [--workers 4] [--capacity 15] [--policies foresight,least-loaded-66,…]
- *       [--out runs.json] [--audit actions.jsonl]
+ *       [--out runs.json] [--audit actions.jsonl] [--combine a.json,b.json]
  *
  * `foresight-admission-only` in --policies adds a diagnostic arm (Foresight in dry run: its
- * admission answers only), reported but never a baseline. --out writes every run as JSON; --audit appends every applied corrective action (policy,
- * seed, second, action with its reason and predicted loads) as JSON lines, and the same
- * action again with `measuredAfterPct` once the manager has measured its worker after it.
+ * admission answers only), reported but never a baseline. --out writes every run as JSON;
+ * --combine reports on such files together (runs made with the same settings flags, which
+ * it takes from its own). --audit appends every applied action (policy, seed, second,
+ * action with its reason and predicted loads) as JSON lines, and the same action again with
+ * `measuredAfterPct` once the manager has measured its worker after it.
  *
  * Seeds below 10000 are for choosing settings; figures are reported on seeds ≥ 10000 only
  * (the last line says which kind ran). Last line: one JSON object with
@@ -43,7 +45,7 @@
  * with the least total exposure (then the least quality cost), every policy's absolute
  * totals, and every run.
  */
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -74,6 +76,7 @@ const { values } = parseArgs({
 		policies: { type: 'string', default: 'foresight,least-loaded-66,reactive-migration,round-robin' },
 		out: { type: 'string' },
 		audit: { type: 'string' },
+		combine: { type: 'string' },
 	},
 });
 
@@ -166,6 +169,12 @@ interface ArmResult {
 	/** Peak of the summed workers' CPU, DEMAND_SMOOTHING_SAMPLES-sample mean, % of a core. */
 	peakTotalCpuPct: number;
 	peakConsumers: number;
+	/** Rooms of the scenario. */
+	rooms: number;
+	/** Most rooms at once with routers on more than one worker. */
+	peakSplitRooms: number;
+	/** Pipe consumers created (a producer made consumable on another worker). */
+	pipeConsumers: number;
 	maxEventLagMs: number;
 	failedEvents: number;
 	wallS: number;
@@ -219,13 +228,25 @@ async function runArm(seed: number, scenario: Scenario, policy: Arm): Promise<Ar
 		hooks,
 	});
 	// Every consumer on a scenario peer's receive transport is watched (pipe transports carry no peerId).
+	// Pipes are counted, and each room's live routers, since a room split over workers pays a pipe per producer and worker.
+	let pipeConsumers = 0;
+	const routersOfRoom = new Map<string, Set<string>>();
 	const onWorker = (worker: types.Worker): void => {
-		worker.observer.on('newrouter', (router) =>
+		worker.observer.on('newrouter', (router) => {
+			const roomId = typeof router.appData.roomId === 'string' ? router.appData.roomId : undefined;
+			if (roomId !== undefined) {
+				const set = routersOfRoom.get(roomId) ?? routersOfRoom.set(roomId, new Set()).get(roomId)!;
+				set.add(router.id);
+				router.observer.once('close', () => set.delete(router.id));
+			}
 			router.observer.on('newtransport', (transport) => {
-				if (transport.appData.peerId === undefined) return;
+				if (transport.appData.peerId === undefined) {
+					transport.observer.on('newconsumer', (consumer) => void (consumer.type === 'pipe' && pipeConsumers++));
+					return;
+				}
 				transport.observer.on('newconsumer', (consumer) => watch.add(consumer));
-			}),
-		);
+			});
+		});
 	};
 	mediasoup.observer.on('newworker', onWorker);
 	const workers: types.Worker[] = [];
@@ -239,7 +260,7 @@ async function runArm(seed: number, scenario: Scenario, policy: Arm): Promise<Ar
 	foresight.on('audit', (entry) => {
 		if (entry.verdict !== 'applied' || entry.outcome?.status !== 'ok') return;
 		const a = entry.action;
-		if (values.audit && a.type !== 'place') {
+		if (values.audit) {
 			const record = { seed, policy, atS: Math.round((performance.now() - armStart) / 100) / 10, ...(entry.measuredAfterPct !== undefined ? { measuredAfterPct: entry.measuredAfterPct } : {}), action: a };
 			appendFileSync(values.audit, `${JSON.stringify(record)}\n`);
 		}
@@ -261,6 +282,7 @@ async function runArm(seed: number, scenario: Scenario, policy: Arm): Promise<Ar
 	let downgradeS = 0;
 	let pausedS = 0;
 	let peakConsumers = 0;
+	let peakSplitRooms = 0;
 	const live = (ids: Set<string>): number => {
 		for (const id of ids) if (!foresight.registry.has(id)) ids.delete(id);
 		return ids.size;
@@ -283,6 +305,9 @@ async function runArm(seed: number, scenario: Scenario, policy: Arm): Promise<Ar
 			downgradeS += live(downgraded) * interval;
 			pausedS += live(paused) * interval;
 			peakConsumers = Math.max(peakConsumers, [...foresight.registry.all('consumer')].length);
+			let split = 0;
+			for (const routers of routersOfRoom.values()) if (routers.size > 1) split++;
+			peakSplitRooms = Math.max(peakSplitRooms, split);
 		}
 	});
 
@@ -335,6 +360,9 @@ async function runArm(seed: number, scenario: Scenario, policy: Arm): Promise<Ar
 			meanCpuPct: perWorker.map((xs) => xs.reduce((a, b) => a + b, 0) / xs.length),
 			peakTotalCpuPct: smoothed.length ? Math.max(...smoothed) : 0,
 			peakConsumers,
+			rooms: new Set(scenario.groups.map((g) => g.room)).size,
+			peakSplitRooms,
+			pipeConsumers,
 			maxEventLagMs: state.maxEventLagMs,
 			failedEvents: state.failedEvents,
 			wallS: (performance.now() - armStart) / 1000,
@@ -359,7 +387,7 @@ function describe(r: ArmResult): string {
 		`quality cost ${fmt(r.qualityCost).padStart(7)} (frozen ${fmt(r.frozenS)}, below layer ${fmt(r.downgradeS)}, paused ${fmt(r.pausedS)}, ` +
 		`disruption ${fmt(r.disruptionS)} [moved ${r.movedConsumers}, migrated-producer receivers ${r.migratedProducerReceivers}, measured gap ${r.meanMeasuredMoveGapS === null ? '-' : `${r.meanMeasuredMoveGapS.toFixed(2)} s`}], ` +
 		`dropped ${r.dropped}, refused ${r.refused} = ${fmt(r.refusedCost)})  ` +
-		`cpu peak ${r.peakCpuPct.map(fmt).join('/')} mean ${r.meanCpuPct.map(fmt).join('/')} total peak ${fmt(r.peakTotalCpuPct)}  peak consumers ${r.peakConsumers}  ` +
+		`cpu peak ${r.peakCpuPct.map(fmt).join('/')} mean ${r.meanCpuPct.map(fmt).join('/')} total peak ${fmt(r.peakTotalCpuPct)}  peak consumers ${r.peakConsumers}  split rooms ${r.peakSplitRooms ?? '-'} of ${r.rooms ?? '-'}  pipe consumers ${r.pipeConsumers ?? '-'}  ` +
 		`actions ${JSON.stringify(r.actions)}  event lag ${Math.round(r.maxEventLagMs)} ms  failed events ${r.failedEvents}  ${fmt(r.wallS)} s  (load ${loadavg()[0]!.toFixed(2)})`
 	);
 }
@@ -371,7 +399,15 @@ async function main(): Promise<void> {
 			`seeds ${SEEDS.join(',')} (${HELD_OUT ? 'held out' : 'for choosing settings, not figures'}), policies ${POLICIES.join(', ')}; load average ${loadavg()[0]!.toFixed(2)}\n`,
 	);
 	const results: ArmResult[] = [];
-	for (const [r, seed] of SEEDS.entries()) {
+	if (values.combine !== undefined) {
+		for (const file of values.combine.split(',')) results.push(...(JSON.parse(readFileSync(file, 'utf8')) as ArmResult[]));
+		for (const r of results) process.stdout.write(`${describe(r)}\n`);
+	}
+	const seeds = values.combine !== undefined ? [...new Set(results.map((r) => r.seed))] : SEEDS;
+	const policies = values.combine !== undefined ? POLICIES.filter((p) => results.some((r) => r.policy === p)) : POLICIES;
+	const heldOut = seeds.every((s) => s >= EVALUATION_SEED_MIN);
+	if (!heldOut && seeds.some((s) => s >= EVALUATION_SEED_MIN)) throw new Error('--combine mixes choosing seeds and held-out ones');
+	for (const [r, seed] of (values.combine !== undefined ? [] : SEEDS).entries()) {
 		const scenario = generateScenario(FAMILY as Family, seed, { durationS: DURATION_S, peers: PEERS });
 		const order = POLICIES.map((_, i) => POLICIES[(i + r) % POLICIES.length]!);
 		for (const policy of order) {
@@ -382,7 +418,7 @@ async function main(): Promise<void> {
 	}
 	if (values.out) writeFileSync(values.out, JSON.stringify(results, null, 1));
 
-	const baselines = POLICIES.filter((p) => p !== FORESIGHT && p !== ADMISSION_ONLY);
+	const baselines = policies.filter((p) => p !== FORESIGHT && p !== ADMISSION_ONLY);
 	const total = (policy: Arm, key: 'exposure' | 'qualityCost'): number => results.filter((r) => r.policy === policy).reduce((a, r) => a + r[key], 0);
 	const best = [...baselines].sort((a, b) => total(a, 'exposure') - total(b, 'exposure') || total(a, 'qualityCost') - total(b, 'qualityCost'))[0]!;
 	const eF = total(FORESIGHT, 'exposure');
@@ -390,9 +426,9 @@ async function main(): Promise<void> {
 	const eB = total(best, 'exposure');
 	const qB = total(best, 'qualityCost');
 	// Capacity sufficed for a seed when some baseline arm's smoothed summed CPU stayed within the total budget.
-	const sufficed = SEEDS.filter((seed) => Math.min(...results.filter((r) => r.seed === seed && baselines.includes(r.policy)).map((r) => r.peakTotalCpuPct)) <= WORKERS * CAPACITY_PCT);
+	const sufficed = seeds.filter((seed) => Math.min(...results.filter((r) => r.seed === seed && baselines.includes(r.policy)).map((r) => r.peakTotalCpuPct)) <= WORKERS * CAPACITY_PCT);
 	const refusedWhenSufficed = results.filter((r) => r.policy === FORESIGHT && sufficed.includes(r.seed)).reduce((a, r) => a + r.refused, 0);
-	const perPolicy = Object.fromEntries(POLICIES.map((p) => [p, { exposure: round(total(p, 'exposure')), quality_cost: round(total(p, 'qualityCost')) }]));
+	const perPolicy = Object.fromEntries(policies.map((p) => [p, { exposure: round(total(p, 'exposure')), quality_cost: round(total(p, 'qualityCost')) }]));
 	const gain = (eB + 1) / (eF + 1);
 	const ratio = (qF + 1) / (qB + 1);
 	process.stdout.write(
@@ -424,15 +460,17 @@ async function main(): Promise<void> {
 				refused: r.refused,
 				overloaded_worker_s: round(r.overloadedWorkerS),
 				peak_total_cpu_pct: round(r.peakTotalCpuPct),
+				peak_split_rooms: r.peakSplitRooms,
+				pipe_consumers: r.pipeConsumers,
 			})),
-			held_out: HELD_OUT,
-			seeds: SEEDS,
+			held_out: heldOut,
+			seeds,
 			family: FAMILY,
 			peers: PEERS,
 			duration_s: DURATION_S,
 			workers: WORKERS,
 			capacity_pct: CAPACITY_PCT,
-			runs_per_policy: SEEDS.length,
+			runs_per_policy: seeds.length,
 			wall_s: round((performance.now() - started) / 1000),
 			load_average_1m: round(loadavg()[0]!, 2),
 		})}\n`,
