@@ -153,11 +153,11 @@ export class StreamAccumulator {
 			this.lastStats = { ...s, layers: this.lastStats?.layers ?? s.layers };
 			return;
 		}
-		const cur: Counter = { atMs: s.atMs, bytes: s.byteCount, packets: s.packetCount };
-		if (this.last && cur.atMs > this.last.atMs && cur.bytes >= this.last.bytes) {
-			const dt = (cur.atMs - this.last.atMs) / 1000;
-			this.lastBps = (8 * (cur.bytes - this.last.bytes)) / dt;
-			this.lastPps = Math.max(0, cur.packets - this.last.packets) / dt;
+		const last = this.last;
+		if (last && s.atMs > last.atMs && s.byteCount >= last.bytes) {
+			const dt = (s.atMs - last.atMs) / 1000;
+			this.lastBps = (8 * (s.byteCount - last.bytes)) / dt;
+			this.lastPps = Math.max(0, s.packetCount - last.packets) / dt;
 			this.bitrate.add(s.atMs, this.lastBps);
 			if (!this.meta.inheritsWindows) {
 				this.addEntropySample(this.lastBps);
@@ -165,16 +165,16 @@ export class StreamAccumulator {
 				// A keyframe answering a PLI/FIR is not a scene change.
 				if (requests > this.lastPliFir) this.sceneChanges.addKeyframeRequest(s.atMs);
 				// A rate is the mean over its interval: the change it shows happened within it, at its middle on average.
-				if (this.meta.kind === 'video' && s.layers.length <= 1) this.sceneChanges.add(0, (s.atMs + this.last.atMs) / 2, this.lastBps);
+				if (this.meta.kind === 'video' && s.layers.length <= 1) this.sceneChanges.add(0, (s.atMs + last.atMs) / 2, this.lastBps);
 			}
 		}
 		this.lastPliFir = s.pliCount + s.firCount;
 		// Counters are updated in place: one object per stream and layer for its whole life.
-		if (this.last) {
-			this.last.atMs = cur.atMs;
-			this.last.bytes = cur.bytes;
-			this.last.packets = cur.packets;
-		} else this.last = cur;
+		if (last) {
+			last.atMs = s.atMs;
+			last.bytes = s.byteCount;
+			last.packets = s.packetCount;
+		} else this.last = { atMs: s.atMs, bytes: s.byteCount, packets: s.packetCount };
 		for (let i = 0; i < s.layers.length; i++) {
 			const layer = s.layers[i]!;
 			const index = this.layerIndex(layer, i);
@@ -539,7 +539,7 @@ export class StreamAccumulator {
 
 	/** The keyframe trace sees every keyframe; sampled frames only some (and a tap starts at one). */
 	private keyframesPerMin(nowMs: number, sampled: number | undefined): number | undefined {
-		if (this.keyframes.size > 0) return this.keyframes.valuesSince(nowMs - 60_000, nowMs).length;
+		if (this.keyframes.size > 0) return this.keyframes.countAndSumSince(nowMs - 60_000, nowMs).count;
 		return sampled;
 	}
 
@@ -604,10 +604,12 @@ export class StreamAccumulator {
 
 	private layerIndex(layer: { ssrc?: number; rid?: string }, position: number): number {
 		const encodings = this.meta.encodings;
-		const byId = encodings.findIndex(
-			(e) => (layer.ssrc !== undefined && e.ssrc === layer.ssrc) || (layer.rid !== undefined && e.rid === layer.rid),
-		);
-		return byId === -1 ? position : byId;
+		const { ssrc, rid } = layer;
+		for (let i = 0; i < encodings.length; i++) {
+			const e = encodings[i]!;
+			if ((ssrc !== undefined && e.ssrc === ssrc) || (rid !== undefined && e.rid === rid)) return i;
+		}
+		return position;
 	}
 }
 

@@ -7,6 +7,9 @@
 import type { types } from 'mediasoup';
 import type { RtpStatsSample, StreamAccumulator } from './accumulator';
 
+/** What a stopped consumer (or one whose producer is not profiled) follows. Frozen: shared by every round. */
+const NOTHING_FORWARDED: { readonly bps: number; readonly pps: number } = Object.freeze({ bps: 0, pps: 0 });
+
 /** Bounds the consumer/producer byte ratio: a burst of retransmissions is not a new level. */
 const MAX_FORWARD_RATIO = 4;
 
@@ -20,8 +23,9 @@ const MAX_FORWARD_RATIO = 4;
  * is the live one mediasoup keeps from the worker's score events.
  */
 export class ConsumerCounters {
-	/** Paused state and forwarded layers at the last own round: a change calls for a fresh one. */
-	stateAtOwn = '';
+	/** Paused state and forwarded spatial layer at the last own round: a change calls for a fresh one. */
+	private pausedAtOwn: boolean | undefined;
+	private spatialAtOwn: number | undefined;
 	private last: RtpStatsSample | undefined;
 	private own: { bytes: number; packets: number } | undefined;
 	private forwardedBytes = 0;
@@ -36,6 +40,27 @@ export class ConsumerCounters {
 	 */
 	get stalled(): boolean {
 		return this.own !== undefined && this.byteRatio === 0;
+	}
+
+	/** That state as text ('' before the first own round). */
+	get stateAtOwn(): string {
+		return this.pausedAtOwn === undefined ? '' : `${this.pausedAtOwn}:${this.spatialAtOwn}`;
+	}
+
+	/** The consumer asked the worker itself in this state. */
+	ownState(paused: boolean, spatialLayer: number | undefined): void {
+		this.pausedAtOwn = paused;
+		this.spatialAtOwn = spatialLayer;
+	}
+
+	/** Whether the state differs from the last own round's (always, before the first). */
+	stateDiffers(paused: boolean, spatialLayer: number | undefined): boolean {
+		return this.pausedAtOwn !== paused || this.spatialAtOwn !== spatialLayer;
+	}
+
+	/** Whether derive() at atMs gives a sample (there was an own round, and time moved on since the last sample). */
+	canDerive(atMs: number): boolean {
+		return this.last !== undefined && atMs > this.last.atMs;
 	}
 
 	/** A round without own stats: undefined before the first own round. */
@@ -104,33 +129,30 @@ export class ConsumerFlows {
 	) {}
 
 	/**
-	 * Whether the consumer paused, resumed or switched spatial layer since its last own round (the
-	 * ratio to its producer changes): then it asks the worker itself. Its events say so
-	 * first; this catches one that was missed.
+	 * The consumer's sample of this round (own or derived), into its accumulator. Producers'
+	 * samples of the round come first. Returns whether, without an own answer this round, the
+	 * consumer paused, resumed or switched spatial layer since its last own round (the ratio to
+	 * its producer changes): then it asks the worker itself. Its events say so first; this
+	 * catches one that was missed. Its state is read once: mediasoup's layer and score getters
+	 * copy their value on every read.
 	 */
-	stateChanged(counters: ConsumerCounters, consumer: types.Consumer): boolean {
-		return counters.stateAtOwn !== stateOf(consumer);
-	}
-
-	/** The consumer asked the worker itself: the state its ratio was measured in. */
-	ownRoundTaken(counters: ConsumerCounters, consumer: types.Consumer): void {
-		counters.stateAtOwn = stateOf(consumer);
-	}
-
-	/** The consumer's sample of this round (own or derived), into its accumulator. Producers' samples of the round come first. */
-	feed(acc: StreamAccumulator, counters: ConsumerCounters, consumer: types.Consumer, at: number, own: RtpStatsSample | undefined): void {
+	feed(acc: StreamAccumulator, counters: ConsumerCounters, consumer: types.Consumer, at: number, own: RtpStatsSample | undefined): boolean {
 		const producer = this.producerOf(consumer.producerId);
 		const layers = consumer.currentLayers;
-		const stopped = consumer.paused || consumer.producerPaused || (consumer.type === 'simulcast' && !layers);
-		const forwarded = !producer || stopped ? { bps: 0, pps: 0 } : producer.forwardedRate(consumer.type === 'simulcast' ? layers?.spatialLayer : undefined);
-		const sample = own
-			? counters.ownRound(own, forwarded)
-			: counters.derive(at, forwarded, { score: consumer.score.score, ...(layers ? { currentLayers: layers } : {}) });
-		if (sample) acc.addRtpStats(sample);
+		const paused = consumer.paused || consumer.producerPaused;
+		const stopped = paused || (consumer.type === 'simulcast' && !layers);
+		const forwarded = !producer || stopped ? NOTHING_FORWARDED : producer.forwardedRate(consumer.type === 'simulcast' ? layers?.spatialLayer : undefined);
+		if (own) {
+			acc.addRtpStats(counters.ownRound(own, forwarded));
+			// Temporal switches come and go with the sender's frame pattern (see schedule.ts): paused and spatial layer only.
+			counters.ownState(paused, layers?.spatialLayer);
+			return false;
+		}
+		if (counters.canDerive(at)) {
+			const live: Pick<RtpStatsSample, 'score' | 'currentLayers'> = { score: consumer.score.score };
+			if (layers) live.currentLayers = layers;
+			acc.addRtpStats(counters.derive(at, forwarded, live)!);
+		}
+		return counters.stateDiffers(paused, layers?.spatialLayer);
 	}
-}
-
-/** Paused and spatial layer: temporal switches come and go with the sender's frame pattern (see schedule.ts). */
-function stateOf(consumer: types.Consumer): string {
-	return `${consumer.paused || consumer.producerPaused}:${consumer.currentLayers?.spatialLayer}`;
 }

@@ -372,11 +372,8 @@ export class StatsSchedule {
 		for (const c of own.keys()) if (c.live) consumersToFeed.add(c);
 		for (const c of consumersToFeed) {
 			if (c.node.kind !== 'consumer' || !c.consumer) continue;
-			const ownSample = own.get(c);
-			this.consumers.feed(c.acc, c.consumer, c.node.handle, at, ownSample);
-			if (ownSample) this.consumers.ownRoundTaken(c.consumer, c.node.handle);
 			// A missed event (a layer switch, a pause) still shows as a changed state: it asks next round.
-			else if (this.consumers.stateChanged(c.consumer, c.node.handle)) this.trigger(c, 'layers');
+			if (this.consumers.feed(c.acc, c.consumer, c.node.handle, at, own.get(c))) this.trigger(c, 'layers');
 			refreshed.add(c);
 		}
 		const built: StreamProfile[] = [];

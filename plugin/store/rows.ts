@@ -85,8 +85,25 @@ function newShape(value: unknown): Shape {
 	return shape;
 }
 
+/** A row's values as they are flattened; one buffer reused for every row written (writes are synchronous). */
+class RowValues {
+	buf = new Float64Array(64);
+	n = 0;
+
+	push(x: number): void {
+		if (this.n === this.buf.length) {
+			const grown = new Float64Array(2 * this.buf.length);
+			grown.set(this.buf);
+			this.buf = grown;
+		}
+		this.buf[this.n++] = x;
+	}
+}
+
+const ROW_VALUES = new RowValues();
+
 /** Walks a value's structure from `step`, its values going to `out` as numbers meanwhile; the step where it ends. */
-function flatten(v: unknown, out: number[], strings: (s: string) => number, step: ShapeStep): ShapeStep {
+function flatten(v: unknown, out: RowValues, strings: (s: string) => number, step: ShapeStep): ShapeStep {
 	if (v === null) {
 		out.push(0);
 		return step.tok(Tok.Null);
@@ -159,7 +176,6 @@ export class RowRing<T extends { ts: number }> {
 	private count = 0;
 	private readonly strings: string[] = [];
 	private readonly stringIndex = new Map<string, number>();
-	private readonly scratch: number[] = [];
 	private readonly intern = (s: string): number => {
 		let i = this.stringIndex.get(s);
 		if (i === undefined) {
@@ -221,12 +237,14 @@ export class RowRing<T extends { ts: number }> {
 	}
 
 	private write(slot: number, record: T): void {
-		const out = this.scratch;
-		out.length = 0;
+		const out = ROW_VALUES;
+		out.n = 0;
 		const end = flatten(record, out, this.intern, SHAPE_ROOT);
 		const shape = (end.shape ??= newShape(record));
 		if (shape.width > this.stride) this.grow(this.rows, shape.width);
-		this.data.set(out, slot * this.stride);
+		const data = this.data;
+		const at = slot * this.stride;
+		for (let i = 0; i < out.n; i++) data[at + i] = out.buf[i]!;
 		this.shapeIds[slot] = shape.id;
 		this.times[slot] = record.ts;
 	}

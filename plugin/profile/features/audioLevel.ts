@@ -71,10 +71,7 @@ export class VoiceActivity {
 
 	/** Voiced share over the window ending at nowMs, undefined without samples. */
 	ratio(nowMs: number): number | undefined {
-		const voiced = this.samples.valuesSince(nowMs - this.windowMs, nowMs);
-		if (voiced.length === 0) return undefined;
-		let sum = 0;
-		for (const v of voiced) sum += v;
-		return sum / voiced.length;
+		const { count, sum } = this.samples.countAndSumSince(nowMs - this.windowMs, nowMs);
+		return count === 0 ? undefined : sum / count;
 	}
 }

@@ -99,6 +99,21 @@ export class TimeSeriesWindow {
 		return out.reverse();
 	}
 
+	/** How many samples have fromMs < t ≤ toMs, and their sum (added oldest first, as over valuesSince()), without copying them. */
+	countAndSumSince(fromMs: number, toMs = Infinity): { count: number; sum: number } {
+		let k = 0;
+		while (k < this.count && (this.times[(this.next - k - 1 + this.capacity) % this.capacity] as number) > fromMs) k++;
+		let count = 0;
+		let sum = 0;
+		for (; k >= 1; k--) {
+			const i = (this.next - k + this.capacity) % this.capacity;
+			if ((this.times[i] as number) > toMs) break;
+			count++;
+			sum += this.values[i] as number;
+		}
+		return { count, sum };
+	}
+
 	/** Statistics of the samples in the windowMs ending at nowMs. */
 	stats(windowMs: number, nowMs: number): WindowStats {
 		return this.statsOfWindows([windowMs], nowMs)[0]!;

@@ -22,6 +22,17 @@ describe('TimeSeriesWindow', () => {
 		expect(s.cv).toBeCloseTo(Math.sqrt(2 / 3) / 7);
 	});
 
+	it('counts and sums a window as valuesSince() would return it, wrapped or not, equal times included', () => {
+		const w = new TimeSeriesWindow(7);
+		const times = [1000, 2000, 2000, 3000, 4500, 5000, 5000, 6000, 7000, 8000, 8000];
+		times.forEach((t, i) => w.add(t, 0.1 * (i + 1)));
+		for (const [from, to] of [[-Infinity, Infinity], [2000, 8000], [3000, 5000], [4999, 4999], [5000, 7500], [8000, Infinity], [0, 1000]] as const) {
+			const values = w.valuesSince(from, to);
+			expect(w.countAndSumSince(from, to)).toEqual({ count: values.length, sum: values.reduce((a, b) => a + b, 0) });
+		}
+		expect(w.countAndSumSince(5000, 8000).count).toBe(4);
+	});
+
 	it('drops out-of-order and non-finite samples', () => {
 		const w = new TimeSeriesWindow(4);
 		expect(w.add(1000, 1)).toBe(true);
