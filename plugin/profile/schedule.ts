@@ -393,13 +393,10 @@ export class StatsSchedule {
 		for (const s of due) if (s.live) this.scheduleStream(w, s, this.roundsUntil(this.periodOf(s, now)));
 		const refreshedConnections: ConnectionProfile[] = [];
 		if (transports.length > 0) {
+			// Only the answering transports' streams are grouped: a round has a few of them among hundreds.
 			const byTransport = new Map<string, StreamProfile[]>();
-			for (const p of w.profiles) {
-				if (!p) continue;
-				const group = byTransport.get(p.transportId);
-				if (group) group.push(p);
-				else byTransport.set(p.transportId, [p]);
-			}
+			for (const t of transports) if (rates.has(t)) byTransport.set(t.node.id, []);
+			for (const p of w.profiles) if (p) byTransport.get(p.transportId)?.push(p);
 			for (const t of transports) {
 				const r = rates.get(t);
 				if (w.transports.get(t.node.id) !== t) continue;
