@@ -110,3 +110,125 @@ describe('a copy with key-frame answers on', () => {
 		}
 	});
 });
+
+/**
+ * The same answers, pumped by hand so that the request meets the two awkward moments
+ * exactly: halfway through a frame, and when the pump runs late past a key frame.
+ */
+describe('a key-frame answer at an awkward moment', () => {
+	let worker: Socket;
+	let replayer: Replayer;
+	let prepared: PreparedRecording;
+	let camera: number;
+	const received: Array<Received & { marker: boolean; layer: number }> = [];
+
+	let pumpedMs = 0;
+	/**
+	 * Pumps the copy up to `nowMs` in 5 ms steps (a burst of seconds of media would overflow
+	 * the receiving socket), or in one late step with `late`; with `pli`, the request arrives first.
+	 */
+	const arrive = async (publisher: Publisher, nowMs: number, options: { pli?: number; late?: boolean } = {}): Promise<void> => {
+		if (options.pli !== undefined) {
+			const local = await from;
+			worker.send(pli(options.pli), local.port, local.address);
+			await new Promise((r) => setTimeout(r, 50));
+		}
+		for (let t = options.late ? nowMs : Math.min(pumpedMs + 5, nowMs); ; t = Math.min(t + 5, nowMs)) {
+			publisher.pump(t);
+			await new Promise((r) => setImmediate(r));
+			if (t >= nowMs) break;
+		}
+		pumpedMs = nowMs;
+		await new Promise((r) => setTimeout(r, 50));
+	};
+	// Where the copy sends from, for its key-frame requests (each test adopts a new copy).
+	let resolveFrom!: (r: RemoteInfo) => void;
+	let from!: Promise<RemoteInfo>;
+
+	beforeAll(async () => {
+		prepared = prepare(await readRecording(join(__dirname, '../fixtures/recordings/talking-head.rec.gz')));
+		camera = prepared.layers.findIndex((l) => l.stream.label === 'camera' && l.spatialIndex === 2);
+		worker = createSocket('udp4');
+		await new Promise<void>((r) => worker.bind(0, '127.0.0.1', r));
+		worker.on('message', (m, rinfo) => {
+			if (m[1]! >= 200 && m[1]! <= 206) return;
+			resolveFrom(rinfo);
+			const layer = m.readUInt32BE(8) - 2000;
+			received.push({ atMs: 0, layer, ssrc: m.readUInt32BE(8), seq: m.readUInt16BE(2), ts: m.readUInt32BE(4), marker: (m[1]! & 0x80) !== 0, keyframe: prepared.layers[layer]?.stream.kind === 'video' && isVp8KeyframeStart(m, rtpPayloadOffset(m)) });
+		});
+		replayer = new Replayer({ seed: 4 });
+	});
+
+	afterAll(() => {
+		replayer.close();
+		worker.close();
+	});
+
+	const adopt = async (): Promise<Publisher> => {
+		received.length = 0;
+		from = new Promise<RemoteInfo>((r) => (resolveFrom = r));
+		const rewrites: LayerRewrite[] = prepared.layers.map((_, i) => ({ ssrc: 2000 + i, seqAdd: 0, tsAdd: 0 }));
+		const publisher = await replayer.adopt(prepared, { rewrites, loop: true, ip: '127.0.0.1', port: worker.address().port });
+		publisher.answerKeyframeRequests();
+		publisher.start(0);
+		pumpedMs = 0;
+		return publisher;
+	};
+	/** Recording indices of the camera's key-frame starts (any of its layers), in order. */
+	const keyframes = (): number[] => {
+		const out: number[] = [];
+		const index = prepared.layers[camera]!.stream.index;
+		for (let i = 0; i < prepared.data.length; i++) if (prepared.keyframeStart[i] && prepared.layers[prepared.layerOf[i]!]!.stream.index === index) out.push(i);
+		return out;
+	};
+	const contiguous = (): void => {
+		for (let layer = 0; layer < prepared.layers.length; layer++) {
+			const mine = received.filter((p) => p.layer === layer);
+			for (let k = 1; k < mine.length; k++) expect([layer, (mine[k]!.seq - mine[k - 1]!.seq) & 0xffff]).toEqual([layer, 1]);
+		}
+	};
+
+	test('halfway through a frame: the begun frame is finished, then the next key frame follows', async () => {
+		const publisher = await adopt();
+		// A multi-packet frame of the top camera layer, after the first key frame.
+		const ks = keyframes();
+		const first = ks.find((i) => prepared.arrivalUs[i]! > 1_000_000)!;
+		let start = -1;
+		for (let i = first + 1; i < prepared.data.length && start < 0; i++) {
+			if (prepared.layerOf[i] !== camera) continue;
+			const ts = prepared.data[i]!.readUInt32BE(4);
+			const rest = [];
+			for (let j = i + 1; j < prepared.data.length && rest.length < 2; j++) if (prepared.layerOf[j] === camera && prepared.data[j]!.readUInt32BE(4) === ts) rest.push(j);
+			if (rest.length === 2 && prepared.arrivalUs[rest[0]!]! > prepared.arrivalUs[i]!) start = i;
+		}
+		expect(start).toBeGreaterThan(0);
+		const frameTs = prepared.data[start]!.readUInt32BE(4);
+		const framePackets = [...prepared.data.keys()].filter((j) => prepared.layerOf[j] === camera && prepared.data[j]!.readUInt32BE(4) === frameTs).length;
+		// Sent up to the frame's first packet only.
+		await arrive(publisher, prepared.arrivalUs[start]! / 1000);
+		await arrive(publisher, prepared.arrivalUs[start]! / 1000 + 0.001, { pli: 2000 + camera, late: true });
+		expect(publisher.keyframesAnswered).toBe(1);
+		const frame = received.filter((p) => p.layer === camera && p.ts === frameTs);
+		expect(frame).toHaveLength(framePackets);
+		expect(frame.at(-1)!.marker).toBe(true);
+		// Then the key frame, right behind it.
+		const after = received.slice(received.indexOf(frame.at(-1)!) + 1).find((p) => prepared.layers[p.layer]!.stream.index === prepared.layers[camera]!.stream.index);
+		expect(after?.keyframe).toBe(true);
+		contiguous();
+		replayer.unpublish(publisher);
+	});
+
+	test('when the pump runs late past a due key frame: it goes out as scheduled, nothing is skipped or numbered twice', async () => {
+		const publisher = await adopt();
+		const k = keyframes().find((i) => prepared.arrivalUs[i]! > 2_000_000)!;
+		const dueMs = prepared.arrivalUs[k]! / 1000;
+		await arrive(publisher, dueMs - 50);
+		// The request arrives, and the next pump comes 70 ms later, when the key frame is due.
+		await arrive(publisher, dueMs + 20, { pli: 2000 + camera, late: true });
+		expect(publisher.keyframesAnswered).toBe(0);
+		expect(publisher.skippedUs).toBe(0);
+		expect(received.filter((p) => p.keyframe && prepared.layers[p.layer]!.stream.index === prepared.layers[camera]!.stream.index).length).toBeGreaterThan(0);
+		contiguous();
+		replayer.unpublish(publisher);
+	});
+});

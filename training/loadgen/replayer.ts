@@ -290,40 +290,33 @@ export class Publisher {
 	 * Skips to the next recorded key frame of one stream, as if the encoder had made one
 	 * now: every published layer's sequence numbers stay contiguous and its timestamps keep
 	 * following the wall clock, so the worker sees no loss and no time jump, only a key frame.
-	 * Data-channel messages in the skipped span are dropped with it.
+	 * Frames already begun are finished first (an encoder never abandons a frame halfway, and
+	 * a receiver cannot tell a truncated frame without a sequence gap). Data-channel messages
+	 * in the skipped span are dropped with it.
 	 */
-	private answerKeyframeRequest(streamIndex: number, nowMs: number): void {
+	private answerKeyframeRequest(socket: Socket, streamIndex: number, nowMs: number): void {
 		const rec = this.recording;
 		const n = rec.data.length;
 		const find = (from: number): number => {
 			for (let i = from; i < n; i++) if (rec.keyframeStart[i] && this.layerState[rec.layerOf[i]!]?.prepared.stream.index === streamIndex) return i;
 			return -1;
 		};
-		const skip = (from: number, to: number): void => {
-			for (let i = from; i < to; i++) {
-				const state = this.layerState[rec.layerOf[i]!];
-				if (!state) continue;
-				state.seqAdd = (state.seqAdd - 1) & 0xffff;
-				this.skippedPackets++;
-			}
-		};
 		const positionUs = (nowMs - this.startMs) * 1000 - this.loopIndex * rec.durationUs;
 		let target = find(this.next);
-		let skippedUs: number;
-		if (target >= 0) {
-			skip(this.next, target);
-			skippedUs = rec.arrivalUs[target]! - positionUs;
-		} else {
-			// None left in this pass: the next one is in the next pass (a looping copy only).
-			const first = this.loop ? find(0) : -1;
-			if (first < 0) return;
-			skip(this.next, n);
-			this.wrap();
-			skip(0, first);
-			target = first;
-			skippedUs = rec.durationUs - positionUs + rec.arrivalUs[first]!;
-		}
+		const wraps = target < 0;
+		// None left in this pass: the next one is in the next pass (a looping copy only).
+		if (wraps) target = this.loop ? find(0) : -1;
+		if (target < 0) return;
+		const skippedUs = wraps ? rec.durationUs - positionUs + rec.arrivalUs[target]! : rec.arrivalUs[target]! - positionUs;
+		// The key frame is already due (this pump runs late): it goes out now, nothing to skip.
 		if (skippedUs <= 0) return;
+		if (wraps) {
+			this.skipPackets(socket, this.next, n, nowMs);
+			this.wrap();
+			this.skipPackets(socket, 0, target, nowMs);
+		} else {
+			this.skipPackets(socket, this.next, target, nowMs);
+		}
 		this.next = target;
 		this.startMs -= skippedUs / 1000;
 		for (const s of this.layerState) if (s) s.tsAdd = (s.tsAdd - Math.round((skippedUs / 1e6) * s.prepared.clockRate)) >>> 0;
@@ -331,6 +324,30 @@ export class Publisher {
 		if (messages) while (this.nextMessage < messages.length && messages[this.nextMessage]!.tMs * 1000 < rec.arrivalUs[target]!) this.nextMessage++;
 		this.keyframesAnswered++;
 		this.skippedUs += skippedUs;
+	}
+
+	/**
+	 * Leaves recording packets [from, to) unsent, numbering each layer on without them,
+	 * except the rest of a frame a layer has begun, which is sent now.
+	 */
+	private skipPackets(socket: Socket, from: number, to: number, nowMs: number): void {
+		const rec = this.recording;
+		const finishing = new Set<LayerState>();
+		for (const s of this.layerState) if (s && s.sentPackets > 0) finishing.add(s);
+		for (let i = from; i < to; i++) {
+			const state = this.layerState[rec.layerOf[i]!];
+			if (!state) continue;
+			if (finishing.has(state)) {
+				if (((rec.data[i]!.readUInt32BE(4) + state.tsAdd) >>> 0) === state.lastTs) {
+					this.sendPacket(socket, state, rec.data[i]!, rec.vp8Offset[i]!, nowMs);
+					continue;
+				}
+				// This layer's next frame: the begun one is complete.
+				finishing.delete(state);
+			}
+			state.seqAdd = (state.seqAdd - 1) & 0xffff;
+			this.skippedPackets++;
+		}
 	}
 
 	/** Starts the next pass over the recording, numbering on where the last one ended. */
@@ -350,7 +367,7 @@ export class Publisher {
 		const socket = this.socket;
 		if (this.closed || this.finished || !this.started || !socket) return false;
 		if (this.keyframeWantedFor !== undefined && nowMs - this.lastKeyframeAnswerMs >= KEYFRAME_ANSWER_MIN_MS) {
-			this.answerKeyframeRequest(this.keyframeWantedFor, nowMs);
+			this.answerKeyframeRequest(socket, this.keyframeWantedFor, nowMs);
 			this.keyframeWantedFor = undefined;
 			this.lastKeyframeAnswerMs = nowMs;
 		}
