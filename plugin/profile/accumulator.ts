@@ -239,7 +239,15 @@ export class StreamAccumulator {
 	layerOfPacket(ssrc: number, rid?: string): number {
 		const encodings = this.meta.encodings;
 		if (encodings.length <= 1) return 0;
-		const byId = encodings.findIndex((e) => e.ssrc === ssrc || (rid !== undefined && e.rid === rid));
+		// A loop, not findIndex: this runs for traced packets, without a closure per call.
+		let byId = -1;
+		for (let i = 0; i < encodings.length; i++) {
+			const e = encodings[i]!;
+			if (e.ssrc === ssrc || (rid !== undefined && e.rid === rid)) {
+				byId = i;
+				break;
+			}
+		}
 		if (byId >= 0 && rid !== undefined) this.layerBySsrc.set(ssrc, byId);
 		return byId >= 0 ? byId : (this.layerBySsrc.get(ssrc) ?? -1);
 	}
