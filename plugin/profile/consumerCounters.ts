@@ -23,6 +23,14 @@ const MAX_FORWARD_RATIO = 4;
  * is the live one mediasoup keeps from the worker's score events.
  */
 export class ConsumerCounters {
+	/**
+	 * The consumer's forwarded layers and score as mediasoup holds them, kept from its
+	 * `layerschange` and `score` events once `tracked` (the stats rounds set that up) and
+	 * re-read at each own round: mediasoup's getters structuredClone their value on every
+	 * read, which the derived rounds of every consumer would pay each time their producer is
+	 * refreshed. Untracked, the getters are read.
+	 */
+	readonly live: { tracked: boolean; layers: types.ConsumerLayers | undefined; score: number } = { tracked: false, layers: undefined, score: 0 };
 	/** Paused state and forwarded spatial layer at the last own round: a change calls for a fresh one. */
 	private pausedAtOwn: boolean | undefined;
 	private spatialAtOwn: number | undefined;
@@ -133,12 +141,16 @@ export class ConsumerFlows {
 	 * samples of the round come first. Returns whether, without an own answer this round, the
 	 * consumer paused, resumed or switched spatial layer since its last own round (the ratio to
 	 * its producer changes): then it asks the worker itself. Its events say so first; this
-	 * catches one that was missed. Its state is read once: mediasoup's layer and score getters
-	 * copy their value on every read.
+	 * catches one that was missed.
 	 */
 	feed(acc: StreamAccumulator, counters: ConsumerCounters, consumer: types.Consumer, at: number, own: RtpStatsSample | undefined): boolean {
 		const producer = this.producerOf(consumer.producerId);
-		const layers = consumer.currentLayers;
+		const live = counters.live;
+		if (own && live.tracked) {
+			live.layers = consumer.currentLayers;
+			live.score = consumer.score.score;
+		}
+		const layers = live.tracked ? live.layers : consumer.currentLayers;
 		const paused = consumer.paused || consumer.producerPaused;
 		const stopped = paused || (consumer.type === 'simulcast' && !layers);
 		const forwarded = !producer || stopped ? NOTHING_FORWARDED : producer.forwardedRate(consumer.type === 'simulcast' ? layers?.spatialLayer : undefined);
@@ -149,9 +161,9 @@ export class ConsumerFlows {
 			return false;
 		}
 		if (counters.canDerive(at)) {
-			const live: Pick<RtpStatsSample, 'score' | 'currentLayers'> = { score: consumer.score.score };
-			if (layers) live.currentLayers = layers;
-			acc.addRtpStats(counters.derive(at, forwarded, live)!);
+			const state: Pick<RtpStatsSample, 'score' | 'currentLayers'> = { score: live.tracked ? live.score : consumer.score.score };
+			if (layers) state.currentLayers = layers;
+			acc.addRtpStats(counters.derive(at, forwarded, state)!);
 		}
 		return counters.stateDiffers(paused, layers?.spatialLayer);
 	}

@@ -175,8 +175,23 @@ export class StatsSchedule {
 			// SCORE_STEP (mediasoup reports every one-point wobble).
 			const consumer = node.handle;
 			const observer = consumer.observer;
-			let spatial = consumer.currentLayers?.spatialLayer;
+			const current = consumer.currentLayers;
+			let spatial = current?.spatialLayer;
 			let score = consumer.score.score;
+			// What mediasoup holds, kept from its events for the rounds (see ConsumerCounters.live).
+			const live = s.consumer?.live;
+			if (live) {
+				live.tracked = true;
+				live.layers = current;
+				live.score = score;
+			}
+			const onLive = {
+				layers: (layers?: types.ConsumerLayers): void => void (live && (live.layers = layers)),
+				score: (next: types.ConsumerScore): void => void (live && (live.score = next.score)),
+			};
+			// First among the observer's listeners, so one of the app's that throws cannot hide a change from it.
+			observer.prependListener('layerschange', onLive.layers);
+			observer.prependListener('score', onLive.score);
 			const onLayers = (layers?: types.ConsumerLayers): void => {
 				if (layers?.spatialLayer === spatial) return;
 				spatial = layers?.spatialLayer;
@@ -193,6 +208,8 @@ export class StatsSchedule {
 			observer.on('pause', onPause);
 			observer.on('resume', onPause);
 			s.round.disposers.push(() => {
+				observer.off('layerschange', onLive.layers);
+				observer.off('score', onLive.score);
 				observer.off('layerschange', onLayers);
 				observer.off('score', onScore);
 				observer.off('pause', onPause);

@@ -1,4 +1,6 @@
 import { StreamAccumulator, type RtpStatsSample } from '../../plugin/profile/accumulator';
+import type { types } from 'mediasoup';
+import { ConsumerFlows } from '../../plugin/profile/consumerCounters';
 import { ConsumerCounters } from '../../plugin/profile/profiler';
 import { rtpStats } from './rtpStats';
 
@@ -154,5 +156,63 @@ describe('ConsumerCounters (pure)', () => {
 		// Once the producer's rate is known the consumer follows it (at the full rate: no share was measurable yet).
 		const next = counters.derive(6000, FORWARDED, LIVE)!;
 		expect(next.byteCount - 5 * 60_000).toBeCloseTo(100_000);
+	});
+
+	test('ConsumerFlows: a tracked consumer’s derived rounds use the layers and score its events kept (mediasoup’s getters are read only at own rounds); untracked, the getters are read', () => {
+		const reads = { layers: 0, score: 0 };
+		const state = { layers: { spatialLayer: 2, temporalLayer: 1 } as types.ConsumerLayers | undefined, score: 8, paused: false };
+		const consumer = {
+			producerId: 'p1',
+			type: 'simulcast',
+			get paused() {
+				return state.paused;
+			},
+			producerPaused: false,
+			get currentLayers() {
+				reads.layers++;
+				return state.layers && { ...state.layers };
+			},
+			get score() {
+				reads.score++;
+				return { score: state.score, producerScore: 10, producerScores: [10, 10, 10] };
+			},
+		} as unknown as types.Consumer;
+		const producer = { forwardedRate: (layer?: number) => (layer === 2 ? FORWARDED : NOTHING) };
+		const flows = new ConsumerFlows(() => producer as unknown as StreamAccumulator);
+		const meta = { streamId: 'c1', entity: 'consumer' as const, kind: 'video' as const, workerId: 'w', routerId: 'r', transportId: 't', producerId: 'p1', encodings: [{ ssrc: SSRC }] };
+
+		// Untracked: the getters every round, as the truth.
+		const plain = new ConsumerCounters();
+		const plainAcc = new StreamAccumulator(meta);
+		expect(flows.feed(plainAcc, plain, consumer, 0, own(0, 0, 0))).toBe(false);
+		expect(flows.feed(plainAcc, plain, consumer, 1000, undefined)).toBe(false);
+		expect(reads).toEqual({ layers: 2, score: 1 });
+
+		// Tracked: what the events said; the own round re-reads (and so corrects a missed event).
+		const counters = new ConsumerCounters();
+		counters.live.tracked = true;
+		counters.live.layers = state.layers;
+		counters.live.score = state.score;
+		const acc = new StreamAccumulator(meta);
+		reads.layers = reads.score = 0;
+		expect(flows.feed(acc, counters, consumer, 0, own(0, 0, 0))).toBe(false);
+		expect(reads).toEqual({ layers: 1, score: 1 });
+		expect(flows.feed(acc, counters, consumer, 1000, undefined)).toBe(false);
+		expect(flows.feed(acc, counters, consumer, 2000, undefined)).toBe(false);
+		expect(reads).toEqual({ layers: 1, score: 1 });
+		// Same flow as the untracked consumer's: it forwards the top layer at the producer's rate.
+		expect(acc.currentBitrateBps).toBeCloseTo(plainAcc.currentBitrateBps);
+		expect(acc.currentBitrateBps).toBeCloseTo(FORWARDED.bps);
+		// A layer switch the events reported: the state differs from the own round's, so it asks next round.
+		counters.live.layers = { spatialLayer: 1, temporalLayer: 1 };
+		counters.live.score = 5;
+		expect(flows.feed(acc, counters, consumer, 3000, undefined)).toBe(true);
+		expect(acc.currentBitrateBps).toBe(0);
+		expect(acc.profileFrom(acc.profile(3000), 3000).flow.score).toBe(5);
+		// An own round re-reads mediasoup's state: the event's figures give way to the truth.
+		expect(flows.feed(acc, counters, consumer, 4000, own(4000, 10_000, 10))).toBe(false);
+		expect(counters.live.layers).toEqual(state.layers);
+		expect(counters.live.score).toBe(8);
+		expect(reads).toEqual({ layers: 2, score: 2 });
 	});
 });
