@@ -514,7 +514,9 @@ export class StatsSchedule {
 					}
 					const current = s.node.handle.currentLayers;
 					const answeredAt = Date.now();
-					own.set(s, { ...rtpSample(answeredAt, out), ...(current ? { currentLayers: current } : {}) });
+					const sample = rtpSample(answeredAt, out);
+					if (current) sample.currentLayers = current;
+					own.set(s, sample);
 					// The answer carries the producer's stream: an audio producer's whole flow (one stream),
 					// so it need not ask the worker itself this period.
 					const producer = this.producers.get(s.node.producerId);
@@ -650,22 +652,25 @@ export function rtpSample(atMs: number, stats: ReadonlyArray<types.RtpStreamRecv
 		score = score === undefined ? st.score : Math.min(score, st.score);
 		if (st.roundTripTime !== undefined) rtt = Math.max(rtt ?? 0, st.roundTripTime);
 	}
-	return {
+	const layers: RtpStatsSample['layers'] = [];
+	for (const st of stats) {
+		// Assigned, not spread: this runs for every stats answer.
+		const layer: RtpStatsSample['layers'][number] = { ssrc: st.ssrc, byteCount: st.byteCount, packetCount: st.packetCount };
+		if (st.rid) layer.rid = st.rid;
+		layers.push(layer);
+	}
+	const sample: RtpStatsSample = {
 		atMs,
 		byteCount: bytes,
 		packetCount: packets,
-		layers: stats.map((st) => ({
-			ssrc: st.ssrc,
-			...(st.rid ? { rid: st.rid } : {}),
-			byteCount: st.byteCount,
-			packetCount: st.packetCount,
-		})),
+		layers,
 		fractionLost,
 		jitter,
 		nackCount: nack,
 		pliCount: pli,
 		firCount: fir,
-		...(score !== undefined ? { score } : {}),
-		...(rtt !== undefined ? { roundTripTimeMs: rtt } : {}),
 	};
+	if (score !== undefined) sample.score = score;
+	if (rtt !== undefined) sample.roundTripTimeMs = rtt;
+	return sample;
 }

@@ -1,8 +1,37 @@
 import { hotContributors, HOT_SHARE_OF_CAPACITY } from '../../plugin/profile/hot';
-import { RateAverage, takeDue } from '../../plugin/profile/schedule';
+import type { types } from 'mediasoup';
+import { RateAverage, rtpSample, takeDue } from '../../plugin/profile/schedule';
 import type { WorkerPrediction } from '../../plugin/predict/types';
 
 describe('schedule helpers (pure)', () => {
+	test('rtpSample sums counters over the streams of an answer, keeps each layer (its rid only when it has one), the worst loss, jitter and score, the longest RTT', () => {
+		const stream = (over: Partial<types.RtpStreamSendStats>): types.RtpStreamSendStats =>
+			({ type: 'outbound-rtp', timestamp: 0, ssrc: 1, kind: 'video', mimeType: 'video/VP8', packetsLost: 0, fractionLost: 0, packetsDiscarded: 0, packetsRetransmitted: 0, packetsRepaired: 0, nackCount: 0, nackPacketCount: 0, pliCount: 0, firCount: 0, score: 10, packetCount: 0, byteCount: 0, bitrate: 0, ...over }) as types.RtpStreamSendStats;
+		const sample = rtpSample(5000, [
+			stream({ ssrc: 11, rid: 'r0', byteCount: 1000, packetCount: 10, fractionLost: 3, nackCount: 1, pliCount: 2, firCount: 0, score: 9, roundTripTime: 20 }),
+			stream({ ssrc: 12, byteCount: 4000, packetCount: 30, fractionLost: 7, nackCount: 2, pliCount: 1, firCount: 1, score: 7, roundTripTime: 35 }),
+		]);
+		expect(sample).toEqual({
+			atMs: 5000,
+			byteCount: 5000,
+			packetCount: 40,
+			layers: [
+				{ ssrc: 11, rid: 'r0', byteCount: 1000, packetCount: 10 },
+				{ ssrc: 12, byteCount: 4000, packetCount: 30 },
+			],
+			fractionLost: 7,
+			jitter: 0,
+			nackCount: 3,
+			pliCount: 3,
+			firCount: 1,
+			score: 7,
+			roundTripTimeMs: 35,
+		});
+		expect('rid' in sample.layers[1]!).toBe(false);
+		const empty = rtpSample(1, []);
+		expect('score' in empty || 'roundTripTimeMs' in empty).toBe(false);
+	});
+
 	test('takeDue returns each due item once, skips entries left behind by a reschedule, and keeps later buckets', () => {
 		const a = { id: 'a', due: 3 };
 		const b = { id: 'b', due: 5 };
