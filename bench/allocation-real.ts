@@ -12,7 +12,11 @@
  * the policy differs), interleaved: repetition r plays its seed under each policy, in an
  * order rotated by r, so drifting machine load does not favour one.
  *
- * Figures (definitions: docs/allocation-metrics.md, "Real-worker run"):
+ * The defaults (grid-meetings at ~48 peers, 45 s, 15 % of a core per worker, four policies so
+ * that three seeds fit in about 10 min) were chosen on tuning seeds 1–3 only: there the
+ * baselines' summed CPU stayed within the total budget while single workers went over the line.
+ *
+ * Figures (definitions: docs/allocation-metrics.md, "Real workers"):
  *   - exposure: consumer-seconds on workers whose measured CPU is above 85 % of the budget;
  *   - quality cost, from the receivers (a UDP sink of this process reads the SSRC of every
  *     packet each consumer delivers) and the audit log:
