@@ -68,6 +68,7 @@ import { ScenarioRun } from '../training/loadgen/runner';
 import type { Recording } from '../training/record/format';
 import { MEDIA_CODECS } from '../training/media/rig';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseSeeds } from './support/seeds';
 
 const { values } = parseArgs({
 	options: {
@@ -83,16 +84,6 @@ const { values } = parseArgs({
 		combine: { type: 'string' },
 	},
 });
-
-function parseSeeds(spec: string): number[] {
-	const out: number[] = [];
-	for (const part of spec.split(',')) {
-		const [a, b] = part.split('-').map(Number);
-		if (!Number.isInteger(a) || (b !== undefined && !Number.isInteger(b))) throw new Error(`--seeds ${spec}: expected N, N-M or a comma list of those`);
-		for (let x = a!; x <= (b ?? a!); x++) out.push(x);
-	}
-	return out;
-}
 
 const SEEDS = parseSeeds(values.seeds);
 const FAMILY = FAMILIES.find((f) => f === values.family);

@@ -35,6 +35,7 @@ import { simulate, SIM_DEFAULTS, type SimTick } from '../plugin/allocate/sim/sim
 import { fixedPlacementSlack, fluidSecond, repackSecond, type OracleOptions } from '../plugin/allocate/sim/oracle';
 import { TRUTH } from '../plugin/allocate/sim/groundTruth';
 import { meanSlack, median, type ScenarioMetrics } from '../plugin/allocate/sim/metrics';
+import { parseSeeds } from './support/seeds';
 
 const { values } = parseArgs({
 	options: {
@@ -82,15 +83,6 @@ const FAMILY_PEERS: Readonly<Record<Family, number>> = {
 	'audio-stage': 1700,
 	'breakout-rooms': 120,
 };
-function parseSeeds(spec: string): number[] {
-	const out: number[] = [];
-	for (const part of spec.split(',')) {
-		const [a, b] = part.split('-').map(Number);
-		if (!Number.isInteger(a) || (b !== undefined && !Number.isInteger(b))) throw new Error(`--seeds ${spec}: expected N, N-M or a comma list of those`);
-		for (let x = a!; x <= (b ?? a!); x++) out.push(x);
-	}
-	return out;
-}
 const workers = Number(values.workers);
 const durationS = Number(values.duration ?? (values.legacy ? 600 : 240));
 const familyFilter = new Set(values.families.split(','));
