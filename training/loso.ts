@@ -3,7 +3,7 @@
  *
  *   npx tsx training/loso.ts [--sessions models/default/sessions] [--score evaluation|tuning]
  *       [--report models/default/REPORT.md] [--first-eval-seed 10002] [--bias-alpha 0] [--level-half-life 1.5]
- *       [--trend-weight 0] [--band-combine max|worker] [--band-scale change|none] [--no-band-prior] [--no-guard]
+ *       [--trend-weight 0] [--band-combine max|worker] [--no-band-prior] [--no-guard]
  *
  * A family is a scenario (a shipped scenario file, or a generated family named by its
  * structure). For each family F: everything learned offline (the cost prior of the
@@ -53,8 +53,6 @@ export interface LosoOptions {
 	trendWeight: number;
 	guard: boolean;
 	bandCombine: 'worker' | 'max';
-	/** The anchored predictor's band: scaled by the worker's level of change (default) or raw errors. */
-	bandScale?: 'change' | 'none';
 	/** Seed the host's band with the predictor's errors on the training families. */
 	bandPrior: boolean;
 	/** In evaluation mode, the sessions scored are those with a seed at least this (≥ 10000)… */
@@ -110,13 +108,13 @@ const gain = (served: number, baseline: number): number => 1 - served / baseline
 export function foldEngine(
 	train: readonly TrainingExample[],
 	trainSessions: readonly SessionData[],
-	options: Pick<LosoOptions, 'levelHalfLifeS' | 'trendWeight' | 'bandCombine' | 'bandScale' | 'bandPrior' | 'biasAlpha' | 'guard'>,
+	options: Pick<LosoOptions, 'levelHalfLifeS' | 'trendWeight' | 'bandCombine' | 'bandPrior' | 'biasAlpha' | 'guard'>,
 ): { engine: RecordingEngine; prior: CostCoefficients; knn: () => KnnPredictor } {
 	const prior = train.length > 0 ? fitCostCoefficients(calibrationRows(train), { prior: DEFAULT_COSTS }) : DEFAULT_COSTS;
 	const idle = idleLevel(trainSessions);
 	const knnHistory = observedProfiles(train, idle);
 	const knn = () => new KnnPredictor(knnHistory, { base: idle });
-	const settings = { levelHalfLifeS: options.levelHalfLifeS, trendWeight: options.trendWeight, bandCombine: options.bandCombine, bandScale: options.bandScale ?? 'change' };
+	const settings = { levelHalfLifeS: options.levelHalfLifeS, trendWeight: options.trendWeight, bandCombine: options.bandCombine };
 	// The band's prior: this predictor's own errors on the other families' sessions, replayed in time order.
 	const rehearsal = new AnchoredPredictor({ ...settings, calibration: new HostCalibration({ prior }) });
 	for (const e of [...train].sort((a, b) => a.snapshot.now - b.snapshot.now)) rehearsal.predict([e.snapshot]);
@@ -323,7 +321,6 @@ async function main(argv: string[]): Promise<void> {
 			'trend-weight': { type: 'string', default: '0' },
 			'no-guard': { type: 'boolean', default: false },
 			'band-combine': { type: 'string', default: 'max' },
-			'band-scale': { type: 'string', default: 'change' },
 			'no-band-prior': { type: 'boolean', default: false },
 			'first-eval-seed': { type: 'string', default: String(FIRST_FRESH_SEED) },
 		},
@@ -337,7 +334,6 @@ async function main(argv: string[]): Promise<void> {
 		trendWeight: Number(values['trend-weight']),
 		guard: !values['no-guard'],
 		bandCombine: values['band-combine'] === 'worker' ? 'worker' : 'max',
-		bandScale: values['band-scale'] === 'none' ? 'none' : 'change',
 		bandPrior: !values['no-band-prior'],
 		firstEvalSeed: Number(values['first-eval-seed']),
 	};

@@ -17,17 +17,10 @@
  * - With nothing known, every stream's future equals its present and the forecast is the
  *   level: last value (smoothed), never a learned level that can be biased.
  *
- * The p95 is the forecast plus a conformal band: each matured CPU error (actual − forecast)
- * is divided by the worker's level of change when the forecast was made, and the band is
- * the 95th percentile of those scores times the worker's level of change now. The level of
- * change is CHANGE_FLOOR_PP, plus how far the CPU rose over the last RISE_WINDOW_S (the
- * minimum of that window to the latest sample), plus JOIN_WEIGHT_PP·√(joins in the last
- * JOIN_WINDOW_S) (arrival pressure: most of a 15 s error is joins and leaves still to
- * come). A worker whose load is moving gets a wide band and a calm one a narrow band from
- * the same scores, so scores matured on other workers (or on recorded sessions of other
- * traffic) carry over where raw errors in pp do not. Scores are kept per worker and per
- * host; a worker with too few uses the host's; before any, Z95·σ of past h-second changes
- * and at least half the level plus 1 pp. `bandScale: 'none'` keeps raw errors.
+ * The p95 is the forecast plus the 95th percentile of this predictor's own matured CPU
+ * errors on the worker (split-conformal on the live stream); for a worker too new to have
+ * enough, those of every worker of the host; before any, Z95·σ of past h-second changes
+ * and at least half the level plus 1 pp.
  *
  * Attribution is exact: a stream's cost is θ·x_s at the horizon; the base is the level
  * minus the streams' present costs, plus pending joins.
@@ -86,11 +79,6 @@ export interface AnchoredOptions {
 	 * Default 'max'.
 	 */
 	bandCombine?: 'worker' | 'max';
-	/**
-	 * 'change' (default): errors are scored relative to the worker's level of change when the
-	 * forecast was made and the band scales with the level of change now; 'none': raw errors.
-	 */
-	bandScale?: 'change' | 'none';
 	/** Matured errors kept per worker and horizon for the p95. Default 300. */
 	bandSamples?: number;
 	/** Below this many matured errors the p95 comes from past h-second changes. Default 20. */
@@ -103,8 +91,6 @@ interface PendingForecast {
 	dueTs: number;
 	h: HorizonS;
 	cpu: number;
-	/** The worker's level of change when the forecast was made (1 without scaling). */
-	scale: number;
 }
 
 interface WorkerState {
@@ -128,21 +114,6 @@ interface WorkerState {
  */
 const COLD_BAND_SHARE = 0.5;
 const COLD_BAND_PP = 1;
-
-/*
- * The level of change the band scales with (see the header). Chosen on the tuning seeds
- * (seeds < 10000, leave one family out) among scales built from the worker's recent CPU
- * rise, its 1-second changes, its level and its recent joins, by how many families' p95
- * coverage fell within 0.90–0.97 and how far the worst one was from 0.935.
- */
-/** Least level of change, CPU pp: a flat measurement does not promise a flat future. */
-export const CHANGE_FLOOR_PP = 1;
-/** Window of the CPU rise, seconds. */
-export const RISE_WINDOW_S = 5;
-/** Window of the joins counted as arrival pressure, seconds. */
-export const JOIN_WINDOW_S = 10;
-/** CPU pp of level of change per √join in JOIN_WINDOW_S. */
-export const JOIN_WEIGHT_PP = 1;
 
 /** Matured errors kept for the host's band: many workers' recent minutes. */
 const HOST_ERRORS_KEPT = 2000;
@@ -174,7 +145,6 @@ export class AnchoredPredictor implements Predictor {
 	/** Matured errors of every worker of the host: the band of a worker too new to have its own. */
 	private readonly hostErrors: Record<HorizonS, number[]>;
 	private readonly bandCombine: 'worker' | 'max';
-	private readonly bandScale: 'change' | 'none';
 	private readonly hostBand: Partial<Record<HorizonS, number>> = {};
 
 	constructor(options: AnchoredOptions = {}) {
@@ -190,7 +160,6 @@ export class AnchoredPredictor implements Predictor {
 		this.minBandSamples = options.minBandSamples ?? 20;
 		this.trendWeight = options.trendWeight ?? 0;
 		this.bandCombine = options.bandCombine ?? 'max';
-		this.bandScale = options.bandScale ?? 'change';
 		const prior = (h: HorizonS): number[] => [...(options.priorErrors?.[h] ?? [])].slice(-HOST_ERRORS_KEPT);
 		this.hostErrors = { 5: prior(5), 15: prior(15), 30: prior(30) };
 		this.trendWindowS = options.trendWindowS ?? 10;
@@ -306,15 +275,14 @@ export class AnchoredPredictor implements Predictor {
 		});
 		const totals = { 5: sums[5].cpuPct, 15: sums[15].cpuPct, 30: sums[30].cpuPct } as Record<HorizonS, number>;
 		const history = !past && state.samples.length > snap.samples.length ? state.samples : snap.samples;
-		const scale = this.bandScale === 'change' ? changeLevel(history, snap.events, snap.now) : 1;
 		const spread: PerHorizon = perHorizon((h) => {
 			const own = state.errors[h].length >= this.minBandSamples ? (state.band[h] ??= quantile(state.errors[h], 0.95)) : undefined;
 			const host = this.hostErrors[h].length >= this.minBandSamples ? (this.hostBand[h] ??= quantile(this.hostErrors[h], 0.95)) : undefined;
 			const learned = own === undefined ? host : host === undefined || this.bandCombine === 'worker' ? own : Math.max(own, host);
-			const cpuSpread = learned !== undefined ? Math.max(0, learned) * scale : Math.max(laggedSpread(history, 'cpuPct', h), COLD_BAND_SHARE * Math.max(level, 0) + COLD_BAND_PP);
+			const cpuSpread = learned !== undefined ? Math.max(0, learned) : Math.max(laggedSpread(history, 'cpuPct', h), COLD_BAND_SHARE * Math.max(level, 0) + COLD_BAND_PP);
 			return { cpuPct: cpuSpread, rssBytes: laggedSpread(history, 'rssBytes', h), ingressBps: 0, egressBps: 0 };
 		});
-		if (fresh) for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h], scale });
+		if (fresh) for (const h of HORIZONS_S) state.pending.push({ dueTs: snap.now + h * 1000, h, cpu: totals[h] });
 		// Streams carry no spread of their own, so the worker's p95 is its mean plus the band.
 		const horizons = {} as WorkerPrediction['horizons'];
 		for (const h of HORIZONS_S) {
@@ -354,19 +322,18 @@ export class AnchoredPredictor implements Predictor {
 		return X;
 	}
 
-	/** Signed errors (actual − forecast) of this worker's forecasts due at `ts`, over their scale. */
+	/** Signed errors (actual − forecast) of this worker's forecasts due at `ts`. */
 	private matureErrors(state: WorkerState, ts: number, cpu: number): void {
 		const keep: PendingForecast[] = [];
 		for (const p of state.pending) {
 			if (Math.abs(p.dueTs - ts) <= MATCH_TOLERANCE_MS) {
 				const errs = state.errors[p.h];
 				state.band[p.h] = undefined;
-				const score = (cpu - p.cpu) / p.scale;
-				errs.push(score);
+				errs.push(cpu - p.cpu);
 				if (errs.length > this.bandSamples) errs.shift();
 				const host = this.hostErrors[p.h];
 				this.hostBand[p.h] = undefined;
-				host.push(score);
+				host.push(cpu - p.cpu);
 				if (host.length > HOST_ERRORS_KEPT) host.shift();
 			} else if (p.dueTs > ts) keep.push(p);
 		}
@@ -458,7 +425,7 @@ export class AnchoredPredictor implements Predictor {
 		return s;
 	}
 
-	/** The host's matured CPU errors per horizon, over their scale (a prior for another predictor's band with the same `bandScale`). */
+	/** The host's matured CPU errors per horizon (a prior for another predictor's band). */
 	errorSample(): Record<HorizonS, number[]> {
 		return { 5: [...this.hostErrors[5]], 15: [...this.hostErrors[15]], 30: [...this.hostErrors[30]] };
 	}
@@ -466,27 +433,6 @@ export class AnchoredPredictor implements Predictor {
 	coefficients(): CostCoefficients {
 		return this.calibration.coefficients();
 	}
-}
-
-/**
- * The worker's level of change at `now`: CHANGE_FLOOR_PP, plus the CPU rise over the last
- * RISE_WINDOW_S of `samples` (latest minus that window's minimum, never negative), plus
- * JOIN_WEIGHT_PP·√(joins among `events` in the last JOIN_WINDOW_S).
- */
-export function changeLevel(samples: readonly WorkerLoadSample[], events: WorkerSnapshot['events'], now: number): number {
-	let rise = 0;
-	const n = samples.length;
-	if (n > 0) {
-		const latest = samples[n - 1]!;
-		const from = latest.ts - RISE_WINDOW_S * 1000;
-		let low = latest.cpuPct;
-		for (let i = n - 2; i >= 0 && samples[i]!.ts > from; i--) low = Math.min(low, samples[i]!.cpuPct);
-		rise = latest.cpuPct - low;
-	}
-	let joins = 0;
-	const since = now - JOIN_WINDOW_S * 1000;
-	for (const e of events) if (e.type === 'join' && e.ts > since && e.ts <= now) joins++;
-	return CHANGE_FLOOR_PP + rise + JOIN_WEIGHT_PP * Math.sqrt(joins);
 }
 
 /** The consumer with the median packet rate among `consumers`: its packet and bit rates. */
