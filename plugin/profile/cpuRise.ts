@@ -9,7 +9,13 @@
  *  - sustained: the slope is fitted over RISE_WINDOW_MS (at least RISE_MIN_SAMPLES readings);
  *  - large: at least RISING_CPU_PCT_PER_S, i.e. 10 points of a core over the window;
  *  - significant: the slope is at least RISE_MIN_T standard errors from zero, so a window
- *    whose readings scatter widely needs a clearer trend than a quiet one.
+ *    whose readings scatter widely needs a clearer trend than a quiet one;
+ *  - a slope, not a jump: the line must fit the window's readings better than the best single
+ *    step between two flat levels does. A load that moved once (a neighbour's process on a
+ *    shared host, a batch of joins that is over, a phase of the app) fits a step, and a line
+ *    through a step is steep for the whole window it spends in it (a jump of 7 points of a
+ *    core in mid-window fits 1 %/s). The fast tier is there for a load that keeps
+ *    rising; a settled one is seen at the slow tier's next round.
  * A rise is one episode: it fires once when it starts, and renews the fast tier every
  * renewEveryMs while it goes on (the slope stays above RISE_END_PCT_PER_S: hysteresis, so a
  * rise that flattens near the threshold does not start a new episode at every wobble).
@@ -37,12 +43,14 @@ export interface LineFit {
 	slopePerS: number;
 	/** Standard error of the slope (Infinity with fewer than 3 readings or all at one time). */
 	slopeStdErrPerS: number;
+	/** Sum of squared residuals about the line (points of a core squared). */
+	residualSs: number;
 }
 
 /** Least-squares line through the readings, with its slope's standard error. One pass for the sums. */
 export function fitLine(samples: ReadonlyArray<{ ts: number; pct: number }>): LineFit {
 	const n = samples.length;
-	if (n < 2) return { slopePerS: 0, slopeStdErrPerS: Infinity };
+	if (n < 2) return { slopePerS: 0, slopeStdErrPerS: Infinity, residualSs: 0 };
 	// Times relative to the first reading in seconds: epoch milliseconds squared lose precision.
 	const t0 = samples[0]!.ts;
 	let st = 0;
@@ -59,13 +67,42 @@ export function fitLine(samples: ReadonlyArray<{ ts: number; pct: number }>): Li
 		spp += s.pct * s.pct;
 	}
 	const sxx = stt - (st * st) / n;
-	if (!(sxx > 0)) return { slopePerS: 0, slopeStdErrPerS: Infinity };
+	const syy = Math.max(0, spp - (sp * sp) / n);
+	if (!(sxx > 0)) return { slopePerS: 0, slopeStdErrPerS: Infinity, residualSs: syy };
 	const sxy = stp - (st * sp) / n;
-	const syy = spp - (sp * sp) / n;
 	const slope = sxy / sxx;
-	if (n < 3) return { slopePerS: slope, slopeStdErrPerS: Infinity };
 	const residual = Math.max(0, syy - slope * sxy);
-	return { slopePerS: slope, slopeStdErrPerS: Math.sqrt(residual / (n - 2) / sxx) };
+	if (n < 3) return { slopePerS: slope, slopeStdErrPerS: Infinity, residualSs: residual };
+	return { slopePerS: slope, slopeStdErrPerS: Math.sqrt(residual / (n - 2) / sxx), residualSs: residual };
+}
+
+/**
+ * Sum of squared residuals of the best fit of the readings, in time order, by two flat levels
+ * (one step between consecutive readings, at least two readings on each side). Infinity with
+ * fewer than four readings. Prefix sums: one pass, then one per split.
+ */
+export function bestStepSs(samples: ReadonlyArray<{ ts: number; pct: number }>): number {
+	const n = samples.length;
+	if (n < 4) return Infinity;
+	let total = 0;
+	let totalSq = 0;
+	for (const s of samples) {
+		total += s.pct;
+		totalSq += s.pct * s.pct;
+	}
+	let best = Infinity;
+	let left = 0;
+	let leftSq = 0;
+	for (let k = 1; k <= n - 2; k++) {
+		const x = samples[k - 1]!.pct;
+		left += x;
+		leftSq += x * x;
+		if (k < 2) continue;
+		const right = total - left;
+		const ss = leftSq - (left * left) / k + (totalSq - leftSq - (right * right) / (n - k));
+		if (ss < best) best = ss;
+	}
+	return Math.max(0, best);
 }
 
 export type RiseSignal = 'start' | 'renew' | undefined;
@@ -96,6 +133,7 @@ export class CpuRise {
 			return 'renew';
 		}
 		if (fit.slopePerS < RISING_CPU_PCT_PER_S || fit.slopePerS < RISE_MIN_T * fit.slopeStdErrPerS) return undefined;
+		if (bestStepSs(samples) <= fit.residualSs) return undefined;
 		this.inEpisode = true;
 		this.lastFireMs = ts;
 		return 'start';

@@ -1,4 +1,4 @@
-import { CpuRise, fitLine, type RiseSignal } from '../../plugin/profile/cpuRise';
+import { bestStepSs, CpuRise, fitLine, type RiseSignal } from '../../plugin/profile/cpuRise';
 import { Rng } from '../../plugin/util/rng';
 
 /** Feeds one reading per second from `fromS` to `toS` (exclusive); returns the signals with their second. */
@@ -34,6 +34,24 @@ describe('fitLine', () => {
 	});
 });
 
+describe('bestStepSs', () => {
+	const at = (pcts: number[]): Array<{ ts: number; pct: number }> => pcts.map((pct, s) => ({ ts: s * 1000, pct }));
+
+	test('an exact step fits with no residual; a line does not fit a step, nor a step a line', () => {
+		expect(bestStepSs(at([10, 10, 10, 25, 25, 25, 25]))).toBeCloseTo(0, 9);
+		// 0..5: best split 3|3, each half 0,1,2 about its mean 1: 2 + 2.
+		expect(bestStepSs(at([0, 1, 2, 3, 4, 5]))).toBeCloseTo(4, 9);
+		expect(fitLine(at([10, 10, 10, 25, 25, 25])).residualSs).toBeGreaterThan(50);
+		expect(fitLine(at([0, 1, 2, 3, 4, 5])).residualSs).toBeCloseTo(0, 9);
+	});
+
+	test('at least two readings on each side of the step; none with fewer than four readings', () => {
+		// A lone first or last reading is no level: 50, 0, 0, 0 fits 50, 0 | 0, 0 best (1250).
+		expect(bestStepSs(at([50, 0, 0, 0]))).toBeCloseTo(1250, 9);
+		expect(bestStepSs(at([1, 2, 3]))).toBe(Infinity);
+	});
+});
+
 describe('CpuRise (the rising-CPU trigger)', () => {
 	test('an hour of trendless noise, with the slow tier\'s 5 s request bursts on top, starts a rise at most a few times', () => {
 		const rng = new Rng(11);
@@ -44,6 +62,22 @@ describe('CpuRise (the rising-CPU trigger)', () => {
 		expect(starts(signals).length).toBeLessThanOrEqual(3);
 		// A chance start is short: the slope falls back under the end threshold within the window.
 		expect(signals.filter(([, k]) => k === 'renew').length).toBeLessThanOrEqual(3);
+	});
+
+	test('a jump is no rise: a load that moved once and stayed starts nothing, a ramp to the same level does', () => {
+		// 12 points of a core at once: a line through the window that holds the step is 1.8 %/s,
+		// well over the start threshold and significant, but a step fits the readings better.
+		for (let seed = 20; seed < 30; seed++) {
+			const rng = new Rng(seed);
+			expect(starts(feed(new CpuRise(5000), 0, 60, (s) => 20 + (s >= 30 ? 12 : 0) + rng.normal(0, 0.5)))).toEqual([]);
+		}
+		// The same 12 points over 10 s: one rise, started while it goes on.
+		for (let seed = 30; seed < 40; seed++) {
+			const rng = new Rng(seed);
+			const ramp = starts(feed(new CpuRise(5000), 0, 60, (s) => 20 + 1.2 * Math.min(10, Math.max(0, s - 30)) + rng.normal(0, 0.5)));
+			expect(ramp).toHaveLength(1);
+			expect(ramp[0]).toBeLessThan(40);
+		}
 	});
 
 	test('a lone spike is no rise, however high', () => {
