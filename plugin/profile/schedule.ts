@@ -10,10 +10,14 @@
  *    top contributor on a worker predicted hot (the last two come from Foresight).
  *  - Audio producers are refreshed from their consumers' answers (a consumer's
  *    getStats() carries its producer's stream); they ask the worker themselves only
- *    when no consumer answered within their tier's period, which caps their staleness.
- *  - Consumers ask the worker every consumerStatsEveryMs and right after a score,
- *    layerschange, pause or resume; in between their flow follows their producer's each
- *    time the producer is refreshed (ConsumerFlows).
+ *    when no consumer answers in the round they are due and none answered within their
+ *    staleness cap (see audioProducerAsks): in the slow tier that is a consumer's period,
+ *    since consumers spread over it answer at least that often; in the fast tier its period.
+ *  - Consumers ask the worker every consumerStatsEveryMs, the second time at a random
+ *    phase within it (a room's consumers join together; spread, each audio producer's
+ *    consumers answer for it at different times), and right after a score, layerschange,
+ *    pause or resume; in between their flow follows their producer's each time the
+ *    producer is refreshed (ConsumerFlows).
  *  - Transports every transportStatsEveryMs; a connection profile is built only when its
  *    transport answers (between answers the worker's network is the sum of its streams'
  *    flows, which is what the predictor reads).
@@ -76,6 +80,10 @@ export interface RoundState {
 	fastUntilMs: number;
 	/** When its accumulator last got a sample (own answer, or a consumer's for audio producers). */
 	sampledAtMs: number;
+	/** Audio producers: when a consumer's answer last carried their stream (undefined: never). */
+	consumerSampledAtMs?: number;
+	/** Consumers: their periodic own rounds have been put at a random phase (see the header). */
+	spread?: boolean;
 	/** Moving average of its rate, for the rate-change trigger. */
 	rate?: RateAverage;
 	/** Listeners on the app's entity. */
@@ -340,10 +348,26 @@ export class StatsSchedule {
 		const answers: Array<Promise<void>> = [];
 		const own = new Map<ProfiledStream, RtpStatsSample>();
 		const refreshed = new Set<ProfiledStream>();
+		// Audio producers one of whose consumers asks this round: its answer carries their stream.
+		let answeredFor: Set<string> | undefined;
+		for (const s of due) {
+			if (!s.live || s.node.kind !== 'consumer') continue;
+			const producer = this.producers.get(s.node.producerId);
+			if (producer?.node.kind === 'producer' && producer.node.mediaKind === 'audio') (answeredFor ??= new Set()).add(producer.node.id);
+		}
 		for (const s of due) {
 			if (!s.live) continue;
-			// An audio producer a consumer answered for within its period needs no request of its own.
-			if (s.node.kind === 'producer' && s.node.mediaKind === 'audio' && at - s.round.sampledAtMs < this.periodOf(s, at)) continue;
+			if (s.node.kind === 'producer' && s.node.mediaKind === 'audio') {
+				const asks = audioProducerAsks({
+					nowMs: at,
+					fast: at < s.round.fastUntilMs,
+					periodMs: this.periodOf(s, at),
+					consumerEveryMs: this.options.consumerStatsEveryMs + this.options.statsIntervalMs,
+					consumerSampledAtMs: s.round.consumerSampledAtMs,
+					consumerAnswersNow: answeredFor?.has(s.node.id) ?? false,
+				});
+				if (!asks) continue;
+			}
 			answers.push(this.collect(s, at, own, refreshed));
 		}
 		const connectionsDue = dueTransports.filter((t) => this.registry.has(t.node.id));
@@ -407,7 +431,15 @@ export class StatsSchedule {
 			}
 		}
 		// Every due stream waits for its next round, refreshed or not (an audio producer whose consumers answered).
-		for (const s of due) if (s.live) this.scheduleStream(w, s, this.roundsUntil(this.periodOf(s, now)));
+		for (const s of due) {
+			if (!s.live) continue;
+			let delayMs = this.periodOf(s, now);
+			if (s.node.kind === 'consumer' && own.has(s) && !s.round.spread) {
+				s.round.spread = true;
+				delayMs = nextDueMs(0, delayMs, true);
+			}
+			this.scheduleStream(w, s, this.roundsUntil(delayMs));
+		}
 		const refreshedConnections: ConnectionProfile[] = [];
 		if (transports.length > 0) {
 			// Only the answering transports' streams are grouped: a round has a few of them among hundreds.
@@ -523,6 +555,7 @@ export class StatsSchedule {
 					if (inbound && producer?.live && producer.node.kind === 'producer' && producer.node.mediaKind === 'audio' && producer.round.sampledAtMs < at) {
 						producer.acc.addRtpStats(rtpSample(answeredAt, [inbound]));
 						producer.round.sampledAtMs = at;
+						producer.round.consumerSampledAtMs = at;
 						if (producer.node.workerId === s.node.workerId) refreshed.add(producer);
 					}
 					break;
@@ -547,6 +580,28 @@ export class StatsSchedule {
 			this.meter.swallowed(`${s.node.kind}Stats`, error, { streamId: s.node.id }, s.node.handle.closed);
 		}
 	}
+}
+
+/**
+ * Whether an audio producer due this round asks the worker for its stats itself. Not when
+ * one of its consumers asks this round (that answer carries the producer's stream), nor
+ * when a consumer's answer carried it within its staleness cap: its period in the fast tier;
+ * in the slow tier the longer of its period and a consumer's (`consumerEveryMs`), since each
+ * consumer answers at least that often and several, spread over the period, answer more
+ * often. With no consumer answering for it, it asks every period.
+ */
+export function audioProducerAsks(a: {
+	nowMs: number;
+	fast: boolean;
+	periodMs: number;
+	consumerEveryMs: number;
+	consumerSampledAtMs: number | undefined;
+	consumerAnswersNow: boolean;
+}): boolean {
+	if (a.consumerAnswersNow) return false;
+	if (a.consumerSampledAtMs === undefined) return true;
+	const capMs = a.fast ? a.periodMs : Math.max(a.periodMs, a.consumerEveryMs);
+	return a.nowMs - a.consumerSampledAtMs >= capMs;
 }
 
 /**

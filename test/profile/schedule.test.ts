@@ -1,6 +1,7 @@
 import { hotContributors, HOT_SHARE_OF_CAPACITY } from '../../plugin/profile/hot';
 import type { types } from 'mediasoup';
-import { RateAverage, rtpSample, takeDue } from '../../plugin/profile/schedule';
+import { audioProducerAsks, RateAverage, rtpSample, takeDue } from '../../plugin/profile/schedule';
+import { nextDueMs } from '../../plugin/util/stagger';
 import type { WorkerPrediction } from '../../plugin/predict/types';
 
 describe('schedule helpers (pure)', () => {
@@ -112,5 +113,41 @@ describe('RateAverage (the rate-change trigger)', () => {
 		run(avg, 61_000, 70_000, 1000, () => 1_000_000, () => false);
 		expect(run(avg, 75_000, 75_000, 5000, () => 2_000_000, () => true)).toEqual([]);
 		expect(run(avg, 80_000, 80_000, 5000, () => 2_000_000, () => true)).toEqual([80_000]);
+	});
+});
+
+describe('audioProducerAsks (audio producers refreshed from their consumers\' answers)', () => {
+	const base = { periodMs: 5000, consumerEveryMs: 11_000, consumerAnswersNow: false };
+
+	test('not when one of its consumers asks in the same round, even with no answer before', () => {
+		expect(audioProducerAsks({ ...base, nowMs: 10_000, fast: false, consumerSampledAtMs: undefined, consumerAnswersNow: true })).toBe(false);
+		expect(audioProducerAsks({ ...base, nowMs: 10_000, fast: true, consumerSampledAtMs: undefined, consumerAnswersNow: true })).toBe(false);
+	});
+
+	test('with no consumer answer it asks every period; the slow tier waits a consumer period for one, the fast tier its own', () => {
+		expect(audioProducerAsks({ ...base, nowMs: 10_000, fast: false, consumerSampledAtMs: undefined })).toBe(true);
+		// 7 s since a consumer answered: within the slow tier's cap (11 s), past the fast tier's period (1 s).
+		expect(audioProducerAsks({ ...base, nowMs: 10_000, fast: false, consumerSampledAtMs: 3000 })).toBe(false);
+		expect(audioProducerAsks({ ...base, nowMs: 10_000, periodMs: 1000, fast: true, consumerSampledAtMs: 3000 })).toBe(true);
+		// The staleness cap: 11 s without a consumer's answer.
+		expect(audioProducerAsks({ ...base, nowMs: 14_000, fast: false, consumerSampledAtMs: 3000 })).toBe(true);
+	});
+
+	test('three consumers spread over their 10 s period keep a slow-tier audio producer from asking at all, whatever its phase', () => {
+		// Rounds of 1 s; the producer is due every 5 s; each consumer asks every 10 s from a random phase.
+		for (let trial = 0; trial < 50; trial++) {
+			const phases = [0, 1, 2].map(() => Math.round(nextDueMs(0, 10_000, true) / 1000) * 1000);
+			const producerPhase = Math.round(nextDueMs(0, 5000, true) / 1000) * 1000;
+			let sampledAt: number | undefined;
+			let asks = 0;
+			for (let t = 20_000; t < 620_000; t += 1000) {
+				const consumerNow = phases.some((p) => (t - p) % 10_000 === 0);
+				const due = (t - producerPhase) % 5000 === 0;
+				// Counted once a consumer has answered (before, it asks, as a producer with no consumers does).
+				if (due && audioProducerAsks({ ...base, nowMs: t, fast: false, consumerSampledAtMs: sampledAt, consumerAnswersNow: consumerNow }) && sampledAt !== undefined) asks++;
+				if (consumerNow) sampledAt = t;
+			}
+			expect(asks).toBe(0);
+		}
 	});
 });
