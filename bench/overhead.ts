@@ -1,6 +1,7 @@
 /**
  * npm run bench -- overhead [--steady-s 300] [--phase-s 60] [--warmup-s 30] [--copies 50]
  *   [--order off,profiling,…] [--options JSON] [--in-process] [--no-jit-warmup] [--plugin]
+ *   [--cpu-series FILE]
  *
  * Profiling overhead, all in one run. The same load — `copies` replayed talking-head
  * peers (video with 3 simulcast layers + audio = 2 producers each) across 2 workers, each
@@ -26,9 +27,14 @@
  * the mediasoup side: the copies' packets are sent and the bots' received by a
  * SenderProcess, as clients are elsewhere in production (`--in-process` keeps them here).
  *
+ * `--cpu-series FILE` appends every worker load reading of the profiling-kind phases to FILE
+ * as JSON lines ({ phase, mode, worker, t_s, cpu_pct }, t_s since the phase started), the
+ * series the rising-CPU trigger sees.
+ *
  * Each phase prints a line with its figures and the profiler's requests/s and
  * notifications/s by kind. Last line: one JSON object (see `summary` below).
  */
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as mediasoup from 'mediasoup';
 import { attach, type Foresight } from '../plugin';
@@ -69,6 +75,8 @@ const JIT_WARMUP = !process.argv.includes('--no-jit-warmup');
 const PLUGIN = process.argv.includes('--plugin');
 /** `--options '{"profiling":{"sampling":false}}'`: Foresight options for every profiling mode, to see what a knob costs. */
 const EXTRA_OPTIONS = JSON.parse(argText('options') ?? '{}') as Record<string, unknown>;
+const CPU_SERIES = argText('cpu-series');
+let phaseNo = 0;
 
 const MODES = ['off', 'profiling', 'floor', 'hot', 'churn-off', 'churn', 'plugin'] as const;
 type Mode = (typeof MODES)[number];
@@ -165,7 +173,7 @@ interface Attached {
 }
 
 /** The profiling agent alone, wired as Foresight wires it. */
-function attachProfiling(onRound: (streams: number, refreshed: number) => void, log: LoggedRequest[] | undefined, t0: number): Attached {
+function attachProfiling(onRound: (streams: number, refreshed: number) => void, log: LoggedRequest[] | undefined, t0: number, mode: Mode): Attached {
 	const options = parseOptions({ ...EXTRA_OPTIONS, logLevel: 'error' });
 	const logger = createLogger(options.logLevel);
 	const graph = new GraphObserver(mediasoup, logger);
@@ -176,6 +184,10 @@ function attachProfiling(onRound: (streams: number, refreshed: number) => void, 
 	load.on('sample', (s) => {
 		void store.writeWorkerLoad([s]);
 		profiler.observeWorkerLoad(s.workerId, s.ts, s.cpuPct);
+		if (CPU_SERIES) {
+			const worker = [...graph.registry.all('worker')].findIndex((w) => w.id === s.workerId);
+			appendFileSync(CPU_SERIES, `${JSON.stringify({ phase: phaseNo, mode, worker, t_s: (s.ts - t0) / 1000, cpu_pct: s.cpuPct })}\n`);
+		}
 	});
 	profiler.on('profiles', (p) => {
 		void store.writeStreamProfiles(p.refreshed);
@@ -235,6 +247,7 @@ const SINCE_START: LoggedRequest[] = [];
 let lastProfilingLog: LoggedRequest[] = SINCE_START;
 
 async function phase(mode: Mode): Promise<PhaseResult> {
+	phaseNo++;
 	const measureS = mode === 'off' || mode === 'profiling' || mode === 'floor' ? STEADY_S : PHASE_S;
 	const t0 = Date.now();
 	let foresight: Foresight | undefined;
@@ -251,7 +264,7 @@ async function phase(mode: Mode): Promise<PhaseResult> {
 		foresight = attach(mediasoup, { ...EXTRA_OPTIONS, useEnv: false, logLevel: 'error', dryRun: true });
 		foresight.on('profiles', (p) => onRound(p.streams.length, p.refreshed.length));
 	} else if (mode === 'profiling' || mode === 'hot' || mode === 'churn') {
-		attached = attachProfiling(onRound, mode === 'profiling' ? log : undefined, t0);
+		attached = attachProfiling(onRound, mode === 'profiling' ? log : undefined, t0, mode);
 	} else if (mode === 'floor') {
 		attached = attachFloor(lastProfilingLog, t0);
 	}

@@ -35,7 +35,7 @@ import { JOIN_FAST_MS, StatsSchedule, TRIGGER_FAST_MS, type FastTrigger, type Wo
 import type { StreamProfile } from './schema';
 import { StreamTimers, type ProfiledStream } from './stream';
 import { Taps } from './taps';
-import { TraceSampler } from './traces';
+import { TraceSampler, triggerOpensWindow } from './traces';
 
 export { ConsumerCounters } from './consumerCounters';
 export { resolutionOf } from './probes';
@@ -114,7 +114,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 			this.meter,
 			consumers,
 			registry,
-			(s) => this.onFast(s),
+			(s, trigger) => this.onFast(s, trigger),
 		);
 		this.taps = new Taps(registry, options, this.meter);
 		this.prober = new ResolutionProber(options, this.taps, this.meter);
@@ -210,9 +210,9 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 		}
 	}
 
-	/** A stream entered the fast tier: its trace or audio tap window opens now, unless one did within the fast window. */
-	private onFast(s: ProfiledStream): void {
-		if (!this.options.sampling || s.node.kind !== 'producer') return;
+	/** A stream entered the fast tier: its trace or audio tap window opens now (see triggerOpensWindow), unless one did within the fast window. */
+	private onFast(s: ProfiledStream, trigger: FastTrigger): void {
+		if (!this.options.sampling || s.node.kind !== 'producer' || !triggerOpensWindow(trigger)) return;
 		if (s.node.mediaKind === 'video') this.traces.hurry(s, TRIGGER_FAST_MS);
 		else this.taps.hurry(s, TRIGGER_FAST_MS);
 	}

@@ -9,6 +9,7 @@ import type { types } from 'mediasoup';
 import type { ProducerNode } from '../observe/registry';
 import type { ProfilerMeter } from './meter';
 import type { KeyframePacket } from './probes';
+import type { FastTrigger } from './schedule';
 import type { ProfiledStream } from './stream';
 import { KeyframeCadence } from './keyframeCadence';
 import { SharedTraceTypes } from './traceTypes';
@@ -78,6 +79,31 @@ function tracedPacket(info: Record<string, unknown> | undefined): TracedPacket |
 	return p as TracedPacket;
 }
 
+/**
+ * The multiple of traceEveryMs until a stream's next trace window, decided as a window opens
+ * from whether the previous one's framerates agreed with those before it: doubled (up to
+ * `max`) when they did, back to 1 when they did not. Hurried windows (the stream entered the
+ * fast tier) are judged alike: a trigger says the stream may be changing, and the window it
+ * opens shows whether its framerates did. Were every trigger to reset the back-off, a stream
+ * with a trigger a minute (a score or rate move, a looped clip's seam) would be traced at the
+ * shortest period for good while its framerates held.
+ */
+export function nextTraceBackoff(backoff: number, previousAgreed: boolean, max: number): number {
+	return previousAgreed ? Math.min(2 * backoff, max) : 1;
+}
+
+/**
+ * Whether a stream entering the fast tier for `reason` opens its trace (video) or tap (audio)
+ * window at once. Not for a keyframe: the keyframe trace, always on, has seen it whole (its
+ * size and layer, for the resolution prober), and a scene cut or an encoder restart changes
+ * no framerate a window would show; the fast tier's stats rounds still follow it. Every other
+ * trigger may change framerates or layers (a layer, score or rate move, a pause) or asks for a
+ * fresh profile (a rising or hot worker).
+ */
+export function triggerOpensWindow(reason: FastTrigger): boolean {
+	return reason !== 'keyframe';
+}
+
 export class TraceSampler {
 	constructor(
 		private readonly options: TraceOptions,
@@ -104,11 +130,9 @@ export class TraceSampler {
 			void traceTypes.set(wanted).catch((error: unknown) => this.meter.swallowed('traceSwitch', error, { producerId: node.id }, producer.closed));
 		if (!video) return;
 		setTypes(baseTypes);
-		const cycle = (chain: number, hurried: boolean): void => {
+		const cycle = (chain: number): void => {
 			if (!s.live || producer.closed || chain !== state.chain) return;
-			// The previous window (closed long since) says whether the stream's framerates held; a
-			// hurried window (the stream is changing) starts the back-off over.
-			state.backoff = !hurried && s.acc.traceWindowAgreed(TRACE_AGREEMENT) ? Math.min(2 * state.backoff, this.options.traceBackoffMax) : 1;
+			state.backoff = nextTraceBackoff(state.backoff, s.acc.traceWindowAgreed(TRACE_AGREEMENT), this.options.traceBackoffMax);
 			const periodMs = this.options.traceEveryMs * state.backoff;
 			s.acc.traceWindowsEvery(periodMs);
 			state.window++;
@@ -119,16 +143,16 @@ export class TraceSampler {
 				s.acc.rtpTraceSwitched(Date.now(), false);
 				if (!producer.closed) setTypes(baseTypes);
 			});
-			s.timers.later(periodMs, () => cycle(chain, false));
+			s.timers.later(periodMs, () => cycle(chain));
 		};
-		state.restart = () => cycle(++state.chain, true);
-		s.timers.later(phaseMs, () => cycle(state.chain, false));
+		state.restart = () => cycle(++state.chain);
+		s.timers.later(phaseMs, () => cycle(state.chain));
 	}
 
 	/**
 	 * The stream entered the fast tier (it joined or is changing): its next trace window opens
 	 * now unless one opened within `withinMs` (a window shows what the fast tier is there to see:
-	 * layers' framerates and frame sizes now), and its back-off starts over.
+	 * layers' framerates and frame sizes now), and its cycle restarts from it (see nextTraceBackoff).
 	 */
 	hurry(s: ProfiledStream, withinMs: number): void {
 		const state = s.trace;
