@@ -111,6 +111,12 @@ describe('a copy with key-frame answers on', () => {
 	});
 });
 
+/** 15-bit picture id and TL0PICIDX of a VP8 packet with both (as Chromium sends them). */
+function vp8Ids(p: Buffer, off: number): { pid?: number; tl0?: number } {
+	if (!(p[off]! & 0x80) || !(p[off + 1]! & 0x80) || !(p[off + 2]! & 0x80) || !(p[off + 1]! & 0x40)) return {};
+	return { pid: ((p[off + 2]! & 0x7f) << 8) | p[off + 3]!, tl0: p[off + 4]! };
+}
+
 /**
  * The same answers, pumped by hand so that the request meets the two awkward moments
  * exactly: halfway through a frame, and when the pump runs late past a key frame.
@@ -120,7 +126,7 @@ describe('a key-frame answer at an awkward moment', () => {
 	let replayer: Replayer;
 	let prepared: PreparedRecording;
 	let camera: number;
-	const received: Array<Received & { marker: boolean; layer: number }> = [];
+	const received: Array<Received & { marker: boolean; layer: number; pid?: number; tl0?: number }> = [];
 
 	let pumpedMs = 0;
 	/**
@@ -154,7 +160,8 @@ describe('a key-frame answer at an awkward moment', () => {
 			if (m[1]! >= 200 && m[1]! <= 206) return;
 			resolveFrom(rinfo);
 			const layer = m.readUInt32BE(8) - 2000;
-			received.push({ atMs: 0, layer, ssrc: m.readUInt32BE(8), seq: m.readUInt16BE(2), ts: m.readUInt32BE(4), marker: (m[1]! & 0x80) !== 0, keyframe: prepared.layers[layer]?.stream.kind === 'video' && isVp8KeyframeStart(m, rtpPayloadOffset(m)) });
+			const video = prepared.layers[layer]?.stream.kind === 'video';
+			received.push({ atMs: 0, layer, ssrc: m.readUInt32BE(8), seq: m.readUInt16BE(2), ts: m.readUInt32BE(4), marker: (m[1]! & 0x80) !== 0, keyframe: video && isVp8KeyframeStart(m, rtpPayloadOffset(m)), ...(video ? vp8Ids(m, rtpPayloadOffset(m)) : {}) });
 		});
 		replayer = new Replayer({ seed: 4 });
 	});
@@ -214,6 +221,29 @@ describe('a key-frame answer at an awkward moment', () => {
 		// Then the key frame, right behind it.
 		const after = received.slice(received.indexOf(frame.at(-1)!) + 1).find((p) => prepared.layers[p.layer]!.stream.index === prepared.layers[camera]!.stream.index);
 		expect(after?.keyframe).toBe(true);
+		contiguous();
+		replayer.unpublish(publisher);
+	});
+
+	test('picture ids and TL0PICIDX number on by one across a key-frame answer and a new pass, as one encoder does', async () => {
+		const publisher = await adopt();
+		await arrive(publisher, 1500);
+		await arrive(publisher, 1500.001, { pli: 2000 + camera, late: true });
+		expect(publisher.keyframesAnswered).toBe(1);
+		// Past the end of the recording: the copy starts its second pass.
+		await arrive(publisher, prepared.durationUs / 1000 - publisher.skippedUs / 1000 + 1500);
+		let checked = 0;
+		for (let layer = 0; layer < prepared.layers.length; layer++) {
+			if (prepared.layers[layer]!.stream.kind !== 'video') continue;
+			const frames = received.filter((p, k, all) => p.layer === layer && p.pid !== undefined && all.findIndex((q) => q.layer === layer && q.ts === p.ts) === k);
+			expect(frames.length).toBeGreaterThan(100);
+			for (let k = 1; k < frames.length; k++) {
+				expect([layer, k, (frames[k]!.pid! - frames[k - 1]!.pid!) & 0x7fff]).toEqual([layer, k, 1]);
+				expect([0, 1]).toContain((frames[k]!.tl0! - frames[k - 1]!.tl0!) & 0xff);
+			}
+			checked++;
+		}
+		expect(checked).toBe(3);
 		contiguous();
 		replayer.unpublish(publisher);
 	});

@@ -140,12 +140,20 @@ interface LayerState extends LayerRewrite {
 	/** Timestamp (unwrapped by tsAdd) and wall time of the last packet, for SRs. */
 	lastTs: number;
 	lastSentMs: number;
+	/** Added to the recording's VP8 picture ids and TL0PICIDX (see Publisher.rewriteVp8). */
+	pidAdd: number;
+	tl0Add: number;
+	/** The last picture id and TL0PICIDX given out, or -1. */
+	lastPid: number;
+	lastTl0: number;
+	/** The copy jumped in the recording: the next frame numbers on from the last one. */
+	vp8Resync: boolean;
 }
 
 function layerStates(prepared: PreparedRecording, rewrites: ReadonlyArray<LayerRewrite | undefined>): Array<LayerState | undefined> {
 	return prepared.layers.map((l, i) => {
 		const r = rewrites[i];
-		return r ? { prepared: l, ...r, sentPackets: 0, sentOctets: 0, lastTs: 0, lastSentMs: 0 } : undefined;
+		return r ? { prepared: l, ...r, sentPackets: 0, sentOctets: 0, lastTs: 0, lastSentMs: 0, pidAdd: 0, tl0Add: 0, lastPid: -1, lastTl0: -1, vp8Resync: false } : undefined;
 	});
 }
 
@@ -202,8 +210,6 @@ export class Publisher {
 	private startMs = 0;
 	private nextSrMs = 0;
 	private nextMessage = 0;
-	private readonly pictureIdAdd: number;
-	private readonly tl0Add: number;
 	/** A key frame was asked of this recording stream index (see keyframeOnRequest). */
 	private keyframeWantedFor: number | undefined;
 	private lastKeyframeAnswerMs = -Infinity;
@@ -225,8 +231,10 @@ export class Publisher {
 		private readonly rng: Rng,
 	) {
 		this.layerState = layerState;
-		this.pictureIdAdd = rng.int(0, 0x7fff);
-		this.tl0Add = rng.int(0, 0xff);
+		// Copies of one recording start at their own ids, so that they look like distinct senders.
+		const pidAdd = rng.int(0, 0x7fff);
+		const tl0Add = rng.int(0, 0xff);
+		for (const s of layerState) if (s) Object.assign(s, { pidAdd, tl0Add });
 		this.done = new Promise((r) => (this.resolveDone = r));
 	}
 
@@ -319,7 +327,11 @@ export class Publisher {
 		}
 		this.next = target;
 		this.startMs -= skippedUs / 1000;
-		for (const s of this.layerState) if (s) s.tsAdd = (s.tsAdd - Math.round((skippedUs / 1e6) * s.prepared.clockRate)) >>> 0;
+		for (const s of this.layerState) {
+			if (!s) continue;
+			s.tsAdd = (s.tsAdd - Math.round((skippedUs / 1e6) * s.prepared.clockRate)) >>> 0;
+			s.vp8Resync = true;
+		}
 		const messages = this.recording.recording.header.dataChannel?.messages;
 		if (messages) while (this.nextMessage < messages.length && messages[this.nextMessage]!.tMs * 1000 < rec.arrivalUs[target]!) this.nextMessage++;
 		this.keyframesAnswered++;
@@ -359,6 +371,7 @@ export class Publisher {
 			if (!s) continue;
 			s.seqAdd += s.prepared.seqSpan;
 			s.tsAdd += s.prepared.tsSpan;
+			s.vp8Resync = true;
 		}
 	}
 
@@ -396,10 +409,6 @@ export class Publisher {
 	}
 
 	private sendPacket(socket: Socket, state: LayerState, original: Buffer, vp8Offset: number, nowMs: number): void {
-		if (this.lossRate > 0 && this.rng.next() < this.lossRate) {
-			this.packetsDropped++;
-			return;
-		}
 		// The socket keeps the buffer until the datagram leaves, so each send needs its own copy.
 		const out = Buffer.allocUnsafe(original.length);
 		original.copy(out);
@@ -407,7 +416,12 @@ export class Publisher {
 		const ts = (out.readUInt32BE(4) + state.tsAdd) >>> 0;
 		out.writeUInt32BE(ts, 4);
 		out.writeUInt32BE(state.ssrc, 8);
-		if (vp8Offset >= 0) this.rewriteVp8(out, vp8Offset);
+		// Numbered before the path loses it: the encoder numbered it.
+		if (vp8Offset >= 0) rewriteVp8(out, vp8Offset, state);
+		if (this.lossRate > 0 && this.rng.next() < this.lossRate) {
+			this.packetsDropped++;
+			return;
+		}
 		socket.send(out);
 		state.sentPackets++;
 		state.sentOctets += out.length;
@@ -415,26 +429,6 @@ export class Publisher {
 		state.lastSentMs = nowMs;
 		this.packetsSent++;
 		this.bytesSent += out.length;
-	}
-
-	/** Shifts picture id and TL0PICIDX so copies (and loops) look like distinct senders. */
-	private rewriteVp8(p: Buffer, off: number): void {
-		if (off >= p.length || !(p[off]! & 0x80)) return;
-		const x = p[off + 1]!;
-		let o = off + 2;
-		if (x & 0x80) {
-			const loopShift = this.loopIndex * 0x1000;
-			if (p[o]! & 0x80) {
-				const pid = (((p[o]! & 0x7f) << 8) | p[o + 1]!) + this.pictureIdAdd + loopShift;
-				p[o] = 0x80 | ((pid >> 8) & 0x7f);
-				p[o + 1] = pid & 0xff;
-				o += 2;
-			} else {
-				p[o] = (p[o]! + this.pictureIdAdd + loopShift) & 0x7f;
-				o += 1;
-			}
-		}
-		if (x & 0x40) p[o] = (p[o]! + this.tl0Add + this.loopIndex * 0x40) & 0xff;
 	}
 
 	private sendSenderReports(socket: Socket, nowMs: number): void {
@@ -587,6 +581,52 @@ function toMediasoupRtpParameters(stream: RecordedStream, layers: LayerState[], 
 		}),
 		rtcp: { cname, reducedSize: true },
 	};
+}
+
+/**
+ * Numbers a packet's VP8 picture id and TL0PICIDX on from the layer's last ones, as one
+ * encoder does. Where the copy jumps in the recording (a new pass, a key-frame answer),
+ * the next frame continues at +1 instead of carrying the recording's jump: a receiver
+ * reads a picture id jump of half the 15-bit space or more as going back, and libwebrtc
+ * then drops every frame, key frames too, until the ids pass the last one it decoded.
+ */
+export function rewriteVp8(p: Buffer, off: number, s: Pick<LayerState, 'pidAdd' | 'tl0Add' | 'lastPid' | 'lastTl0' | 'vp8Resync'>): void {
+	if (off + 1 >= p.length || !(p[off]! & 0x80)) return;
+	const x = p[off + 1]!;
+	let o = off + 2;
+	let pidAt = -1;
+	let wide = false;
+	if (x & 0x80) {
+		pidAt = o;
+		wide = (p[o]! & 0x80) !== 0;
+		o += wide ? 2 : 1;
+	}
+	const tl0At = x & 0x40 ? o++ : -1;
+	// TID (top two bits of the T/K byte); a frame without one counts as a base-layer frame.
+	const tid = x & 0x20 && o < p.length ? p[o]! >> 6 : 0;
+	if (o >= p.length) return;
+	const recPid = pidAt < 0 ? -1 : wide ? ((p[pidAt]! & 0x7f) << 8) | p[pidAt + 1]! : p[pidAt]! & 0x7f;
+	const recTl0 = tl0At < 0 ? -1 : p[tl0At]!;
+	if (s.vp8Resync) {
+		s.vp8Resync = false;
+		if (recPid >= 0 && s.lastPid >= 0) s.pidAdd = (s.lastPid + 1 - recPid) & 0x7fff;
+		if (recTl0 >= 0 && s.lastTl0 >= 0) s.tl0Add = (s.lastTl0 + (tid === 0 ? 1 : 0) - recTl0) & 0xff;
+	}
+	if (recPid >= 0) {
+		const pid = (recPid + s.pidAdd) & (wide ? 0x7fff : 0x7f);
+		s.lastPid = pid;
+		if (wide) {
+			p[pidAt] = 0x80 | (pid >> 8);
+			p[pidAt + 1] = pid & 0xff;
+		} else {
+			p[pidAt] = pid;
+		}
+	}
+	if (recTl0 >= 0) {
+		const tl0 = (recTl0 + s.tl0Add) & 0xff;
+		s.lastTl0 = tl0;
+		p[tl0At] = tl0;
+	}
 }
 
 export class Replayer {
