@@ -147,9 +147,27 @@ async function main(): Promise<void> {
 		return tile;
 	};
 	const consumerTiles = new Map<string, HTMLMediaElement>();
+	/**
+	 * Consumer id → settles once that consumer's element is on screen (or failed). The server may
+	 * migrate a consumer again, or for the first time, before the page has shown it: the
+	 * migration then waits for it, or its track would be attached nowhere and the tile freeze
+	 * on a closed consumer.
+	 */
+	const tileSettled = new Map<string, Promise<void>>();
 	const consume = async (p: RemoteProducer): Promise<void> => {
 		if (state.audioOnly && p.kind !== 'audio') return;
 		const params = await signaling.request<{ id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: types.RtpParameters; type: string }>('consume', { producerId: p.producerId });
+		let settle!: () => void;
+		tileSettled.set(params.id, new Promise<void>((resolve) => (settle = resolve)));
+		try {
+			await showConsumer(p, params);
+		} finally {
+			settle();
+		}
+		await signaling.request('resume', { consumerId: params.id });
+		state.consumers++;
+	};
+	const showConsumer = async (p: RemoteProducer, params: { id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: types.RtpParameters; type: string }): Promise<void> => {
 		const consumer = await recvTransport.consume({ id: params.id, producerId: params.producerId, kind: params.kind, rtpParameters: params.rtpParameters });
 		consumers.set(consumer.id, consumer);
 		const tile = tileOf(p.peerId, p.displayName);
@@ -170,8 +188,6 @@ async function main(): Promise<void> {
 			select.onchange = () => void signaling.request('setPreferredLayers', { consumerId: select.dataset.consumer, spatialLayer: Number(select.value) });
 			tile.append(select);
 		}
-		await signaling.request('resume', { consumerId: consumer.id });
-		state.consumers++;
 	};
 	/**
 	 * Plays `track` in a twin of `el` laid over it, invisible until the track has
@@ -206,6 +222,7 @@ async function main(): Promise<void> {
 		const tile = el?.parentElement;
 		el?.remove();
 		consumerTiles.delete(consumerId);
+		tileSettled.delete(consumerId);
 		if (tile && !tile.querySelector('video,audio')) {
 			remoteTiles.delete(tile.dataset.peer ?? '');
 			tile.remove();
@@ -214,8 +231,12 @@ async function main(): Promise<void> {
 	signaling.on('consumerClosed', (d) => removeTile(String(d.consumerId)));
 	// Migration: the server moved one of our consumers to another worker (or onto a migrated producer). Swap the tile's track.
 	signaling.on('consumerMigrated', (d) => {
+		const m = d as unknown as { oldConsumerId: string; transportId: string; transport: TransportInfo | null; consumer: { id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: types.RtpParameters } };
+		let settle!: () => void;
+		tileSettled.set(m.consumer.id, new Promise<void>((resolve) => (settle = resolve)));
 		void (async () => {
-			const m = d as unknown as { oldConsumerId: string; transportId: string; transport: TransportInfo | null; consumer: { id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: types.RtpParameters } };
+			await tileSettled.get(m.oldConsumerId);
+			tileSettled.delete(m.oldConsumerId);
 			let transport = recvTransports.get(m.transportId);
 			if (!transport && m.transport) {
 				transport = openTransport('recv', m.transport);
@@ -239,7 +260,9 @@ async function main(): Promise<void> {
 			consumers.get(m.oldConsumerId)?.close();
 			consumers.delete(m.oldConsumerId);
 			state.migrations++;
-		})().catch((e: Error) => state.errors.push(`migration: ${e.message}`));
+		})()
+			.catch((e: Error) => state.errors.push(`migration: ${e.message}`))
+			.finally(settle);
 	});
 	signaling.on('layersChanged', (d) => {
 		const el = consumerTiles.get(String(d.consumerId));
@@ -316,7 +339,7 @@ async function main(): Promise<void> {
 			if (consumer.kind !== 'video' || consumer.closed) continue;
 			(await consumer.getStats()).forEach((st: Record<string, number | string>) => {
 				if (st.type !== 'inbound-rtp') return;
-				const keep = ['packetsReceived', 'packetsLost', 'framesReceived', 'framesDecoded', 'keyFramesDecoded', 'framesDropped', 'nackCount', 'pliCount', 'firCount', 'freezeCount', 'frameWidth', 'decoderImplementation'];
+				const keep = ['ssrc', 'packetsReceived', 'packetsLost', 'packetsDiscarded', 'retransmittedPacketsReceived', 'framesReceived', 'framesAssembledFromMultiplePackets', 'framesDecoded', 'keyFramesDecoded', 'framesDropped', 'jitterBufferEmittedCount', 'nackCount', 'pliCount', 'firCount', 'freezeCount', 'frameWidth', 'lastPacketReceivedTimestamp', 'decoderImplementation'];
 				out[id] = Object.fromEntries(keep.filter((k) => st[k] !== undefined).map((k) => [k, st[k]!]));
 			});
 		}
@@ -326,6 +349,19 @@ async function main(): Promise<void> {
 			});
 			out[`transport ${id}`] = { ...(out[`transport ${id}`] ?? {}), connectionState: t.connectionState };
 		}
+		// What each video element shows: a tile can freeze while its consumer decodes.
+		document.querySelectorAll<HTMLVideoElement>('#remotes video').forEach((v, i) => {
+			const track = (v.srcObject as MediaStream | null)?.getVideoTracks()[0];
+			out[`element ${i}`] = {
+				consumer: v.dataset.consumer ?? '-',
+				frames: v.getVideoPlaybackQuality().totalVideoFrames,
+				readyState: v.readyState,
+				paused: String(v.paused),
+				currentTime: v.currentTime,
+				track: track ? `${track.readyState}${track.muted ? '/muted' : ''}${track.id === consumers.get(v.dataset.consumer ?? '')?.track.id ? '' : '/not-its-consumer'}` : 'none',
+			};
+		});
+		out.page = { visibility: document.visibilityState, focus: String(document.hasFocus()), tiles: consumerTiles.size, consumers: consumers.size };
 		return out;
 	};
 
