@@ -93,6 +93,11 @@ function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
 	});
 }
 
+const STREAM_STAT_KEYS = ['type', 'rid', 'ssrc', 'packetCount', 'nackCount', 'pliCount', 'firCount', 'packetsRetransmitted', 'packetsRepaired', 'packetsLost', 'packetsDiscarded', 'score'] as const;
+function streamStats(stats: ReadonlyArray<object>): Array<Record<string, unknown>> {
+	return stats.map((st) => Object.fromEntries(STREAM_STAT_KEYS.filter((k) => k in st).map((k) => [k, (st as Record<string, unknown>)[k]])));
+}
+
 async function main(): Promise<void> {
 	const demo = await startDemo({ port: 0, logLevel: 'warn' }, process.env, { wrapHooks: faulty });
 	demo.foresight.on('healing', (e) => healing.push(e));
@@ -284,6 +289,9 @@ async function main(): Promise<void> {
 							availableOutgoingBitrate: bwe?.availableOutgoingBitrate,
 							sentPackets: await packets(c, 'outbound-rtp'),
 							producerReceivedPackets: await packets(registry.get('producer', c.producerId)?.handle, 'inbound-rtp'),
+							// Loss, repair and key-frame requests on both sides of the worker.
+							consumerStats: streamStats(await c.getStats()),
+							producerStats: streamStats((await registry.get('producer', c.producerId)?.handle.getStats()) ?? []),
 						};
 					}),
 				);

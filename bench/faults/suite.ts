@@ -217,13 +217,20 @@ class Pages {
 		return page.evaluate(() => (window as unknown as { demo: PageState }).demo);
 	}
 
-	/** Frames each remote video element has shown, by consumer id. */
-	async frames(): Promise<Record<string, Record<string, number>>> {
-		const out: Record<string, Record<string, number>> = {};
+	/** Frames each remote video element has shown, and whose tile it is in, by consumer id. */
+	async frames(): Promise<Record<string, Record<string, { source: string; frames: number }>>> {
+		const out: Record<string, Record<string, { source: string; frames: number }>> = {};
 		await Promise.all(
 			[...this.open.values()].map(async ({ page, peerId }) => {
 				out[peerId] = await page
-					.evaluate(() => Object.fromEntries(Array.from(document.querySelectorAll<HTMLVideoElement>('#remotes video')).map((v) => [v.dataset.consumer ?? '', v.getVideoPlaybackQuality().totalVideoFrames])))
+					.evaluate(() =>
+						Object.fromEntries(
+							Array.from(document.querySelectorAll<HTMLVideoElement>('#remotes video')).map((v) => [
+								v.dataset.consumer ?? '',
+								{ source: v.closest<HTMLElement>('[data-peer]')?.dataset.peer ?? '', frames: v.getVideoPlaybackQuality().totalVideoFrames },
+							]),
+						),
+					)
 					.catch(() => {
 						this.sampleFailures++;
 						return {};
@@ -241,11 +248,12 @@ const BACKLOG_WRITTEN_BELOW = 2000;
 /**
  * Which (receiver, source) media links flow: a link flows in a sample when its
  * packet count (server side) grew since the previous sample. Pages add a link
- * `${page}<screen`: some remote video element of theirs showed a new frame.
+ * `${page}<screen:${source}` per remote tile: its video element showed a new frame
+ * (either of the two while a migration swaps them).
  */
 class FlowWatch {
 	private prevFlows: Flows = {};
-	private prevFrames: Record<string, Record<string, number>> = {};
+	private prevFrames: Record<string, Record<string, { source: string; frames: number }>> = {};
 
 	constructor(
 		private readonly demo: DemoProcess,
@@ -258,7 +266,7 @@ class FlowWatch {
 		for (const [key, n] of Object.entries(flows)) if (n > (this.prevFlows[key] ?? Infinity)) flowing.add(key);
 		for (const [peerId, byConsumer] of Object.entries(frames)) {
 			const before = this.prevFrames[peerId] ?? {};
-			if (Object.entries(byConsumer).some(([id, n]) => n > (before[id] ?? Infinity))) flowing.add(`${peerId}<screen`);
+			for (const [id, { source, frames: n }] of Object.entries(byConsumer)) if (n > (before[id]?.frames ?? Infinity)) flowing.add(`${peerId}<${SCREEN}${source}`);
 		}
 		this.prevFlows = flows;
 		this.prevFrames = frames;
@@ -276,8 +284,13 @@ class FlowWatch {
 	}
 }
 
+/** Marks a page's link to a source's tile on screen, beside the server-side link to that source. */
+const SCREEN = 'screen:';
 const receiverOf = (link: string): string => link.slice(0, link.indexOf('<'));
-const sourceOf = (link: string): string => link.slice(link.indexOf('<') + 1);
+const sourceOf = (link: string): string => {
+	const source = link.slice(link.indexOf('<') + 1);
+	return source.startsWith(SCREEN) ? source.slice(SCREEN.length) : source;
+};
 
 function percentile(values: number[], p: number): number | null {
 	if (values.length === 0) return null;
@@ -318,7 +331,8 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 		for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
 			expected = await watch.steady();
 			const receivers = new Set([...expected].map(receiverOf));
-			if (receivers.size >= options.pages + options.bots && [...pages.open.values()].every((p) => expected.has(`${p.peerId}<screen`))) break;
+			const tilesShown = (page: string): number => [...expected].filter((l) => l.startsWith(`${page}<${SCREEN}`)).length;
+			if (receivers.size >= options.pages + options.bots && [...pages.open.values()].every((p) => tilesShown(p.peerId) >= options.pages + options.bots - 1)) break;
 		}
 		log(`warm: ${expected.size} media links flow`);
 
@@ -453,8 +467,12 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
 				}
 				await sleep(POLL_MS / 2);
 			}
+			// Judged on the samples the wait above saw: one the sampler adds while it stops would count a
+			// receiver that had recovered as never recovered, if its video paused in that last half second.
+			const judged = during.length;
 			sampling = false;
 			await sampler;
+			during.length = judged;
 			// Affected: a receiver with a wanted link that did not flow in some sample after the injection. It has
 			// recovered at the first sample, after its last stall, in which all its links flow.
 			const stalled = new Set<string>();

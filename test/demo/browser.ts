@@ -26,6 +26,8 @@ export function launchChromium(): Promise<Browser> {
 			...HEADLESS_CHROMIUM_FLAGS,
 			`--use-file-for-fake-video-capture=${fakeCameraClip()}`,
 			'--autoplay-policy=no-user-gesture-required',
+			// FORESIGHT_CHROMIUM_LOG=1 (with DEBUG=pw:browser to see it): libwebrtc's receive-side log, for a frozen video.
+			...(process.env.FORESIGHT_CHROMIUM_LOG ? ['--enable-logging=stderr', '--v=0', '--vmodule=*/webrtc/modules/video_coding/*=1,*/webrtc/video/*=1,*/webrtc/modules/rtp_rtcp/*=1'] : []),
 		],
 	});
 }
