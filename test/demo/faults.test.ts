@@ -33,9 +33,12 @@ test('faults never take the demo down', async () => {
 	const kill = records.find((r) => r.kind === 'workerKill')!;
 	expect(kill.affectedPeers).toBeGreaterThan(0);
 	expect(report.workers_replaced).toBeGreaterThanOrEqual(1);
-	// Every peer a worker death cut off gets its media back (healing); the share over all
-	// fault kinds is the skipped test below.
+	// Every peer that lost media gets it back, whatever the fault: each remote tile on a
+	// page shows new frames again, and each bot receives again.
 	expect(kill.recoveredPeers).toBe(kill.affectedPeers);
+	const unrecovered = records.filter((r) => r.recoveredPeers < r.affectedPeers).map((r) => `${r.kind}: ${r.recoveredPeers}/${r.affectedPeers}`);
+	expect(unrecovered).toEqual([]);
+	expect(report.peers_recovered_share).toBe(1);
 	expect(report.p95_recovery_s).not.toBeNull();
 	expect(report.p95_recovery_s!).toBeLessThanOrEqual(10);
 	// The hooks misbehaved as injected, and Foresight said so.
@@ -48,19 +51,4 @@ test('faults never take the demo down', async () => {
 	expect(report.leaked_listeners).toBe(0);
 	expect(report.leaked_timers).toBe(0);
 	expect(report.leaked_handles).toBe(0);
-});
-
-/*
- * Skipped: a known, open defect (issue 22). Three full bench runs brought every affected peer
- * back (52/52, 68/68, 50/50), and so did 18 packet-loss faults alone and most short runs, but in
- * some short runs (CI at 29ba978 and at 61ef929, after e8224d6 fixed two defects of the bots'
- * key-frame answers) one of a page's two bot videos assembles no frame after 5 s of 10 % loss on
- * the bots' sending path: its packets keep arriving (≈ 170/s), its NACKs keep growing, it has sent
- * one PLI in all, while the page's other bot video decodes ≈ 24 frames/s. Why the browser does not
- * ask for a key frame again is not yet known. It is kept here, not loosened, so that it runs again
- * once it should pass.
- */
-test.skip('every peer that lost media gets it back, whatever the fault', async () => {
-	const report = await runFaultSuite({ seed: 7, perKind: 1, bots: 2, pages: 1, influxOutageS: 10, hangS: 5, lossRate: 0.1, lossS: 5, hookTimeoutMs: 3000, recoveryTimeoutS: 20, log: () => undefined });
-	expect(report.peers_recovered_share).toBe(1);
 });
