@@ -15,7 +15,10 @@
  *    shared host, a batch of joins that is over, a phase of the app) fits a step, and a line
  *    through a step is steep for the whole window it spends in it (a jump of 7 points of a
  *    core in mid-window fits 1 %/s). The fast tier is there for a load that keeps
- *    rising; a settled one is seen at the slow tier's next round.
+ *    rising; a settled one is seen at the slow tier's next round;
+ *  - not one reading's doing: the start conditions must hold with the reading farthest from
+ *    the line left out. One second in which the worker was starved of the CPU (a low reading,
+ *    then the usual level) at the window's edge tilts a 10-reading line past 1 %/s.
  * A rise is one episode: it fires once when it starts, and renews the fast tier every
  * renewEveryMs while it goes on (the slope stays above RISE_END_PCT_PER_S: hysteresis, so a
  * rise that flattens near the threshold does not start a new episode at every wobble).
@@ -105,6 +108,32 @@ export function bestStepSs(samples: ReadonlyArray<{ ts: number; pct: number }>):
 	return Math.max(0, best);
 }
 
+/** The readings without the one farthest from `fit` (their least-squares line). */
+export function withoutFarthest(samples: ReadonlyArray<{ ts: number; pct: number }>, fit: LineFit): Array<{ ts: number; pct: number }> {
+	const n = samples.length;
+	if (n === 0) return [];
+	const t0 = samples[0]!.ts;
+	let meanT = 0;
+	let meanP = 0;
+	for (const s of samples) {
+		meanT += (s.ts - t0) / 1000;
+		meanP += s.pct;
+	}
+	meanT /= n;
+	meanP /= n;
+	let worst = 0;
+	let worstAbs = -1;
+	for (let i = 0; i < n; i++) {
+		const s = samples[i]!;
+		const r = Math.abs(s.pct - (meanP + fit.slopePerS * ((s.ts - t0) / 1000 - meanT)));
+		if (r > worstAbs) {
+			worstAbs = r;
+			worst = i;
+		}
+	}
+	return samples.filter((_, i) => i !== worst);
+}
+
 export type RiseSignal = 'start' | 'renew' | undefined;
 
 /** One worker's rise detector; feed it every load reading in time order. */
@@ -134,6 +163,8 @@ export class CpuRise {
 		}
 		if (fit.slopePerS < RISING_CPU_PCT_PER_S || fit.slopePerS < RISE_MIN_T * fit.slopeStdErrPerS) return undefined;
 		if (bestStepSs(samples) <= fit.residualSs) return undefined;
+		const rest = fitLine(withoutFarthest(samples, fit));
+		if (rest.slopePerS < RISING_CPU_PCT_PER_S || rest.slopePerS < RISE_MIN_T * rest.slopeStdErrPerS) return undefined;
 		this.inEpisode = true;
 		this.lastFireMs = ts;
 		return 'start';

@@ -1,4 +1,4 @@
-import { bestStepSs, CpuRise, fitLine, type RiseSignal } from '../../plugin/profile/cpuRise';
+import { bestStepSs, CpuRise, fitLine, withoutFarthest, type RiseSignal } from '../../plugin/profile/cpuRise';
 import { Rng } from '../../plugin/util/rng';
 
 /** Feeds one reading per second from `fromS` to `toS` (exclusive); returns the signals with their second. */
@@ -78,6 +78,24 @@ describe('CpuRise (the rising-CPU trigger)', () => {
 			expect(ramp).toHaveLength(1);
 			expect(ramp[0]).toBeLessThan(40);
 		}
+	});
+
+	test('one starved second at the window\'s edge is no rise (the fit must hold without its farthest reading)', () => {
+		// A worker's readings from the overhead bench on a loaded host (20:00 UTC run, worker 1 at
+		// 35–45 s): one second at 17 % between readings near 30, then a drift of a few points.
+		const series = (pcts: number[]): Array<[number, number]> => pcts.map((pct, i) => [30_130 + i * 1002.8, pct]);
+		const observe = (rows: Array<[number, number]>): Array<RiseSignal> => {
+			const rise = new CpuRise(5000);
+			return rows.map(([ts, pct]) => rise.observe(ts, pct)).filter((x) => x !== undefined);
+		};
+		expect(observe(series([30.8, 31.2, 25.5, 29.3, 27.4, 25.0, 17.2, 27.7, 27.1, 31.3, 30.0, 29.0, 31.4, 35.2, 32.5, 32.5]))).toEqual([]);
+		// A real ramp after the same starved second is one.
+		expect(observe(series([30.8, 31.2, 25.5, 29.3, 27.4, 25.0, 17.2, 27.7, 29.1, 31.3, 33.0, 35.0, 37.4, 39.2, 41.5, 43.5]))).toEqual(['start']);
+	});
+
+	test('withoutFarthest leaves out the reading farthest from the line', () => {
+		const pts = [0, 1, 2, 9, 4, 5].map((pct, s) => ({ ts: s * 1000, pct }));
+		expect(withoutFarthest(pts, fitLine(pts)).map((p) => p.pct)).toEqual([0, 1, 2, 4, 5]);
 	});
 
 	test('a lone spike is no rise, however high', () => {
