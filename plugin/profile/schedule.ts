@@ -605,8 +605,11 @@ export function audioProducerAsks(a: {
 }
 
 /**
- * A stream's moving average of its rate, and whether a new slow-tier rate departs from it by
- * more than RATE_CHANGE_SHARE. Time-weighted: the plain mean of everything since the first
+ * A stream's moving average of its rate, and whether its slow-tier rate departs from it by
+ * more than RATE_CHANGE_SHARE in two judged rates in a row, on the same side. One departing
+ * rate is a stream's usual wobble as often as a change: a 5 s rate holds one or two of a
+ * camera's keyframes, and on a busy host a sender's stall moves bytes from one interval to
+ * the next; a change (a layer switched, a screen share, a new resolution) stays. Time-weighted: the plain mean of everything since the first
  * rate until RATE_AVERAGE_TAU_MS has passed, an exponential average after (a stream's first
  * refresh has no rate, and an average started at 0 would call every later rate a change).
  */
@@ -615,6 +618,8 @@ export class RateAverage {
 	private sinceMs: number | undefined;
 	private lastAtMs: number | undefined;
 	private prevSlow = false;
+	/** Side of the last judged rate's departure (+1 above, −1 below, 0: none). */
+	private departed = 0;
 
 	/** A refresh at `atMs` with the rate since the previous one; `slow`: the stream is in the slow tier. */
 	update(atMs: number, bps: number, slow: boolean, slowEveryMs: number): boolean {
@@ -634,7 +639,11 @@ export class RateAverage {
 		const slowSample = slow && dt >= 0.8 * slowEveryMs;
 		const judged = slowSample && this.prevSlow;
 		this.prevSlow = slowSample;
-		const changed = judged && Math.abs(bps - this.avgBps) > RATE_CHANGE_SHARE * Math.max(this.avgBps, RATE_FLOOR_BPS);
+		const departs = judged && Math.abs(bps - this.avgBps) > RATE_CHANGE_SHARE * Math.max(this.avgBps, RATE_FLOOR_BPS);
+		const side = departs ? Math.sign(bps - this.avgBps) : 0;
+		const changed = departs && side === this.departed;
+		// A change triggers once; the next departure on that side starts a new pair.
+		this.departed = changed ? 0 : side;
 		const alpha = Math.max(1 - Math.exp(-dt / RATE_AVERAGE_TAU_MS), dt / Math.max(dt, atMs - this.sinceMs));
 		this.avgBps += alpha * (bps - this.avgBps);
 		return changed;
