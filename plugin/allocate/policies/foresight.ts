@@ -158,6 +158,8 @@ class Plan {
 	readonly changed = new Set<string>();
 	/** roomId → the worker a room was moved to whole this decision (the snapshot still shows it where it was). */
 	readonly relocated = new Map<string, string>();
+	/** Rooms that had a joiner placed this decision: never moved whole (the snapshot does not show the joiner, who would be left behind). */
+	readonly joinedRooms = new Set<string>();
 	/** roomId → workerId → consuming peers there, kept current as joins are placed. */
 	readonly receivers: Map<string, Map<string, Set<string>>>;
 	readonly joins: JoinTrace;
@@ -356,15 +358,20 @@ function topLayerEgressPct(join: PendingJoin, model: CostModel): number {
  * room's own workers that takes it (no pipes), else the fullest worker that keeps a new
  * room's reserve, else the fullest that fits at all: a worker is filled up to the fill
  * target before another is opened, so active workers run full and idle ones stay idle.
- * Refuse (or redirect) only when no worker stays under the limit.
+ *
+ * A joiner stays with its room over the fill target while the room's worker carries it
+ * under the limit on its expected load: splitting a room is a certain cost (a pipe per
+ * producer and worker, each carrying every simulcast layer, on both workers), while the
+ * trajectory's excess over the mean is a risk, and on a filling worker mostly the later
+ * joins that this policy places (and charges) itself when they come. The room is split
+ * only when its worker is expected over the limit with the peer and another is not.
+ * Refuse (or redirect) only when no worker stays under the limit on its expected load.
  */
 function placeJoins(plan: Plan): void {
 	const { snapshot, index, options } = plan;
 	const model = snapshot.costModel;
 	// Egress per consumer of producers admitted earlier in this decision, per room.
 	const pendingEgress = new Map<string, number>();
-	/** Rooms that had a joiner placed in this decision: not relocated, the joiner would be left behind. */
-	const joinedRooms = new Set<string>();
 	for (const join of snapshot.pendingJoins) {
 		let audience = plan.receivers.get(join.roomId);
 		if (!audience) plan.receivers.set(join.roomId, (audience = new Map()));
@@ -391,6 +398,9 @@ function placeJoins(plan: Plan): void {
 			{ roomOnly: false, reserve: options.newRoomReservePct, fullest: false, why: 'emptiest worker with room to grow' },
 			{ roomOnly: false, reserve: 0, fullest: true, why: 'fullest worker that takes it' },
 		];
+		// The joiner's own trend share is a trajectory term, never part of what it is expected to cost now.
+		const expectedAfter = (w: WorkerView): number => plan.expectedLoad(w.id) + costOn(w) - growth;
+		const withinLimit = (w: WorkerView): boolean => expectedAfter(w) <= plan.scaled(options.limitPct, w);
 		for (const pass of passes) {
 			for (const w of snapshot.workers) {
 				if (pass.roomOnly !== roomWorkers.has(w.id) || (pass.calm === true && plan.growth.has(w.id))) continue;
@@ -405,7 +415,7 @@ function placeJoins(plan: Plan): void {
 				reason = pass.why;
 				break;
 			}
-			if (pass.roomOnly && options.relocateOutgrownRooms && roomWorkers.size === 1 && !joinedRooms.has(join.roomId) && (!options.relocateGrowingOnly || plan.growthByRoom.has(join.roomId))) {
+			if (pass.roomOnly && options.relocateOutgrownRooms && roomWorkers.size === 1 && !plan.joinedRooms.has(join.roomId) && (!options.relocateGrowingOnly || plan.growthByRoom.has(join.roomId))) {
 				const moved = relocateRoom(plan, join.roomId, [...roomWorkers][0]!, costOn);
 				if (moved) {
 					({ chosen, cost: chosenCost } = moved);
@@ -413,25 +423,48 @@ function placeJoins(plan: Plan): void {
 					break;
 				}
 			}
-		}
-		joinedRooms.add(join.roomId);
-		if (!chosen) {
-			let best = snapshot.workers[0]!;
-			// Refusal needs the forecast p95 over the limit everywhere, not just the growth extrapolation.
-			const forecastAfter = (w: WorkerView): number => plan.forecastLoad(w.id) + costOn(w) - growth;
-			for (const w of snapshot.workers) if (forecastAfter(w) < forecastAfter(best)) best = w;
-			const after = forecastAfter(best);
-			if (after > plan.scaled(options.limitPct, best) && refusalPays(plan, join, best, costOn(best) - growth)) {
-				const base = { peerId: join.peerId, roomId: join.roomId, workerId: best.id, reason: `every worker predicted over its limit (least: ${best.id} at ${after.toFixed(0)}% with the peer)` };
-				if (options.redirectTarget !== undefined) plan.act({ ...base, type: 'redirect', target: options.redirectTarget }, 0);
-				else plan.act({ ...base, type: 'refuse' }, 0);
-				continue;
+			if (pass.roomOnly) {
+				// Not moved whole: over the fill target, the room's own worker still takes its joiner while it is expected under the limit with it.
+				chosen = leastBy(
+					snapshot.workers.filter((w) => roomWorkers.has(w.id) && withinLimit(w)),
+					expectedAfter,
+				);
+				if (chosen) {
+					chosenCost = costOn(chosen);
+					reason = `its room's worker: over the fill target, expected under the ${options.limitPct}% limit with the peer`;
+					break;
+				}
 			}
-			chosen = best;
-			chosenCost = costOn(best);
-			reason = 'least predicted p95 (no worker under the fill target)';
+		}
+		if (!chosen) {
+			// No worker under the fill target, and the room's (if any) expected over the limit with the peer:
+			// another worker that is expected under it is clearly better (the split's pipes included in its cost).
+			const under = leastBy(snapshot.workers.filter(withinLimit), expectedAfter);
+			if (under) {
+				chosen = under;
+				chosenCost = costOn(under);
+				reason = `least expected load under the ${options.limitPct}% limit (no worker under the fill target)`;
+			} else {
+				// Expected over the limit everywhere: refusal is judged on the expected load, as every loss of quality is, not on the tail.
+				const least = leastBy(snapshot.workers, expectedAfter)!;
+				const after = expectedAfter(least);
+				if (refusalPays(plan, join, least, costOn(least) - growth)) {
+					const base = { peerId: join.peerId, roomId: join.roomId, workerId: least.id, reason: `every worker expected over its limit (least: ${least.id} at ${after.toFixed(0)}% with the peer)` };
+					if (options.redirectTarget !== undefined) plan.act({ ...base, type: 'redirect', target: options.redirectTarget }, 0);
+					else plan.act({ ...base, type: 'refuse' }, 0);
+					continue;
+				}
+				// Admitted over the limit: with its room, where it adds no pipe, else where the least is expected.
+				chosen = leastBy(
+					snapshot.workers.filter((w) => roomWorkers.has(w.id)),
+					expectedAfter,
+				) ?? least;
+				chosenCost = costOn(chosen);
+				reason = roomWorkers.has(chosen.id) ? "its room's worker (every worker expected over the limit, refusal does not pay)" : 'least expected load (every worker expected over the limit, refusal does not pay)';
+			}
 		}
 		plan.act({ type: 'place', peerId: join.peerId, roomId: join.roomId, workerId: chosen.id, reason }, chosenCost, growth);
+		plan.joinedRooms.add(join.roomId);
 		// The newcomer's producers are consumed by the members on other workers too.
 		for (const [workerId, peers] of audience) {
 			if (workerId === chosen.id) continue;
@@ -444,6 +477,20 @@ function placeJoins(plan: Plan): void {
 		}
 		pendingEgress.set(join.roomId, (pendingEgress.get(join.roomId) ?? 0) + perMember);
 	}
+}
+
+/** The item with the least `key` (the first of equals), undefined for none. */
+function leastBy<T>(items: readonly T[], key: (item: T) => number): T | undefined {
+	let best: T | undefined;
+	let bestKey = Number.POSITIVE_INFINITY;
+	for (const item of items) {
+		const k = key(item);
+		if (best === undefined || k < bestKey) {
+			best = item;
+			bestKey = k;
+		}
+	}
+	return best;
 }
 
 /**
@@ -524,7 +571,7 @@ function wholeRoom(plan: Plan, roomId: string, worker: WorkerView): WholeRoom | 
 	const { index, snapshot } = plan;
 	const model = snapshot.costModel;
 	const producers = index.producersByRoom.get(roomId) ?? [];
-	if (producers.length === 0) return undefined;
+	if (producers.length === 0 || plan.joinedRooms.has(roomId)) return undefined;
 	const consumers = new Map<string, ConsumerView[]>();
 	const receivers = new Set<string>();
 	let relief = 0;
