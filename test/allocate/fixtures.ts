@@ -90,13 +90,14 @@ export class SnapshotBuilder {
 	}
 
 	build(): AllocationSnapshot {
-		const rooms = new Map<string, Set<string>>();
+		const rooms = new Map<string, { workers: Set<string>; peers: Set<string> }>();
 		for (const p of this.producers) {
-			let set = rooms.get(p.roomId);
-			if (!set) rooms.set(p.roomId, (set = new Set()));
-			set.add(p.workerId);
+			let room = rooms.get(p.roomId);
+			if (!room) rooms.set(p.roomId, (room = { workers: new Set(), peers: new Set() }));
+			room.workers.add(p.workerId);
+			room.peers.add(p.peerId);
 		}
-		const roomViews: RoomView[] = [...rooms].map(([id, workers]) => ({ id, workerIds: [...workers], peers: 1 }));
+		const roomViews: RoomView[] = [...rooms].map(([id, room]) => ({ id, workerIds: [...room.workers], peers: room.peers.size }));
 		return {
 			t: this.t,
 			costModel: { ...MEASURED_COST_MODEL },

@@ -53,6 +53,19 @@ describe('Foresight placement', () => {
 		expect(foresightPolicy({ newRoomAvoidsGrowth: false }).decide(snapshot, growing).actions[0]).toMatchObject({ type: 'place', workerId: 'w0' });
 	});
 
+	it('packs no new room beside a room being created: one whose every sender joined within the growth window grows before any trend shows', () => {
+		// A meeting start: w0 hosts room a, whose only peer joined a second ago; w1 and w2 are idle.
+		const snapshot = new SnapshotBuilder().at(100).worker('w0', 3).worker('w1', 0.5).worker('w2', 0.5).producer('v', 'host', 'a', 'w0').join('x', 'b').join('y', 'c').build();
+		const started = { recent: {}, joins: { a: [[99, 0.26]] as Array<[number, number]> } };
+		const places = policy.decide(snapshot, started).actions.filter((a) => a.type === 'place');
+		// Neither new room goes beside a (the fullest), nor beside the other one placed in the same decision.
+		expect(places.map((a) => a.workerId).sort()).toEqual(['w1', 'w2']);
+		// A room whose peers did not all join in the window is settled: the fullest worker takes the new room.
+		const settledRoom = new SnapshotBuilder().at(100).worker('w0', 3).worker('w1', 0.5).producer('v', 'host', 'a', 'w0').producer('u', 'old', 'a', 'w0').join('x', 'b').build();
+		expect(policy.decide(settledRoom, started).actions[0]).toMatchObject({ type: 'place', workerId: 'w0' });
+		expect(foresightPolicy({ youngRoomsGrow: false }).decide(snapshot, started).actions[0]).toMatchObject({ type: 'place', workerId: 'w0' });
+	});
+
 	it('moves a growing room that outgrew its only worker whole, joiner included, instead of splitting it over two', () => {
 		const { fillBelowPct } = FORESIGHT_DEFAULTS;
 		const snapshot = new SnapshotBuilder()

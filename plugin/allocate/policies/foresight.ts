@@ -62,6 +62,19 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 * fleet near capacity the pipes of split rooms are what tips it over.
 	 */
 	newRoomAvoidsGrowth: boolean;
+	/**
+	 * For `newRoomAvoidsGrowth`, a young room (every sender it has joined within `growthWindowS`,
+	 * one just created included) counts as growing before two joins make a trend: a room that
+	 * is being created is a meeting starting, not a churn joiner replacing a leaver.
+	 */
+	youngRoomsGrow: boolean;
+	/**
+	 * Over the fill target, a joiner still goes to its room's worker while that worker's
+	 * expected load (mean forecast, no tail, no growth extrapolation) stays at or below this
+	 * with it: splitting the room is a certain cost (a pipe per producer and worker, each
+	 * carrying every simulcast layer), the forecast's tail only a risk.
+	 */
+	keepWithRoomBelowPct: number;
 	/** Joins of the last this many seconds give a room's growth rate … */
 	growthWindowS: number;
 	/** … which is expected to go on for this long (the trajectory's horizon). */
@@ -104,6 +117,8 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	relocateHeadroom: 1,
 	relocateGrowingOnly: true,
 	newRoomAvoidsGrowth: true,
+	youngRoomsGrow: true,
+	keepWithRoomBelowPct: 85,
 	growthWindowS: 15,
 	growthHorizonS: 15,
 	consolidateBelowPct: 55,
@@ -160,6 +175,10 @@ class Plan {
 	readonly relocated = new Map<string, string>();
 	/** Rooms that had a joiner placed this decision: never moved whole (the snapshot does not show the joiner, who would be left behind). */
 	readonly joinedRooms = new Set<string>();
+	/** Rooms every sender of which joined within the growth window (see `youngRoomsGrow`). */
+	readonly youngRooms = new Set<string>();
+	/** Workers hosting a young room, kept current as joins are placed. */
+	readonly youngHosts = new Set<string>();
 	/** roomId → workerId → consuming peers there, kept current as joins are placed. */
 	readonly receivers: Map<string, Map<string, Set<string>>>;
 	readonly joins: JoinTrace;
@@ -188,6 +207,14 @@ class Plan {
 		);
 		this.growthByRoom = roomGrowth(this.joins, options.growthWindowS);
 		this.growth = workerGrowth(this.receivers, this.growthByRoom);
+		if (options.youngRoomsGrow) {
+			for (const roomId in this.joins) {
+				if ((index.rooms.get(roomId)?.peers ?? 0) > this.joins[roomId]!.length) continue;
+				this.youngRooms.add(roomId);
+				for (const w of index.rooms.get(roomId)?.workerIds ?? []) this.youngHosts.add(w);
+				for (const w of this.receivers.get(roomId)?.keys() ?? []) this.youngHosts.add(w);
+			}
+		}
 		// The trajectory a worker is planned against: the predictor's worst p95, plus what its growing rooms add over the horizon.
 		for (const w of snapshot.workers) {
 			const growth = (this.growth.get(w.id) ?? 0) * options.growthHorizonS;
@@ -401,9 +428,10 @@ function placeJoins(plan: Plan): void {
 		// The joiner's own trend share is a trajectory term, never part of what it is expected to cost now.
 		const expectedAfter = (w: WorkerView): number => plan.expectedLoad(w.id) + costOn(w) - growth;
 		const withinLimit = (w: WorkerView): boolean => expectedAfter(w) <= plan.scaled(options.limitPct, w);
+		const keeps = (w: WorkerView): boolean => expectedAfter(w) <= plan.scaled(Math.min(options.keepWithRoomBelowPct, options.limitPct), w);
 		for (const pass of passes) {
 			for (const w of snapshot.workers) {
-				if (pass.roomOnly !== roomWorkers.has(w.id) || (pass.calm === true && plan.growth.has(w.id))) continue;
+				if (pass.roomOnly !== roomWorkers.has(w.id) || (pass.calm === true && (plan.growth.has(w.id) || plan.youngHosts.has(w.id)))) continue;
 				const cost = costOn(w);
 				if (plan.load(w.id) + cost + plan.scaled(pass.reserve, w) > plan.scaled(options.fillBelowPct, w)) continue;
 				if (!chosen || plan.load(w.id) > plan.load(chosen.id) === pass.fullest) {
@@ -426,12 +454,12 @@ function placeJoins(plan: Plan): void {
 			if (pass.roomOnly) {
 				// Not moved whole: over the fill target, the room's own worker still takes its joiner while it is expected under the limit with it.
 				chosen = leastBy(
-					snapshot.workers.filter((w) => roomWorkers.has(w.id) && withinLimit(w)),
+					snapshot.workers.filter((w) => roomWorkers.has(w.id) && keeps(w)),
 					expectedAfter,
 				);
 				if (chosen) {
 					chosenCost = costOn(chosen);
-					reason = `its room's worker: over the fill target, expected under the ${options.limitPct}% limit with the peer`;
+					reason = `its room's worker: over the fill target, expected under ${Math.min(options.keepWithRoomBelowPct, options.limitPct)}% with the peer`;
 					break;
 				}
 			}
@@ -465,6 +493,7 @@ function placeJoins(plan: Plan): void {
 		}
 		plan.act({ type: 'place', peerId: join.peerId, roomId: join.roomId, workerId: chosen.id, reason }, chosenCost, growth);
 		plan.joinedRooms.add(join.roomId);
+		if (plan.youngRooms.has(join.roomId)) plan.youngHosts.add(chosen.id);
 		// The newcomer's producers are consumed by the members on other workers too.
 		for (const [workerId, peers] of audience) {
 			if (workerId === chosen.id) continue;
