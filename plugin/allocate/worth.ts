@@ -75,6 +75,8 @@ export interface Outlook {
 	growthPctPerS: number;
 	/** … expected to go on at most this long. */
 	growthHorizonS: number;
+	/** The growth is taken as part of the forecast's tail (p95 = max(p95, mean + growth)) rather than on top of it (see ForesightPolicyOptions.growthWithinTail). */
+	growthWithinTail?: boolean;
 	/** Seconds ahead that count (see WorthRules.worthWindowS). */
 	windowS: number;
 }
@@ -82,8 +84,9 @@ export interface Outlook {
 /**
  * Seconds the worker is expected over `linePct` within the window: each stretch between
  * two horizons counts with the probability of being over at its end (the first stretch
- * starts now), and the last forecast holds to the end of the window. Growth adds on
- * top, up to its own horizon. Without a forecast the measured load holds.
+ * starts now), and the last forecast holds to the end of the window. Growth, up to its
+ * own horizon, adds to the mean, and to the p95 too unless `growthWithinTail` (then the p95
+ * is at least the grown mean). Without a forecast the measured load holds.
  */
 export function expectedSecondsOver(outlook: Outlook, linePct: number): number {
 	const { shiftPct, growthPctPerS, growthHorizonS, windowS } = outlook;
@@ -94,7 +97,8 @@ export function expectedSecondsOver(outlook: Outlook, linePct: number): number {
 	for (const f of forecast) {
 		if (from >= windowS) break;
 		const growth = growthPctPerS * Math.min(f.horizonS, growthHorizonS);
-		p = probabilityOver(f.meanPct + shiftPct + growth, f.p95Pct + shiftPct + growth, linePct);
+		const mean = f.meanPct + shiftPct + growth;
+		p = probabilityOver(mean, outlook.growthWithinTail === true ? Math.max(f.p95Pct + shiftPct, mean) : f.p95Pct + shiftPct + growth, linePct);
 		seconds += (Math.min(f.horizonS, windowS) - from) * p;
 		from = f.horizonS;
 	}

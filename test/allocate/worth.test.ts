@@ -48,6 +48,11 @@ describe('worth: does an action pay for itself', () => {
 		// Growth lifts the later horizons; a shift moves the whole outlook.
 		expect(expectedSecondsOver(outlook(80, 80, { growthPctPerS: 1 }), 85)).toBe(25);
 		expect(expectedSecondsOver(outlook(90, 90, { shiftPct: -10 }), 85)).toBe(0);
+		// Growth taken within the tail: a 10-point band over a mean of 76 stays the band while growth is smaller
+		// (at 15 s, 3 points: p95 86 instead of 89); the mean still grows.
+		const banded = (within: boolean): number => expectedSecondsOver(outlook(76, 86, { growthPctPerS: 0.2, growthWithinTail: within }), 85);
+		expect(banded(true)).toBeLessThan(banded(false));
+		expect(banded(true)).toBeGreaterThan(expectedSecondsOver(outlook(76, 86), 85));
 		// No forecast: the measured load holds.
 		expect(expectedSecondsOver({ ...outlook(0, 0), forecast: [], cpuPct: 90 }, 85)).toBe(30);
 	});

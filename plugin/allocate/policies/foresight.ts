@@ -75,6 +75,14 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 * carrying every simulcast layer), the forecast's tail only a risk.
 	 */
 	keepWithRoomBelowPct: number;
+	/**
+	 * The trajectory is the mean forecast plus the larger of the forecast's tail (p95 − mean)
+	 * and the rooms' growth, not their sum: both stand for load not yet seen. The anchored
+	 * predictor's band is learned from its matured errors (before it has them, half the level
+	 * plus a point: a worker in its first minute is still filling), and while rooms fill those
+	 * errors are the very joins the growth term extrapolates. Off: p95 plus growth.
+	 */
+	growthWithinTail: boolean;
 	/** Joins of the last this many seconds give a room's growth rate … */
 	growthWindowS: number;
 	/** … which is expected to go on for this long (the trajectory's horizon). */
@@ -118,6 +126,7 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	relocateGrowingOnly: true,
 	newRoomAvoidsGrowth: true,
 	youngRoomsGrow: true,
+	growthWithinTail: true,
 	keepWithRoomBelowPct: 85,
 	growthWindowS: 15,
 	growthHorizonS: 15,
@@ -157,8 +166,12 @@ export interface ForesightState {
 /** One decision's working set: projected p95 per worker, updated as actions are chosen. */
 class Plan {
 	readonly actions: AllocationAction[] = [];
-	/** The trajectory: predicted p95 plus the expected growth of the worker's rooms. */
-	readonly projected = new Map<string, number>();
+	/**
+	 * Per worker: the predictor's worst p95, plus the expected growth of its rooms, plus this
+	 * decision's actions. The trajectory (load()) takes the larger of tail and growth instead
+	 * of both when `growthWithinTail` is on.
+	 */
+	private readonly projected = new Map<string, number>();
 	/** The part of `projected` that is room growth not yet seen: enough to move load early, not to touch quality or refuse. */
 	readonly expectedGrowth = new Map<string, number>();
 	/** p95 minus mean of each worker's forecast: the tail that justifies a free move but not a loss of quality. */
@@ -282,12 +295,17 @@ class Plan {
 	}
 
 
+	/** The trajectory: expected load after this decision's actions, plus the tail and the growth (or the larger of them, see `growthWithinTail`). */
 	load(workerId: string): number {
-		return this.projected.get(workerId) ?? 0;
+		const sum = this.projected.get(workerId) ?? 0;
+		if (!this.options.growthWithinTail) return sum;
+		const growth = Math.max(0, this.expectedGrowth.get(workerId) ?? 0);
+		const tail = this.tail.get(workerId) ?? 0;
+		return sum - growth - tail + Math.max(growth, tail);
 	}
 
 	add(workerId: string, deltaPct: number, growthPct = 0): void {
-		this.projected.set(workerId, this.load(workerId) + deltaPct);
+		this.projected.set(workerId, (this.projected.get(workerId) ?? 0) + deltaPct);
 		if (growthPct !== 0) this.expectedGrowth.set(workerId, (this.expectedGrowth.get(workerId) ?? 0) + growthPct);
 	}
 
@@ -300,9 +318,9 @@ class Plan {
 		return this.forecastLoad(workerId) - (this.tail.get(workerId) ?? 0);
 	}
 
-	/** The predictor's p95 after this decision's actions, without the growth extrapolation: what admission is judged on. */
+	/** The predictor's p95 after this decision's actions, without the growth extrapolation. */
 	forecastLoad(workerId: string): number {
-		return this.load(workerId) - Math.max(0, this.expectedGrowth.get(workerId) ?? 0);
+		return (this.projected.get(workerId) ?? 0) - Math.max(0, this.expectedGrowth.get(workerId) ?? 0);
 	}
 
 	/** The worker's load ahead: its forecast shifted by what this decision has moved on or off it. */
@@ -311,7 +329,8 @@ class Plan {
 		return {
 			forecast: w.forecast,
 			cpuPct: w.cpuPct,
-			shiftPct: this.load(workerId) - (this.start.get(workerId) ?? 0),
+			shiftPct: (this.projected.get(workerId) ?? 0) - (this.start.get(workerId) ?? 0),
+			growthWithinTail: this.options.growthWithinTail,
 			growthPctPerS: this.growth.get(workerId) ?? 0,
 			growthHorizonS: this.options.growthHorizonS,
 			windowS: this.options.worthWindowS,
@@ -1027,7 +1046,7 @@ function commitEvacuation(plan: Plan, source: WorkerView, evacuation: Evacuation
 	}
 	for (const [workerId, load] of evacuation.loads) {
 		if (load === plan.load(workerId)) continue;
-		plan.projected.set(workerId, load);
+		plan.add(workerId, load - plan.load(workerId));
 		plan.changed.add(workerId);
 	}
 }
