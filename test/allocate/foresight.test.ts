@@ -265,6 +265,17 @@ describe('Foresight corrective actions', () => {
 			expect(policy.decide(build(), growing).actions.length).toBeGreaterThan(0);
 		});
 
+		it("counts growth moved onto a worker on top of that worker's tail: its band never saw those rooms", () => {
+			// The class moves whole to w1, whose forecast has a 20-point tail and no growth of its own.
+			const snapshot = new SnapshotBuilder().at(100).worker('w0', actAbovePct - 8).worker('w1', 20, 40).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 30).build();
+			const after = (growthWithinTail: boolean): number[] =>
+				foresightPolicy({ growthWithinTail })
+					.decide(snapshot, growing)
+					.actions.map((a) => (a.type === 'spreadFanout' || a.type === 'migrateProducer' ? a.targetPredictedAfterPct! : Number.NaN));
+			expect(after(true).length).toBeGreaterThan(0);
+			expect(after(true)).toEqual(after(false));
+		});
+
 		it('never degrades on the growth extrapolation alone', () => {
 			const snapshot = new SnapshotBuilder().at(100).worker('w0', actAbovePct - 2).worker('w1', 90).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 30, { priority: 50 }).build();
 			// Nowhere to move to; the forecast is under the limit, only the extrapolation is over it.

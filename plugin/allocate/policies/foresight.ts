@@ -76,11 +76,12 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 */
 	keepWithRoomBelowPct: number;
 	/**
-	 * The trajectory is the mean forecast plus the larger of the forecast's tail (p95 − mean)
-	 * and the rooms' growth, not their sum: both stand for load not yet seen. The anchored
+	 * A worker's trajectory is its mean forecast plus the larger of the forecast's tail (p95 −
+	 * mean) and its rooms' growth, not their sum: both stand for load not yet seen. The anchored
 	 * predictor's band is learned from its matured errors (before it has them, half the level
-	 * plus a point: a worker in its first minute is still filling), and while rooms fill those
-	 * errors are the very joins the growth term extrapolates. Off: p95 plus growth.
+	 * plus a point: a worker in its first minute is still filling), and while its rooms fill
+	 * those errors are the very joins the growth term extrapolates. Growth that this decision
+	 * moves or places onto a worker is not in its band and adds on top. Off: p95 plus growth.
 	 */
 	growthWithinTail: boolean;
 	/** Joins of the last this many seconds give a room's growth rate … */
@@ -172,6 +173,8 @@ class Plan {
 	 * of both when `growthWithinTail` is on.
 	 */
 	private readonly projected = new Map<string, number>();
+	/** The worker's own growth at the start of the decision: the part its forecast's tail may already hold (`growthWithinTail`). */
+	private readonly ownGrowth = new Map<string, number>();
 	/** The part of `projected` that is room growth not yet seen: enough to move load early, not to touch quality or refuse. */
 	readonly expectedGrowth = new Map<string, number>();
 	/** p95 minus mean of each worker's forecast: the tail that justifies a free move but not a loss of quality. */
@@ -233,7 +236,10 @@ class Plan {
 			const growth = (this.growth.get(w.id) ?? 0) * options.growthHorizonS;
 			const risk = riskPct(w);
 			this.projected.set(w.id, risk + growth);
-			if (growth > 0) this.expectedGrowth.set(w.id, growth);
+			if (growth > 0) {
+				this.expectedGrowth.set(w.id, growth);
+				this.ownGrowth.set(w.id, growth);
+			}
 			this.tail.set(w.id, Math.max(0, risk - expectedPct(w)));
 			this.start.set(w.id, risk + growth);
 			this.exposed.set(w.id, (index.consumersByWorker.get(w.id) ?? []).filter((c) => !c.paused).length);
@@ -299,14 +305,17 @@ class Plan {
 	load(workerId: string): number {
 		const sum = this.projected.get(workerId) ?? 0;
 		if (!this.options.growthWithinTail) return sum;
-		const growth = Math.max(0, this.expectedGrowth.get(workerId) ?? 0);
+		const own = this.ownGrowth.get(workerId) ?? 0;
 		const tail = this.tail.get(workerId) ?? 0;
-		return sum - growth - tail + Math.max(growth, tail);
+		return sum - own - tail + Math.max(own, tail);
 	}
 
 	add(workerId: string, deltaPct: number, growthPct = 0): void {
 		this.projected.set(workerId, (this.projected.get(workerId) ?? 0) + deltaPct);
 		if (growthPct !== 0) this.expectedGrowth.set(workerId, (this.expectedGrowth.get(workerId) ?? 0) + growthPct);
+		// Growth that leaves takes the worker's own (what its tail may hold) with it.
+		const own = this.ownGrowth.get(workerId);
+		if (growthPct < 0 && own !== undefined) this.ownGrowth.set(workerId, Math.max(0, own + growthPct));
 	}
 
 	/**
