@@ -255,17 +255,18 @@ describe('Foresight corrective actions', () => {
 			expect(policy.decide(build(), state).actions.length).toBeGreaterThan(0);
 		});
 
-		it("takes the larger of the forecast's tail and the growth, not their sum: a band learned while rooms fill already holds their joins", () => {
+		it("with growthWithinTail, takes the larger of the forecast's tail and the growth, not their sum: a band learned while rooms fill already holds their joins", () => {
 			// Mean 60, p95 80 (a 20-point band), ten receivers of the growing class: about 8 points of growth.
 			const wide = () => new SnapshotBuilder().at(100).worker('w0', 60, 80).worker('w1', 40).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 10).build();
-			expect(changes(policy.decide(wide(), growing).actions)).toEqual([]);
-			// Summed, the trajectory (80 + 8) is over the action threshold and receivers move.
-			expect(changes(foresightPolicy({ growthWithinTail: false }).decide(wide(), growing).actions).length).toBeGreaterThan(0);
+			const within = foresightPolicy({ growthWithinTail: true });
+			expect(changes(within.decide(wide(), growing).actions)).toEqual([]);
+			// Summed (the default), the trajectory (80 + 8) is over the action threshold and receivers move.
+			expect(changes(policy.decide(wide(), growing).actions).length).toBeGreaterThan(0);
 			// A growth larger than the tail still counts in full: the narrow-band class above moves.
-			expect(policy.decide(build(), growing).actions.length).toBeGreaterThan(0);
+			expect(within.decide(build(), growing).actions.length).toBeGreaterThan(0);
 		});
 
-		it("counts growth moved onto a worker on top of that worker's tail: its band never saw those rooms", () => {
+		it("with growthWithinTail, counts growth moved onto a worker on top of that worker's tail: its band never saw those rooms", () => {
 			// The class moves whole to w1, whose forecast has a 20-point tail and no growth of its own.
 			const snapshot = new SnapshotBuilder().at(100).worker('w0', actAbovePct - 8).worker('w1', 20, 40).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 30).build();
 			const after = (growthWithinTail: boolean): number[] =>

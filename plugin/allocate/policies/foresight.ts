@@ -81,7 +81,10 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 * predictor's band is learned from its matured errors (before it has them, half the level
 	 * plus a point: a worker in its first minute is still filling), and while its rooms fill
 	 * those errors are the very joins the growth term extrapolates. Growth that this decision
-	 * moves or places onto a worker is not in its band and adds on top. Off: p95 plus growth.
+	 * moves or places onto a worker is not in its band and adds on top. Off (the default):
+	 * p95 plus growth. Off because on tuning seeds it did not pay: simulator seeds 1–6 (90 s)
+	 * exposure 2,196 → 5,474 consumer·s (stage-webinar#2 807 → 4,085) for quality cost
+	 * 20,827 → 18,372; real-worker seed 6, one run each, exposure 437 off and 1,161 on.
 	 */
 	growthWithinTail: boolean;
 	/** Joins of the last this many seconds give a room's growth rate … */
@@ -127,7 +130,7 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	relocateGrowingOnly: true,
 	newRoomAvoidsGrowth: true,
 	youngRoomsGrow: true,
-	growthWithinTail: true,
+	growthWithinTail: false,
 	keepWithRoomBelowPct: 85,
 	growthWindowS: 15,
 	growthHorizonS: 15,
