@@ -98,7 +98,7 @@ export class BotManager {
 		const labels = audioOnly ? recording.header.streams.filter((s) => s.kind === 'audio').map((s) => s.label) : undefined;
 		const replay = new ReplayPeer(router, { replayer: this.replayer, peerId: id, appData: { bot: true, priority: PEER_PRIORITY.bot }, subscribe: { preferredSpatialLayer: 1 } });
 		const bot: Bot = { replay, audioOnly };
-		const publication = await replay.publish(OWN, recording, { loop: true, keyframeOnRequest: true, ...(labels ? { labels } : {}) });
+		const publication = await replay.publish(OWN, recording, { loop: true, keyframeOnRequest: true, retransmitOnNack: true, ...(labels ? { labels } : {}) });
 		try {
 			await replay.receiver();
 			for (const p of this.room.producers(id)) {

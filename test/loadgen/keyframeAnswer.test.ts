@@ -1,7 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { join } from 'node:path';
 import { isVp8KeyframeStart, prepare, rtpPayloadOffset, type PreparedRecording } from '../../training/loadgen/prepared';
-import { KEYFRAME_ANSWER_MIN_MS, keyframeRequestSsrcs, Replayer, type LayerRewrite, type Publisher } from '../../training/loadgen/replayer';
+import { KEYFRAME_ANSWER_MIN_MS, keyframeRequestSsrcs, nackedSeqs, Replayer, RETRANSMIT_HISTORY, type LayerRewrite, type Publisher } from '../../training/loadgen/replayer';
 import { readRecording } from '../../training/record/format';
 
 /**
@@ -36,6 +36,28 @@ test('finds the media SSRCs of PLI and FIR in a compound RTCP packet, skipping o
 	expect(keyframeRequestSsrcs(Buffer.concat([rr, pli(1234), nack, fir]))).toEqual([1234, 11, 22]);
 	// A truncated packet ends the parse instead of reading past the buffer.
 	expect(keyframeRequestSsrcs(pli(5).subarray(0, 10))).toEqual([]);
+});
+
+/** A generic NACK (RFC 4585) of `pid` and the packets its bitmask `blp` adds. */
+const nack = (mediaSsrc: number, pid: number, blp = 0): Buffer => {
+	const b = Buffer.alloc(16);
+	b[0] = 0x81; // V=2, FMT=1
+	b[1] = 205;
+	b.writeUInt16BE(3, 2);
+	b.writeUInt32BE(1, 4);
+	b.writeUInt32BE(mediaSsrc, 8);
+	b.writeUInt16BE(pid, 12);
+	b.writeUInt16BE(blp, 14);
+	return b;
+};
+
+test('finds the sequence numbers a generic NACK asks for, bitmask and wrap included', () => {
+	expect(nackedSeqs(Buffer.concat([pli(7), nack(42, 65534, 0b101)]))).toEqual([
+		{ ssrc: 42, seq: 65534 },
+		{ ssrc: 42, seq: 65535 },
+		{ ssrc: 42, seq: 1 },
+	]);
+	expect(nackedSeqs(nack(42, 10).subarray(0, 14))).toEqual([]);
 });
 
 interface Received {
@@ -126,7 +148,7 @@ describe('a key-frame answer at an awkward moment', () => {
 	let replayer: Replayer;
 	let prepared: PreparedRecording;
 	let camera: number;
-	const received: Array<Received & { marker: boolean; layer: number; pid?: number; tl0?: number }> = [];
+	const received: Array<Received & { marker: boolean; layer: number; pid?: number; tl0?: number; bytes: Buffer }> = [];
 
 	let pumpedMs = 0;
 	/**
@@ -161,7 +183,7 @@ describe('a key-frame answer at an awkward moment', () => {
 			resolveFrom(rinfo);
 			const layer = m.readUInt32BE(8) - 2000;
 			const video = prepared.layers[layer]?.stream.kind === 'video';
-			received.push({ atMs: 0, layer, ssrc: m.readUInt32BE(8), seq: m.readUInt16BE(2), ts: m.readUInt32BE(4), marker: (m[1]! & 0x80) !== 0, keyframe: video && isVp8KeyframeStart(m, rtpPayloadOffset(m)), ...(video ? vp8Ids(m, rtpPayloadOffset(m)) : {}) });
+			received.push({ atMs: 0, layer, ssrc: m.readUInt32BE(8), seq: m.readUInt16BE(2), ts: m.readUInt32BE(4), marker: (m[1]! & 0x80) !== 0, keyframe: video && isVp8KeyframeStart(m, rtpPayloadOffset(m)), ...(video ? vp8Ids(m, rtpPayloadOffset(m)) : {}), bytes: m });
 		});
 		replayer = new Replayer({ seed: 4 });
 	});
@@ -245,6 +267,27 @@ describe('a key-frame answer at an awkward moment', () => {
 		}
 		expect(checked).toBe(3);
 		contiguous();
+		replayer.unpublish(publisher);
+	});
+
+	test('a NACK gets the packets it asks for again, byte for byte, while they are in the history', async () => {
+		const publisher = await adopt();
+		publisher.answerNacks();
+		await arrive(publisher, 6000);
+		const mine = received.filter((p) => p.layer === camera);
+		expect(mine.length).toBeGreaterThan(RETRANSMIT_HISTORY + 10);
+		const recent = mine.at(-10)!;
+		const old = mine.at(-RETRANSMIT_HISTORY - 5)!;
+		const sent = received.length;
+		const local = await from;
+		// The recent packet and the one two after it (bitmask bit 1); the old one was overwritten since.
+		worker.send(Buffer.concat([nack(2000 + camera, recent.seq, 0b10), nack(2000 + camera, old.seq)]), local.port, local.address);
+		await new Promise((r) => setTimeout(r, 100));
+		const again = received.slice(sent);
+		expect(again.map((p) => p.seq)).toEqual([recent.seq, (recent.seq + 2) & 0xffff]);
+		expect(again[0]!.bytes.equals(recent.bytes)).toBe(true);
+		expect(again[1]!.bytes.equals(mine.find((p) => p.seq === ((recent.seq + 2) & 0xffff))!.bytes)).toBe(true);
+		expect(publisher.packetsRetransmitted).toBe(2);
 		replayer.unpublish(publisher);
 	});
 

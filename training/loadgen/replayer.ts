@@ -73,8 +73,18 @@ export interface PublishOptions {
 	 * Not with a sender process (the requests reach its socket, not this one).
 	 */
 	keyframeOnRequest?: boolean;
+	/**
+	 * Answer the worker's NACKs as a browser's sender does: a packet sent in the last
+	 * RETRANSMIT_HISTORY packets of its layer is sent again (through the same lossy path, see
+	 * Replayer.setLoss), and video producers declare generic NACK so that the worker asks.
+	 * Off by default, like keyframeOnRequest; not with a sender process.
+	 */
+	retransmitOnNack?: boolean;
 	appData?: Record<string, unknown>;
 }
+
+/** Packets per layer a copy can send again: about 1.5 s of the top layer of a 720p camera. */
+export const RETRANSMIT_HISTORY = 512;
 
 /**
  * A browser's encoder answers a burst of requests (one per new subscriber) with one key
@@ -82,6 +92,28 @@ export interface PublishOptions {
  * recorded media, so a burst must not fast-forward the recording.
  */
 export const KEYFRAME_ANSWER_MIN_MS = 500;
+
+/** Sequence numbers that a compound RTCP packet's generic NACKs (RFC 4585) ask again, by media SSRC. */
+export function nackedSeqs(buf: Buffer): Array<{ ssrc: number; seq: number }> {
+	const out: Array<{ ssrc: number; seq: number }> = [];
+	let o = 0;
+	while (o + 4 <= buf.length) {
+		const length = (buf.readUInt16BE(o + 2) + 1) * 4;
+		if (buf[o]! >> 6 !== 2 || o + length > buf.length) break;
+		if (buf[o + 1] === 205 && (buf[o]! & 0x1f) === 1 && length >= 16) {
+			const ssrc = buf.readUInt32BE(o + 8);
+			// Each FCI entry: a packet id and a bitmask of the 16 that follow it.
+			for (let e = o + 12; e + 4 <= o + length; e += 4) {
+				const pid = buf.readUInt16BE(e);
+				const blp = buf.readUInt16BE(e + 2);
+				out.push({ ssrc, seq: pid });
+				for (let b = 0; b < 16; b++) if (blp & (1 << b)) out.push({ ssrc, seq: (pid + b + 1) & 0xffff });
+			}
+		}
+		o += length;
+	}
+	return out;
+}
 
 /** Media SSRCs that a compound RTCP packet asks a key frame of (PLI, RFC 4585; FIR, RFC 5104). */
 export function keyframeRequestSsrcs(buf: Buffer): number[] {
@@ -148,6 +180,8 @@ interface LayerState extends LayerRewrite {
 	lastTl0: number;
 	/** The copy jumped in the recording: the next frame numbers on from the last one. */
 	vp8Resync: boolean;
+	/** Packets sent, by sequence number modulo RETRANSMIT_HISTORY, with retransmitOnNack. */
+	history?: Array<Buffer | undefined>;
 }
 
 function layerStates(prepared: PreparedRecording, rewrites: ReadonlyArray<LayerRewrite | undefined>): Array<LayerState | undefined> {
@@ -281,16 +315,46 @@ export class Publisher {
 		for (let i = 0; i < this.layerState.length; i++) if (this.layerState[i]?.prepared.stream.label === label) this.layerState[i] = undefined;
 	}
 
+	/** Packets sent again on a NACK (see PublishOptions.retransmitOnNack), and those the lossy path dropped again. */
+	packetsRetransmitted = 0;
+	private answersKeyframes = false;
+	private listening = false;
+
 	/** Answers key-frame requests arriving on this copy's socket (see PublishOptions.keyframeOnRequest). */
 	answerKeyframeRequests(): void {
+		this.answersKeyframes = true;
+		this.listen();
+	}
+
+	/** Answers NACKs arriving on this copy's socket (see PublishOptions.retransmitOnNack). */
+	answerNacks(): void {
+		for (const s of this.layerState) if (s) s.history ??= new Array<Buffer | undefined>(RETRANSMIT_HISTORY);
+		this.listen();
+	}
+
+	private listen(): void {
+		if (this.listening) return;
+		this.listening = true;
 		this.socket?.on('message', (m: Buffer) => this.onRtcp(m));
 	}
 
-	/** RTCP from the worker: key-frame requests are answered on the next pump. */
+	/** RTCP from the worker: key-frame requests are answered on the next pump, NACKs at once. */
 	private onRtcp(buf: Buffer): void {
-		for (const ssrc of keyframeRequestSsrcs(buf)) {
-			const state = this.layerState.find((s) => s?.ssrc === ssrc);
-			if (state) this.keyframeWantedFor = state.prepared.stream.index;
+		if (this.answersKeyframes) {
+			for (const ssrc of keyframeRequestSsrcs(buf)) {
+				const state = this.layerState.find((s) => s?.ssrc === ssrc);
+				if (state) this.keyframeWantedFor = state.prepared.stream.index;
+			}
+		}
+		const socket = this.socket;
+		if (!socket || this.closed) return;
+		for (const { ssrc, seq } of nackedSeqs(buf)) {
+			const packet = this.layerState.find((s) => s?.ssrc === ssrc)?.history?.[seq % RETRANSMIT_HISTORY];
+			// A slot holds the packet asked for only if it is recent enough not to be overwritten.
+			if (!packet || packet.readUInt16BE(2) !== seq) continue;
+			this.packetsRetransmitted++;
+			if (this.lossRate > 0 && this.rng.next() < this.lossRate) continue;
+			socket.send(packet);
 		}
 	}
 
@@ -418,6 +482,7 @@ export class Publisher {
 		out.writeUInt32BE(state.ssrc, 8);
 		// Numbered before the path loses it: the encoder numbered it.
 		if (vp8Offset >= 0) rewriteVp8(out, vp8Offset, state);
+		if (state.history) state.history[out.readUInt16BE(2) % RETRANSMIT_HISTORY] = out;
 		if (this.lossRate > 0 && this.rng.next() < this.lossRate) {
 			this.packetsDropped++;
 			return;
@@ -565,10 +630,12 @@ function isSupportedExtension(uri: string): boolean {
 	return supportedExtensionUris.has(uri);
 }
 
-function toMediasoupRtpParameters(stream: RecordedStream, layers: LayerState[], cname: string): types.RtpParameters {
+function toMediasoupRtpParameters(stream: RecordedStream, layers: LayerState[], cname: string, nack: boolean): types.RtpParameters {
 	const p = stream.rtpParameters;
+	const codecs = p.codecs as types.RtpCodecParameters[];
 	return {
-		codecs: p.codecs as types.RtpCodecParameters[],
+		// Recordings keep no generic NACK (a replay could not answer it); a copy that answers declares it.
+		codecs: nack && stream.kind === 'video' ? codecs.map((c) => (c.rtcpFeedback?.some((f) => f.type === 'nack' && !f.parameter) ? c : { ...c, rtcpFeedback: [...(c.rtcpFeedback ?? []), { type: 'nack', parameter: '' }] })) : codecs,
 		headerExtensions: (p.headerExtensions ?? []).filter((h) => isSupportedExtension(h.uri)) as types.RtpHeaderExtensionParameters[],
 		encodings: layers.map((l) => {
 			const e = p.encodings[l.prepared.spatialIndex];
@@ -678,7 +745,7 @@ export class Replayer {
 	async publish(router: types.Router, recording: Recording, options: PublishOptions = {}): Promise<Publisher> {
 		// Messages go through a DataProducer, which lives here, not in the sender process.
 		if (options.data && this.sender) throw new Error('data replay needs the packets sent from this process (no sender process)');
-		if (options.keyframeOnRequest && this.sender) throw new Error('keyframeOnRequest needs the packets sent from this process (no sender process)');
+		if ((options.keyframeOnRequest || options.retransmitOnNack) && this.sender) throw new Error('keyframeOnRequest and retransmitOnNack need the packets sent from this process (no sender process)');
 		const prepared = prepare(recording);
 		const labels = options.labels ?? recording.header.streams.map((s) => s.label);
 		const maxLayers = options.maxLayers ?? Number.POSITIVE_INFINITY;
@@ -716,7 +783,7 @@ export class Replayer {
 				if (layers.length === 0) continue;
 				const producer = await transport.produce({
 					kind: stream.kind,
-					rtpParameters: toMediasoupRtpParameters(stream, layers, cname),
+					rtpParameters: toMediasoupRtpParameters(stream, layers, cname, options.retransmitOnNack === true),
 					appData: { ...options.appData, label: stream.label, replay: recording.header.name },
 				});
 				producers.set(stream.label, producer);
@@ -732,6 +799,7 @@ export class Replayer {
 			publisher.lossRate = this.lossRate;
 			publisher.router = router;
 			if (options.keyframeOnRequest) publisher.answerKeyframeRequests();
+			if (options.retransmitOnNack) publisher.answerNacks();
 			for (const [label, p] of producers) {
 				publisher.producers.set(label, p);
 				// A producer closed on its own (Foresight migrated it, or the app closed it): its packets stop, and the copy goes with its last one.
