@@ -33,14 +33,17 @@
  *
  *   npx tsx bench/allocation-real.ts [--seeds 10000-10002] [--family grid-meetings] [--peers 48]
  *       [--duration 45] [--workers 4] [--capacity 15] [--policies foresight,least-loaded-66,…]
- *       [--out runs.json] [--audit actions.jsonl] [--combine a.json,b.json]
+ *       [--out runs.json] [--audit actions.jsonl] [--forecasts forecasts.jsonl] [--combine a.json,b.json]
  *
  * `foresight-admission-only` in --policies adds a diagnostic arm (Foresight in dry run: its
  * admission answers only), reported but never a baseline. --out writes every run as JSON;
  * --combine reports on such files together (runs made with the same settings flags, which
  * it takes from its own). --audit appends every applied action (policy, seed, second,
  * action with its reason and predicted loads) as JSON lines, and the same action again with
- * `measuredAfterPct` once the manager has measured its worker after it.
+ * `measuredAfterPct` once the manager has measured its worker after it. --forecasts appends, as
+ * JSON lines, every worker's forecast as the policy gets it (mean and p95 per horizon) and every
+ * measured load sample, each with seed, policy and second: how far the forecast the policy
+ * plans on sits from the load that follows.
  *
  * Seeds below 10000 are for choosing settings; figures are reported on seeds ≥ 10000 only
  * (the last line says which kind ran). Last line: one JSON object with
@@ -81,6 +84,7 @@ const { values } = parseArgs({
 		policies: { type: 'string', default: 'foresight,least-loaded-66,reactive-migration,round-robin' },
 		out: { type: 'string' },
 		audit: { type: 'string' },
+		forecasts: { type: 'string' },
 		combine: { type: 'string' },
 	},
 });
@@ -283,6 +287,17 @@ async function runArm(seed: number, scenario: Scenario, policy: Arm): Promise<Ar
 		return ids.size;
 	};
 	const firstWorker = String(workers[0]!.pid);
+	const forecastsFile = values.forecasts;
+	if (forecastsFile !== undefined) {
+		const atS = (): number => Math.round((performance.now() - armStart) / 100) / 10;
+		foresight.on('predictions', (predictions) => {
+			for (const p of predictions) {
+				const horizons = Object.fromEntries(Object.entries(p.horizons).map(([h, f]) => [h, { meanPct: f.total.cpuPct.mean, p95Pct: f.total.cpuPct.p95 }]));
+				appendFileSync(forecastsFile, `${JSON.stringify({ seed, policy, atS: atS(), workerId: p.workerId, horizons })}\n`);
+			}
+		});
+		foresight.on('workerLoad', (s) => appendFileSync(forecastsFile, `${JSON.stringify({ seed, policy, atS: atS(), workerId: s.workerId, cpuPct: s.cpuPct })}\n`));
+	}
 	foresight.on('workerLoad', (s) => {
 		const interval = foresight.options.loadSampleIntervalMs / 1000;
 		(cpu.get(s.workerId) ?? cpu.set(s.workerId, []).get(s.workerId)!).push(s.cpuPct);
