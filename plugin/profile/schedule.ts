@@ -434,12 +434,9 @@ export class StatsSchedule {
 		// Every due stream waits for its next round, refreshed or not (an audio producer whose consumers answered).
 		for (const s of due) {
 			if (!s.live) continue;
-			let delayMs = this.periodOf(s, now);
-			if (s.node.kind === 'consumer' && own.has(s) && !s.round.spread) {
-				s.round.spread = true;
-				delayMs = nextDueMs(0, delayMs, true);
-			}
-			this.scheduleStream(w, s, this.roundsUntil(delayMs));
+			const spreads = s.node.kind === 'consumer' && own.has(s) && !s.round.spread;
+			if (spreads) s.round.spread = true;
+			this.scheduleStream(w, s, this.roundsUntil(nextRoundDelayMs(this.periodOf(s, now), spreads)));
 		}
 		const refreshedConnections: ConnectionProfile[] = [];
 		if (transports.length > 0) {
@@ -609,6 +606,14 @@ export function audioProducerAsks(a: {
 	if (a.consumerSampledAtMs === undefined) return true;
 	const capMs = a.fast ? a.periodMs : Math.max(a.periodMs, a.consumerEveryMs);
 	return a.nowMs - a.consumerSampledAtMs >= capMs;
+}
+
+/**
+ * How long until a stream's next round: its period, or when `spread` (a consumer's first own
+ * answer) a random phase within it, so consumers that joined together ask in different rounds.
+ */
+export function nextRoundDelayMs(periodMs: number, spread: boolean): number {
+	return nextDueMs(0, periodMs, spread);
 }
 
 /**

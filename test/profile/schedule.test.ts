@@ -1,6 +1,6 @@
 import { hotContributors, HOT_SHARE_OF_CAPACITY } from '../../plugin/profile/hot';
 import type { types } from 'mediasoup';
-import { audioProducerAsks, RateAverage, rtpSample, takeDue, takesConsumerSample } from '../../plugin/profile/schedule';
+import { audioProducerAsks, nextRoundDelayMs, RateAverage, rtpSample, takeDue, takesConsumerSample } from '../../plugin/profile/schedule';
 import { nextDueMs } from '../../plugin/util/stagger';
 import type { WorkerPrediction } from '../../plugin/predict/types';
 
@@ -177,5 +177,16 @@ describe('audioProducerAsks (audio producers refreshed from their consumers\' an
 		expect(taken).toBe(90);
 		expect(takesConsumerSample(10_000, 6000, 5000)).toBe(false);
 		expect(takesConsumerSample(11_000, 6000, 5000)).toBe(true);
+	});
+});
+
+describe('nextRoundDelayMs', () => {
+	test('consumers that joined together spread their periodic rounds over the period; afterwards each keeps its period', () => {
+		const delays = Array.from({ length: 200 }, () => nextRoundDelayMs(10_000, true));
+		expect(Math.min(...delays)).toBeGreaterThanOrEqual(0);
+		expect(Math.max(...delays)).toBeLessThan(10_000);
+		// 200 draws: every 2.5 s quarter of the period gets some.
+		for (let q = 0; q < 4; q++) expect(delays.some((d) => d >= q * 2500 && d < (q + 1) * 2500)).toBe(true);
+		expect(nextRoundDelayMs(10_000, false)).toBe(10_000);
 	});
 });
