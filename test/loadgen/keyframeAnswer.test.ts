@@ -9,15 +9,18 @@ import { readRecording } from '../../training/record/format';
  * here the "worker" is a UDP socket that receives the copy's packets and sends it PLIs.
  */
 
-const pli = (mediaSsrc: number): Buffer => {
-	const b = Buffer.alloc(12);
-	b[0] = 0x81; // V=2, FMT=1
-	b[1] = 206;
-	b.writeUInt16BE(2, 2);
+/** An RTCP feedback packet (RFC 4585) from sender SSRC 1 about `mediaSsrc`. */
+const feedback = (pt: number, fmt: number, mediaSsrc: number, fci = Buffer.alloc(0)): Buffer => {
+	const b = Buffer.alloc(12 + fci.length);
+	b[0] = 0x80 | fmt;
+	b[1] = pt;
+	b.writeUInt16BE(b.length / 4 - 1, 2);
 	b.writeUInt32BE(1, 4);
 	b.writeUInt32BE(mediaSsrc, 8);
+	fci.copy(b, 12);
 	return b;
 };
+const pli = (mediaSsrc: number): Buffer => feedback(206, 1, mediaSsrc);
 
 test('finds the media SSRCs of PLI and FIR in a compound RTCP packet, skipping other reports', () => {
 	const rr = Buffer.alloc(8);
@@ -40,15 +43,10 @@ test('finds the media SSRCs of PLI and FIR in a compound RTCP packet, skipping o
 
 /** A generic NACK (RFC 4585) of `pid` and the packets its bitmask `blp` adds. */
 const nack = (mediaSsrc: number, pid: number, blp = 0): Buffer => {
-	const b = Buffer.alloc(16);
-	b[0] = 0x81; // V=2, FMT=1
-	b[1] = 205;
-	b.writeUInt16BE(3, 2);
-	b.writeUInt32BE(1, 4);
-	b.writeUInt32BE(mediaSsrc, 8);
-	b.writeUInt16BE(pid, 12);
-	b.writeUInt16BE(blp, 14);
-	return b;
+	const fci = Buffer.alloc(4);
+	fci.writeUInt16BE(pid, 0);
+	fci.writeUInt16BE(blp, 2);
+	return feedback(205, 1, mediaSsrc, fci);
 };
 
 test('finds the sequence numbers a generic NACK asks for, bitmask and wrap included', () => {
