@@ -550,14 +550,17 @@ export class StatsSchedule {
 					// The answer carries the producer's stream: an audio producer's whole flow (one stream),
 					// so it need not ask the worker itself this period.
 					const producer = this.producers.get(s.node.producerId);
-					if (inbound && producer?.live && producer.node.kind === 'producer' && producer.node.mediaKind === 'audio') {
-						// Carried, whether taken or not: the producer need not ask while answers keep coming.
+					if (
+						inbound &&
+						producer?.live &&
+						producer.node.kind === 'producer' &&
+						producer.node.mediaKind === 'audio' &&
+						takesConsumerSample(at, producer.round.sampledAtMs, this.periodOf(producer, at))
+					) {
+						producer.acc.addRtpStats(rtpSample(answeredAt, [inbound]));
+						producer.round.sampledAtMs = at;
 						producer.round.consumerSampledAtMs = at;
-						if (takesConsumerSample(at, producer.round.sampledAtMs, this.periodOf(producer, at))) {
-							producer.acc.addRtpStats(rtpSample(answeredAt, [inbound]));
-							producer.round.sampledAtMs = at;
-							if (producer.node.workerId === s.node.workerId) refreshed.add(producer);
-						}
+						if (producer.node.workerId === s.node.workerId) refreshed.add(producer);
 					}
 					break;
 				}
