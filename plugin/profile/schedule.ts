@@ -9,8 +9,7 @@
  *    stream's moving average, a sustained rise of its worker's CPU (CpuRise), and the stream being a
  *    top contributor on a worker predicted hot (the last two come from Foresight).
  *  - Audio producers are refreshed from their consumers' answers (a consumer's
- *    getStats() carries its producer's stream), once per their tier's period
- *    (takesConsumerSample); they ask the worker themselves only
+ *    getStats() carries its producer's stream); they ask the worker themselves only
  *    when no consumer answers in the round they are due and none answered within their
  *    staleness cap (see audioProducerAsks): in the slow tier that is a consumer's period,
  *    since consumers spread over it answer at least that often; in the fast tier its period.
@@ -550,13 +549,7 @@ export class StatsSchedule {
 					// The answer carries the producer's stream: an audio producer's whole flow (one stream),
 					// so it need not ask the worker itself this period.
 					const producer = this.producers.get(s.node.producerId);
-					if (
-						inbound &&
-						producer?.live &&
-						producer.node.kind === 'producer' &&
-						producer.node.mediaKind === 'audio' &&
-						takesConsumerSample(at, producer.round.sampledAtMs, this.periodOf(producer, at))
-					) {
+					if (inbound && producer?.live && producer.node.kind === 'producer' && producer.node.mediaKind === 'audio' && producer.round.sampledAtMs < at) {
 						producer.acc.addRtpStats(rtpSample(answeredAt, [inbound]));
 						producer.round.sampledAtMs = at;
 						producer.round.consumerSampledAtMs = at;
@@ -614,15 +607,6 @@ export function audioProducerAsks(a: {
  */
 export function nextRoundDelayMs(periodMs: number, spread: boolean): number {
 	return nextDueMs(0, periodMs, spread);
-}
-
-/**
- * Whether an audio producer takes its stream from a consumer's answer at `nowMs`: once per its
- * tier's period, as often as it would ask itself. Several consumers answer within a period,
- * and each answer taken rebuilds the producer's profile and those of all its consumers.
- */
-export function takesConsumerSample(nowMs: number, sampledAtMs: number, periodMs: number): boolean {
-	return nowMs - sampledAtMs >= periodMs;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { hotContributors, HOT_SHARE_OF_CAPACITY } from '../../plugin/profile/hot';
 import type { types } from 'mediasoup';
-import { audioProducerAsks, nextRoundDelayMs, RateAverage, rtpSample, takeDue, takesConsumerSample } from '../../plugin/profile/schedule';
+import { audioProducerAsks, nextRoundDelayMs, RateAverage, rtpSample, takeDue } from '../../plugin/profile/schedule';
 import { nextDueMs } from '../../plugin/util/stagger';
 import type { WorkerPrediction } from '../../plugin/predict/types';
 
@@ -161,22 +161,6 @@ describe('audioProducerAsks (audio producers refreshed from their consumers\' an
 			}
 			expect(asks).toBe(0);
 		}
-	});
-
-	test('its stream is taken from a consumer\'s answer once per period, not from every answer', () => {
-		// Three consumers answering every 10 s at phases 0, 3 and 6 s; the producer's slow period is 5 s.
-		let sampledAt = 0;
-		let taken = 0;
-		for (let t = 1000; t <= 600_000; t += 1000) {
-			if ([0, 3000, 6000].some((p) => (t - p) % 10_000 === 0) && takesConsumerSample(t, sampledAt, 5000)) {
-				taken++;
-				sampledAt = t;
-			}
-		}
-		// At 6, 13, 20, 26, 33 … s: the first answer 5 s after the last one taken, 90 in 10 min (every answer: 180).
-		expect(taken).toBe(90);
-		expect(takesConsumerSample(10_000, 6000, 5000)).toBe(false);
-		expect(takesConsumerSample(11_000, 6000, 5000)).toBe(true);
 	});
 });
 
