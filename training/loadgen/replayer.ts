@@ -93,41 +93,45 @@ export const RETRANSMIT_HISTORY = 512;
  */
 export const KEYFRAME_ANSWER_MIN_MS = 500;
 
+/**
+ * Calls `each` with every packet of a compound RTCP packet: its type, its FMT (or count)
+ * field, its offset and its length; stops at a malformed or truncated one.
+ */
+function eachRtcpPacket(buf: Buffer, each: (pt: number, fmt: number, o: number, length: number) => void): void {
+	for (let o = 0; o + 4 <= buf.length; ) {
+		const length = (buf.readUInt16BE(o + 2) + 1) * 4;
+		if (buf[o]! >> 6 !== 2 || o + length > buf.length) return;
+		each(buf[o + 1]!, buf[o]! & 0x1f, o, length);
+		o += length;
+	}
+}
+
 /** Sequence numbers that a compound RTCP packet's generic NACKs (RFC 4585) ask again, by media SSRC. */
 export function nackedSeqs(buf: Buffer): Array<{ ssrc: number; seq: number }> {
 	const out: Array<{ ssrc: number; seq: number }> = [];
-	let o = 0;
-	while (o + 4 <= buf.length) {
-		const length = (buf.readUInt16BE(o + 2) + 1) * 4;
-		if (buf[o]! >> 6 !== 2 || o + length > buf.length) break;
-		if (buf[o + 1] === 205 && (buf[o]! & 0x1f) === 1 && length >= 16) {
-			const ssrc = buf.readUInt32BE(o + 8);
-			// Each FCI entry: a packet id and a bitmask of the 16 that follow it.
-			for (let e = o + 12; e + 4 <= o + length; e += 4) {
-				const pid = buf.readUInt16BE(e);
-				const blp = buf.readUInt16BE(e + 2);
-				out.push({ ssrc, seq: pid });
-				for (let b = 0; b < 16; b++) if (blp & (1 << b)) out.push({ ssrc, seq: (pid + b + 1) & 0xffff });
-			}
+	eachRtcpPacket(buf, (pt, fmt, o, length) => {
+		if (pt !== 205 || fmt !== 1 || length < 16) return;
+		const ssrc = buf.readUInt32BE(o + 8);
+		// Each FCI entry: a packet id and a bitmask of the 16 that follow it.
+		for (let e = o + 12; e + 4 <= o + length; e += 4) {
+			const pid = buf.readUInt16BE(e);
+			const blp = buf.readUInt16BE(e + 2);
+			out.push({ ssrc, seq: pid });
+			for (let b = 0; b < 16; b++) if (blp & (1 << b)) out.push({ ssrc, seq: (pid + b + 1) & 0xffff });
 		}
-		o += length;
-	}
+	});
 	return out;
 }
 
 /** Media SSRCs that a compound RTCP packet asks a key frame of (PLI, RFC 4585; FIR, RFC 5104). */
 export function keyframeRequestSsrcs(buf: Buffer): number[] {
 	const out: number[] = [];
-	let o = 0;
-	while (o + 4 <= buf.length) {
-		const length = (buf.readUInt16BE(o + 2) + 1) * 4;
-		if (buf[o]! >> 6 !== 2 || o + length > buf.length) break;
-		const fmt = buf[o]! & 0x1f;
-		if (buf[o + 1] === 206 && fmt === 1 && length >= 12) out.push(buf.readUInt32BE(o + 8));
+	eachRtcpPacket(buf, (pt, fmt, o, length) => {
+		if (pt !== 206) return;
+		if (fmt === 1 && length >= 12) out.push(buf.readUInt32BE(o + 8));
 		// FIR: one 8-byte entry (SSRC, seq) per requested stream after the common header.
-		if (buf[o + 1] === 206 && fmt === 4) for (let e = o + 12; e + 8 <= o + length; e += 8) out.push(buf.readUInt32BE(e));
-		o += length;
-	}
+		if (fmt === 4) for (let e = o + 12; e + 8 <= o + length; e += 8) out.push(buf.readUInt32BE(e));
+	});
 	return out;
 }
 
@@ -172,7 +176,7 @@ interface LayerState extends LayerRewrite {
 	/** Timestamp (unwrapped by tsAdd) and wall time of the last packet, for SRs. */
 	lastTs: number;
 	lastSentMs: number;
-	/** Added to the recording's VP8 picture ids and TL0PICIDX (see Publisher.rewriteVp8). */
+	/** Added to the recording's VP8 picture ids and TL0PICIDX (see rewriteVp8). */
 	pidAdd: number;
 	tl0Add: number;
 	/** The last picture id and TL0PICIDX given out, or -1. */
@@ -252,6 +256,11 @@ export class Publisher {
 	skippedUs = 0;
 	/** Packets of published layers skipped by those answers (never sent, never due). */
 	private skippedPackets = 0;
+	/** NACKed packets sent again (see PublishOptions.retransmitOnNack), those the lossy path dropped again included. */
+	packetsRetransmitted = 0;
+	private answersKeyframes = false;
+	private answersNacks = false;
+	private listening = false;
 
 	constructor(
 		readonly recording: PreparedRecording,
@@ -315,11 +324,6 @@ export class Publisher {
 		for (let i = 0; i < this.layerState.length; i++) if (this.layerState[i]?.prepared.stream.label === label) this.layerState[i] = undefined;
 	}
 
-	/** Packets sent again on a NACK (see PublishOptions.retransmitOnNack), and those the lossy path dropped again. */
-	packetsRetransmitted = 0;
-	private answersKeyframes = false;
-	private listening = false;
-
 	/** Answers key-frame requests arriving on this copy's socket (see PublishOptions.keyframeOnRequest). */
 	answerKeyframeRequests(): void {
 		this.answersKeyframes = true;
@@ -329,6 +333,7 @@ export class Publisher {
 	/** Answers NACKs arriving on this copy's socket (see PublishOptions.retransmitOnNack). */
 	answerNacks(): void {
 		for (const s of this.layerState) if (s) s.history ??= new Array<Buffer | undefined>(RETRANSMIT_HISTORY);
+		this.answersNacks = true;
 		this.listen();
 	}
 
@@ -347,7 +352,7 @@ export class Publisher {
 			}
 		}
 		const socket = this.socket;
-		if (!socket || this.closed) return;
+		if (!this.answersNacks || !socket || this.closed) return;
 		for (const { ssrc, seq } of nackedSeqs(buf)) {
 			const packet = this.layerState.find((s) => s?.ssrc === ssrc)?.history?.[seq % RETRANSMIT_HISTORY];
 			// A slot holds the packet asked for only if it is recent enough not to be overwritten.
@@ -657,7 +662,7 @@ function toMediasoupRtpParameters(stream: RecordedStream, layers: LayerState[], 
  * reads a picture id jump of half the 15-bit space or more as going back, and libwebrtc
  * then drops every frame, key frames too, until the ids pass the last one it decoded.
  */
-export function rewriteVp8(p: Buffer, off: number, s: Pick<LayerState, 'pidAdd' | 'tl0Add' | 'lastPid' | 'lastTl0' | 'vp8Resync'>): void {
+function rewriteVp8(p: Buffer, off: number, s: Pick<LayerState, 'pidAdd' | 'tl0Add' | 'lastPid' | 'lastTl0' | 'vp8Resync'>): void {
 	if (off + 1 >= p.length || !(p[off]! & 0x80)) return;
 	const x = p[off + 1]!;
 	let o = off + 2;
