@@ -82,9 +82,7 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 * plus a point: a worker in its first minute is still filling), and while its rooms fill
 	 * those errors are the very joins the growth term extrapolates. Growth that this decision
 	 * moves or places onto a worker is not in its band and adds on top. Off (the default):
-	 * p95 plus growth. Off because on tuning seeds it did not pay: simulator seeds 1–6 (90 s)
-	 * exposure 2,196 → 5,474 consumer·s (stage-webinar#2 807 → 4,085) for quality cost
-	 * 20,827 → 18,372; real-worker seed 6, one run each, exposure 437 off and 1,161 on.
+	 * p95 plus growth, which exposed less on the tuning seeds (figures in 46f8bb4's message).
 	 */
 	growthWithinTail: boolean;
 	/** Joins of the last this many seconds give a room's growth rate … */
