@@ -102,6 +102,10 @@ export function canTake(target: HostReport, input: Pick<CrossHostInput, 'selfId'
 	return { ok: available >= input.costPct && ownShareLeft >= input.costPct, availablePct: available };
 }
 
+/** A host that can take the peer, with what it has and what the peer would cost there. */
+type Taker = { host: HostReport; availablePct: number; costPct: number };
+const redirectTo = (t: Taker, reason: string): CrossHostDecision => ({ kind: 'redirect', target: t.host, availablePct: t.availablePct, costPct: t.costPct, reason });
+
 /**
  * Where a join goes:
  * 1. sent here by another host: here (the local policy places or refuses it);
@@ -126,45 +130,27 @@ export function decideCrossHost(input: CrossHostInput): CrossHostDecision {
 	const holders = takers.filter((t) => t.roomPeers > 0).sort((a, b) => b.roomPeers - a.roomPeers || b.availablePct - a.availablePct);
 	if (!input.localHoldsRoom && holders.length > 0) {
 		const h = holders[0]!;
-		return { kind: 'redirect', target: h.host, availablePct: h.availablePct, costPct: h.costPct, reason: `its room lives on host ${h.host.hostId} (${h.roomPeers} peers)` };
+		return redirectTo(h, `its room lives on host ${h.host.hostId} (${h.roomPeers} peers)`);
 	}
 	const localAvailable = input.localHeadroomPct - reservedPct(input.reservations, input.selfId, input.nowMs);
 	const newRoom = !input.localHoldsRoom && holders.length === 0;
 	if (newRoom && input.newRoomFreeShare > 0 && input.localFreeShare < input.newRoomFreeShare) {
 		const roomy = takers.filter((t) => hostFreeShare(t.host) >= input.newRoomFreeShare).sort((a, b) => hostFreeShare(b.host) - hostFreeShare(a.host))[0];
 		if (roomy) {
-			return {
-				kind: 'redirect',
-				target: roomy.host,
-				availablePct: roomy.availablePct,
-				costPct: roomy.costPct,
-				reason: `a new room: ${(input.localFreeShare * 100).toFixed(0)}% of this host is free, host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}% for it to grow`,
-			};
+			return redirectTo(roomy, `a new room: ${(input.localFreeShare * 100).toFixed(0)}% of this host is free, host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}% for it to grow`);
 		}
 	}
 	const spill = input.spillBelowFreeShare ?? 0;
 	if (!newRoom && spill > 0 && input.localFreeShare < spill) {
 		const roomy = [...holders, ...takers.filter((t) => t.roomPeers === 0)].find((t) => hostFreeShare(t.host) >= input.newRoomFreeShare);
 		if (roomy) {
-			return {
-				kind: 'redirect',
-				target: roomy.host,
-				availablePct: roomy.availablePct,
-				costPct: roomy.costPct,
-				reason: `${(input.localFreeShare * 100).toFixed(0)}% of this host is free; host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}%`,
-			};
+			return redirectTo(roomy, `${(input.localFreeShare * 100).toFixed(0)}% of this host is free; host ${roomy.host.hostId} has ${(hostFreeShare(roomy.host) * 100).toFixed(0)}%`);
 		}
 	}
 	if (localAvailable >= input.costPct) return { kind: 'local', reason: 'predicted headroom here' };
 	const best = holders[0] ?? [...takers].sort((a, b) => b.availablePct - a.availablePct)[0];
 	if (best) {
-		return {
-			kind: 'redirect',
-			target: best.host,
-			availablePct: best.availablePct,
-			costPct: best.costPct,
-			reason: `no predicted headroom here (${localAvailable.toFixed(1)}% for a ${input.costPct.toFixed(1)}% peer); host ${best.host.hostId} has ${best.availablePct.toFixed(1)}%`,
-		};
+		return redirectTo(best, `no predicted headroom here (${localAvailable.toFixed(1)}% for a ${input.costPct.toFixed(1)}% peer); host ${best.host.hostId} has ${best.availablePct.toFixed(1)}%`);
 	}
 	return { kind: 'local', reason: 'no host has predicted headroom for it' };
 }
