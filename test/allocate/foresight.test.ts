@@ -176,7 +176,7 @@ describe('Foresight placement', () => {
 
 describe('Foresight corrective actions', () => {
 	it('spreads a hot fan-out to the fullest worker that can take it (best fit) before touching quality', () => {
-		const snapshot = new SnapshotBuilder().worker('w0', 80, 95).worker('w1', 40).worker('w2', 10).producer('v', 'presenter', 'webinar', 'w0').consume('v', 'w0', 200).build();
+		const snapshot = new SnapshotBuilder().worker('w0', 95).worker('w1', 40).worker('w2', 10).producer('v', 'presenter', 'webinar', 'w0').consume('v', 'w0', 200).build();
 		// The whole webinar would fit on w1: spreading is what is tested here.
 		const actions = foresightPolicy({ moveWholeRooms: false }).decide(snapshot, { recent: {}, joins: {} }).actions;
 		expect(actions.every((a) => a.type === 'spreadFanout')).toBe(true);
@@ -193,7 +193,7 @@ describe('Foresight corrective actions', () => {
 	it('relieves a hot worker by moving a room that lives on it alone whole, leaving no pipe; a room already split is spread instead', () => {
 		const { fillBelowPct, relieveToPct } = FORESIGHT_DEFAULTS;
 		const build = (splitConsumerOn?: string) => {
-			const b = new SnapshotBuilder().worker('w0', 80, 90).worker('w1', 50).worker('w2', 10).producer('v', 'host', 'r', 'w0').consume('v', 'w0', 30);
+			const b = new SnapshotBuilder().worker('w0', 90).worker('w1', 50).worker('w2', 10).producer('v', 'host', 'r', 'w0').consume('v', 'w0', 30);
 			if (splitConsumerOn) b.consume('v', splitConsumerOn, 1, { peerPrefix: 'far' });
 			return b.build();
 		};
@@ -222,8 +222,35 @@ describe('Foresight corrective actions', () => {
 		for (const a of pinned) expect(a.type).toBe('setConsumerLayers');
 	});
 
-	describe('acts on the trajectory of growing rooms', () => {
+	it('relieves on the expected load, not on the tail: a p95 over the action line with the mean under the limit moves nothing', () => {
+		const { limitPct, actAbovePct } = FORESIGHT_DEFAULTS;
+		const build = (meanPct: number) => new SnapshotBuilder().worker('w0', meanPct, actAbovePct + 10).worker('w1', 40).producer('v', 'presenter', 'webinar', 'w0').consume('v', 'w0', 200).build();
+		expect(changes(decide(build(limitPct - 3)))).toEqual([]);
+		// The same tail with the mean over the limit: receivers move.
+		expect(changes(decide(build(limitPct + 3))).length).toBeGreaterThan(0);
+		// Judged on the trajectory (the rule before), the tail alone moved receivers.
+		expect(changes(foresightPolicy({ reliefOnExpected: false }).decide(build(limitPct - 3), policy.initialState()).actions).length).toBeGreaterThan(0);
+	});
+
+	it("prices a spread's pipes on the producers' workers: no spread that only shifts the overload onto the worker feeding its pipes", () => {
+		const { limitPct } = FORESIGHT_DEFAULTS;
+		// w0 serves 30 receivers of five producers that live on w2, which sits just under the limit and serves 300 receivers
+		// of its own; each pipe to a new worker adds its egress there (five pipes ≈ 0.8 pp).
+		const build = () => {
+			const b = new SnapshotBuilder().worker('w0', limitPct + 2).worker('w1', 30).worker('w2', limitPct - 0.5);
+			for (let i = 0; i < 5; i++) b.producer(`v${i}`, `s${i}`, 'r', 'w2').consume(`v${i}`, 'w0', 6, { peerPrefix: 'far' }).consume(`v${i}`, 'w2', 60);
+			return b.build();
+		};
+		const spreads = (actions: AllocationAction[]) => actions.filter((a) => a.type === 'spreadFanout' && a.toWorkerId === 'w1');
+		expect(spreads(decide(build()))).toEqual([]);
+		// Priced without the pipes' load on w2 (the rule before), the move goes ahead.
+		expect(spreads(foresightPolicy({ reliefOnExpected: false }).decide(build(), policy.initialState()).actions).length).toBeGreaterThan(0);
+	});
+
+	describe('with reliefOnExpected off, acts on the trajectory of growing rooms', () => {
 		const { actAbovePct, growthWindowS } = FORESIGHT_DEFAULTS;
+		const policy = foresightPolicy({ reliefOnExpected: false });
+		const decide = (snapshot: AllocationSnapshot): AllocationAction[] => policy.decide(snapshot, policy.initialState()).actions;
 		// p95 well under the action threshold: a worker full of one room's receivers, an empty worker beside it.
 		const build = () => new SnapshotBuilder().at(100).worker('w0', actAbovePct - 8).worker('w1', 40).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 30).build();
 		// Four senders joined the room in the last seconds: every receiver will consume each of the next ones too.
@@ -258,7 +285,7 @@ describe('Foresight corrective actions', () => {
 		it("with growthWithinTail, takes the larger of the forecast's tail and the growth, not their sum: a band learned while rooms fill already holds their joins", () => {
 			// Mean 60, p95 80 (a 20-point band), ten receivers of the growing class: about 8 points of growth.
 			const wide = () => new SnapshotBuilder().at(100).worker('w0', 60, 80).worker('w1', 40).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 10).build();
-			const within = foresightPolicy({ growthWithinTail: true });
+			const within = foresightPolicy({ growthWithinTail: true, reliefOnExpected: false });
 			expect(changes(within.decide(wide(), growing).actions)).toEqual([]);
 			// Summed (the default), the trajectory (80 + 8) is over the action threshold and receivers move.
 			expect(changes(policy.decide(wide(), growing).actions).length).toBeGreaterThan(0);
@@ -270,11 +297,16 @@ describe('Foresight corrective actions', () => {
 			// The class moves whole to w1, whose forecast has a 20-point tail and no growth of its own.
 			const snapshot = new SnapshotBuilder().at(100).worker('w0', actAbovePct - 8).worker('w1', 20, 40).producer('v', 'host', 'class', 'w0').consume('v', 'w0', 30).build();
 			const after = (growthWithinTail: boolean): number[] =>
-				foresightPolicy({ growthWithinTail })
+				foresightPolicy({ growthWithinTail, reliefOnExpected: false })
 					.decide(snapshot, growing)
 					.actions.map((a) => (a.type === 'spreadFanout' || a.type === 'migrateProducer' ? a.targetPredictedAfterPct! : Number.NaN));
 			expect(after(true).length).toBeGreaterThan(0);
 			expect(after(true)).toEqual(after(false));
+		});
+
+		it('by default (reliefOnExpected), moves nothing on the growth extrapolation: the room is expected under the limit', () => {
+			const byDefault = foresightPolicy();
+			expect(changes(byDefault.decide(build(), growing).actions)).toEqual([]);
 		});
 
 		it('never degrades on the growth extrapolation alone', () => {

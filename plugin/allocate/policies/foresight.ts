@@ -16,12 +16,25 @@ import { chooseDegrades, degradeBudget, degradeCandidates, dropsAllowed, savingF
 import { recordJoins, roomGrowth, workerGrowth, type JoinTrace } from './growth';
 import { packetCostPct } from '../snapshot';
 import { avoidedExposure, paysForItself, type ActionCost, type Outlook, type WorthRules } from '../worth';
+import { expectedOutlook, moveAvoidedExposure, reliefDue, reliefLoadPct, reliefNeedPct, type ExposureSide, type ReliefLoads, type ReliefRule } from './relief';
 
 export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	/** Load at which a worker counts as overloaded (and starts dropping packets near 100). */
 	limitPct: number;
 	/**
-	 * Rebalance when a worker's predicted trajectory (p95 plus room growth) exceeds this …
+	 * Relief moves (whole rooms, fan-out spreading, producer migration) judged as admission
+	 * keeps a joiner with its room: a worker is relieved only while its expected load (mean
+	 * forecast after this decision's actions, no tail, no growth extrapolation) is over
+	 * `limitPct`, down to `relieveToPct` of it, and a move goes ahead only when the exposure
+	 * it is expected to avoid on that load, net of what it adds on its target and (through
+	 * its pipes) on the producers' workers, pays its disruption (worth.ts). A move is a
+	 * certain cost (its receivers' gap; a split room's pipes carry every simulcast layer on
+	 * both workers), the forecast's tail only a risk. Off: relief acts on the trajectory above
+	 * `actAbovePct` and is judged with the tail (moves earlier, splits more rooms).
+	 */
+	reliefOnExpected: boolean;
+	/**
+	 * With `reliefOnExpected` off: rebalance when a worker's predicted trajectory (p95 plus room growth) exceeds this …
 	 * Above the limit on purpose: the trajectory is a 95th percentile, so past the limit a
 	 * worker filled to `fillBelowPct` runs a real risk of overload, while the p95's own noise
 	 * (a point or two from second to second) no longer crosses the trigger on its own.
@@ -117,6 +130,7 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 
 export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freeze({
 	limitPct: 85,
+	reliefOnExpected: true,
 	actAbovePct: 86,
 	relieveToPct: 83,
 	degradeAbovePct: 85,
@@ -356,6 +370,43 @@ class Plan {
 		const line = (id: string): number => this.scaled(this.options.limitPct, this.index.workers.get(id)!);
 		const side = (id: string) => ({ outlook: this.outlook(id), consumers: this.exposed.get(id) ?? 0 });
 		const avoided = avoidedExposure(side(sourceId), relief, targetId === undefined ? undefined : side(targetId), line(sourceId));
+		return paysForItself(avoided, cost, this.options);
+	}
+
+	/** The loads relief reads for a worker, after this decision's actions so far. */
+	reliefLoads(workerId: string): ReliefLoads {
+		return { expectedPct: this.expectedLoad(workerId), trajectoryPct: this.load(workerId) };
+	}
+
+	reliefRule(worker: WorkerView): ReliefRule {
+		const o = this.options;
+		return { onExpected: o.reliefOnExpected, limitPct: this.scaled(o.limitPct, worker), actAbovePct: this.scaled(o.actAbovePct, worker), relieveToPct: this.scaled(o.relieveToPct, worker) };
+	}
+
+	/** Load relief reads for the worker (expected or trajectory, by `reliefOnExpected`). */
+	reliefLoad(worker: WorkerView): number {
+		return reliefLoadPct(this.reliefLoads(worker.id), this.reliefRule(worker));
+	}
+
+	/** What the relief trigger says of its load, in words for the actions' reasons. */
+	reliefWhy(): string {
+		return this.options.reliefOnExpected ? `expected load over ${this.options.limitPct}%` : `predicted trajectory over ${this.options.actAbovePct}%`;
+	}
+
+	/**
+	 * Whether a relief move pays: `relief` off `sourceId`, `targetPct` and the moved receivers
+	 * onto `targetId`, `others` (workerId → pct: pipe egress) onto the producers' workers. With
+	 * `reliefOnExpected`, judged on the expected load (relief.ts), pipes included; else as `pays`.
+	 */
+	movePays(sourceId: string, relief: { pct: number; consumers: number }, targetId: string, targetPct: number, cost: ActionCost, others: ReadonlyMap<string, number> = new Map()): boolean {
+		if (!this.options.reliefOnExpected) return this.pays(sourceId, relief, targetId, cost);
+		const side = (id: string): ExposureSide => ({
+			outlook: expectedOutlook(this.outlook(id)),
+			consumers: this.exposed.get(id) ?? 0,
+			linePct: this.scaled(this.options.limitPct, this.index.workers.get(id)!),
+		});
+		const extra = [...others].filter(([id, pct]) => id !== sourceId && id !== targetId && pct > 0).map(([id, pct]) => ({ ...side(id), pct }));
+		const avoided = moveAvoidedExposure(side(sourceId), relief, { ...side(targetId), pct: targetPct }, extra);
 		return paysForItself(avoided, cost, this.options);
 	}
 
@@ -602,6 +653,11 @@ function relocateRoom(plan: Plan, roomId: string, sourceId: string, costOn: (w: 
 	return { chosen: target, cost };
 }
 
+/** How much relief still has to take off the worker (≤ 0: relieved), on the load `reliefOnExpected` chooses. */
+function reliefNeed(plan: Plan, worker: WorkerView): number {
+	return reliefNeedPct(plan.reliefLoads(worker.id), plan.reliefRule(worker));
+}
+
 /** How far the trajectory (or, with `expected`, the expected load) is above `thresholdPct`. */
 function overTarget(plan: Plan, worker: WorkerView, thresholdPct = plan.options.actAbovePct, expected = false): number {
 	return (expected ? plan.expectedLoad(worker.id) : plan.load(worker.id)) - plan.scaled(thresholdPct, worker);
@@ -683,18 +739,20 @@ function roomTarget(plan: Plan, exclude: string, pct: number): WorkerView | unde
  */
 function moveWholeRooms(plan: Plan, worker: WorkerView): void {
 	const rooms = wholeRoomsOn(plan, worker).sort((a, b) => a.relief - b.relief || (a.roomId < b.roomId ? -1 : 1));
+	// With `reliefOnExpected` the need is in expected load, which a room's growth share is not part of.
+	const counted = (r: WholeRoom): number => r.relief - (plan.options.reliefOnExpected ? r.growth : 0);
 	while (rooms.length > 0) {
-		const need = overTarget(plan, worker, plan.options.relieveToPct);
+		const need = reliefNeed(plan, worker);
 		if (need <= 0) return;
 		// The smallest room that covers the need, else the largest that fits somewhere, and on.
-		const covering = rooms.findIndex((r) => r.relief >= need * 1.1);
+		const covering = rooms.findIndex((r) => counted(r) >= need * 1.1);
 		const order = covering >= 0 ? [covering, ...[...rooms.keys()].filter((i) => i !== covering).reverse()] : [...rooms.keys()].reverse();
 		let moved = false;
 		for (const i of order) {
 			const target = roomTarget(plan, worker.id, rooms[i]!.relief);
 			const receivers = roomConsumers(rooms[i]!);
 			// Every receiver of the room waits for its producer's keyframe on the new worker.
-			if (!target || !plan.pays(worker.id, { pct: rooms[i]!.relief, consumers: receivers }, target.id, { migratedReceivers: receivers })) continue;
+			if (!target || !plan.movePays(worker.id, { pct: counted(rooms[i]!), consumers: receivers }, target.id, counted(rooms[i]!), { migratedReceivers: receivers })) continue;
 			commitRoomMove(plan, worker, target, rooms[i]!);
 			rooms.splice(i, 1);
 			moved = true;
@@ -718,7 +776,7 @@ function commitRoomMove(plan: Plan, worker: WorkerView, target: WorkerView, room
 	plan.changed.add(target.id);
 	plan.moveExposed(worker.id, target.id, roomConsumers(room));
 	const targetPredictedAfterPct = plan.load(target.id);
-	const reason = `predicted trajectory over ${options.actAbovePct}%: room ${room.roomId} moves whole to ${target.id}`;
+	const reason = `${plan.reliefWhy()}: room ${room.roomId} moves whole to ${target.id}`;
 	const actions: UnestimatedAction[] = [];
 	for (const p of room.producers) {
 		const consumers = room.consumers.get(p.id)!;
@@ -756,10 +814,11 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 	}
 	const ranked = [...rooms.entries()].filter(([, r]) => r.size >= options.minFanout).sort((a, b) => roomCost.get(b[0])! - roomCost.get(a[0])!);
 	for (const [roomId, receivers] of ranked) {
-		const need = overTarget(plan, worker, options.relieveToPct);
+		const need = reliefNeed(plan, worker);
 		if (need <= 0) return;
-		// A receiver of a growing room takes its share of the growth along.
+		// A receiver of a growing room takes its share of the growth along (not part of the expected load `reliefOnExpected` reads).
 		const growth = plan.receiverGrowthPct(roomId);
+		const countedGrowth = options.reliefOnExpected ? 0 : growth;
 		const batch = [...receivers.entries()]
 			.map(([peerId, consumers]) => ({ peerId, consumers, relief: model.transportPct + growth + consumers.reduce((s, c) => s + currentConsumerCostPct(c, plan.producerOf(c)!, model), 0) }))
 			.sort((a, b) => b.relief - a.relief);
@@ -786,7 +845,7 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		// Take receivers until the need is covered (with a margin against estimate error).
 		let relief = 0;
 		let take = 0;
-		while (take < batch.length && relief < need * 1.1) relief += batch[take++]!.relief;
+		while (take < batch.length && relief - (growth - countedGrowth) * take < need * 1.1) relief += batch[take++]!.relief;
 		// Workers light enough to be emptied by consolidation last (moving load there undoes it),
 		// then the cheapest target (pipes already there), the fullest among equals.
 		const light = (w: WorkerView): boolean => plan.load(w.id) <= plan.scaled(options.consolidateBelowPct, w);
@@ -822,7 +881,8 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		if (relief - selfCost < relief / 2) continue;
 		const moved = batch.slice(0, take);
 		const movedConsumers = moved.reduce((n, r) => n + r.consumers.length, 0);
-		if (!plan.pays(worker.id, { pct: relief - selfCost, consumers: movedConsumers }, target.id, { movedConsumers })) continue;
+		const uncounted = (growth - countedGrowth) * take;
+		if (!plan.movePays(worker.id, { pct: relief - uncounted - selfCost, consumers: movedConsumers }, target.id, relief - uncounted + overhead.target, { movedConsumers }, overhead.sources)) continue;
 		plan.moveExposed(worker.id, target.id, movedConsumers);
 		const movedGrowth = growth * take;
 		plan.add(target.id, relief + overhead.target, movedGrowth);
@@ -845,7 +905,7 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		let sharedGrowth = movedGrowth;
 		for (const [producerId, entry] of byProducer) {
 			plan.act(
-				{ type: 'spreadFanout', intent: 'relieve', targetPredictedAfterPct, producerId, workerId: worker.id, toWorkerId: target.id, consumerIds: entry.ids, reason: `predicted trajectory over ${options.actAbovePct}%: serve ${entry.ids.length} consumers from ${target.id}` },
+				{ type: 'spreadFanout', intent: 'relieve', targetPredictedAfterPct, producerId, workerId: worker.id, toWorkerId: target.id, consumerIds: entry.ids, reason: `${plan.reliefWhy()}: serve ${entry.ids.length} consumers from ${target.id}` },
 				-(entry.relief + shared),
 				-sharedGrowth,
 			);
@@ -868,7 +928,7 @@ function migrateProducers(plan: Plan, worker: WorkerView): void {
 	const { index, snapshot } = plan;
 	const model = snapshot.costModel;
 	for (const p of index.producersByWorker.get(worker.id) ?? []) {
-		if (overTarget(plan, worker, plan.options.relieveToPct) <= 0) return;
+		if (reliefNeed(plan, worker) <= 0) return;
 		if (!migratable(index, p)) continue;
 		const consumers = index.consumersByProducer.get(p.id) ?? [];
 		if (consumers.some((c) => c.workerId === worker.id && !plan.touched.has(c.id))) continue;
@@ -888,8 +948,9 @@ function migrateProducers(plan: Plan, worker: WorkerView): void {
 		if (!target) continue;
 		const receivers = consumers.filter((c) => !c.paused).length;
 		// It relieves this worker of ingress and pipes; no receiver moves, each waits for a keyframe.
-		if (!plan.pays(worker.id, { pct: relief, consumers: 0 }, target.id, { migratedReceivers: receivers })) continue;
-		plan.add(target.id, ingress - pipe.target + pipe.source * (targets.size - 1));
+		const onTarget = ingress - pipe.target + pipe.source * (targets.size - 1);
+		if (!plan.movePays(worker.id, { pct: relief, consumers: 0 }, target.id, onTarget, { migratedReceivers: receivers })) continue;
+		plan.add(target.id, onTarget);
 		plan.changed.add(target.id);
 		plan.touched.add(p.id);
 		plan.act({ type: 'migrateProducer', intent: 'relieve', targetPredictedAfterPct: plan.load(target.id), producerId: p.id, workerId: worker.id, toWorkerId: target.id, reason: 'no local consumers: producer moves to its audience' }, -relief);
@@ -1159,12 +1220,12 @@ function restore(plan: Plan, worker: WorkerView): void {
 }
 
 /**
- * Foresight: plans every worker on its predicted trajectory (the predictor's worst p95
+ * Foresight: places joins on every worker's predicted trajectory (the predictor's worst p95
  * over its horizons plus the growth its rooms' join trends will bring) and acts before
  * the overload with the cheapest action that suffices: placement that fills a worker
- * before opening another, fan-out spreading, producer migration, then (only on the
- * expected load, never on the tail or the extrapolation) lower layers, pause, drop, and
- * refusal at admission. When load recedes, light workers are emptied onto fuller ones.
+ * before opening another, then, only on the expected load (never on the tail or the
+ * extrapolation, see `reliefOnExpected`), fan-out spreading and producer migration that
+ * pay for their disruption and pipes, lower layers, pause, drop, and refusal at admission. When load recedes, light workers are emptied onto fuller ones.
  * Active speakers and high-priority consumers are never degraded; quality is restored
  * only well below the action band.
  */
@@ -1176,9 +1237,9 @@ export function foresightPolicy(overrides: Partial<ForesightPolicyOptions> = {})
 		decide(snapshot, state) {
 			const plan = new Plan(snapshot, indexSnapshot(snapshot), options, state);
 			placeJoins(plan);
-			const hottest = [...snapshot.workers].sort((a, b) => plan.load(b.id) - plan.load(a.id));
+			const hottest = [...snapshot.workers].sort((a, b) => plan.reliefLoad(b) - plan.reliefLoad(a));
 			for (const worker of hottest) {
-				if (overTarget(plan, worker) <= 0) break;
+				if (!reliefDue(plan.reliefLoads(worker.id), plan.reliefRule(worker))) break;
 				if (options.moveWholeRooms) moveWholeRooms(plan, worker);
 				spreadFanout(plan, worker);
 				migrateProducers(plan, worker);
