@@ -29,8 +29,12 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 * it is expected to avoid on that load, net of what it adds on its target and (through
 	 * its pipes) on the producers' workers, pays its disruption (worth.ts). A move is a
 	 * certain cost (its receivers' gap; a split room's pipes carry every simulcast layer on
-	 * both workers), the forecast's tail only a risk. Off: relief acts on the trajectory above
-	 * `actAbovePct` and is judged with the tail (moves earlier, splits more rooms).
+	 * both workers), the forecast's tail only a risk. Likewise a room that outgrew its worker
+	 * (`relocateOutgrownRooms`) moves whole only when the joiner cannot stay with it under
+	 * `keepWithRoomBelowPct`, the alternative being a split, and only when that pays on the
+	 * expected load. Off: relief acts on the trajectory above `actAbovePct` and is judged with
+	 * the tail, and rooms move whole as soon as their worker's trajectory is over the fill
+	 * target (moves earlier, splits more rooms).
 	 */
 	reliefOnExpected: boolean;
 	/**
@@ -523,7 +527,21 @@ function placeJoins(plan: Plan): void {
 				reason = pass.why;
 				break;
 			}
-			if (pass.roomOnly && options.relocateOutgrownRooms && roomWorkers.size === 1 && !plan.joinedRooms.has(join.roomId) && (!options.relocateGrowingOnly || plan.growthByRoom.has(join.roomId))) {
+			if (!pass.roomOnly) continue;
+			// Over the fill target, the room's own worker still takes its joiner while it is expected under the limit with it;
+			// with `reliefOnExpected` that comes before moving the room whole, which is then done only to avoid splitting it.
+			const keep = (): boolean => {
+				chosen = leastBy(
+					snapshot.workers.filter((w) => roomWorkers.has(w.id) && keeps(w)),
+					expectedAfter,
+				);
+				if (!chosen) return false;
+				chosenCost = costOn(chosen);
+				reason = `its room's worker: over the fill target, expected under ${Math.min(options.keepWithRoomBelowPct, options.limitPct)}% with the peer`;
+				return true;
+			};
+			if (options.reliefOnExpected && keep()) break;
+			if (options.relocateOutgrownRooms && roomWorkers.size === 1 && !plan.joinedRooms.has(join.roomId) && (!options.relocateGrowingOnly || plan.growthByRoom.has(join.roomId))) {
 				const moved = relocateRoom(plan, join.roomId, [...roomWorkers][0]!, costOn);
 				if (moved) {
 					({ chosen, cost: chosenCost } = moved);
@@ -531,18 +549,7 @@ function placeJoins(plan: Plan): void {
 					break;
 				}
 			}
-			if (pass.roomOnly) {
-				// Not moved whole: over the fill target, the room's own worker still takes its joiner while it is expected under the limit with it.
-				chosen = leastBy(
-					snapshot.workers.filter((w) => roomWorkers.has(w.id) && keeps(w)),
-					expectedAfter,
-				);
-				if (chosen) {
-					chosenCost = costOn(chosen);
-					reason = `its room's worker: over the fill target, expected under ${Math.min(options.keepWithRoomBelowPct, options.limitPct)}% with the peer`;
-					break;
-				}
-			}
+			if (!options.reliefOnExpected && keep()) break;
 		}
 		if (!chosen) {
 			// No worker under the fill target, and the room's (if any) expected over the limit with the peer:
@@ -637,7 +644,8 @@ function relocateRoom(plan: Plan, roomId: string, sourceId: string, costOn: (w: 
 	plan.add(source.id, cost);
 	// Judged with the joiner on the room's worker, the overload the move is there to avoid.
 	const receivers = roomConsumers(room);
-	if (!plan.pays(source.id, { pct: room.relief + cost, consumers: receivers }, target.id, { migratedReceivers: receivers })) {
+	const moves = room.relief + cost - (plan.options.reliefOnExpected ? room.growth : 0);
+	if (!plan.movePays(source.id, { pct: moves, consumers: receivers }, target.id, moves, { migratedReceivers: receivers })) {
 		plan.add(source.id, -cost);
 		return undefined;
 	}
