@@ -48,12 +48,15 @@ export interface LineFit {
 	slopeStdErrPerS: number;
 	/** Sum of squared residuals about the line (points of a core squared). */
 	residualSs: number;
+	/** The line passes through the readings' mean time (seconds after the first reading) and mean percent. */
+	meanTimeS: number;
+	meanPct: number;
 }
 
 /** Least-squares line through the readings, with its slope's standard error. One pass for the sums. */
 export function fitLine(samples: ReadonlyArray<{ ts: number; pct: number }>): LineFit {
 	const n = samples.length;
-	if (n < 2) return { slopePerS: 0, slopeStdErrPerS: Infinity, residualSs: 0 };
+	if (n < 2) return { slopePerS: 0, slopeStdErrPerS: Infinity, residualSs: 0, meanTimeS: 0, meanPct: n === 1 ? samples[0]!.pct : 0 };
 	// Times relative to the first reading in seconds: epoch milliseconds squared lose precision.
 	const t0 = samples[0]!.ts;
 	let st = 0;
@@ -69,14 +72,16 @@ export function fitLine(samples: ReadonlyArray<{ ts: number; pct: number }>): Li
 		stp += t * s.pct;
 		spp += s.pct * s.pct;
 	}
+	const meanTimeS = st / n;
+	const meanPct = sp / n;
 	const sxx = stt - (st * st) / n;
 	const syy = Math.max(0, spp - (sp * sp) / n);
-	if (!(sxx > 0)) return { slopePerS: 0, slopeStdErrPerS: Infinity, residualSs: syy };
+	if (!(sxx > 0)) return { slopePerS: 0, slopeStdErrPerS: Infinity, residualSs: syy, meanTimeS, meanPct };
 	const sxy = stp - (st * sp) / n;
 	const slope = sxy / sxx;
 	const residual = Math.max(0, syy - slope * sxy);
-	if (n < 3) return { slopePerS: slope, slopeStdErrPerS: Infinity, residualSs: residual };
-	return { slopePerS: slope, slopeStdErrPerS: Math.sqrt(residual / (n - 2) / sxx), residualSs: residual };
+	const slopeStdErrPerS = n < 3 ? Infinity : Math.sqrt(residual / (n - 2) / sxx);
+	return { slopePerS: slope, slopeStdErrPerS, residualSs: residual, meanTimeS, meanPct };
 }
 
 /**
@@ -108,24 +113,17 @@ export function bestStepSs(samples: ReadonlyArray<{ ts: number; pct: number }>):
 	return Math.max(0, best);
 }
 
-/** The readings without the one farthest from `fit` (their least-squares line). */
+/** The readings without the one farthest from `fit` (their least-squares line, whose means it reuses). */
 export function withoutFarthest(samples: ReadonlyArray<{ ts: number; pct: number }>, fit: LineFit): Array<{ ts: number; pct: number }> {
 	const n = samples.length;
 	if (n === 0) return [];
 	const t0 = samples[0]!.ts;
-	let meanT = 0;
-	let meanP = 0;
-	for (const s of samples) {
-		meanT += (s.ts - t0) / 1000;
-		meanP += s.pct;
-	}
-	meanT /= n;
-	meanP /= n;
+	const { meanTimeS, meanPct } = fit;
 	let worst = 0;
 	let worstAbs = -1;
 	for (let i = 0; i < n; i++) {
 		const s = samples[i]!;
-		const r = Math.abs(s.pct - (meanP + fit.slopePerS * ((s.ts - t0) / 1000 - meanT)));
+		const r = Math.abs(s.pct - (meanPct + fit.slopePerS * ((s.ts - t0) / 1000 - meanTimeS)));
 		if (r > worstAbs) {
 			worstAbs = r;
 			worst = i;

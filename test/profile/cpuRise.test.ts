@@ -93,6 +93,21 @@ describe('CpuRise (the rising-CPU trigger)', () => {
 		expect(observe(series([30.8, 31.2, 25.5, 29.3, 27.4, 25.0, 17.2, 27.7, 29.1, 31.3, 33.0, 35.0, 37.4, 39.2, 41.5, 43.5]))).toEqual(['start']);
 	});
 
+	test('withoutFarthest measures distances from the fit it is given, through that fit\'s means', () => {
+		const pts = [0, 1, 2, 9, 4, 5].map((pct, s) => ({ ts: s * 1000, pct }));
+		// A flat line at 1 through t = 2.5 s: the reading farthest from it is 9, then 5; moved to 5,
+		// the farthest is 0. Its own means would put the line at 3.5 and leave out 9 both times.
+		const flat = { slopePerS: 0, slopeStdErrPerS: 0, residualSs: 0, meanTimeS: 2.5, meanPct: 1 };
+		expect(withoutFarthest(pts, flat).map((p) => p.pct)).toEqual([0, 1, 2, 4, 5]);
+		expect(withoutFarthest(pts, { ...flat, meanPct: 5 }).map((p) => p.pct)).toEqual([1, 2, 9, 4, 5]);
+	});
+
+	test('fitLine returns the means its line passes through', () => {
+		const fit = fitLine([0, 1, 2, 3].map((s) => ({ ts: 5000 + s * 2000, pct: 10 + s })));
+		expect(fit.meanTimeS).toBeCloseTo(3, 9);
+		expect(fit.meanPct).toBeCloseTo(11.5, 9);
+	});
+
 	test('withoutFarthest leaves out the reading farthest from the line', () => {
 		const pts = [0, 1, 2, 9, 4, 5].map((pct, s) => ({ ts: s * 1000, pct }));
 		expect(withoutFarthest(pts, fitLine(pts)).map((p) => p.pct)).toEqual([0, 1, 2, 4, 5]);
