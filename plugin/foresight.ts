@@ -15,7 +15,7 @@ import type { AllocationSnapshot, PendingJoin } from './allocate/snapshot';
 import type { AllocationAction } from './allocate/actions';
 import { isUnreachable } from './store/influxClient';
 import { InfluxStore } from './store/influxStore';
-import { MemoryStore } from './store/memoryStore';
+import { DEFAULT_MEMORY_RETENTION_MS, MemoryStore } from './store/memoryStore';
 import type { ProfileStore } from './store/types';
 import { decideCrossHost, hostFreeShare } from './cluster/decide';
 import { InfluxClusterChannel } from './cluster/influxChannel';
@@ -175,7 +175,8 @@ export class Foresight extends TypedEmitter<ForesightEvents> {
 			this.retrainTimer = setInterval(() => void this.retrainer.retrain('period'), retraining.periodMs);
 			this.retrainTimer.unref();
 		}
-		this.currentStore = extra.store ?? new MemoryStore();
+		// The in-memory store keeps at least the history live retraining reads.
+		this.currentStore = extra.store ?? new MemoryStore({ retentionMs: Math.max(DEFAULT_MEMORY_RETENTION_MS, retraining.historyMs) });
 		this.ownsStore = extra.store === undefined;
 		if (!extra.store && options.influx) this.openInflux(1000);
 		this.loadSampler.on('sample', (s) => {

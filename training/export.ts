@@ -116,7 +116,8 @@ async function main(argv: string[]): Promise<void> {
 	let store: ProfileStore;
 	let source: string;
 	if (values.snapshot) {
-		store = await loadMemorySnapshot(values.snapshot);
+		// A recorded snapshot may span more than the live store's retention: keep all of it.
+		store = await loadMemorySnapshot(values.snapshot, { retentionMs: Infinity });
 		source = `snapshot:${values.snapshot}`;
 	} else {
 		const url = values.influx ?? process.env.INFLUX_URL;

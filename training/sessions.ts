@@ -344,7 +344,8 @@ async function main(argv: string[]): Promise<void> {
 		store = await InfluxStore.open({ ...influx, logger: createLogger('warn') });
 		storeLabel = `influx:${influx.database}`;
 	} else {
-		store = new MemoryStore();
+		// Every session of the run is exported and snapshotted from it: none ages out.
+		store = new MemoryStore({ retentionMs: Infinity });
 		storeLabel = 'memory';
 	}
 

@@ -38,10 +38,25 @@ export interface MemoryStoreOptions {
 	maxPointsPerSeries?: number;
 	/** Per record type: the series written to least recently is forgotten first. */
 	maxSeries?: number;
+	/**
+	 * How long points are kept, in ms before the newest point written to their record type:
+	 * older points are forgotten, and so is a series with none newer (a closed stream's). What
+	 * the store holds is then about what that span wrote — see DEFAULT_MEMORY_RETENTION_MS.
+	 */
+	retentionMs?: number;
 	maxActions?: number;
 	/** How far a worker load sample may be from a profile to describe it. */
 	loadSkewMs?: number;
 }
+
+/**
+ * An hour: the span maxPointsPerSeries' default holds at 1 Hz, and twice the live retraining's
+ * default history (retraining.historyMs, 30 min), the longest look back Foresight takes. At
+ * the slow tier's pace (a stream's profile every 5 s or so, its consumers' with it) an hour of
+ * 400 streams is ≈ 290,000 rows of ≈ 0.4–0.7 kB, a few hundred MB; the points-per-series
+ * bound alone would keep every closed stream's rows until maxSeries series exist.
+ */
+export const DEFAULT_MEMORY_RETENTION_MS = 3_600_000;
 
 export const MEMORY_SNAPSHOT_FORMAT = 'foresight-memory-snapshot';
 
@@ -62,13 +77,32 @@ export type MemorySnapshot = z.infer<typeof memorySnapshotSchema>;
  */
 class SeriesRings<T extends { ts: number }> {
 	private readonly rings = new Map<string, RowRing<T>>();
+	/** The newest time written: points older than it by retentionMs are forgotten. */
+	private newestTs = -Infinity;
 
 	constructor(
 		private readonly maxPointsPerSeries: number,
 		private readonly maxSeries: number,
+		private readonly retentionMs: number,
 	) {}
 
 	add(key: string, record: T): void {
+		const ring = this.write(key, record);
+		const advanced = record.ts > this.newestTs;
+		if (advanced) this.newestTs = record.ts;
+		const cutoff = this.newestTs - this.retentionMs;
+		ring.dropBefore(cutoff);
+		// A point older than the span is not kept, nor a series of only such points.
+		if (ring.size === 0) this.rings.delete(key);
+		if (!advanced) return;
+		// The series written to least recently come first: forget those with nothing left in the span.
+		for (const [stalest, r] of this.rings) {
+			if (r.size > 0 && r.tsAt(r.size - 1) >= cutoff) break;
+			this.rings.delete(stalest);
+		}
+	}
+
+	private write(key: string, record: T): RowRing<T> {
 		let ring = this.rings.get(key);
 		if (ring) {
 			this.rings.delete(key);
@@ -83,6 +117,7 @@ class SeriesRings<T extends { ts: number }> {
 		// Same series and time: a rewrite, as in InfluxDB.
 		if (ring.size > 0 && ring.tsAt(ring.size - 1) === record.ts) ring.set(ring.size - 1, record);
 		else ring.push(record);
+		return ring;
 	}
 
 	series(): IterableIterator<RowRing<T>> {
@@ -121,9 +156,11 @@ export class MemoryStore implements ProfileStore {
 	constructor(options: MemoryStoreOptions = {}) {
 		const perSeries = options.maxPointsPerSeries ?? 3600;
 		const maxSeries = options.maxSeries ?? 10_000;
-		this.streams = new SeriesRings(perSeries, maxSeries);
-		this.connections = new SeriesRings(perSeries, maxSeries);
-		this.loads = new SeriesRings(perSeries, maxSeries);
+		const retentionMs = options.retentionMs ?? DEFAULT_MEMORY_RETENTION_MS;
+		if (!(retentionMs > 0)) throw new RangeError('retentionMs must be positive');
+		this.streams = new SeriesRings(perSeries, maxSeries, retentionMs);
+		this.connections = new SeriesRings(perSeries, maxSeries, retentionMs);
+		this.loads = new SeriesRings(perSeries, maxSeries, retentionMs);
 		this.actions = new Ring(options.maxActions ?? 10_000);
 		this.loadSkewMs = options.loadSkewMs ?? DEFAULT_LOAD_SKEW_MS;
 	}

@@ -164,7 +164,10 @@ const INITIAL_ROWS = 16;
 /**
  * A fixed-capacity ring of records of one series as typed rows: pushing onto a full ring
  * overwrites the oldest. Each row's time is kept in a column of its own, so range queries
- * decode only the rows they return.
+ * decode only the rows they return. The arrays hold `rows` rows (a power of two times
+ * INITIAL_ROWS, at most the capacity): they double when the records fill them and halve when
+ * dropping old records (dropBefore) leaves them a quarter full, so a series kept for a time
+ * span holds about what that span wrote, not its capacity.
  */
 export class RowRing<T extends { ts: number }> {
 	private stride = 0;
@@ -194,20 +197,41 @@ export class RowRing<T extends { ts: number }> {
 		return this.count;
 	}
 
+	/** Bytes held by the rows' arrays (what the ring costs beyond its string table). */
+	get bytes(): number {
+		return this.data.byteLength + this.shapeIds.byteLength + this.times.byteLength;
+	}
+
 	push(record: T): void {
 		if (this.count < this.capacity) {
+			if (this.count === this.rows) this.grow(Math.min(this.capacity, Math.max(INITIAL_ROWS, 2 * this.rows)));
 			this.write(this.slot(this.count), record);
 			this.count++;
 			return;
 		}
 		this.write(this.start, record);
-		this.start = (this.start + 1) % this.capacity;
+		this.start = (this.start + 1) % this.rows;
 	}
 
 	/** i = 0 is the oldest. */
 	set(i: number, record: T): void {
 		if (i < 0 || i >= this.count) throw new RangeError('ring index out of range');
 		this.write(this.slot(i), record);
+	}
+
+	/**
+	 * Forgets the oldest records while their time is before `ts` (records are pushed in time
+	 * order, so these are the rows older than `ts`); the number forgotten.
+	 */
+	dropBefore(ts: number): number {
+		let dropped = 0;
+		while (this.count > 0 && this.times[this.start]! < ts) {
+			this.start = (this.start + 1) % this.rows;
+			this.count--;
+			dropped++;
+		}
+		if (dropped > 0 && this.rows > INITIAL_ROWS && this.count <= this.rows / 4) this.grow(Math.max(INITIAL_ROWS, Math.ceil(this.rows / 2)));
+		return dropped;
 	}
 
 	/** The time of row i (0 = oldest) without decoding it. */
@@ -230,10 +254,9 @@ export class RowRing<T extends { ts: number }> {
 		for (let i = 0; i < this.count; i++) yield this.at(i)!;
 	}
 
-	/** Slot of logical index i, growing the arrays while the ring has not reached its capacity. */
+	/** Slot of logical index i (0 = oldest). */
 	private slot(i: number): number {
-		if (this.count < this.capacity && i >= this.rows) this.grow(Math.min(this.capacity, Math.max(INITIAL_ROWS, 2 * this.rows)), this.stride);
-		return (this.start + i) % this.capacity;
+		return (this.start + i) % this.rows;
 	}
 
 	private write(slot: number, record: T): void {
@@ -241,7 +264,7 @@ export class RowRing<T extends { ts: number }> {
 		out.n = 0;
 		const end = flatten(record, out, this.intern, SHAPE_ROOT);
 		const shape = (end.shape ??= newShape(record));
-		if (shape.width > this.stride) this.grow(this.rows, shape.width);
+		if (shape.width > this.stride) this.widen(shape.width);
 		const data = this.data;
 		const at = slot * this.stride;
 		for (let i = 0; i < out.n; i++) data[at + i] = out.buf[i]!;
@@ -249,18 +272,33 @@ export class RowRing<T extends { ts: number }> {
 		this.times[slot] = record.ts;
 	}
 
-	/** Reallocates for `rows` rows of `stride` values; rows keep their slots (growth happens only before the ring wraps). */
-	private grow(rows: number, stride: number): void {
+	/** Reallocates for rows of `stride` values; every row keeps its slot (a write in progress holds one). */
+	private widen(stride: number): void {
+		const data = new Float64Array(this.rows * stride);
+		for (let r = 0; r < this.rows; r++) data.set(this.data.subarray(r * this.stride, (r + 1) * this.stride), r * stride);
+		this.data = data;
+		this.stride = stride;
+	}
+
+	/**
+	 * Reallocates for `rows` rows (at least the records held), the records
+	 * moved to slots 0… in their order: slots taken before it are void (push resizes before it takes one).
+	 */
+	private grow(rows: number): void {
+		const stride = this.stride;
 		const data = new Float64Array(rows * stride);
-		for (let r = 0; r < Math.min(this.rows, rows); r++) data.set(this.data.subarray(r * this.stride, (r + 1) * this.stride), r * stride);
 		const shapeIds = new Int32Array(rows);
-		shapeIds.set(this.shapeIds.subarray(0, Math.min(this.rows, rows)));
 		const times = new Float64Array(rows);
-		times.set(this.times.subarray(0, Math.min(this.rows, rows)));
+		for (let r = 0; r < this.count; r++) {
+			const from = this.slot(r);
+			data.set(this.data.subarray(from * this.stride, (from + 1) * this.stride), r * stride);
+			shapeIds[r] = this.shapeIds[from]!;
+			times[r] = this.times[from]!;
+		}
 		this.data = data;
 		this.shapeIds = shapeIds;
 		this.times = times;
 		this.rows = rows;
-		this.stride = stride;
+		this.start = 0;
 	}
 }

@@ -21,6 +21,21 @@ describe('MemoryStore bounds and snapshots', () => {
 		expect(store.stats()).toEqual({ bufferedPoints: 0, bufferedBytes: 0, droppedPoints: 0, rejectedPoints: 0, writtenPoints: 25 });
 	});
 
+	test('points older than retentionMs before the newest are forgotten, and so is a series with none newer', async () => {
+		const store = new MemoryStore({ retentionMs: 10_000 });
+		// stream-0 and stream-1 every second for 30 s; stream-2 only in the first 5 s (closed).
+		for (let t = 0; t < 30; t++) await store.writeStreamProfiles([0, 1, ...(t < 5 ? [2] : [])].map((i) => streamProfile(i, 1000 * t)));
+		const history = await store.streamHistory(0, 1e6);
+		expect(new Set(history.map((p) => p.streamId))).toEqual(new Set(['stream-0', 'stream-1']));
+		expect(Math.min(...history.map((p) => p.ts))).toBe(19_000);
+		expect(history).toHaveLength(2 * 11);
+		expect((await store.latestStreamProfiles()).map((p) => p.streamId).sort()).toEqual(['stream-0', 'stream-1']);
+		// Record types keep their own spans: load samples are not dropped by newer profiles.
+		await store.writeWorkerLoad([workerLoad(0, 0)]);
+		expect(await store.workerLoadHistory(0, 1e6)).toHaveLength(1);
+		expect(() => new MemoryStore({ retentionMs: 0 })).toThrow(RangeError);
+	});
+
 	test('a snapshot file restores the same query answers and rejects a corrupt file', async () => {
 		const dir = mkdtempSync(join(tmpdir(), 'foresight-snapshot-'));
 		try {

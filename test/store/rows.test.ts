@@ -50,4 +50,49 @@ describe('RowRing (typed rows)', () => {
 		expect(Object.keys(ring.at(0)!)).toEqual(['ts', 'id', 'layers']);
 		expect(() => ring.push({ ts: 2, id: 'x', layers: [], counts: { f: (() => 1) as unknown as number } })).toThrow(TypeError);
 	});
+
+	test('dropBefore forgets the records older than a time; rows pushed after keep their order across growth', () => {
+		const ring = new RowRing<Rec>(1000);
+		const written: Rec[] = [];
+		const push = (t: number): void => {
+			const r = rec(t, 1 + (t % 3));
+			ring.push(r);
+			written.push(r);
+		};
+		for (let t = 0; t < 40; t++) push(t);
+		expect(ring.dropBefore(25)).toBe(25);
+		expect(ring.tsAt(0)).toBe(25);
+		// The oldest row now sits mid-array: pushes past the array's end wrap, then grow it.
+		for (let t = 40; t < 200; t++) push(t);
+		expect([...ring]).toEqual(written.filter((r) => r.ts >= 25));
+		expect(ring.dropBefore(25)).toBe(0);
+		expect(ring.dropBefore(1e9)).toBe(200 - 25);
+		expect(ring.size).toBe(0);
+		push(500);
+		expect([...ring]).toEqual([written.at(-1)]);
+	});
+
+	test('a series kept for a time span holds about what the span wrote, not its capacity', () => {
+		const ring = new RowRing<Rec>(3600);
+		// A minute's span at one record per second, for an hour.
+		for (let t = 0; t < 3600; t++) {
+			ring.push(rec(t));
+			ring.dropBefore(t - 60);
+		}
+		expect(ring.size).toBe(61);
+		// A row: ts, id and two layers of (w, on) as 6 float64 values, its shape id (int32) and its time (float64).
+		const rowBytes = 6 * 8 + 4 + 8;
+		// Rows are allocated in doublings of 16: a 61-record span takes 64 or 128 rows, never the capacity.
+		expect(ring.bytes).toBeGreaterThanOrEqual(64 * rowBytes);
+		expect(ring.bytes).toBeLessThanOrEqual(128 * rowBytes);
+	});
+
+	test('a full ring keeps its newest records when a wider record arrives at the slot it overwrites', () => {
+		const ring = new RowRing<Rec>(4);
+		const written = [0, 1, 2, 3, 4, 5].map((t) => rec(t, 1));
+		for (const r of written) ring.push(r);
+		const wide = rec(6, 5, { counts: { a: 1 } });
+		ring.push(wide);
+		expect([...ring]).toEqual([...written.slice(3), wide]);
+	});
 });
