@@ -237,17 +237,6 @@ describe('Foresight corrective actions', () => {
 		expect(changes(foresightPolicy({ reliefOnExpected: false }).decide(build(limitPct - 3), policy.initialState()).actions).length).toBeGreaterThan(0);
 	});
 
-	it('fills a move\'s target on its expected load: a worker with a wide forecast tail but room on its mean takes the load', () => {
-		const { limitPct, fillBelowPct } = FORESIGHT_DEFAULTS;
-		// w1's mean is far under the fill target, its p95 over it (a band learned while workers fill).
-		const snapshot = new SnapshotBuilder().worker('w0', limitPct + 5).worker('w1', 50, fillBelowPct + 10).producer('v', 'presenter', 'webinar', 'w0').consume('v', 'w0', 200).build();
-		const moves = (actions: AllocationAction[]) => actions.filter((a) => a.type === 'spreadFanout' || a.type === 'migrateProducer');
-		expect(moves(decide(snapshot)).length).toBeGreaterThan(0);
-		for (const a of moves(decide(snapshot))) expect(a).toMatchObject({ workerId: 'w0', toWorkerId: 'w1' });
-		// Filled on its trajectory (the rule before), w1 takes nothing.
-		expect(moves(foresightPolicy({ reliefOnExpected: false }).decide(snapshot, policy.initialState()).actions)).toEqual([]);
-	});
-
 	it("prices a spread's pipes on the producers' workers: no spread that only shifts the overload onto the worker feeding its pipes", () => {
 		const { limitPct } = FORESIGHT_DEFAULTS;
 		// w0 serves 30 receivers of five producers that live on w2, which sits just under the limit and serves 300 receivers

@@ -392,14 +392,6 @@ class Plan {
 		return reliefLoadPct(this.reliefLoads(worker.id), this.reliefRule(worker));
 	}
 
-	/**
-	 * The load a move's target is filled against (up to `fillBelowPct`): its expected load with
-	 * `reliefOnExpected`, as admission keeps a joiner with its room, else its trajectory.
-	 */
-	targetLoad(workerId: string): number {
-		return this.options.reliefOnExpected ? this.expectedLoad(workerId) : this.load(workerId);
-	}
-
 	/** What the relief trigger says of its load, in words for the actions' reasons. */
 	reliefWhy(): string {
 		return this.options.reliefOnExpected ? `expected load over ${this.options.limitPct}%` : `predicted trajectory over ${this.options.actAbovePct}%`;
@@ -645,14 +637,15 @@ function relocateRoom(plan: Plan, roomId: string, sourceId: string, costOn: (w: 
 	if (!source || !room) return undefined;
 	const cost = costOn(source);
 	// A room that outgrew one worker is still growing: its new worker keeps room for it to grow on.
-	const needed = room.relief + cost - (plan.options.reliefOnExpected ? room.growth : 0);
+	const needed = room.relief + cost;
 	const headroom = Math.max(plan.options.relocateHeadroom * needed, plan.scaled(plan.options.newRoomReservePct, source));
 	const target = roomTarget(plan, source.id, needed + headroom) ?? roomTarget(plan, source.id, needed);
 	if (!target) return undefined;
 	plan.add(source.id, cost);
 	// Judged with the joiner on the room's worker, the overload the move is there to avoid.
 	const receivers = roomConsumers(room);
-	if (!plan.movePays(source.id, { pct: needed, consumers: receivers }, target.id, needed, { migratedReceivers: receivers })) {
+	const moves = room.relief + cost - (plan.options.reliefOnExpected ? room.growth : 0);
+	if (!plan.movePays(source.id, { pct: moves, consumers: receivers }, target.id, moves, { migratedReceivers: receivers })) {
 		plan.add(source.id, -cost);
 		return undefined;
 	}
@@ -681,7 +674,7 @@ function overTarget(plan: Plan, worker: WorkerView, thresholdPct = plan.options.
 /** The worker with the most headroom (other than `exclude`). */
 function emptiestWorker(plan: Plan, exclude: string): WorkerView | undefined {
 	let best: WorkerView | undefined;
-	for (const w of plan.snapshot.workers) if (w.id !== exclude && (!best || plan.targetLoad(w.id) < plan.targetLoad(best.id))) best = w;
+	for (const w of plan.snapshot.workers) if (w.id !== exclude && (!best || plan.load(w.id) < plan.load(best.id))) best = w;
 	return best;
 }
 
@@ -735,11 +728,11 @@ function wholeRoomsOn(plan: Plan, worker: WorkerView): WholeRoom[] {
 /** The fullest worker other than `exclude` that takes `pct` under the fill target; light workers (consolidation's sources) last. */
 function roomTarget(plan: Plan, exclude: string, pct: number): WorkerView | undefined {
 	const { options } = plan;
-	const light = (w: WorkerView): boolean => plan.targetLoad(w.id) <= plan.scaled(options.consolidateBelowPct, w);
+	const light = (w: WorkerView): boolean => plan.load(w.id) <= plan.scaled(options.consolidateBelowPct, w);
 	let target: WorkerView | undefined;
 	for (const w of plan.snapshot.workers) {
-		if (w.id === exclude || plan.targetLoad(w.id) + pct > plan.scaled(options.fillBelowPct, w)) continue;
-		if (!target || (light(target) && !light(w)) || (light(target) === light(w) && plan.targetLoad(w.id) > plan.targetLoad(target.id))) target = w;
+		if (w.id === exclude || plan.load(w.id) + pct > plan.scaled(options.fillBelowPct, w)) continue;
+		if (!target || (light(target) && !light(w)) || (light(target) === light(w) && plan.load(w.id) > plan.load(target.id))) target = w;
 	}
 	return target;
 }
@@ -764,7 +757,7 @@ function moveWholeRooms(plan: Plan, worker: WorkerView): void {
 		const order = covering >= 0 ? [covering, ...[...rooms.keys()].filter((i) => i !== covering).reverse()] : [...rooms.keys()].reverse();
 		let moved = false;
 		for (const i of order) {
-			const target = roomTarget(plan, worker.id, counted(rooms[i]!));
+			const target = roomTarget(plan, worker.id, rooms[i]!.relief);
 			const receivers = roomConsumers(rooms[i]!);
 			// Every receiver of the room waits for its producer's keyframe on the new worker.
 			if (!target || !plan.movePays(worker.id, { pct: counted(rooms[i]!), consumers: receivers }, target.id, counted(rooms[i]!), { migratedReceivers: receivers })) continue;
@@ -858,24 +851,22 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		};
 		const total = (o: { target: number; sources: Map<string, number> }): number => o.target + [...o.sources.values()].reduce((a, b) => a + b, 0);
 		// Take receivers until the need is covered (with a margin against estimate error).
-		/** The growth share of `n` receivers, not part of the expected load `reliefOnExpected` reads and fills targets on. */
-		const uncountedOf = (n: number): number => (growth - countedGrowth) * n;
 		let relief = 0;
 		let take = 0;
-		while (take < batch.length && relief - uncountedOf(take) < need * 1.1) relief += batch[take++]!.relief;
+		while (take < batch.length && relief - (growth - countedGrowth) * take < need * 1.1) relief += batch[take++]!.relief;
 		// Workers light enough to be emptied by consolidation last (moving load there undoes it),
 		// then the cheapest target (pipes already there), the fullest among equals.
-		const light = (w: WorkerView): boolean => plan.targetLoad(w.id) <= plan.scaled(options.consolidateBelowPct, w);
+		const light = (w: WorkerView): boolean => plan.load(w.id) <= plan.scaled(options.consolidateBelowPct, w);
 		let target: WorkerView | undefined;
 		let overhead = { target: 0, sources: new Map<string, number>() };
 		for (const w of snapshot.workers) {
 			if (w.id === worker.id) continue;
 			const o = overheadOn(w, take);
-			if (plan.targetLoad(w.id) + relief - uncountedOf(take) + o.target > plan.scaled(options.fillBelowPct, w)) continue;
+			if (plan.load(w.id) + relief + o.target > plan.scaled(options.fillBelowPct, w)) continue;
 			const lighter = target !== undefined && light(w) && !light(target);
 			const heavier = target === undefined || (!light(w) && light(target));
 			const cheaper = heavier || (!lighter && total(o) < total(overhead) - 0.05);
-			const asCheapButFuller = target !== undefined && !lighter && !heavier && Math.abs(total(o) - total(overhead)) <= 0.05 && plan.targetLoad(w.id) > plan.targetLoad(target.id);
+			const asCheapButFuller = target !== undefined && !lighter && !heavier && Math.abs(total(o) - total(overhead)) <= 0.05 && plan.load(w.id) > plan.load(target.id);
 			if (cheaper || asCheapButFuller) {
 				target = w;
 				overhead = o;
@@ -885,10 +876,10 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 			// Nothing takes the whole batch: give the emptiest worker what fits.
 			const emptiest = emptiestWorker(plan, worker.id);
 			if (!emptiest) return;
-			const room = options.fillBelowPct * (emptiest.capacityPct / 100) - plan.targetLoad(emptiest.id);
+			const room = options.fillBelowPct * (emptiest.capacityPct / 100) - plan.load(emptiest.id);
 			relief = 0;
 			take = 0;
-			while (take < batch.length && relief + batch[take]!.relief - uncountedOf(take + 1) + overheadOn(emptiest, take + 1).target <= room) relief += batch[take++]!.relief;
+			while (take < batch.length && relief + batch[take]!.relief + overheadOn(emptiest, take + 1).target <= room) relief += batch[take++]!.relief;
 			if (take === 0) continue;
 			target = emptiest;
 			overhead = overheadOn(emptiest, take);
@@ -898,7 +889,7 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		if (relief - selfCost < relief / 2) continue;
 		const moved = batch.slice(0, take);
 		const movedConsumers = moved.reduce((n, r) => n + r.consumers.length, 0);
-		const uncounted = uncountedOf(take);
+		const uncounted = (growth - countedGrowth) * take;
 		if (!plan.movePays(worker.id, { pct: relief - uncounted - selfCost, consumers: movedConsumers }, target.id, relief - uncounted + overhead.target, { movedConsumers }, overhead.sources)) continue;
 		plan.moveExposed(worker.id, target.id, movedConsumers);
 		const movedGrowth = growth * take;
@@ -959,8 +950,8 @@ function migrateProducers(plan: Plan, worker: WorkerView): void {
 			const w = index.workers.get(id);
 			if (!w) continue;
 			const cost = ingress - pipe.target + pipe.source * (targets.size - 1);
-			if (plan.targetLoad(id) + cost > plan.options.fillBelowPct * (w.capacityPct / 100)) continue;
-			if (!target || plan.targetLoad(id) < plan.targetLoad(target.id)) target = w;
+			if (plan.load(id) + cost > plan.options.fillBelowPct * (w.capacityPct / 100)) continue;
+			if (!target || plan.load(id) < plan.load(target.id)) target = w;
 		}
 		if (!target) continue;
 		const receivers = consumers.filter((c) => !c.paused).length;
@@ -1163,7 +1154,7 @@ function measuredOver(plan: Plan, worker: WorkerView, thresholdPct: number): boo
 /** Another worker light enough to be idle (consolidation's notion) that takes `pct` under the fill target. */
 function idleWorkerWithHeadroom(plan: Plan, exclude: string, pct: number): boolean {
 	const { options } = plan;
-	return plan.snapshot.workers.some((w) => w.id !== exclude && plan.targetLoad(w.id) <= plan.scaled(options.consolidateBelowPct, w) && plan.targetLoad(w.id) + pct <= plan.scaled(options.fillBelowPct, w));
+	return plan.snapshot.workers.some((w) => w.id !== exclude && plan.load(w.id) <= plan.scaled(options.consolidateBelowPct, w) && plan.load(w.id) + pct <= plan.scaled(options.fillBelowPct, w));
 }
 
 /**
