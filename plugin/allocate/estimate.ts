@@ -49,6 +49,15 @@ export function currentConsumerCostPct(consumer: ConsumerView, producer: Produce
 	return consumer.paused ? 0 : consumerCostPct(producer, consumer.current, model);
 }
 
+/**
+ * What a consumer costs now by the predictor's attribution when the snapshot carries one, else
+ * by the cost model (zero while paused): the CPU a move or a degrade takes off its worker.
+ */
+export function attributedConsumerCostPct(consumer: ConsumerView, producer: ProducerView, model: CostModel): number {
+	if (consumer.paused) return 0;
+	return consumer.attributedPct ?? consumerCostPct(producer, consumer.current, model);
+}
+
 /** Extra load on the producer's worker (plain-RTP egress) and on the receiving one (pipe ingress). */
 export function pipeCostPct(producer: ProducerView, model: CostModel): { source: number; target: number } {
 	return {

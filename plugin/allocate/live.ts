@@ -3,7 +3,7 @@
  * worker load samples, the prediction engine's forecasts and the stream profiles.
  * Pure: the manager (plugin/act/manager.ts) reads mediasoup and hands plain data in.
  */
-import type { WorkerPrediction } from '../predict/types';
+import type { HorizonS, WorkerPrediction } from '../predict/types';
 import type { StreamProfile, WorkerLoadSample } from '../profile/schema';
 import { TYPICAL_LAYER_RATES } from './estimate';
 import {
@@ -103,8 +103,26 @@ function workerView(w: LiveWorker): WorkerView {
 	};
 }
 
+/** The predictor's first horizon (as workerView reads them): the cost a stream has about now. */
+const FIRST_HORIZON_S: HorizonS = 5;
+
+/** streamId → CPU the worker's prediction attributes to it at its first horizon, % of a core. */
+function attributedCpu(workers: readonly LiveWorker[]): Map<string, number> {
+	const out = new Map<string, number>();
+	for (const w of workers) {
+		const p = w.prediction;
+		if (!p) continue;
+		for (const s of p.streams) {
+			const cpu = s.cost[FIRST_HORIZON_S]?.cpuPct;
+			if (cpu !== undefined && Number.isFinite(cpu)) out.set(s.streamId, Math.max(0, cpu));
+		}
+	}
+	return out;
+}
+
 export function buildLiveSnapshot(inputs: LiveInputs): AllocationSnapshot {
 	const producers = inputs.producers.map((p) => producerView(p, inputs.nowMs));
+	const attributed = attributedCpu(inputs.workers);
 	const consumers: ConsumerView[] = inputs.consumers.map((c) => ({
 		id: c.id,
 		peerId: c.peerId,
@@ -115,6 +133,7 @@ export function buildLiveSnapshot(inputs: LiveInputs): AllocationSnapshot {
 		wanted: c.wanted,
 		current: c.current,
 		packetRate: c.profile?.flow.packetRate ?? 0,
+		...(attributed.has(c.id) ? { attributedPct: attributed.get(c.id)! } : {}),
 		...(c.movable === false ? { movable: false } : {}),
 	}));
 	const rooms = new Map<string, { workers: Set<string>; peers: Set<string> }>();

@@ -121,6 +121,12 @@ export interface ConsumerView {
 	current: LayerChoice;
 	/** Observed egress packet rate. */
 	packetRate: number;
+	/**
+	 * The predictor's attribution of the worker's CPU to this consumer at its first horizon, % of
+	 * a core, when the worker has a prediction that names it (the attribution sums to the
+	 * worker's mean forecast with its base). Absent: only the cost model prices it.
+	 */
+	attributedPct?: number;
 	/** False when the app cannot re-connect its client elsewhere (see MOVABLE_KEY): never moved to another worker. Absent means movable. */
 	movable?: boolean;
 }

@@ -63,6 +63,15 @@ describe('degrade rules (pure)', () => {
 		expect(of('c3')).toEqual({ dropConsumer: 0.065 });
 	});
 
+	it("prices each candidate from what the consumer costs now by the given measure (the predictor's attribution), a lower layer by the cost model's share", () => {
+		const snapshot = new SnapshotBuilder().worker('w0', 90).producer('v', 'x', 'r', 'w0').consume('v', 'w0', 1).build();
+		const [consumer] = snapshot.consumers;
+		const list = degradeCandidates([{ consumer: consumer!, producer: snapshot.producers[0]! }], MEASURED_COST_MODEL, () => 0.05);
+		const of = Object.fromEntries(list.map((c) => [c.kind, Number(c.savingPct.toFixed(4))]));
+		// Attributed 0.05 instead of the modelled 0.195: a pause or drop saves 0.05, a lower layer 0.117/0.195 of it.
+		expect(of).toEqual({ setConsumerLayers: Number(((0.05 * 0.117) / 0.195).toFixed(4)), pauseConsumer: 0.05, dropConsumer: 0.05 });
+	});
+
 	it('takes nothing under the floor, at most the budget, cheapest rung first, least important first', () => {
 		const list = [candidate('dropConsumer', 'a', 0.3, 10), candidate('pauseConsumer', 'b', 0.3, 50), candidate('setConsumerLayers', 'c', 0.2, 100), candidate('setConsumerLayers', 'd', 0.05, 1)];
 		const choice = chooseDegrades(list, { excessPct: 0.5, floorPct: 0.1, budget: 10, dropsAllowed: true });

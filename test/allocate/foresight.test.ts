@@ -419,6 +419,22 @@ describe('Foresight corrective actions', () => {
 		expect(decide(snapshot).some((a) => a.type === 'setConsumerLayers')).toBe(false);
 	});
 
+	it("prices a degrade's saving by the predictor's attribution: consumers it finds cheap are not given up for a saving the worker would not show", () => {
+		const { degradeAbovePct } = FORESIGHT_DEFAULTS;
+		const build = (attributedPct?: number) => {
+			const snapshot = new SnapshotBuilder().worker('w0', degradeAbovePct + 1).worker('w1', 95).producer('tile', 'x', 'r', 'w0').consume('tile', 'w0', 50, { priority: 50 }).build();
+			if (attributedPct !== undefined) for (const c of snapshot.consumers) c.attributedPct = attributedPct;
+			return snapshot;
+		};
+		const degrades = (actions: AllocationAction[]) => actions.filter((a) => ['setConsumerLayers', 'pauseConsumer', 'dropConsumer'].includes(a.type));
+		// By the cost model (0.195 pp each, a layer 0.117) ten lowered layers cover the excess.
+		expect(degrades(decide(build())).length).toBeGreaterThan(0);
+		// Attributed 0.01 pp each: no degrade reaches the saving floor, none is made.
+		expect(degrades(decide(build(0.01)))).toEqual([]);
+		// Priced by the cost model (the rule before), the same snapshot is degraded.
+		expect(degrades(foresightPolicy({ priceFromAttribution: false }).decide(build(0.01), policy.initialState()).actions).length).toBeGreaterThan(0);
+	});
+
 	it('spends no quality on an overload the measurement does not show yet (a new share expected at its burst rate)', () => {
 		const { degradeAbovePct, limitPct } = FORESIGHT_DEFAULTS;
 		const snapshot = new SnapshotBuilder().worker('w0', degradeAbovePct - 10).worker('w1', FORESIGHT_DEFAULTS.fillBelowPct + 5).producer('tile', 'x', 'r', 'w0').consume('tile', 'w0', 50, { priority: 50 }).build();

@@ -76,17 +76,25 @@ export function dropsAllowed(idleWorkerWithHeadroom: boolean, moveProposed: bool
 /**
  * What each consumer could give up, one candidate per kind: lower its spatial layer by
  * one (video with layers left below), pause it (video), drop it (any). Savings are what
- * the consumer costs the worker now minus what it would cost after.
+ * the consumer costs the worker now (by `costNow`, the cost model unless told otherwise)
+ * minus what it would cost after.
  */
-export function degradeCandidates(list: ReadonlyArray<{ consumer: ConsumerView; producer: ProducerView }>, model: CostModel): DegradeCandidate[] {
+export function degradeCandidates(
+	list: ReadonlyArray<{ consumer: ConsumerView; producer: ProducerView }>,
+	model: CostModel,
+	costNow: (consumer: ConsumerView, producer: ProducerView) => number = (c, p) => currentConsumerCostPct(c, p, model),
+): DegradeCandidate[] {
 	const out: DegradeCandidate[] = [];
 	for (const { consumer, producer } of list) {
-		const now = currentConsumerCostPct(consumer, producer, model);
+		const now = costNow(consumer, producer);
+		// A lower layer saves its share of what the consumer costs now, in the cost model's proportions.
+		const modelled = currentConsumerCostPct(consumer, producer, model);
+		const scale = modelled > 0 ? now / modelled : 1;
 		const base = { consumerId: consumer.id, priority: consumer.priority };
 		const video = producer.mediaClass !== 'audio';
 		if (video && !consumer.paused && consumer.current.spatial > 0 && producer.layers.length >= 2) {
 			const layers = { spatial: consumer.current.spatial - 1, temporal: consumer.current.temporal };
-			out.push({ ...base, kind: 'setConsumerLayers', savingPct: now - consumerCostPct(producer, layers, model), layers });
+			out.push({ ...base, kind: 'setConsumerLayers', savingPct: scale * (modelled - consumerCostPct(producer, layers, model)), layers });
 		}
 		if (video && !consumer.paused) out.push({ ...base, kind: 'pauseConsumer', savingPct: now });
 		out.push({ ...base, kind: 'dropConsumer', savingPct: now });

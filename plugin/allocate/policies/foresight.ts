@@ -3,6 +3,7 @@ import {
 	consumerCostPct,
 	expectedPct,
 	currentConsumerCostPct,
+	attributedConsumerCostPct,
 	indexSnapshot,
 	joinCostPct,
 	pipeCostPct,
@@ -37,6 +38,14 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 * target (moves earlier, splits more rooms).
 	 */
 	reliefOnExpected: boolean;
+	/**
+	 * What a consumer takes off its worker when it is moved, lowered, paused or dropped is
+	 * priced by the predictor's attribution of the worker's CPU to it (when the snapshot has
+	 * one), else by the cost model. The cost model is a per-packet constant; the attribution is
+	 * fitted to this worker's measured CPU, so a saving is not promised that the worker will
+	 * not show. Pipes, transports and producers' ingress are still priced by the cost model.
+	 */
+	priceFromAttribution: boolean;
 	/**
 	 * With `reliefOnExpected` off: rebalance when a worker's predicted trajectory (p95 plus room growth) exceeds this …
 	 * Above the limit on purpose: the trajectory is a 95th percentile, so past the limit a
@@ -135,6 +144,7 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freeze({
 	limitPct: 85,
 	reliefOnExpected: true,
+	priceFromAttribution: true,
 	actAbovePct: 86,
 	relieveToPct: 83,
 	degradeAbovePct: 85,
@@ -375,6 +385,12 @@ class Plan {
 		const side = (id: string) => ({ outlook: this.outlook(id), consumers: this.exposed.get(id) ?? 0 });
 		const avoided = avoidedExposure(side(sourceId), relief, targetId === undefined ? undefined : side(targetId), line(sourceId));
 		return paysForItself(avoided, cost, this.options);
+	}
+
+	/** What the consumer takes off its worker now (see `priceFromAttribution`). */
+	consumerCost(consumer: ConsumerView, producer: ProducerView): number {
+		const model = this.snapshot.costModel;
+		return this.options.priceFromAttribution ? attributedConsumerCostPct(consumer, producer, model) : currentConsumerCostPct(consumer, producer, model);
 	}
 
 	/** The loads relief reads for a worker, after this decision's actions so far. */
@@ -703,7 +719,7 @@ function wholeRoom(plan: Plan, roomId: string, worker: WorkerView): WholeRoom | 
 		consumers.set(p.id, list);
 		relief += packetCostPct(p.expectedPacketRate, model.ingressUsPerPacket);
 		for (const c of list) {
-			relief += currentConsumerCostPct(c, p, model);
+			relief += plan.consumerCost(c, p);
 			receivers.add(c.peerId);
 		}
 	}
@@ -818,7 +834,7 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		const list = receivers.get(c.peerId);
 		if (list) list.push(c);
 		else receivers.set(c.peerId, [c]);
-		roomCost.set(p.roomId, (roomCost.get(p.roomId) ?? 0) + currentConsumerCostPct(c, p, model));
+		roomCost.set(p.roomId, (roomCost.get(p.roomId) ?? 0) + plan.consumerCost(c, p));
 	}
 	const ranked = [...rooms.entries()].filter(([, r]) => r.size >= options.minFanout).sort((a, b) => roomCost.get(b[0])! - roomCost.get(a[0])!);
 	for (const [roomId, receivers] of ranked) {
@@ -828,7 +844,7 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 		const growth = plan.receiverGrowthPct(roomId);
 		const countedGrowth = options.reliefOnExpected ? 0 : growth;
 		const batch = [...receivers.entries()]
-			.map(([peerId, consumers]) => ({ peerId, consumers, relief: model.transportPct + growth + consumers.reduce((s, c) => s + currentConsumerCostPct(c, plan.producerOf(c)!, model), 0) }))
+			.map(([peerId, consumers]) => ({ peerId, consumers, relief: model.transportPct + growth + consumers.reduce((s, c) => s + plan.consumerCost(c, plan.producerOf(c)!), 0) }))
 			.sort((a, b) => b.relief - a.relief);
 		/** Pipes a move to `w` needs: what `w` pays on top of the moved load, and what each producer's worker pays. */
 		const overheadOn = (w: WorkerView, take: number): { target: number; sources: Map<string, number> } => {
@@ -904,7 +920,7 @@ function spreadFanout(plan: Plan, worker: WorkerView): void {
 				let entry = byProducer.get(p.id);
 				if (!entry) byProducer.set(p.id, (entry = { ids: [], relief: 0 }));
 				entry.ids.push(c.id);
-				entry.relief += currentConsumerCostPct(c, p, model);
+				entry.relief += plan.consumerCost(c, p);
 				plan.touched.add(c.id);
 			}
 		}
@@ -1028,7 +1044,7 @@ function planEvacuation(plan: Plan, source: WorkerView, hosting: readonly Worker
 	const receivers: Evacuation['receivers'] = [];
 	const roomOf = (list: readonly ConsumerView[]): string | undefined => plan.producerOf(list[0]!)?.roomId;
 	const planned = [...byPeer.entries()]
-		.map(([peerId, list]) => ({ peerId, consumers: list, relief: model.transportPct + list.reduce((s, c) => s + currentConsumerCostPct(c, plan.producerOf(c)!, model), 0) }))
+		.map(([peerId, list]) => ({ peerId, consumers: list, relief: model.transportPct + list.reduce((s, c) => s + plan.consumerCost(c, plan.producerOf(c)!), 0) }))
 		.sort((a, b) => b.relief - a.relief || (a.peerId < b.peerId ? -1 : 1));
 	for (const receiver of planned) {
 		const roomId = roomOf(receiver.consumers);
@@ -1097,7 +1113,7 @@ function commitEvacuation(plan: Plan, source: WorkerView, evacuation: Evacuation
 			let group = groups.get(key);
 			if (!group) groups.set(key, (group = { producerId: c.producerId, target: receiver.target, consumers: [], relief: 0 }));
 			group.consumers.push(c);
-			group.relief += transport + currentConsumerCostPct(c, plan.producerOf(c)!, model);
+			group.relief += transport + plan.consumerCost(c, plan.producerOf(c)!);
 			transport = 0;
 		}
 	}
@@ -1174,7 +1190,7 @@ function degrade(plan: Plan, worker: WorkerView): void {
 	const underLimit = !measuredOver(plan, worker, options.limitPct);
 	const moveFirst = !dropsAllowed(idleWorkerWithHeadroom(plan, worker.id, excess), plan.movedOff(worker.id));
 	const drops = !underLimit && !moveFirst;
-	const choice = chooseDegrades(degradeCandidates(degradable(plan, worker, true), snapshot.costModel), { excessPct: excess, floorPct: floor, budget, dropsAllowed: drops });
+	const choice = chooseDegrades(degradeCandidates(degradable(plan, worker, true), snapshot.costModel, (c, p) => plan.consumerCost(c, p)), { excessPct: excess, floorPct: floor, budget, dropsAllowed: drops });
 	const count = (kind: string): number => choice.take.filter((c) => c.kind === kind).length;
 	const off = count('pauseConsumer') + count('dropConsumer');
 	const saving = choice.take.reduce((sum, c) => sum + c.savingPct, 0);
