@@ -82,8 +82,9 @@ describe('simulator', () => {
 		// Views carry exactly the live fields: no hidden cost factors, no true rates.
 		const producerKeys = new Set(at41.producers.flatMap((p) => Object.keys(p)));
 		expect([...producerKeys].sort()).toEqual(['activeSpeaker', 'ageS', 'expectedPacketRate', 'id', 'layers', 'mediaClass', 'packetRate', 'peerId', 'roomId', 'workerId']);
+		// attributedPct is the live prediction engine's attribution (fitted to measured CPU and profiles), not the truth's cost.
 		const consumerKeys = new Set(at41.consumers.flatMap((c) => Object.keys(c)));
-		expect([...consumerKeys].sort()).toEqual(['current', 'id', 'packetRate', 'paused', 'peerId', 'priority', 'producerId', 'wanted', 'workerId']);
+		expect([...consumerKeys].sort()).toEqual(['attributedPct', 'current', 'id', 'packetRate', 'paused', 'peerId', 'priority', 'producerId', 'wanted', 'workerId']);
 		expect(at41.workers.every((w) => w.forecast.length > 0)).toBe(true);
 	});
 
