@@ -53,7 +53,7 @@ export interface MemoryStoreOptions {
  * An hour: the span maxPointsPerSeries' default holds at 1 Hz, and twice the live retraining's
  * default history (retraining.historyMs, 30 min), the longest look back Foresight takes. At
  * the slow tier's pace (a stream's profile every 5 s or so, its consumers' with it) an hour of
- * 400 streams is ≈ 290,000 rows of ≈ 0.4–0.7 kB, a few hundred MB; the points-per-series
+ * 400 streams is ≈ 350,000 rows of ≈ 0.4–0.7 kB, ≈ 200 MB; the points-per-series
  * bound alone would keep every closed stream's rows until maxSeries series exist.
  */
 export const DEFAULT_MEMORY_RETENTION_MS = 3_600_000;
