@@ -1,4 +1,5 @@
 import { RowRing } from '../../plugin/store/rows';
+import { Rng } from '../../plugin/util/rng';
 
 interface Rec {
 	ts: number;
@@ -94,5 +95,34 @@ describe('RowRing (typed rows)', () => {
 		const wide = rec(6, 5, { counts: { a: 1 } });
 		ring.push(wide);
 		expect([...ring]).toEqual([...written.slice(3), wide]);
+	});
+
+	test('pushes, rewrites and drops in any order read back as a plain array of the same records does', () => {
+		const rng = new Rng(5);
+		for (const capacity of [1, 3, 17, 40]) {
+			const ring = new RowRing<Rec>(capacity);
+			let model: Rec[] = [];
+			let t = 0;
+			for (let step = 0; step < 2000; step++) {
+				const u = rng.next();
+				if (u < 0.6) {
+					const r = rec(++t, 1 + Math.floor(rng.next() * 4), rng.next() < 0.1 ? { counts: { a: t } } : {});
+					ring.push(r);
+					model.push(r);
+					if (model.length > capacity) model.shift();
+				} else if (u < 0.7 && model.length > 0) {
+					const i = Math.floor(rng.next() * model.length);
+					const r = rec(model[i]!.ts, 1 + Math.floor(rng.next() * 5));
+					ring.set(i, r);
+					model[i] = r;
+				} else {
+					const cutoff = t - Math.floor(rng.next() * 2 * capacity);
+					ring.dropBefore(cutoff);
+					model = model.filter((r) => r.ts >= cutoff);
+				}
+				expect(ring.size).toBe(model.length);
+			}
+			expect([...ring]).toEqual(model);
+		}
 	});
 });
