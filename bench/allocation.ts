@@ -219,7 +219,7 @@ const results: ScenarioMetrics[] = records.map((r) => r.metrics);
 const scenarioNames = [...new Set(records.map((r) => r.scenario))];
 const policyNames = [...new Set(records.map((r) => r.metrics.policy))];
 const fmt = (v: number | null, digits = 0): string => (v === null ? '—' : v.toFixed(digits));
-const columns = ['policy', 'exposure c·s', 'loss c·s', 'overload w·s', 'downgrade c·s', 'paused c·s', 'disrupted c·s', 'dropped', 'refused', 'quality cost', 'migrations', 'moved', 'actions', 'slack', 'S85', 'lead med s', 'crossings (unans.)', 'peak streams', 'decide ms'];
+const columns = ['policy', 'exposure c·s', 'loss c·s', 'overload w·s', 'downgrade c·s', 'paused c·s', 'disrupted c·s', 'dropped', 'refused', 'quality cost', 'migrations', 'moved', 'actions', 'split rooms', 'pipes', 'slack', 'S85', 'lead med s', 'crossings (unans.)', 'peak streams', 'decide ms'];
 function row(m: ScenarioMetrics): string[] {
 	return [
 		m.policy,
@@ -235,6 +235,8 @@ function row(m: ScenarioMetrics): string[] {
 		fmt(m.migrations),
 		fmt(m.movedConsumers),
 		fmt(m.actions),
+		fmt(m.peakSplitRooms ?? null),
+		fmt(m.peakPipes ?? null),
 		fmt(m.meanSlack, 3),
 		fmt(m.s85, 3),
 		fmt(median(m.leadTimesS), 1),

@@ -1,6 +1,6 @@
 import { buildScenario, SCENARIO_NAMES, type Scenario } from '../../plugin/allocate/sim/scenarios';
 import { simulate } from '../../plugin/allocate/sim/simulator';
-import { guardedForesight, roundRobinPolicy } from '../../plugin/allocate/policies';
+import { guardedForesight, leastLoadedPolicy, roundRobinPolicy } from '../../plugin/allocate/policies';
 import type { ScenarioMetrics } from '../../plugin/allocate/sim/metrics';
 import type { AllocationSnapshot } from '../../plugin/allocate/snapshot';
 import type { AllocationAction, AllocationPolicy } from '../../plugin/allocate/actions';
@@ -53,6 +53,14 @@ describe('scenarios', () => {
 });
 
 describe('simulator', () => {
+	it('reports rooms split over workers and the pipes between them: none on one worker, some when least-loaded scatters rooms', () => {
+		const one = simulate(buildScenario('bursty-joins', { workers: 1, durationS: 30, seed: 3 }), leastLoadedPolicy()).metrics;
+		expect(one).toMatchObject({ peakSplitRooms: 0, peakPipes: 0 });
+		const scattered = simulate(small(3), leastLoadedPolicy()).metrics;
+		expect(scattered.peakSplitRooms).toBeGreaterThan(0);
+		expect(scattered.peakPipes).toBeGreaterThanOrEqual(scattered.peakSplitRooms);
+	});
+
 	it('is deterministic for a seed', () => {
 		const a = simulate(small(3), guardedForesight()).metrics;
 		const b = simulate(small(3), guardedForesight()).metrics;

@@ -31,6 +31,10 @@ export interface ScenarioMetrics {
 	movedConsumers: number;
 	/** Corrective (non-admission) actions applied. */
 	actions: number;
+	/** Most rooms at once with streams on more than one worker (reported, not scored). */
+	peakSplitRooms: number;
+	/** Most pipes at once: producer × other worker it is consumed on, each a pipe consumer (reported, not scored). */
+	peakPipes: number;
 	/** Time-mean over seconds of the mean unused share of a core over workers hosting any stream. */
 	meanSlack: number;
 	/** Time-mean over seconds of the mean of max(0, 85 − load)/85 over workers hosting any stream (S85). */
@@ -75,6 +79,8 @@ export function emptyMetrics(scenario: string, policy: string): ScenarioMetrics 
 		migratedProducerConsumers: 0,
 		movedConsumers: 0,
 		actions: 0,
+		peakSplitRooms: 0,
+		peakPipes: 0,
 		meanSlack: 0,
 		s85: 0,
 		overloadWorkerS: 0,

@@ -500,6 +500,24 @@ interface Truth {
 	roomDemand?: Map<string, number>;
 }
 
+/** Rooms with streams on more than one worker, and pipes (producer × other worker consuming it), as the world stands. */
+function splitCounts(world: World): { rooms: number; pipes: number } {
+	const roomWorkers = new Map<string, Set<string>>();
+	let pipes = 0;
+	for (const p of world.producers.values()) {
+		let workers = roomWorkers.get(p.peer.roomId);
+		if (!workers) roomWorkers.set(p.peer.roomId, (workers = new Set()));
+		workers.add(p.workerId);
+		const piped = new Set<string>();
+		for (const c of p.consumers) if (!c.dropped && !c.appPaused && c.workerId !== p.workerId) piped.add(c.workerId);
+		pipes += piped.size;
+		for (const w of piped) workers.add(w);
+	}
+	let rooms = 0;
+	for (const workers of roomWorkers.values()) if (workers.size > 1) rooms++;
+	return { rooms, pipes };
+}
+
 function groundTruth(world: World, rng: Rng, t: number, withRooms: boolean): Truth {
 	const m = world.machine;
 	const load = new Map<string, number>();
@@ -575,6 +593,9 @@ function account(world: World, truth: Truth, t: number, options: SimOptions, met
 		}
 	}
 	metrics.peakStreams = Math.max(metrics.peakStreams, streams);
+	const split = splitCounts(world);
+	metrics.peakSplitRooms = Math.max(metrics.peakSplitRooms, split.rooms);
+	metrics.peakPipes = Math.max(metrics.peakPipes, split.pipes);
 	let slack = 0;
 	let slack85 = 0;
 	for (const id of world.workerIds) {
