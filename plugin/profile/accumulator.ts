@@ -100,6 +100,13 @@ const ENTROPY_RESCORE_SAMPLES = 5;
 const VOICE_WINDOW_MS = 60_000;
 /** Trace windows of the last minute make the per-layer framerate. */
 const FPS_HORIZON_MS = 60_000;
+/**
+ * A layer whose sender report arrived this recently has its scene-change rates from sender
+ * reports, not from getStats() rounds. Browsers send one per SSRC every second or so (RFC 3550
+ * randomises it between 0.5× and 1.5× the interval); several seconds without one means the
+ * sender stopped reporting and the rounds take over again.
+ */
+const SENDER_REPORTS_FRESH_MS = 5000;
 
 export class StreamAccumulator {
 	private readonly bitrate = new TimeSeriesWindow(SERIES_CAPACITY);
@@ -111,6 +118,10 @@ export class StreamAccumulator {
 	/** Natural (not Foresight-induced) keyframes seen by the keyframe trace, for the keyframe rate. */
 	private readonly keyframes = new TimeSeriesWindow(1024);
 	private readonly layerRates = new Map<number, { bps: number; pps: number; last?: Counter; lastFlowMs?: number }>();
+	/** Per layer: the last RTCP sender report's arrival and octet count, and whether the layer flowed up to it. */
+	private readonly reported = new Map<number, { atMs: number; octets: number; flowed: boolean }>();
+	/** The keyframe requests come from traces, at the moment they are sent (see keyframeRequestSent). */
+	private requestsTraced = false;
 	private last: Counter | undefined;
 	private lastStats: RtpStatsSample | undefined;
 	private lastBps = 0;
@@ -163,9 +174,9 @@ export class StreamAccumulator {
 				this.addEntropySample(this.lastBps);
 				const requests = s.pliCount + s.firCount;
 				// A keyframe answering a PLI/FIR is not a scene change.
-				if (requests > this.lastPliFir) this.sceneChanges.addKeyframeRequest(s.atMs);
+				if (requests > this.lastPliFir && !this.requestsTraced) this.sceneChanges.addKeyframeRequest(s.atMs);
 				// A rate is the mean over its interval: the change it shows happened within it, at its middle on average.
-				if (this.meta.kind === 'video' && s.layers.length <= 1) this.sceneChanges.add(0, (s.atMs + last.atMs) / 2, this.lastBps);
+				if (this.meta.kind === 'video' && s.layers.length <= 1 && !this.reportsFresh(0, s.atMs)) this.sceneChanges.add(0, (s.atMs + last.atMs) / 2, this.lastBps);
 			}
 		}
 		this.lastPliFir = s.pliCount + s.firCount;
@@ -190,7 +201,9 @@ export class StreamAccumulator {
 				// change of scene: only intervals it flowed through from end to end are evidence.
 				const flowedThrough = layer.byteCount > last.bytes && state.lastFlowMs === last.atMs;
 				if (layer.byteCount > last.bytes) state.lastFlowMs = s.atMs;
-				if (this.meta.kind === 'video' && s.layers.length > 1 && flowedThrough && !this.meta.inheritsWindows) this.sceneChanges.add(index, (s.atMs + last.atMs) / 2, state.bps);
+				if (this.meta.kind === 'video' && s.layers.length > 1 && flowedThrough && !this.meta.inheritsWindows && !this.reportsFresh(index, s.atMs)) {
+					this.sceneChanges.add(index, (s.atMs + last.atMs) / 2, state.bps);
+				}
 			}
 			if (last) {
 				last.atMs = s.atMs;
@@ -199,6 +212,45 @@ export class StreamAccumulator {
 			} else state.last = { atMs: s.atMs, bytes: layer.byteCount, packets: layer.packetCount };
 		}
 		this.lastStats = s;
+	}
+
+	/**
+	 * An RTCP sender report of a video producer's layer (the `sr` trace), at its arrival. The
+	 * sender counts its octets itself about once a second per layer, without a request, so the
+	 * scene-change detector gets each layer's rate at that spacing whatever the getStats()
+	 * tier: a cut is placed within a second only from rates that fine (a slow-tier round's 5 s
+	 * rate holds a cut somewhere in 5 s). Like the rounds' rates, only intervals the layer
+	 * flowed through from end to end are evidence.
+	 */
+	addSenderReport(atMs: number, ssrc: number, octetCount: number): void {
+		if (this.meta.kind !== 'video' || this.meta.inheritsWindows) return;
+		const layer = this.layerOfPacket(ssrc);
+		if (layer < 0) return;
+		const last = this.reported.get(layer);
+		if (!last) {
+			this.reported.set(layer, { atMs, octets: octetCount, flowed: false });
+			return;
+		}
+		if (!(atMs > last.atMs)) return;
+		// The sender's octet count is 32 bits and wraps.
+		const octets = (octetCount - last.octets) >>> 0;
+		const flowed = octets > 0;
+		// A rate is the mean over its interval: the change it shows happened within it, at its middle on average.
+		if (flowed && last.flowed) this.sceneChanges.add(layer, (atMs + last.atMs) / 2, (8 * octets * 1000) / (atMs - last.atMs));
+		last.atMs = atMs;
+		last.octets = octetCount;
+		last.flowed = flowed;
+	}
+
+	/** The worker asked the sender for a keyframe (a `pli` or `fir` trace): its burst in the next rates is no scene change. */
+	keyframeRequestSent(atMs: number): void {
+		this.requestsTraced = true;
+		this.sceneChanges.addKeyframeRequest(atMs);
+	}
+
+	private reportsFresh(layer: number, atMs: number): boolean {
+		const r = this.reported.get(layer);
+		return r !== undefined && atMs - r.atMs <= SENDER_REPORTS_FRESH_MS;
 	}
 
 	/** A sampled `rtp` trace event (or a tapped packet) of a video stream. */

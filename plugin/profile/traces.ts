@@ -1,6 +1,8 @@
 /**
  * Producer traces: `keyframe` traces stay on for video producers (keyframe rate, scene
- * changes, unasked keyframes that call for a size re-read), and `rtp` traces open for
+ * changes, unasked keyframes that call for a size re-read), and so do `sr` traces (the
+ * sender's RTCP reports, about one a second per layer, a few more on a high-bitrate layer:
+ * each layer's rate for scene changes without a stats request), and `rtp` traces open for
  * traceWindowMs every traceEveryMs × the stream's back-off (framerate per layer, frame
  * sizes). The rtp trace costs the worker ~1 µs per packet while on.
  */
@@ -121,7 +123,9 @@ export class TraceSampler {
 		const video = node.mediaKind === 'video';
 		// Keyframes, and the worker's keyframe requests to the sender (one event per request, rare):
 		// a requested keyframe is the one a layer's size is read from without asking for another.
-		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe', 'pli', 'fir'] : [];
+		// Sender reports (one per layer about every second): each layer's rate for scene changes
+		// at that spacing without a stats request (see StreamAccumulator.addSenderReport).
+		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe', 'pli', 'fir', 'sr'] : [];
 		producer.observer.on('trace', this.listenerOf(s));
 		const traceTypes = new SharedTraceTypes(producer, (types) => this.meter.request('traceSwitch', node.id, types));
 		const state: TraceState = { types: traceTypes, backoff: 1, window: 0, openedAtMs: 0, chain: 0, cadence: new KeyframeCadence() };
@@ -194,10 +198,16 @@ export class TraceSampler {
 	private handle(s: ProfiledStream, trace: types.ProducerTraceEventData): void {
 		const state = s.trace;
 		if (!state) return;
+		if (trace.type === 'sr') {
+			const info = trace.info as { ssrc?: unknown; octetCount?: unknown } | undefined;
+			if (typeof info?.ssrc === 'number' && typeof info.octetCount === 'number') s.acc.addSenderReport(Date.now(), info.ssrc, info.octetCount);
+			return;
+		}
 		if (trace.type === 'pli' || trace.type === 'fir') {
 			const ssrc = (trace.info as { ssrc?: unknown } | undefined)?.ssrc;
 			const now = Date.now();
 			state.cadence.asked(now);
+			s.acc.keyframeRequestSent(now);
 			if (typeof ssrc === 'number') this.keyframes.keyframeAsked(s, ssrc, now);
 			return;
 		}
