@@ -56,6 +56,8 @@ export interface ProfilerOptions {
 	 * layer switched, the encoder dropped frames) returns it to traceEveryMs. 1: fixed duty.
 	 */
 	traceBackoffMax: number;
+	/** Video producers' `sr` traces feed each layer's rate to scene-change detection (see TraceSampler.start); default true. */
+	senderReports?: boolean;
 	/** Opt-in keyword counting on string data messages (counts only). */
 	keywords: readonly string[];
 	/** Off: no traces and no taps, getStats() only (for apps that use traces themselves). */

@@ -28,6 +28,8 @@ export interface TraceOptions {
 	traceWindowMs: number;
 	/** See ProfilerOptions.traceBackoffMax. */
 	traceBackoffMax: number;
+	/** See ProfilerOptions.senderReports (default true). */
+	senderReports?: boolean;
 }
 
 export interface TraceState {
@@ -125,7 +127,7 @@ export class TraceSampler {
 		// a requested keyframe is the one a layer's size is read from without asking for another.
 		// Sender reports (one per layer about every second): each layer's rate for scene changes
 		// at that spacing without a stats request (see StreamAccumulator.addSenderReport).
-		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe', 'pli', 'fir', 'sr'] : [];
+		const baseTypes: types.ProducerTraceEventType[] = video ? ['keyframe', 'pli', 'fir', ...(this.options.senderReports !== false ? (['sr'] as const) : [])] : [];
 		producer.observer.on('trace', this.listenerOf(s));
 		const traceTypes = new SharedTraceTypes(producer, (types) => this.meter.request('traceSwitch', node.id, types));
 		const state: TraceState = { types: traceTypes, backoff: 1, window: 0, openedAtMs: 0, chain: 0, cadence: new KeyframeCadence() };

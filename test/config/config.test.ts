@@ -26,6 +26,7 @@ describe('configuration', () => {
 			retraining: { epochs: 20, heldOutMs: 300_000, historyMs: 1_800_000, inputHistoryMs: 30_000, minIntervalMs: 600_000, periodMs: 3_600_000, strideMs: 1000 },
 			profiling: {
 				sampling: true,
+				senderReports: true,
 				traceEveryMs: 30_000,
 				traceWindowMs: 1000,
 				tapEveryMs: 30_000,
