@@ -115,8 +115,9 @@ export const foresightOptionsSchema = z
 				 * several on a high-bitrate layer) give each layer's rate for scene changes at that
 				 * spacing whatever the stats tier; off, scene changes come from the stats rounds (5 s
 				 * apart in the slow tier, too coarse to place a cut within a second). Each report is
-				 * a worker notification: ~12 µs of Node CPU on this project's 2-core host, ~6.6/s for a
-				 * browser's 150k/500k/1.5M simulcast, so ~0.8 % of a core per 100 such producers.
+				 * a worker notification: 3–17 µs of Node CPU on this project's 2-core host (bench/trace-cost;
+				 * an rtp one 12–14 µs), ~6.6/s for a browser's 150k/500k/1.5M simulcast, so up to ~1 % of a
+				 * core per 100 such producers.
 				 */
 				senderReports: z.boolean().default(true),
 				/**
