@@ -98,9 +98,22 @@ export function buildRtp(options: {
 	return Uint8Array.from(out);
 }
 
-/** Detections within ±toleranceS of a cut are hits; precision is 0 with no detections. */
+/**
+ * Detections matched one-to-one to cuts within ±toleranceS, nearest pairs first (as
+ * bench/profile-accuracy.ts scores): one detection never counts for two cuts 1.5 s apart,
+ * nor two detections for one cut. Precision is 0 with no detections.
+ */
 export function precisionRecall(detectedS: readonly number[], cutsS: readonly number[], toleranceS = 1): { precision: number; recall: number; tp: number; detected: number; cuts: number } {
-	const tp = detectedS.filter((d) => cutsS.some((c) => Math.abs(c - d) <= toleranceS)).length;
-	const found = cutsS.filter((c) => detectedS.some((d) => Math.abs(c - d) <= toleranceS)).length;
-	return { precision: detectedS.length ? tp / detectedS.length : 0, recall: cutsS.length ? found / cutsS.length : 0, tp, detected: detectedS.length, cuts: cutsS.length };
+	const pairs: Array<{ gap: number; d: number; c: number }> = [];
+	detectedS.forEach((dS, d) => cutsS.forEach((cS, c) => Math.abs(cS - dS) <= toleranceS && pairs.push({ gap: Math.abs(cS - dS), d, c })));
+	pairs.sort((a, b) => a.gap - b.gap);
+	const usedD = new Set<number>();
+	const usedC = new Set<number>();
+	for (const { d, c } of pairs) {
+		if (usedD.has(d) || usedC.has(c)) continue;
+		usedD.add(d);
+		usedC.add(c);
+	}
+	const tp = usedD.size;
+	return { precision: detectedS.length ? tp / detectedS.length : 0, recall: cutsS.length ? tp / cutsS.length : 0, tp, detected: detectedS.length, cuts: cutsS.length };
 }
