@@ -160,11 +160,18 @@ test('room → dashboard profile → scenario → allocation actions and predict
 	};
 	let stream: StreamRowLike | undefined;
 	let truth = { width: 0, height: 0, limitation: 'none' };
-	for (const deadline = Date.now() + 30_000; Date.now() < deadline; await dashboard.waitForTimeout(500)) {
+	const sizeFrom = Date.now();
+	for (const deadline = sizeFrom + 30_000; Date.now() < deadline; await dashboard.waitForTimeout(500)) {
 		[stream, truth] = await Promise.all([profiledRow(), sentTop()]);
 		if (stream && stream.width === truth.width && stream.height === truth.height) break;
 	}
-	process.stderr.write(`e2e size: profile ${stream?.width}x${stream?.height} sent ${JSON.stringify(truth)}\n`);
+	// What the dashboard held for the producer when the loop ended, so that a miss says which part was missing.
+	const row = await dashboard.evaluate((id) => {
+		const conns = (window as unknown as { dashboard: { connections: Array<{ streams: StreamRowLike[] }> } }).dashboard.connections;
+		const r = conns.flatMap((c) => c.streams).find((x) => x.streamId === id);
+		return r ? { width: r.width, height: r.height, activeLayers: r.activeLayers } : null;
+	}, videoId);
+	process.stderr.write(`e2e size: profile ${stream?.width}x${stream?.height} sent ${JSON.stringify(truth)} after ${Date.now() - sizeFrom} ms; dashboard row ${JSON.stringify(row)}\n`);
 	if (!stream) throw new Error('no profile with a size and three active layers for the camera producer within 30 s');
 	expect(stream.mimeType?.toLowerCase()).toBe('video/vp8');
 	expect(stream.entity).toBe('producer');
