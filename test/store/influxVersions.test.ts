@@ -231,9 +231,17 @@ describe('InfluxDB 1.x schema refusals (real influxd 1.6.7)', () => {
 		const database = uniqueDb('external');
 		const err = await rejection(InfluxStore.open(storeOptions({ url: upstream!, database, schema: 'external' })));
 		expect(err.hint).toContain(`CREATE RETENTION POLICY "raw" ON "${database}"`);
-		const admin = async (q: string): Promise<void> => void (await fetch(`${upstream}/query?${new URLSearchParams({ q })}`, { method: 'POST' }));
+		// The operator's statements, checked: a setup that silently failed would read as the store refusing a good schema.
+		const admin = async (q: string): Promise<string> => {
+			const res = await fetch(`${upstream}/query?${new URLSearchParams({ q })}`, { method: 'POST' });
+			const body = await res.text();
+			if (!res.ok || /"error"/.test(body)) throw new Error(`${q}: HTTP ${res.status} ${body}`);
+			return body;
+		};
 		await admin(`CREATE DATABASE "${database}"`);
 		await admin(`CREATE RETENTION POLICY "raw" ON "${database}" DURATION 24h REPLICATION 1 DEFAULT`);
+		// What the store will look for, as the server lists it now (fails here, not in the store, if the policy is missing).
+		expect(await admin(`SHOW RETENTION POLICIES ON "${database}"`)).toContain('"raw"');
 		const store = await InfluxStore.open(storeOptions({ url: upstream!, database, schema: 'external' }));
 		expect(await store.continuousQueries()).toEqual([]);
 		const ts = Date.now() - 60_000;
