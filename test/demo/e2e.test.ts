@@ -149,11 +149,15 @@ test('room → dashboard profile → scenario → allocation actions and predict
 	// Alice's camera producer (the migrated one) profiled with the size her browser is sending on its top layer, VP8, three active layers.
 	// The browser's own stats are the truth: on a busy machine Chromium's CPU adaptation sends the fake camera's
 	// 960×540 at a lower size, and the profile must follow what is sent, not what the camera offers.
-	const profiledRow = async (): Promise<StreamRowLike | undefined> =>
+	const dashboardRow = async (): Promise<StreamRowLike | undefined> =>
 		dashboard.evaluate((id) => {
 			const conns = (window as unknown as { dashboard: { connections: Array<{ streams: StreamRowLike[] }> } }).dashboard.connections;
-			return conns.flatMap((c) => c.streams).find((x) => x.streamId === id && x.width !== null && x.activeLayers >= 3);
+			return conns.flatMap((c) => c.streams).find((x) => x.streamId === id);
 		}, videoId);
+	const profiledRow = async (): Promise<StreamRowLike | undefined> => {
+		const r = await dashboardRow();
+		return r && r.width !== null && r.activeLayers >= 3 ? r : undefined;
+	};
 	const sentTop = async (): Promise<{ width: number; height: number; limitation: string }> => {
 		const layers = await publisher.evaluate(() => (window as unknown as { sendingLayers: () => Promise<Array<{ width: number; height: number; limitation: string }>> }).sendingLayers());
 		return layers.reduce((top, l) => (l.width > top.width ? l : top), { width: 0, height: 0, limitation: 'none' });
@@ -166,11 +170,8 @@ test('room → dashboard profile → scenario → allocation actions and predict
 		if (stream && stream.width === truth.width && stream.height === truth.height) break;
 	}
 	// What the dashboard held for the producer when the loop ended, so that a miss says which part was missing.
-	const row = await dashboard.evaluate((id) => {
-		const conns = (window as unknown as { dashboard: { connections: Array<{ streams: StreamRowLike[] }> } }).dashboard.connections;
-		const r = conns.flatMap((c) => c.streams).find((x) => x.streamId === id);
-		return r ? { width: r.width, height: r.height, activeLayers: r.activeLayers } : null;
-	}, videoId);
+	const last = await dashboardRow();
+	const row = last ? { width: last.width, height: last.height, activeLayers: last.activeLayers } : null;
 	process.stderr.write(`e2e size: profile ${stream?.width}x${stream?.height} sent ${JSON.stringify(truth)} after ${Date.now() - sizeFrom} ms; dashboard row ${JSON.stringify(row)}\n`);
 	if (!stream) throw new Error('no profile with a size and three active layers for the camera producer within 30 s');
 	expect(stream.mimeType?.toLowerCase()).toBe('video/vp8');
