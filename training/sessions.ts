@@ -4,7 +4,9 @@
  * the model is trained and evaluated on.
  *
  *   MEDIASOUP_WORKER_BIN=… npx tsx training/sessions.ts
- *       [--scenarios steady-meeting,webinar-fanout | file.json | gen:<family>,…]  (default: every scenarios/*.json)
+ *       [--scenarios steady-meeting,webinar-fanout | file.json | gen:<family> | browser-meeting,…]  (default: every scenarios/*.json)
+ *       [--browser-pages 4] [--browser-listeners 8] [--browser-source talking-head] [--sources DIR] [--chromium PATH]
+ *           (browser-meeting: its publishers are headless Chromium pages, loadgen/browserFamily.ts)
  *       [--peers 24 (generated families: peers at the busiest moment)]
  *       [--seeds 3] [--first-seed 1] [--duration S (cap per scenario)] [--lead 3] [--tail 10]
  *       [--workers 2] [--out training/data/sessions] [--influx URL (default $INFLUX_URL)]
@@ -27,7 +29,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pipeline } from 'node:stream/promises';
@@ -51,6 +53,8 @@ import { runScenario } from './loadgen/runner';
 import { loadScenario, type Scenario } from './loadgen/scenario';
 import { generateScenario, parseFamilyRef } from './loadgen/generator';
 import { MEDIA_CODECS } from './media/rig';
+import { BrowserClients, DEFAULT_BROWSER_SPEC, type BrowserClientsOptions } from './loadgen/browserClients';
+import { BROWSER_FAMILY, BROWSER_FAMILY_DEFAULTS, browserScenario } from './loadgen/browserFamily';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const SCENARIOS_DIR = join(__dirname, 'loadgen', 'scenarios');
@@ -111,6 +115,8 @@ export interface GenerateOptions {
 	gzip?: boolean;
 	/** Keep the sessions already indexed in `out` (a re-run id replaces its old entry). */
 	append?: boolean;
+	/** How sessions whose scenario has `client: "browser"` groups start their Chromium (one per session). */
+	browser?: BrowserClientsOptions;
 	/** Called about once a second. */
 	onTick?: (progress: { doneS: number; totalS: number; running: string[]; done: number; total: number }) => void;
 }
@@ -174,7 +180,7 @@ export async function generateSessions(options: GenerateOptions): Promise<Sessio
 			const status = new Map(round.map((j) => [j.id, `${j.id} starting`]));
 			const ticker = setInterval(() => options.onTick?.({ doneS: doneS + (Date.now() - roundStart) / 1000, totalS, running: [...status.values()], done, total: jobs.length }), 1000);
 			try {
-				const results = await Promise.all(round.map((job) => runSession(job, { leadMs, tailMs, recordingsDir: options.recordingsDir, loads, status: (text) => status.set(job.id, `${job.id} ${text}`) })));
+				const results = await Promise.all(round.map((job) => runSession(job, { leadMs, tailMs, recordingsDir: options.recordingsDir, loads, browser: options.browser, status: (text) => status.set(job.id, `${job.id} ${text}`) })));
 				// Let the last profiling round and load sample reach the store before exporting.
 				await sleep(statsIntervalMs + 200);
 				await options.store.flush(10_000);
@@ -236,8 +242,14 @@ interface SessionResult {
 /** One session on a fresh worker: idle lead-in, the scenario, idle tail. */
 async function runSession(
 	job: Job,
-	ctx: { leadMs: number; tailMs: number; recordingsDir: string; loads: Map<string, WorkerLoadSample[]>; status: (text: string) => void },
+	ctx: { leadMs: number; tailMs: number; recordingsDir: string; loads: Map<string, WorkerLoadSample[]>; browser?: BrowserClientsOptions; status: (text: string) => void },
 ): Promise<SessionResult> {
+	// Chromium starts before the worker, so that its launch is over before the lead-in's idle samples.
+	let browser: BrowserClients | undefined;
+	if (job.scenario.groups.some((g) => g.client === 'browser')) {
+		ctx.status('launching Chromium');
+		browser = await BrowserClients.launch(ctx.browser ?? { sourcesDir: join(tmpdir(), 'foresight-sources') });
+	}
 	const worker = await mediasoup.createWorker({ logLevel: 'warn' });
 	const workerId = String(worker.pid);
 	const samples: WorkerLoadSample[] = [];
@@ -256,6 +268,7 @@ async function runSession(
 			replayer,
 			recordingsDir: ctx.recordingsDir,
 			seed: job.seed,
+			...(browser ? { browser: (router: types.Router, e: Parameters<BrowserClients['publish']>[1], appData: Record<string, unknown>) => browser.publish(router, e, appData) } : {}),
 			onEvent: (_e, s) => {
 				ctx.status(`${(s.elapsedMs / 1000).toFixed(0)}s peers ${s.peers} consumers ${s.consumers} lag ${Math.round(s.maxEventLagMs)}ms`);
 				peak.peers = Math.max(peak.peers, s.peers);
@@ -284,14 +297,16 @@ async function runSession(
 		};
 	} finally {
 		replayer.close();
+		await browser?.close();
 		worker.close();
 	}
 }
 
 /** Scenario files by name or path, and `gen:<family>` generated families; `adjust` caps each (sizes, duration). */
-function resolveScenarios(list: string | undefined, peers: number, adjust: (s: Scenario) => Scenario): ScenarioSource[] {
+function resolveScenarios(list: string | undefined, peers: number, browserFamily: { pages: number; listeners: number }, adjust: (s: Scenario) => Scenario): ScenarioSource[] {
 	const names = list ? list.split(',').filter(Boolean) : readdirSync(SCENARIOS_DIR).filter((f) => f.endsWith('.json')).sort();
 	return names.map((n) => {
+		if (n === BROWSER_FAMILY) return (seed: number) => adjust(browserScenario(seed, browserFamily));
 		const family = parseFamilyRef(n);
 		if (family) return (seed: number) => adjust(generateScenario(family, seed, { peers }));
 		return adjust(loadScenario(existsSync(n) ? n : join(SCENARIOS_DIR, n.endsWith('.json') ? n : `${n}.json`)));
@@ -317,6 +332,11 @@ async function main(argv: string[]): Promise<void> {
 			'max-group': { type: 'string', default: '40' },
 			append: { type: 'boolean', default: false },
 			peers: { type: 'string', default: '24' },
+			'browser-pages': { type: 'string', default: String(BROWSER_FAMILY_DEFAULTS.pages) },
+			'browser-listeners': { type: 'string', default: String(BROWSER_FAMILY_DEFAULTS.listeners) },
+			'browser-source': { type: 'string', default: DEFAULT_BROWSER_SPEC },
+			sources: { type: 'string', default: join(tmpdir(), 'foresight-sources') },
+			chromium: { type: 'string' },
 		},
 	});
 	const positive = (name: string, v: string | undefined): number => {
@@ -327,7 +347,10 @@ async function main(argv: string[]): Promise<void> {
 	const maxGroup = Number(values['max-group']);
 	if (!(maxGroup >= 0)) throw new Error(`--max-group must be ≥ 0, got ${values['max-group']}`);
 	const duration = values.duration ? positive('duration', values.duration) : undefined;
-	const scenarios = resolveScenarios(values.scenarios, positive('peers', values.peers), (s) => {
+	const listeners = Number(values['browser-listeners']);
+	if (!(Number.isInteger(listeners) && listeners >= 0)) throw new Error(`--browser-listeners must be an integer ≥ 0, got ${values['browser-listeners']}`);
+	const browserFamily = { pages: Math.round(positive('browser-pages', values['browser-pages'])), listeners };
+	const scenarios = resolveScenarios(values.scenarios, positive('peers', values.peers), browserFamily, (s) => {
 		if (maxGroup > 0) for (const g of s.groups) g.count = Math.min(g.count, maxGroup);
 		if (duration !== undefined) s.durationS = Math.min(s.durationS, duration);
 		return s;
@@ -375,6 +398,7 @@ async function main(argv: string[]): Promise<void> {
 			tailS: Number(values.tail),
 			gzip: values.gzip,
 			append: values.append,
+			browser: { sourcesDir: resolve(values.sources!), spec: values['browser-source']!, ...(values.chromium ? { chromiumPath: values.chromium } : {}) },
 			onTick: (p) => {
 				if (!barStarted) {
 					bar.start(Math.round(p.totalS), 0, { done: 0, jobs: p.total, running: '-' });

@@ -28,6 +28,12 @@ export interface RunOptions {
 	appData?: Record<string, unknown>;
 	/** Prefix of the scenario's peers' `appData.peerId` (the peer's name follows), e.g. the room's id. */
 	peerIdPrefix?: string;
+	/**
+	 * Publishes a publication of a `client: "browser"` group (scenario.ts) on `router`, e.g. a
+	 * headless Chromium page (loadgen/browserClients.ts); required when the scenario has such groups.
+	 * `appData` is what a replayed publication's producers would carry (peerId, peer, group).
+	 */
+	browser?: (router: types.Router, event: TimelineEventOf<'publish'>, appData: Record<string, unknown>) => Promise<ExternalPublication>;
 	/** A subscription event that failed (it raced a close); the run goes on. */
 	onError?: (event: TimelineEvent, error: Error) => void;
 	/** Called after each event with the live counts. */
@@ -48,9 +54,17 @@ export interface RunState {
 	failedEvents: number;
 }
 
+/** A publication sent by something other than the replayer (RunOptions.browser). */
+export interface ExternalPublication {
+	producers: Array<{ label: string; producer: types.Producer; router: types.Router }>;
+	close(): Promise<void>;
+}
+
 interface Peer {
 	group: string;
 	replay: ReplayPeer;
+	/** Its publications sent through RunOptions.browser, by the timeline's `pub`. */
+	external: Map<string, ExternalPublication>;
 }
 
 export class ScenarioRun {
@@ -68,13 +82,14 @@ export class ScenarioRun {
 		private readonly options: RunOptions,
 	) {
 		if (!options.router && !options.placePeer) throw new TypeError('runScenario needs a router or placePeer');
+		if (!options.browser && scenario.groups.some((g) => g.client === 'browser')) throw new TypeError(`scenario ${scenario.name} has browser groups: runScenario needs RunOptions.browser`);
 	}
 
 	state(): RunState {
 		let publishers = 0;
 		let consumers = 0;
 		for (const p of this.peers.values()) {
-			publishers += p.replay.publications.size;
+			publishers += p.replay.publications.size + p.external.size;
 			consumers += p.replay.consumerCount;
 		}
 		return { elapsedMs: performance.now() - this.startMs, peers: this.peers.size, publishers, consumers, maxEventLagMs: this.maxEventLagMs, refused: this.refused, failedEvents: this.failedEvents };
@@ -142,7 +157,7 @@ export class ScenarioRun {
 				return this.publish(e);
 			case 'unpublish':
 				this.peers.get(e.peer)?.replay.unpublish(String(e.pub));
-				return;
+				return this.closeExternal(e.peer, String(e.pub));
 			case 'leave':
 				return this.leave(e.peer);
 			case 'speaker':
@@ -178,7 +193,7 @@ export class ScenarioRun {
 			return;
 		}
 		const replay = new ReplayPeer(router, { replayer: this.options.replayer, peerId: `${this.options.peerIdPrefix ?? ''}${name}`, ...(this.options.appData ? { appData: this.options.appData } : {}) });
-		this.peers.set(name, { group, replay });
+		this.peers.set(name, { group, replay, external: new Map() });
 		// The consumer transport exists from the join, as an app's recv transport does; the timeline's subscribe events fill it.
 		const g = this.scenario.groups.find((x) => x.name === group)!;
 		if (g.consume.length > 0) await replay.receiver();
@@ -186,10 +201,11 @@ export class ScenarioRun {
 
 	private async subscribe(e: TimelineEventOf<'subscribe'>): Promise<void> {
 		const peer = this.peers.get(e.peer);
-		const publication = this.peers.get(e.publisher)?.replay.publications.get(String(e.pub));
+		const publisher = this.peers.get(e.publisher);
+		const publication = publisher?.replay.publications.get(String(e.pub)) ?? publisher?.external.get(String(e.pub));
 		if (!peer || !publication) return;
 		const to = peer.replay.router;
-		const producers = publication.producers;
+		const producers = publication.producers.filter((p) => !p.producer.closed);
 		await Promise.all(producers.map(({ producer, router }) => this.reachable(producer, router, to)));
 		await peer.replay.subscribe(
 			pubKey(e.publisher, e.pub),
@@ -221,6 +237,13 @@ export class ScenarioRun {
 	private async publish(e: TimelineEventOf<'publish'>): Promise<void> {
 		const peer = this.peers.get(e.peer);
 		if (!peer) return;
+		if (this.scenario.groups.find((g) => g.name === e.group)?.client === 'browser') {
+			const publication = await this.options.browser!(peer.replay.router, e, { ...this.options.appData, peer: e.peer, group: e.group, peerId: peer.replay.id });
+			// The peer may have left while its page was opening.
+			if (this.peers.get(e.peer) === peer) peer.external.set(String(e.pub), publication);
+			else await publication.close();
+			return;
+		}
 		await peer.replay.publish(String(e.pub), this.recording(e.recording), {
 			labels: e.labels,
 			maxLayers: e.maxLayers,
@@ -234,7 +257,16 @@ export class ScenarioRun {
 		const peer = this.peers.get(name);
 		if (!peer) return;
 		peer.replay.close();
+		for (const pub of [...peer.external.keys()]) void this.closeExternal(name, pub);
 		this.peers.delete(name);
+	}
+
+	private async closeExternal(name: string, pub: string): Promise<void> {
+		const peer = this.peers.get(name);
+		const publication = peer?.external.get(pub);
+		if (!publication) return;
+		peer!.external.delete(pub);
+		await publication.close().catch((err: unknown) => this.options.onError?.({ atMs: this.state().elapsedMs, type: 'unpublish', peer: name, pub: Number(pub) }, err instanceof Error ? err : new Error(String(err))));
 	}
 }
 

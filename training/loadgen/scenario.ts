@@ -70,6 +70,13 @@ const groupSchema = z.object({
 	preferredSpatialLayer: z.int().min(0).max(2).optional(),
 	/** How consumers choose among cameras and their layers; absent = every camera at preferredSpatialLayer. */
 	view: viewSchema.optional(),
+	/**
+	 * Who sends its peers' publications: `replay` (default) loops the recording over plain RTP;
+	 * `browser` has a headless Chromium page publish the recording's sources with
+	 * mediasoup-client over WebRTC (runner.ts RunOptions.browser). What its peers receive is
+	 * consumed by SRTP bots either way.
+	 */
+	client: z.enum(['replay', 'browser']).optional(),
 	/** Relative chance that one of its peers takes the next speaking turn (default 1 if the group publishes audio, else 0). */
 	speakWeight: z.number().min(0).optional(),
 });

@@ -90,7 +90,7 @@ export interface RecordOptions {
 	log?: (line: string) => void;
 }
 
-async function bundlePage(): Promise<string> {
+export async function bundlePage(): Promise<string> {
 	const out = await build({
 		entryPoints: [join(__dirname, 'page.ts')],
 		bundle: true,
@@ -103,7 +103,7 @@ async function bundlePage(): Promise<string> {
 	return out.outputFiles[0]!.text;
 }
 
-function serve(js: string): Promise<{ server: Server; url: string }> {
+export function serve(js: string): Promise<{ server: Server; url: string }> {
 	const html = '<!doctype html><meta charset="utf-8"><title>recorder</title><script src="/page.js"></script>';
 	const server = createServer((req, res) => {
 		if (req.url === '/page.js') {
@@ -138,6 +138,55 @@ export interface BrowserPeers {
 	video?: { path: string; truth: VideoGroundTruth };
 	audio?: { path: string; truth: AudioGroundTruth };
 	close(): Promise<void>;
+}
+
+/**
+ * The server side of one recorder page's signaling (page.ts calls `window.signal`):
+ * its send transport on `router`, its producers, its getStats() samples into `peer`.
+ * `appData` goes on the transport and every producer, so that Foresight groups them
+ * as one peer (`appData.peerId`) as it does a load-generator peer's.
+ */
+export function pageSignals(router: types.Router, config: PageConfig, peer: BrowserPeer, appData: Record<string, unknown> = {}): (method: string, data: Record<string, unknown>) => Promise<unknown> {
+	return async (method, data) => {
+		switch (method) {
+			case 'config':
+				return config;
+			case 'routerRtpCapabilities':
+				return router.rtpCapabilities;
+			case 'createSendTransport': {
+				peer.transport = await router.createWebRtcTransport({
+					listenInfos: [{ protocol: 'udp', ip: '127.0.0.1' }],
+					enableSctp: true,
+					appData,
+				});
+				const t = peer.transport;
+				return { id: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters, sctpParameters: t.sctpParameters };
+			}
+			case 'connect':
+				await peer.transport.connect({ dtlsParameters: data.dtlsParameters as types.DtlsParameters });
+				return null;
+			case 'produce': {
+				const producer = await peer.transport.produce({ kind: data.kind as types.MediaKind, rtpParameters: data.rtpParameters as types.RtpParameters, appData: { ...appData, label: data.label } });
+				peer.producers.push({ producer, label: data.label as string });
+				return { id: producer.id };
+			}
+			case 'produceData': {
+				const dp = await peer.transport.produceData({ sctpStreamParameters: data.sctpStreamParameters as types.SctpStreamParameters, label: data.label as string, protocol: data.protocol as string, appData });
+				peer.dataProducers.push(dp);
+				return { id: dp.id };
+			}
+			case 'captureStarted':
+				peer.captureAt = performance.now();
+				peer.browser = data.browser as string;
+				peer.handler = data.handler as string;
+				return null;
+			case 'stats':
+				peer.stats.push({ ...(data as Omit<BrowserStatsSample, 'tMs'>), tMs: performance.now() });
+				return null;
+			default:
+				throw new Error(`unknown signal ${method}`);
+		}
+	};
 }
 
 /**
@@ -184,45 +233,7 @@ export async function startBrowserPeers(
 			const peer = { producers: [], dataProducers: [], stats: [], captureAt: 0, browser: '', handler: '' } as unknown as BrowserPeer;
 			peers.push(peer);
 			const page = i === 0 ? (context.pages()[0] ?? (await context.newPage())) : await context.newPage();
-			await page.exposeFunction('signal', async (method: string, data: Record<string, unknown>): Promise<unknown> => {
-				switch (method) {
-					case 'config':
-						return config;
-					case 'routerRtpCapabilities':
-						return router.rtpCapabilities;
-					case 'createSendTransport': {
-						peer.transport = await router.createWebRtcTransport({
-							listenInfos: [{ protocol: 'udp', ip: '127.0.0.1' }],
-							enableSctp: true,
-						});
-						const t = peer.transport;
-						return { id: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters, sctpParameters: t.sctpParameters };
-					}
-					case 'connect':
-						await peer.transport.connect({ dtlsParameters: data.dtlsParameters as types.DtlsParameters });
-						return null;
-					case 'produce': {
-						const producer = await peer.transport.produce({ kind: data.kind as types.MediaKind, rtpParameters: data.rtpParameters as types.RtpParameters });
-						peer.producers.push({ producer, label: data.label as string });
-						return { id: producer.id };
-					}
-					case 'produceData': {
-						const dp = await peer.transport.produceData({ sctpStreamParameters: data.sctpStreamParameters as types.SctpStreamParameters, label: data.label as string, protocol: data.protocol as string });
-						peer.dataProducers.push(dp);
-						return { id: dp.id };
-					}
-					case 'captureStarted':
-						peer.captureAt = performance.now();
-						peer.browser = data.browser as string;
-						peer.handler = data.handler as string;
-						return null;
-					case 'stats':
-						peer.stats.push({ ...(data as Omit<BrowserStatsSample, 'tMs'>), tMs: performance.now() });
-						return null;
-					default:
-						throw new Error(`unknown signal ${method}`);
-				}
-			});
+			await page.exposeFunction('signal', pageSignals(router, config, peer));
 			await page.goto(url);
 			await page.waitForFunction(() => window.recorderReady === true || window.recorderError !== undefined, undefined, { timeout: 20_000 });
 			const pageError = await page.evaluate(() => window.recorderError);
