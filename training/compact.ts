@@ -2,7 +2,10 @@
  * Compacts recorded sessions for committing: the same dataset format (training/dataset.ts),
  * read by the same code, at a fraction of the size.
  *
- *   npx tsx training/compact.ts --from training/data/loso --to models/default/sessions [--ids a,b]
+ *   npx tsx training/compact.ts --from training/data/loso --to models/default/sessions [--ids a,b] [--append]
+ *
+ * `--append` keeps the sessions already indexed in `--to` (a compacted id replaces its old
+ * entry), e.g. to add the browser family beside the replayed ones.
  *
  * - keeps worker load samples and stream profiles (what the predictors read); connection
  *   profiles and actions are dropped;
@@ -12,7 +15,7 @@
  *   CPU samples and of 1 s rate windows); timestamps and integers are exact;
  * - gzip level 9.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -77,8 +80,8 @@ export async function compactDataset(path: string, out: string): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
-	const { values } = parseArgs({ args: argv, options: { from: { type: 'string' }, to: { type: 'string' }, ids: { type: 'string' } } });
-	if (!values.from || !values.to) throw new Error('usage: compact.ts --from DIR --to DIR [--ids a,b]');
+	const { values } = parseArgs({ args: argv, options: { from: { type: 'string' }, to: { type: 'string' }, ids: { type: 'string' }, append: { type: 'boolean', default: false } } });
+	if (!values.from || !values.to) throw new Error('usage: compact.ts --from DIR --to DIR [--ids a,b] [--append]');
 	const from = resolve(values.from);
 	const to = resolve(values.to);
 	const index = await readSessionsIndex(from);
@@ -91,7 +94,10 @@ async function main(argv: string[]): Promise<void> {
 		await compactDataset(join(from, entry.file), join(to, file));
 		sessions.push({ ...entry, file, counts: { ...entry.counts, connection_profile: 0, action: 0 } });
 	}
-	const out: SessionsIndex = { ...index, sessions };
+	const fresh = new Set(sessions.map((s) => s.id));
+	// Appending keeps the target's header (its creation time, store, host) and its other sessions.
+	const target = values.append && existsSync(join(to, SESSIONS_INDEX)) ? await readSessionsIndex(to) : undefined;
+	const out: SessionsIndex = { ...(target ?? index), sessions: [...(target?.sessions.filter((s) => !fresh.has(s.id)) ?? []), ...sessions] };
 	await writeFile(join(to, SESSIONS_INDEX), `${JSON.stringify(out, null, '\t')}\n`);
 	process.stdout.write(`${JSON.stringify({ to, sessions: sessions.length })}\n`);
 }
