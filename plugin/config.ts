@@ -129,9 +129,17 @@ export const foresightOptionsSchema = z
 				slowStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_SLOW_STATS_EVERY_MS),
 				/**
 				 * Each consumer's own getStats() period (staggered); in between its flow is derived from
-				 * its producer's forwarded rates. Below statsIntervalMs it means every round.
+				 * its producer's forwarded rates. Below statsIntervalMs it means every round. A video
+				 * consumer whose answer matched its derived flow doubles it, up to transportStatsEveryMs,
+				 * until a trigger or an answer that does not (plugin/profile/schedule.ts, consumerPeriodMs).
 				 */
 				consumerStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_CONSUMER_STATS_EVERY_MS),
+				/**
+				 * The longest period that doubling reaches (unset: transportStatsEveryMs, since a transport's
+				 * rates between its answers are sums of derived flows too). Set to consumerStatsEveryMs, a
+				 * consumer keeps that period whatever its answers found.
+				 */
+				consumerStatsMaxEveryMs: z.int().min(100).max(600_000).optional(),
 				/** Each transport's getStats() period for connection profiles (staggered). */
 				transportStatsEveryMs: z.int().min(100).max(600_000).default(DEFAULT_TRANSPORT_STATS_EVERY_MS),
 				/**

@@ -14,6 +14,24 @@ const NOTHING_FORWARDED: { readonly bps: number; readonly pps: number } = Object
 const MAX_FORWARD_RATIO = 4;
 
 /**
+ * An own round whose byte ratio to its producer moved by at most this share of the previous
+ * one found the derived flow right: the temporal layers a consumer forwards and its
+ * retransmissions move it by more when they change, a steady forwarder by a few percent.
+ */
+export const STEADY_RATIO_SHARE = 0.1;
+
+/**
+ * Whether an own round found the consumer as the derived rounds had it: its byte ratio to what
+ * its producer forwarded was measured in the previous interval too and moved by at most
+ * STEADY_RATIO_SHARE, and its receiver reported a full score (mediasoup's score falls with the
+ * receiver's loss).
+ */
+export function steadyOwnRound(previousRatio: number | undefined, ratio: number | undefined, score: number | undefined): boolean {
+	if (previousRatio === undefined || ratio === undefined || score !== 10) return false;
+	return Math.abs(ratio - previousRatio) <= STEADY_RATIO_SHARE * previousRatio;
+}
+
+/**
  * A consumer's counters between its own getStats() rounds. A consumer forwards
  * its producer's packets, so its byte and packet counters are continued at the
  * producer's rate for what it forwards, scaled by what its own counters showed
@@ -40,6 +58,10 @@ export class ConsumerCounters {
 	private forwardedPackets = 0;
 	private byteRatio = 1;
 	private packetRatio = 1;
+	/** The byte ratio as the last own round measured it (undefined: not measured: no earlier own round, or nothing forwarded). */
+	private measuredRatio: number | undefined;
+	/** The last own round found it steady (see steadyOwnRound): its schedule may ask it less often. */
+	steady = false;
 
 	/**
 	 * Its last own round found it sending nothing of what its producer forwarded (waiting for
@@ -106,18 +128,21 @@ export class ConsumerCounters {
 		const continued = this.derive(own.atMs, forwarded, own);
 		let byteCount = continued?.byteCount ?? own.byteCount;
 		let packetCount = continued?.packetCount ?? own.packetCount;
+		const previousRatio = this.measuredRatio;
+		this.measuredRatio = undefined;
 		if (this.own) {
 			const bytes = own.byteCount - this.own.bytes;
 			const packets = own.packetCount - this.own.packets;
 			// With nothing forwarded to follow (its producer not profiled, or silent) the derived counters
 			// stood still since the last own round: the consumer's own counters are its flow.
 			if (this.forwardedBytes > 0) {
-				if (bytes >= 0) this.byteRatio = Math.min(MAX_FORWARD_RATIO, bytes / this.forwardedBytes);
+				if (bytes >= 0) this.measuredRatio = this.byteRatio = Math.min(MAX_FORWARD_RATIO, bytes / this.forwardedBytes);
 			} else if (continued) byteCount += Math.max(0, bytes);
 			if (this.forwardedPackets > 0) {
 				if (packets >= 0) this.packetRatio = Math.min(MAX_FORWARD_RATIO, packets / this.forwardedPackets);
 			} else if (continued) packetCount += Math.max(0, packets);
 		}
+		this.steady = steadyOwnRound(previousRatio, this.measuredRatio, own.score);
 		this.own = { bytes: own.byteCount, packets: own.packetCount };
 		this.forwardedBytes = 0;
 		this.forwardedPackets = 0;

@@ -71,6 +71,8 @@ export interface ProfilerOptions {
 	slowStatsEveryMs?: number;
 	/** Period of each consumer's own getStats() (default DEFAULT_CONSUMER_STATS_EVERY_MS; staggered). */
 	consumerStatsEveryMs?: number;
+	/** The longest period a steady video consumer's own getStats() doubles to (default transportStatsEveryMs; see consumerPeriodMs). */
+	consumerStatsMaxEveryMs?: number;
 	/** Period of each transport's getStats() for connection profiles (default DEFAULT_TRANSPORT_STATS_EVERY_MS; staggered). */
 	transportStatsEveryMs?: number;
 	/** Period of each stream's window statistics rebuild (default DEFAULT_WINDOW_STATS_EVERY_MS; staggered). */
@@ -111,6 +113,7 @@ export class Profiler extends TypedEmitter<ProfilerEvents> {
 				slowStatsEveryMs: options.slowStatsEveryMs ?? DEFAULT_SLOW_STATS_EVERY_MS,
 				consumerStatsEveryMs: options.consumerStatsEveryMs ?? DEFAULT_CONSUMER_STATS_EVERY_MS,
 				transportStatsEveryMs: options.transportStatsEveryMs ?? DEFAULT_TRANSPORT_STATS_EVERY_MS,
+				consumerStatsMaxEveryMs: options.consumerStatsMaxEveryMs ?? options.transportStatsEveryMs ?? DEFAULT_TRANSPORT_STATS_EVERY_MS,
 				windowStatsEveryMs: options.windowStatsEveryMs ?? DEFAULT_WINDOW_STATS_EVERY_MS,
 			},
 			this.meter,

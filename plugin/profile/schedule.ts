@@ -17,7 +17,10 @@
  *    phase within it (a room's consumers join together; spread, each audio producer's
  *    consumers answer for it at different times), and right after a score, layerschange,
  *    pause or resume; in between their flow follows their producer's each time the
- *    producer is refreshed (ConsumerFlows).
+ *    producer is refreshed (ConsumerFlows). A video consumer whose own answer found its flow
+ *    as derived (ConsumerCounters.steady) asks half as often each time, down to
+ *    consumerStatsMaxEveryMs, by default a transport's period (see consumerPeriodMs); audio consumers keep theirs, since their
+ *    answers refresh their producer.
  *  - Transports every transportStatsEveryMs; a connection profile is built only when its
  *    transport answers (between answers the worker's network is the sum of its streams'
  *    flows, which is what the predictor reads).
@@ -66,6 +69,8 @@ export interface ScheduleOptions {
 	slowStatsEveryMs: number;
 	consumerStatsEveryMs: number;
 	transportStatsEveryMs: number;
+	/** The longest period a steady video consumer's own rounds reach (see consumerPeriodMs). */
+	consumerStatsMaxEveryMs: number;
 	windowStatsEveryMs: number;
 }
 
@@ -84,6 +89,8 @@ export interface RoundState {
 	consumerSampledAtMs?: number;
 	/** Consumers: their periodic own rounds have been put at a random phase (see the header). */
 	spread?: boolean;
+	/** Consumers: the period of their own rounds (undefined: consumerStatsEveryMs; see consumerPeriodMs). */
+	consumerPeriodMs?: number;
 	/** Moving average of its rate, for the rate-change trigger. */
 	rate?: RateAverage;
 	/** Listeners on the app's entity. */
@@ -319,6 +326,8 @@ export class StatsSchedule {
 			this.scheduleStream(w, s, this.roundNo + 1);
 			return;
 		}
+		// A change: its own rounds go back to their base period.
+		s.round.consumerPeriodMs = undefined;
 		const gapRounds = Math.ceil(CONSUMER_TRIGGER_GAP_MS / this.options.statsIntervalMs);
 		this.scheduleStream(w, s, Math.max(this.roundNo + 1, s.round.askedRound + gapRounds));
 	}
@@ -384,7 +393,7 @@ export class StatsSchedule {
 	}
 
 	private periodOf(s: ProfiledStream, nowMs: number): number {
-		if (s.node.kind === 'consumer') return s.consumer?.stalled ? this.options.statsIntervalMs : this.options.consumerStatsEveryMs;
+		if (s.node.kind === 'consumer') return s.consumer?.stalled ? this.options.statsIntervalMs : (s.round.consumerPeriodMs ?? this.options.consumerStatsEveryMs);
 		return nowMs < s.round.fastUntilMs ? this.options.statsIntervalMs : this.options.slowStatsEveryMs;
 	}
 
@@ -435,6 +444,15 @@ export class StatsSchedule {
 			if (!s.live) continue;
 			const spreads = s.node.kind === 'consumer' && own.has(s) && !s.round.spread;
 			if (spreads) s.round.spread = true;
+			if (s.node.kind === 'consumer' && own.has(s)) {
+				s.round.consumerPeriodMs = consumerPeriodMs({
+					baseMs: this.options.consumerStatsEveryMs,
+					capMs: this.options.consumerStatsMaxEveryMs,
+					previousMs: s.round.consumerPeriodMs,
+					steady: s.consumer?.steady ?? false,
+					audio: s.acc.meta.kind === 'audio',
+				});
+			}
 			this.scheduleStream(w, s, this.roundsUntil(nextRoundDelayMs(this.periodOf(s, now), spreads)));
 		}
 		const refreshedConnections: ConnectionProfile[] = [];
@@ -599,6 +617,21 @@ export function audioProducerAsks(a: {
 	if (a.consumerSampledAtMs === undefined) return true;
 	const capMs = a.fast ? a.periodMs : Math.max(a.periodMs, a.consumerEveryMs);
 	return a.nowMs - a.consumerSampledAtMs >= capMs;
+}
+
+/**
+ * The period of a consumer's own rounds after an own answer. Its flow between answers is
+ * derived from its producer's at every producer refresh; an answer re-measures its share of
+ * that flow and its receiver's quality, whose changes its events (score, layerschange, pause,
+ * resume) report as they happen and which bring it back to `baseMs` (consumerStatsEveryMs). So a
+ * video consumer whose answer found it steady (ConsumerCounters.steady) doubles its period, up
+ * to `capMs` (consumerStatsMaxEveryMs, by default transportStatsEveryMs: no staler than a
+ * transport's rates, which between answers are also sums of derived flows); any other answer puts it back at `baseMs`. Audio consumers
+ * keep `baseMs`: their answers are also their producer's refresh (audioProducerAsks).
+ */
+export function consumerPeriodMs(a: { baseMs: number; capMs: number; previousMs: number | undefined; steady: boolean; audio: boolean }): number {
+	if (a.audio || !a.steady) return a.baseMs;
+	return Math.max(a.baseMs, Math.min(a.capMs, 2 * (a.previousMs ?? a.baseMs)));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { StreamAccumulator, type RtpStatsSample } from '../../plugin/profile/accumulator';
 import type { types } from 'mediasoup';
-import { ConsumerFlows } from '../../plugin/profile/consumerCounters';
+import { ConsumerFlows, steadyOwnRound } from '../../plugin/profile/consumerCounters';
 import { ConsumerCounters } from '../../plugin/profile/profiler';
 import { rtpStats } from './rtpStats';
 
@@ -22,7 +22,40 @@ function deriveEverySecond(counters: ConsumerCounters, fromMs: number, toMs: num
 	return out;
 }
 
+describe('steadyOwnRound', () => {
+	test('steady: the byte ratio measured twice, moved by at most 10 %, and a full score', () => {
+		expect(steadyOwnRound(1, 1.08, 10)).toBe(true);
+		expect(steadyOwnRound(0.5, 0.56, 10)).toBe(false);
+		expect(steadyOwnRound(1, 1, 9)).toBe(false);
+		expect(steadyOwnRound(undefined, 1, 10)).toBe(false);
+		expect(steadyOwnRound(1, undefined, 10)).toBe(false);
+	});
+});
+
 describe('ConsumerCounters (pure)', () => {
+	test('steady after the second own round that measures the same share of what its producer forwards', () => {
+		const counters = new ConsumerCounters();
+		const full = { score: 10 };
+		// It sends all of what is forwarded: 100 kB/s.
+		counters.ownRound(own(10_000, 0, 0, full), FORWARDED);
+		expect(counters.steady).toBe(false);
+		deriveEverySecond(counters, 10_000, 20_000);
+		counters.ownRound(own(20_000, 1_000_000, 1000, full), FORWARDED);
+		// One ratio measured: nothing to compare it with yet.
+		expect(counters.steady).toBe(false);
+		deriveEverySecond(counters, 20_000, 30_000);
+		counters.ownRound(own(30_000, 2_000_000, 2000, full), FORWARDED);
+		expect(counters.steady).toBe(true);
+		// Half of it now (a temporal layer dropped): not steady.
+		deriveEverySecond(counters, 30_000, 40_000);
+		counters.ownRound(own(40_000, 2_500_000, 2500, full), FORWARDED);
+		expect(counters.steady).toBe(false);
+		// The same share again, but the receiver reports loss.
+		deriveEverySecond(counters, 40_000, 50_000);
+		counters.ownRound(own(50_000, 3_000_000, 3000, { score: 8 }), FORWARDED);
+		expect(counters.steady).toBe(false);
+	});
+
 	test('before its first own round a consumer has nothing to continue; the profiler sees a fresh one', () => {
 		const counters = new ConsumerCounters();
 		expect(counters.derive(1000, FORWARDED, LIVE)).toBeUndefined();

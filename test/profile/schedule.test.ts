@@ -1,6 +1,6 @@
 import { hotContributors, HOT_SHARE_OF_CAPACITY } from '../../plugin/profile/hot';
 import type { types } from 'mediasoup';
-import { audioProducerAsks, nextRoundDelayMs, RateAverage, rtpSample, takeDue } from '../../plugin/profile/schedule';
+import { audioProducerAsks, consumerPeriodMs, nextRoundDelayMs, RateAverage, rtpSample, takeDue } from '../../plugin/profile/schedule';
 import { nextDueMs } from '../../plugin/util/stagger';
 import type { WorkerPrediction } from '../../plugin/predict/types';
 
@@ -161,6 +161,23 @@ describe('audioProducerAsks (audio producers refreshed from their consumers\' an
 			}
 			expect(asks).toBe(0);
 		}
+	});
+});
+
+describe('consumerPeriodMs (a consumer\'s own rounds)', () => {
+	const base = { baseMs: 10_000, capMs: 30_000, audio: false };
+	test('a steady video consumer asks half as often after each steady answer, down to the cap', () => {
+		let period: number | undefined;
+		const periods: number[] = [];
+		for (let i = 0; i < 4; i++) periods.push((period = consumerPeriodMs({ ...base, previousMs: period, steady: true })));
+		expect(periods).toEqual([20_000, 30_000, 30_000, 30_000]);
+	});
+
+	test('an answer that is not steady, or an audio consumer, keeps the base period', () => {
+		expect(consumerPeriodMs({ ...base, previousMs: 30_000, steady: false })).toBe(10_000);
+		expect(consumerPeriodMs({ ...base, audio: true, previousMs: undefined, steady: true })).toBe(10_000);
+		// A cap below the base (transports asked more often than consumers) never shortens the base.
+		expect(consumerPeriodMs({ ...base, capMs: 5000, previousMs: undefined, steady: true })).toBe(10_000);
 	});
 });
 
