@@ -45,7 +45,7 @@ import { evaluateOnline, evaluatePredictor } from '../plugin/predict/evaluate';
 import type { StreamProfile, WorkerLoadSample } from '../plugin/profile/schema';
 import type { StreamEvent, TrainingExample } from '../plugin/predict/types';
 import { isEvaluationSeed } from './loadgen/generator';
-import { calibrationRows, FIRST_FRESH_SEED, foldEngine, LOSO_EXAMPLES } from './loso';
+import { calibrationRows, FIRST_FRESH_SEED, foldEngine, isBrowserFamily, LOSO_EXAMPLES } from './loso';
 import { DEFAULT_MODEL_DIR, readSessions, type SessionData } from './train';
 
 const H = 15;
@@ -247,7 +247,13 @@ function hindsightCosts(examples: readonly TrainingExample[], prior: CostCoeffic
 	return v;
 }
 
-export function ceilingKeys(families: readonly CeilingFigures[]): Record<string, number | string[]> {
+/**
+ * Min and mean over the replayed families, as the evaluation's loso_* keys are; the browser
+ * family's gains are keys of their own (null when no browser session was scored).
+ */
+export function ceilingKeys(all: readonly CeilingFigures[]): Record<string, number | string[] | null> {
+	const families = all.filter((f) => !isBrowserFamily(f.family));
+	const browser = all.find((f) => isBrowserFamily(f.family));
 	const col = (f: (x: CeilingFigures) => number): number[] => families.map(f);
 	// Over the families where the figure exists (a family without quiet samples has no noise floor).
 	const mean = (xs: number[]): number => {
@@ -269,6 +275,9 @@ export function ceilingKeys(families: readonly CeilingFigures[]): Record<string,
 		// Families where not even complete knowledge of future traffic reaches issue 18's per-family goal (0.15).
 		families_future_oracle_below_0_15: families.filter((f) => Math.max(f.gain_vs_last_15s.future_oracle, f.gain_vs_last_15s.future_oracle_hindsight_costs) < 0.15).map((f) => f.family),
 		families_noise_ceiling_below_0_15: families.filter((f) => f.gain_vs_last_15s.noise_ceiling < 0.15).map((f) => f.family),
+		browser_gain_served: browser ? browser.gain_vs_last_15s.served : null,
+		browser_gain_known_oracle: browser ? browser.gain_vs_last_15s.known_oracle : null,
+		browser_gain_future_oracle: browser ? browser.gain_vs_last_15s.future_oracle : null,
 	};
 }
 

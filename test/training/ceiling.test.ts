@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { ceilingKeys, measureCeiling } from '../../training/ceiling';
+import { BROWSER_FAMILY } from '../../training/loadgen/browserFamily';
 import { evaluateLoso } from '../../training/loso';
 import { relabelledSessions } from './relabelled';
 
@@ -37,4 +38,17 @@ test('last value and the served engine are scored exactly as the evaluation scor
 	const keys = ceilingKeys(ceiling);
 	expect(keys.families).toBe(2);
 	expect(keys.min_gain_served).toBeCloseTo(Math.min(...ceiling.map((f) => 1 - f.mae_15s.served / f.mae_15s.last)), 12);
+});
+
+test('the browser family stays out of the min and mean, as in the loso_* keys, and has keys of its own', async () => {
+	const ceiling = await measureCeiling({ sessionsDir: dir, seeds: 'evaluation', firstEvalSeed: 10_000, announceLeadS: 2 });
+	const replayed = ceilingKeys(ceiling);
+	const worst = ceiling[0]!;
+	const browser = { ...worst, family: BROWSER_FAMILY, gain_vs_last_15s: { ...worst.gain_vs_last_15s, served: -5, known_oracle: -6, future_oracle: -7 } };
+	const keys = ceilingKeys([...ceiling, browser]);
+	expect(keys.families).toBe(replayed.families);
+	expect(keys.min_gain_served).toBe(replayed.min_gain_served);
+	expect(keys.mean_gain_known_oracle).toBe(replayed.mean_gain_known_oracle);
+	expect([keys.browser_gain_served, keys.browser_gain_known_oracle, keys.browser_gain_future_oracle]).toEqual([-5, -6, -7]);
+	expect(replayed.browser_gain_served).toBeNull();
 });
