@@ -35,6 +35,13 @@ const KEYFRAME_REPROBE_MIN_INTERVAL_MS = 15_000;
 const INDUCED_KEYFRAME_BURST_MS = 500;
 /** A probe waiting for a layer that another probe holds tries again this much later. */
 const BUSY_RETRY_MS = 1000;
+/**
+ * mediasoup re-sends a keyframe request that no keyframe answered after this long
+ * (KeyFrameRequestManager's retransmission wait).
+ */
+const KEYFRAME_REQUEST_RETRY_MS = 1000;
+/** Beyond that re-sent request: a sender answers one within tens of ms, a busy one within a second. */
+const KEYFRAME_ANSWER_MARGIN_MS = 1000;
 
 export interface ProbeOptions {
 	resolutionRefreshMs: number;
@@ -180,6 +187,7 @@ export class ResolutionProber {
 			state.inducedUntilMs = Math.min(state.inducedUntilMs, Date.now() + INDUCED_KEYFRAME_BURST_MS);
 			done?.();
 		});
+		const waitMs = readWaitMs(this.options.probeWaitMs, asks);
 		const seen = new Set<number>(onlyLayers ? [...Array(layers).keys()].filter((l) => !onlyLayers.includes(l)) : []);
 		// A layer the sender has not switched on yet is retried on the next pass.
 		// A folded read has one chance: the keyframe already on its way.
@@ -187,7 +195,7 @@ export class ResolutionProber {
 			for (let layer = layers - 1; layer >= 0 && !consumer.closed; layer--) {
 				if (seen.has(layer)) continue;
 				wanted = layer;
-				state.inducedUntilMs = Date.now() + this.options.probeWaitMs + 1000;
+				state.inducedUntilMs = Date.now() + waitMs + 1000;
 				try {
 					if (layers > 1) {
 						this.meter.request('tap', node.id);
@@ -198,7 +206,7 @@ export class ResolutionProber {
 					await consumer.resume();
 					const found = await new Promise<boolean>((resolve) => {
 						done = () => resolve(true);
-						s.timers.later(this.options.probeWaitMs, () => resolve(false));
+						s.timers.later(waitMs, () => resolve(false));
 					});
 					if (found) seen.add(layer);
 					this.meter.request('tap', node.id);
@@ -236,6 +244,21 @@ export class ResolutionProber {
 		};
 		s.timers.later(Math.min(state.unresolvedRetryMs, refreshInMs), check);
 	}
+}
+
+/**
+ * How long a read holds its layer's tap open for a keyframe. A read that asks (opt-in) waits
+ * probeWaitMs for the keyframe its own request brings. A read folded into another receiver's
+ * request may resume its tap just after that keyframe went by (the tap's setup takes channel
+ * round trips, the sender answers within tens of ms): its tap's request then finds none
+ * pending and goes out as a new one, which a sender that has just sent a keyframe may leave
+ * unanswered until mediasoup re-sends it (KEYFRAME_REQUEST_RETRY_MS). Nobody else asks again
+ * for a receiver that stays on its layer, so a read that gave up before that re-sent request
+ * was answered would leave the layer without a size (a migrated producer whose one receiver
+ * starts on its top layer). Only a read that finds nothing waits that long: a keyframe ends it.
+ */
+export function readWaitMs(probeWaitMs: number, asks: boolean): number {
+	return asks ? probeWaitMs : Math.max(probeWaitMs, KEYFRAME_REQUEST_RETRY_MS + KEYFRAME_ANSWER_MARGIN_MS);
 }
 
 export function resolutionOf(mimeType: string, payload: Uint8Array): { width: number; height: number } | undefined {
