@@ -42,7 +42,7 @@
  * action with its reason and predicted loads) as JSON lines, and the same action again with
  * `measuredAfterPct` once the manager has measured its worker after it. --forecasts appends, as
  * JSON lines, every worker's forecast as the policy gets it (mean and p95 per horizon) and every
- * measured load sample, each with seed, policy and second: how far the forecast the policy
+ * measured load sample (with the worker's consumer count), each with seed, policy and second: how far the forecast the policy
  * plans on sits from the load that follows.
  *
  * Seeds below 10000 are for choosing settings; figures are reported on seeds ≥ 10000 only
@@ -296,7 +296,7 @@ async function runArm(seed: number, scenario: Scenario, policy: Arm): Promise<Ar
 				appendFileSync(forecastsFile, `${JSON.stringify({ seed, policy, atS: atS(), workerId: p.workerId, horizons })}\n`);
 			}
 		});
-		foresight.on('workerLoad', (s) => appendFileSync(forecastsFile, `${JSON.stringify({ seed, policy, atS: atS(), workerId: s.workerId, cpuPct: s.cpuPct })}\n`));
+		foresight.on('workerLoad', (s) => appendFileSync(forecastsFile, `${JSON.stringify({ seed, policy, atS: atS(), workerId: s.workerId, cpuPct: s.cpuPct, consumers: s.consumers })}\n`));
 	}
 	foresight.on('workerLoad', (s) => {
 		const interval = foresight.options.loadSampleIntervalMs / 1000;

@@ -144,6 +144,33 @@ function topLayerRate(producer: ProducerView): number {
 }
 
 /**
+ * Load a join sent to `awayId` still leaves on its room's worker `homeId`: the pipe
+ * ingress of what it sends (forwarded to the room's receivers there), that stream's egress
+ * to those `receiversHome` receivers (`perReceiverPct` each), and a pipe egress (every
+ * layer) per room producer on `homeId` not yet piped to `awayId`, which the joiner consumes.
+ */
+export function splitLeftPct(
+	join: PendingJoin,
+	homeId: string,
+	awayId: string,
+	receiversHome: number,
+	perReceiverPct: number,
+	index: SnapshotIndex,
+	model: CostModel,
+	/** Pipes (`producerId>workerId`) already opened by the same decision. */
+	booked: ReadonlySet<string> = new Set(),
+): number {
+	let left = receiversHome * perReceiverPct;
+	if (join.sends.length > 0 && receiversHome > 0) left += packetCostPct(join.sends.reduce((s, c) => s + typicalIngressRate(c), 0), model.pipeIngressUsPerPacket);
+	if (join.consumes) {
+		for (const p of index.producersByRoom.get(join.roomId) ?? []) {
+			if (p.workerId === homeId && !index.pipedTo.get(p.id)?.has(awayId) && !booked.has(`${p.id}>${awayId}`)) left += pipeCostPct(p, model).source;
+		}
+	}
+	return left;
+}
+
+/**
  * Load a join adds to `workerId` if placed there: its own ingress, receive transport,
  * egress of everything it will consume, and pipe ingress for room producers that are
  * not yet piped there. Its producers' egress to other members lands on their workers

@@ -152,10 +152,31 @@ describe('Foresight placement', () => {
 			expect(place!.reason).toMatch(/room's worker/);
 		});
 
-		it("splits the room only when its worker is expected over the limit with the peer and another worker is not", () => {
+		it('splits the room only when sending the peer away takes its worker under the limit; over it either way, the peer stays with its room', () => {
 			const limit = 0.15 * FORESIGHT_DEFAULTS.limitPct;
-			const [place] = changes(decide(fleet(limit - 0.1)));
-			expect(place).toMatchObject({ type: 'place', peerId: 'x', workerId: 'w2' });
+			const placed = (roomWorkerMean: number, sends: Array<'audio' | 'video'>, p = policy) =>
+				changes(p.decide(at15(room(new SnapshotBuilder().worker('w0', roomWorkerMean, roomWorkerMean + 14).worker('w1', 5, 19).worker('w2', 3, 17), 'w0').join('x', 'r', sends).build()), p.initialState()).actions).find((a) => a.type === 'place');
+			// A viewer costs w0 its receive transport and two top-layer egresses (≈ 0.36 pp) kept, the pipes'
+			// egress of both producers (≈ 0.19 pp) sent away: 0.25 pp under the limit, the split takes w0 under it.
+			expect(placed(limit - 0.25, [])).toMatchObject({ peerId: 'x', workerId: 'w2' });
+			// 0.1 pp under: w0 ends over the limit either way; the split would only add pipes, so the viewer stays.
+			const kept = placed(limit - 0.1, []);
+			expect(kept).toMatchObject({ peerId: 'x', workerId: 'w0' });
+			expect(kept!.reason).toMatch(/over the .* limit anyway/);
+			// A sender leaves its streams' egress to w0's three receivers there too: it stays as well.
+			expect(placed(limit - 0.1, ['audio', 'video'])).toMatchObject({ peerId: 'x', workerId: 'w0' });
+			// The rule before: the least loaded worker expected under the limit, whether or not that relieves w0.
+			const before = foresightPolicy({ splitOnlyToRelieve: false });
+			for (const sends of [[], ['audio', 'video']] as const) expect(placed(limit - 0.1, [...sends], before)).toMatchObject({ peerId: 'x', workerId: 'w2' });
+		});
+
+		it("books a split's pipes on the room's worker once: a second viewer of the same decision follows the first where the pipes run", () => {
+			const limit = 0.15 * FORESIGHT_DEFAULTS.limitPct;
+			// 0.2 pp under the limit: the first viewer's split leaves the two pipes' egress (≈ 0.19 pp) on w0, which
+			// ends just under the limit; the second's opens no new pipe, so it relieves w0 as well.
+			const two = at15(room(new SnapshotBuilder().worker('w0', limit - 0.2, limit - 0.2 + 14).worker('w1', 5, 19).worker('w2', 3, 17), 'w0').join('x', 'r', []).join('y', 'r', []).build());
+			const places = changes(decide(two)).filter((a) => a.type === 'place');
+			expect(places.map((a) => a.workerId)).toEqual(['w2', 'w2']);
 		});
 
 		it('refuses on the expected load, not on the tail: a p95 over the limit everywhere with the means under it admits the peer', () => {
@@ -235,6 +256,19 @@ describe('Foresight corrective actions', () => {
 		expect(changes(decide(build(limitPct + 3))).length).toBeGreaterThan(0);
 		// Judged on the trajectory (the rule before), the tail alone moved receivers.
 		expect(changes(foresightPolicy({ reliefOnExpected: false }).decide(build(limitPct - 3), policy.initialState()).actions).length).toBeGreaterThan(0);
+	});
+
+	it("finds a relief move's target on the expected load: at a budget small against the forecast's tail, every trajectory is over the fill target", () => {
+		// Workers at 15 % of a core whose p95 sits 14 pp over their mean: w0 expected over the limit (12.75), w1 and w2 far under.
+		const at15 = (snapshot: AllocationSnapshot): AllocationSnapshot => ({ ...snapshot, workers: snapshot.workers.map((w) => ({ ...w, capacityPct: 15 })) });
+		const build = () =>
+			at15(new SnapshotBuilder().worker('w0', 14, 28).worker('w1', 5, 19).worker('w2', 3, 17).producer('v', 'host', 'r', 'w0').producer('a', 'host', 'r', 'w0', 'audio').consume('v', 'w0', 12).consume('a', 'w0', 12).build());
+		const moves = (actions: AllocationAction[]) => actions.filter((a) => a.type === 'spreadFanout' || a.type === 'migrateProducer');
+		const moved = moves(decide(build()));
+		expect(moved.length).toBeGreaterThan(0);
+		for (const a of moved) expect(a).toMatchObject({ workerId: 'w0' });
+		// On the trajectory (the rule before), no worker takes anything under the fill target: nothing moves.
+		expect(moves(foresightPolicy({ moveTargetsOnExpected: false }).decide(build(), policy.initialState()).actions)).toEqual([]);
 	});
 
 	it("prices a spread's pipes on the producers' workers: no spread that only shifts the overload onto the worker feeding its pipes", () => {

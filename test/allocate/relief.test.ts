@@ -1,4 +1,7 @@
-import { expectedOutlook, exposureAdded, moveAvoidedExposure, reliefDue, reliefNeedPct, type ExposureSide } from '../../plugin/allocate/policies/relief';
+import { expectedOutlook, exposureAdded, moveAvoidedExposure, reliefDue, reliefNeedPct, splitRelieves, type ExposureSide } from '../../plugin/allocate/policies/relief';
+import { indexSnapshot, joinCostPct, pipeCostPct, splitLeftPct, typicalIngressRate } from '../../plugin/allocate/estimate';
+import { packetCostPct } from '../../plugin/allocate/snapshot';
+import { SnapshotBuilder } from './fixtures';
 import { avoidedExposure, expectedSecondsOver, type Outlook } from '../../plugin/allocate/worth';
 
 const outlook = (meanPct: number, p95Pct: number): Outlook => ({
@@ -56,5 +59,31 @@ describe('relief: does a move pay, net of what it adds elsewhere', () => {
 		// The pipes' egress tips the producers' worker over: its 300 receivers count against the move.
 		expect(moveAvoidedExposure(source, relief, { ...target, pct: 0.1 }, [{ ...feeder, pct: 0.8 }])).toBeCloseTo(30 * 30 - 300 * 30);
 		expect(exposureAdded(feeder, 0.3, 0)).toBe(0);
+	});
+});
+
+describe('relief: a split at admission relieves the room\'s worker only when it takes it under its line', () => {
+	it('splits only when what the split leaves there keeps the worker at or under the line', () => {
+		expect(splitRelieves({ expectedPct: 12.5, linePct: 12.75 }, 0.2)).toBe(true);
+		expect(splitRelieves({ expectedPct: 12.6, linePct: 12.75 }, 0.2)).toBe(false);
+		expect(splitRelieves({ expectedPct: 14, linePct: 12.75 }, 0)).toBe(false);
+	});
+
+	it('what a split leaves: the joiner\'s streams to the receivers there (plus their pipe in), and a pipe out per producer not yet piped', () => {
+		const snapshot = new SnapshotBuilder().worker('w0', 10).worker('w1', 3).producer('v', 'host', 'r', 'w0').producer('a', 'host', 'r', 'w0', 'audio').consume('v', 'w0', 3).consume('a', 'w0', 3).join('x', 'r').build();
+		const index = indexSnapshot(snapshot);
+		const model = snapshot.costModel;
+		const join = snapshot.pendingJoins[0]!;
+		const pipesOut = index.producersByRoom.get('r')!.reduce((s, p) => s + pipeCostPct(p, model).source, 0);
+		const pipeIn = packetCostPct(typicalIngressRate('audio') + typicalIngressRate('video'), model.pipeIngressUsPerPacket);
+		expect(splitLeftPct(join, 'w0', 'w1', 3, 0.25, index, model)).toBeCloseTo(3 * 0.25 + pipeIn + pipesOut, 9);
+		// A viewer sends nothing: only the pipes out, which a producer already piped to the target does not add again.
+		const viewer = { ...join, sends: [] };
+		expect(splitLeftPct(viewer, 'w0', 'w1', 3, 0, index, model)).toBeCloseTo(pipesOut, 9);
+		index.pipedTo.set(index.producersByRoom.get('r')![0]!.id, new Set(['w1']));
+		expect(splitLeftPct(viewer, 'w0', 'w1', 3, 0, index, model)).toBeCloseTo(pipeCostPct(index.producersByRoom.get('r')![1]!, model).source, 9);
+		// At the cost model's prices, keeping a viewer costs its worker little more than sending it away.
+		const kept = joinCostPct(viewer, 'w0', index, model);
+		expect(kept - splitLeftPct(viewer, 'w0', 'w1', 3, 0, index, model)).toBeLessThan(0.5);
 	});
 });

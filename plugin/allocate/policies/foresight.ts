@@ -27,6 +27,8 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	youngRoomsGrow: true,
 	growthWithinTail: false,
 	keepWithRoomBelowPct: 85,
+	splitOnlyToRelieve: true,
+	moveTargetsOnExpected: true,
 	growthWindowS: 15,
 	growthHorizonS: 15,
 	consolidateBelowPct: 55,

@@ -1,8 +1,9 @@
 /** Admission: where each pending join goes, when its room moves whole instead of splitting, and when a refusal pays. */
-import { joinCostPct, typicalIngressRate } from '../estimate';
+import { joinCostPct, pipeCostPct, splitLeftPct, typicalIngressRate } from '../estimate';
 import { type PendingJoin, type WorkerView, packetCostPct } from '../snapshot';
 import { wholeRoom, roomTarget, roomConsumers, commitRoomMove } from './foresightMoves';
 import { type Plan, topLayerEgressPct, leastBy } from './foresightPlan';
+import { splitRelieves } from './relief';
 
 /**
  * Placement by predicted trajectory with the peer's expected profile: the fullest of the
@@ -23,6 +24,8 @@ export function placeJoins(plan: Plan): void {
 	const model = snapshot.costModel;
 	// Egress per consumer of producers admitted earlier in this decision, per room.
 	const pendingEgress = new Map<string, number>();
+	// Pipes this decision's joins open (producer>worker), each paid once.
+	const pipesBooked = new Set<string>();
 	for (const join of snapshot.pendingJoins) {
 		let audience = plan.receivers.get(join.roomId);
 		if (!audience) plan.receivers.set(join.roomId, (audience = new Map()));
@@ -93,9 +96,20 @@ export function placeJoins(plan: Plan): void {
 		}
 		if (!chosen) {
 			// No worker under the fill target, and the room's (if any) expected over the limit with the peer:
-			// another worker that is expected under it is clearly better (the split's pipes included in its cost).
+			// another worker that is expected under it is better (the split's pipes included in its cost),
+			// if sending the peer there takes the room's worker under the limit (`splitOnlyToRelieve`).
 			const under = leastBy(snapshot.workers.filter(withinLimit), expectedAfter);
-			if (under) {
+			const home = leastBy(
+				snapshot.workers.filter((w) => roomWorkers.has(w.id)),
+				expectedAfter,
+			);
+			const left = (from: WorkerView, to: WorkerView): number =>
+				splitLeftPct(join, from.id, to.id, audience.get(from.id)?.size ?? 0, perMember, index, model, pipesBooked);
+			if (options.splitOnlyToRelieve && under && home && !roomWorkers.has(under.id) && !splitRelieves({ expectedPct: plan.expectedLoad(home.id), linePct: plan.scaled(options.limitPct, home) }, left(home, under))) {
+				chosen = home;
+				chosenCost = costOn(home);
+				reason = `its room's worker: sent to ${under.id}, the peer would leave it over the ${options.limitPct}% limit anyway (pipes, no relief)`;
+			} else if (under) {
 				chosen = under;
 				chosenCost = costOn(under);
 				reason = `least expected load under the ${options.limitPct}% limit (no worker under the fill target)`;
@@ -125,6 +139,15 @@ export function placeJoins(plan: Plan): void {
 		for (const [workerId, peers] of audience) {
 			if (workerId === chosen.id) continue;
 			plan.add(workerId, peers.size * perMember + (join.sends.length > 0 ? packetCostPct(join.sends.reduce((s, c) => s + typicalIngressRate(c), 0), model.pipeIngressUsPerPacket) : 0));
+		}
+		// Its consumers of producers on other workers are fed by pipes, whose egress (every layer) the producers' workers pay.
+		if (join.consumes) {
+			for (const p of index.producersByRoom.get(join.roomId) ?? []) {
+				const key = `${p.id}>${chosen.id}`;
+				if (p.workerId === chosen.id || index.pipedTo.get(p.id)?.has(chosen.id) || pipesBooked.has(key)) continue;
+				pipesBooked.add(key);
+				plan.add(p.workerId, pipeCostPct(p, model).source);
+			}
 		}
 		if (join.consumes) {
 			let peers = audience.get(chosen.id);

@@ -171,6 +171,11 @@ export class Plan {
 		return this.forecastLoad(workerId) - (this.tail.get(workerId) ?? 0);
 	}
 
+	/** The load a relief move's target is filled on (see `moveTargetsOnExpected`). */
+	targetLoad(workerId: string): number {
+		return this.options.reliefOnExpected && this.options.moveTargetsOnExpected ? this.expectedLoad(workerId) : this.load(workerId);
+	}
+
 	/** The predictor's p95 after this decision's actions, without the growth extrapolation. */
 	forecastLoad(workerId: string): number {
 		return (this.projected.get(workerId) ?? 0) - Math.max(0, this.expectedGrowth.get(workerId) ?? 0);
@@ -319,10 +324,10 @@ export function overTarget(plan: Plan, worker: WorkerView, thresholdPct = plan.o
 	return (expected ? plan.expectedLoad(worker.id) : plan.load(worker.id)) - plan.scaled(thresholdPct, worker);
 }
 
-/** The worker with the most headroom (other than `exclude`). */
+/** The worker with the most headroom for a relief move (other than `exclude`). */
 export function emptiestWorker(plan: Plan, exclude: string): WorkerView | undefined {
 	let best: WorkerView | undefined;
-	for (const w of plan.snapshot.workers) if (w.id !== exclude && (!best || plan.load(w.id) < plan.load(best.id))) best = w;
+	for (const w of plan.snapshot.workers) if (w.id !== exclude && (!best || plan.targetLoad(w.id) < plan.targetLoad(best.id))) best = w;
 	return best;
 }
 

@@ -86,6 +86,26 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 */
 	keepWithRoomBelowPct: number;
 	/**
+	 * A joiner whose room's worker is expected over the limit with it goes to another worker
+	 * only when that split takes the room's worker under the limit: sent away, the peer still
+	 * leaves there the pipe ingress of what it sends, that stream's egress to the room's
+	 * receivers on it, and a pipe egress (every simulcast layer) per room producer. At the
+	 * cost model's prices that is about what keeping it costs, so a split that cannot take
+	 * the worker under the line relieves nothing and adds pipes on both workers; the joiner
+	 * then stays with its room (unless the room moves whole) and relief judges the worker.
+	 * Off: the joiner goes to the least loaded worker expected under the limit.
+	 */
+	splitOnlyToRelieve: boolean;
+	/**
+	 * With `reliefOnExpected`, a relief move's target (a whole room's, a spread's, a migrated
+	 * producer's) takes the moved load while its expected load (mean forecast, no tail, no
+	 * growth) stays under the fill target, the load the move's trigger and its price read.
+	 * On the trajectory instead, a budget small against the forecast's tail (a worker at 15 %
+	 * of a core whose p95 sits points above its mean) has every worker over the fill target,
+	 * and no relief move ever finds a target. Off: targets are judged on the trajectory.
+	 */
+	moveTargetsOnExpected: boolean;
+	/**
 	 * A worker's trajectory is its mean forecast plus the larger of the forecast's tail (p95 −
 	 * mean) and its rooms' growth, not their sum: both stand for load not yet seen. The anchored
 	 * predictor's band is learned from its matured errors (before it has them, half the level

@@ -78,3 +78,13 @@ export function moveAvoidedExposure(
 	for (const o of others) created += exposureAdded(o, o.pct, 0);
 	return before - after - created;
 }
+
+/**
+ * Whether sending a joiner away from its room's worker relieves that worker: only when the
+ * split takes it under its line. `expectedPct` is its expected load before the joiner,
+ * `splitLeftPct` what the split still leaves there (estimate.ts `splitLeftPct`). Over the
+ * line either way, the split only adds pipes, on both workers.
+ */
+export function splitRelieves(home: { expectedPct: number; linePct: number }, splitLeftPct: number): boolean {
+	return home.expectedPct + splitLeftPct <= home.linePct;
+}
