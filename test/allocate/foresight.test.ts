@@ -269,6 +269,10 @@ describe('Foresight corrective actions', () => {
 		for (const a of moved) expect(a).toMatchObject({ workerId: 'w0' });
 		// On the trajectory (the rule before), no worker takes anything under the fill target: nothing moves.
 		expect(moves(foresightPolicy({ moveTargetsOnExpected: false }).decide(build(), policy.initialState()).actions)).toEqual([]);
+		// While one worker is under the fill target on its trajectory (w3, just under it, too full to take the move), targets
+		// are judged on the trajectory: w1 and w2, under on their means, take nothing (their tails are what overloads them next).
+		const withRoomSomewhere = at15(new SnapshotBuilder().worker('w0', 14, 28).worker('w1', 5, 19).worker('w2', 3, 17).worker('w3', 11.9, 12).producer('v', 'host', 'r', 'w0').producer('a', 'host', 'r', 'w0', 'audio').consume('v', 'w0', 12).consume('a', 'w0', 12).build());
+		expect(moves(decide(withRoomSomewhere)).filter((a) => a.type !== 'cannotRelieve' && (a as { toWorkerId?: string }).toWorkerId !== 'w3')).toEqual([]);
 	});
 
 	it("prices a spread's pipes on the producers' workers: no spread that only shifts the overload onto the worker feeding its pipes", () => {

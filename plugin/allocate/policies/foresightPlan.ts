@@ -49,6 +49,8 @@ export class Plan {
 	private readonly proposedAt = new Map<string, number>();
 	private readonly degradedAt = new Map<string, number[]>();
 	private readonly unrelieved = new Map<string, number>();
+	/** Relief targets are filled on the expected load this decision: every trajectory started over the fill target (`moveTargetsOnExpected`). */
+	private readonly targetsOnExpected: boolean;
 	/** Workers found beyond relief in an earlier decision (reported then). */
 	private readonly reportedUnrelieved: ReadonlySet<string>;
 
@@ -88,6 +90,7 @@ export class Plan {
 			this.start.set(w.id, risk + growth);
 			this.exposed.set(w.id, (index.consumersByWorker.get(w.id) ?? []).filter((c) => !c.paused).length);
 		}
+		this.targetsOnExpected = options.reliefOnExpected && options.moveTargetsOnExpected && snapshot.workers.every((w) => this.load(w.id) > this.scaled(options.fillBelowPct, w));
 		for (const [id, times] of Object.entries(previous.degradedAt ?? {})) {
 			const recent = times.filter((x) => snapshot.t - x < DEGRADE_WINDOW_S);
 			if (recent.length > 0) this.degradedAt.set(id, recent);
@@ -173,7 +176,7 @@ export class Plan {
 
 	/** The load a relief move's target is filled on (see `moveTargetsOnExpected`). */
 	targetLoad(workerId: string): number {
-		return this.options.reliefOnExpected && this.options.moveTargetsOnExpected ? this.expectedLoad(workerId) : this.load(workerId);
+		return this.targetsOnExpected ? this.expectedLoad(workerId) : this.load(workerId);
 	}
 
 	/** The predictor's p95 after this decision's actions, without the growth extrapolation. */

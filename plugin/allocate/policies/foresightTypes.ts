@@ -97,12 +97,15 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	 */
 	splitOnlyToRelieve: boolean;
 	/**
-	 * With `reliefOnExpected`, a relief move's target (a whole room's, a spread's, a migrated
-	 * producer's) takes the moved load while its expected load (mean forecast, no tail, no
-	 * growth) stays under the fill target, the load the move's trigger and its price read.
-	 * On the trajectory instead, a budget small against the forecast's tail (a worker at 15 %
-	 * of a core whose p95 sits points above its mean) has every worker over the fill target,
-	 * and no relief move ever finds a target. Off: targets are judged on the trajectory.
+	 * With `reliefOnExpected`, when every worker's trajectory is over the fill target at the
+	 * start of a decision, a relief move's target (a whole room's, a spread's, a migrated
+	 * producer's, a relocated room's) takes the moved load while its expected load (mean
+	 * forecast, no tail, no growth) stays under the fill target, the load the move's trigger
+	 * and its price read. A budget small against the forecast's tail (a worker at 15 % of a
+	 * core whose p95 sits points above its mean) has every trajectory over the fill target,
+	 * and judged on it no relief move ever finds a target. While some worker is under the
+	 * fill target on its trajectory, targets are judged on the trajectory: filled on the mean,
+	 * a target's own tail is what overloads it next. Off: always on the trajectory.
 	 */
 	moveTargetsOnExpected: boolean;
 	/**
