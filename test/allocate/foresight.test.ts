@@ -258,21 +258,25 @@ describe('Foresight corrective actions', () => {
 		expect(changes(foresightPolicy({ reliefOnExpected: false }).decide(build(limitPct - 3), policy.initialState()).actions).length).toBeGreaterThan(0);
 	});
 
-	it("finds a relief move's target on the expected load: at a budget small against the forecast's tail, every trajectory is over the fill target", () => {
+	it("finds a whole room's new worker on the expected load when every trajectory is over the fill target; spreads stay on the trajectory", () => {
 		// Workers at 15 % of a core whose p95 sits 14 pp over their mean: w0 expected over the limit (12.75), w1 and w2 far under.
 		const at15 = (snapshot: AllocationSnapshot): AllocationSnapshot => ({ ...snapshot, workers: snapshot.workers.map((w) => ({ ...w, capacityPct: 15 })) });
-		const build = () =>
-			at15(new SnapshotBuilder().worker('w0', 14, 28).worker('w1', 5, 19).worker('w2', 3, 17).producer('v', 'host', 'r', 'w0').producer('a', 'host', 'r', 'w0', 'audio').consume('v', 'w0', 12).consume('a', 'w0', 12).build());
+		const build = (extra?: (b: SnapshotBuilder) => SnapshotBuilder) => {
+			const b = new SnapshotBuilder().worker('w0', 14, 28).worker('w1', 5, 19).worker('w2', 3, 17).producer('v', 'host', 'r', 'w0').producer('a', 'host', 'r', 'w0', 'audio').consume('v', 'w0', 12).consume('a', 'w0', 12);
+			return at15((extra ? extra(b) : b).build());
+		};
 		const moves = (actions: AllocationAction[]) => actions.filter((a) => a.type === 'spreadFanout' || a.type === 'migrateProducer');
 		const moved = moves(decide(build()));
 		expect(moved.length).toBeGreaterThan(0);
-		for (const a of moved) expect(a).toMatchObject({ workerId: 'w0' });
+		for (const a of moved) expect(a).toMatchObject({ workerId: 'w0', reason: expect.stringMatching(/room r moves whole/) });
 		// On the trajectory (the rule before), no worker takes anything under the fill target: nothing moves.
-		expect(moves(foresightPolicy({ moveTargetsOnExpected: false }).decide(build(), policy.initialState()).actions)).toEqual([]);
-		// While one worker is under the fill target on its trajectory (w3, just under it, too full to take the move), targets
+		expect(moves(foresightPolicy({ roomTargetsOnExpected: false }).decide(build(), policy.initialState()).actions)).toEqual([]);
+		// A room already split (a producer on w1) cannot move whole; a spread would open pipes, and its target stays judged on the trajectory.
+		expect(moves(decide(build((b) => b.producer('s', 'guest', 'r', 'w1').consume('s', 'w0', 12))))).toEqual([]);
+		// While one worker is under the fill target on its trajectory (w3, just under it, too full to take the room), targets
 		// are judged on the trajectory: w1 and w2, under on their means, take nothing (their tails are what overloads them next).
-		const withRoomSomewhere = at15(new SnapshotBuilder().worker('w0', 14, 28).worker('w1', 5, 19).worker('w2', 3, 17).worker('w3', 11.9, 12).producer('v', 'host', 'r', 'w0').producer('a', 'host', 'r', 'w0', 'audio').consume('v', 'w0', 12).consume('a', 'w0', 12).build());
-		expect(moves(decide(withRoomSomewhere)).filter((a) => a.type !== 'cannotRelieve' && (a as { toWorkerId?: string }).toWorkerId !== 'w3')).toEqual([]);
+		const withRoomSomewhere = moves(decide(build((b) => b.worker('w3', 11.9, 12))));
+		expect(withRoomSomewhere.filter((a) => a.toWorkerId !== 'w3')).toEqual([]);
 	});
 
 	it("prices a spread's pipes on the producers' workers: no spread that only shifts the overload onto the worker feeding its pipes", () => {

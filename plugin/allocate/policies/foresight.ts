@@ -28,7 +28,7 @@ export const FORESIGHT_DEFAULTS: Readonly<ForesightPolicyOptions> = Object.freez
 	growthWithinTail: false,
 	keepWithRoomBelowPct: 85,
 	splitOnlyToRelieve: true,
-	moveTargetsOnExpected: true,
+	roomTargetsOnExpected: true,
 	growthWindowS: 15,
 	growthHorizonS: 15,
 	consolidateBelowPct: 55,

@@ -187,11 +187,11 @@ export function spreadFanout(plan: Plan, worker: WorkerView): void {
 		for (const w of snapshot.workers) {
 			if (w.id === worker.id) continue;
 			const o = overheadOn(w, take);
-			if (plan.targetLoad(w.id) + relief + o.target > plan.scaled(options.fillBelowPct, w)) continue;
+			if (plan.load(w.id) + relief + o.target > plan.scaled(options.fillBelowPct, w)) continue;
 			const lighter = target !== undefined && light(w) && !light(target);
 			const heavier = target === undefined || (!light(w) && light(target));
 			const cheaper = heavier || (!lighter && total(o) < total(overhead) - 0.05);
-			const asCheapButFuller = target !== undefined && !lighter && !heavier && Math.abs(total(o) - total(overhead)) <= 0.05 && plan.targetLoad(w.id) > plan.targetLoad(target.id);
+			const asCheapButFuller = target !== undefined && !lighter && !heavier && Math.abs(total(o) - total(overhead)) <= 0.05 && plan.load(w.id) > plan.load(target.id);
 			if (cheaper || asCheapButFuller) {
 				target = w;
 				overhead = o;
@@ -201,7 +201,7 @@ export function spreadFanout(plan: Plan, worker: WorkerView): void {
 			// Nothing takes the whole batch: give the emptiest worker what fits.
 			const emptiest = emptiestWorker(plan, worker.id);
 			if (!emptiest) return;
-			const room = options.fillBelowPct * (emptiest.capacityPct / 100) - plan.targetLoad(emptiest.id);
+			const room = options.fillBelowPct * (emptiest.capacityPct / 100) - plan.load(emptiest.id);
 			relief = 0;
 			take = 0;
 			while (take < batch.length && relief + batch[take]!.relief + overheadOn(emptiest, take + 1).target <= room) relief += batch[take++]!.relief;
@@ -267,8 +267,8 @@ export function migrateProducers(plan: Plan, worker: WorkerView): void {
 			const w = index.workers.get(id);
 			if (!w) continue;
 			const cost = ingress - pipe.target + pipe.source * (targets.size - 1);
-			if (plan.targetLoad(id) + cost > plan.options.fillBelowPct * (w.capacityPct / 100)) continue;
-			if (!target || plan.targetLoad(id) < plan.targetLoad(target.id)) target = w;
+			if (plan.load(id) + cost > plan.options.fillBelowPct * (w.capacityPct / 100)) continue;
+			if (!target || plan.load(id) < plan.load(target.id)) target = w;
 		}
 		if (!target) continue;
 		const receivers = consumers.filter((c) => !c.paused).length;

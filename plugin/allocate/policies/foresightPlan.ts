@@ -49,7 +49,7 @@ export class Plan {
 	private readonly proposedAt = new Map<string, number>();
 	private readonly degradedAt = new Map<string, number[]>();
 	private readonly unrelieved = new Map<string, number>();
-	/** Relief targets are filled on the expected load this decision: every trajectory started over the fill target (`moveTargetsOnExpected`). */
+	/** Whole rooms' targets are filled on the expected load this decision: every trajectory started over the fill target (`roomTargetsOnExpected`). */
 	private readonly targetsOnExpected: boolean;
 	/** Workers found beyond relief in an earlier decision (reported then). */
 	private readonly reportedUnrelieved: ReadonlySet<string>;
@@ -90,7 +90,7 @@ export class Plan {
 			this.start.set(w.id, risk + growth);
 			this.exposed.set(w.id, (index.consumersByWorker.get(w.id) ?? []).filter((c) => !c.paused).length);
 		}
-		this.targetsOnExpected = options.reliefOnExpected && options.moveTargetsOnExpected && snapshot.workers.every((w) => this.load(w.id) > this.scaled(options.fillBelowPct, w));
+		this.targetsOnExpected = options.reliefOnExpected && options.roomTargetsOnExpected && snapshot.workers.every((w) => this.load(w.id) > this.scaled(options.fillBelowPct, w));
 		for (const [id, times] of Object.entries(previous.degradedAt ?? {})) {
 			const recent = times.filter((x) => snapshot.t - x < DEGRADE_WINDOW_S);
 			if (recent.length > 0) this.degradedAt.set(id, recent);
@@ -174,7 +174,7 @@ export class Plan {
 		return this.forecastLoad(workerId) - (this.tail.get(workerId) ?? 0);
 	}
 
-	/** The load a relief move's target is filled on (see `moveTargetsOnExpected`). */
+	/** The load a whole room's new worker is filled on (see `roomTargetsOnExpected`). */
 	targetLoad(workerId: string): number {
 		return this.targetsOnExpected ? this.expectedLoad(workerId) : this.load(workerId);
 	}
@@ -327,10 +327,10 @@ export function overTarget(plan: Plan, worker: WorkerView, thresholdPct = plan.o
 	return (expected ? plan.expectedLoad(worker.id) : plan.load(worker.id)) - plan.scaled(thresholdPct, worker);
 }
 
-/** The worker with the most headroom for a relief move (other than `exclude`). */
+/** The worker with the most headroom (other than `exclude`). */
 export function emptiestWorker(plan: Plan, exclude: string): WorkerView | undefined {
 	let best: WorkerView | undefined;
-	for (const w of plan.snapshot.workers) if (w.id !== exclude && (!best || plan.targetLoad(w.id) < plan.targetLoad(best.id))) best = w;
+	for (const w of plan.snapshot.workers) if (w.id !== exclude && (!best || plan.load(w.id) < plan.load(best.id))) best = w;
 	return best;
 }
 

@@ -98,16 +98,18 @@ export interface ForesightPolicyOptions extends DegradeRules, WorthRules {
 	splitOnlyToRelieve: boolean;
 	/**
 	 * With `reliefOnExpected`, when every worker's trajectory is over the fill target at the
-	 * start of a decision, a relief move's target (a whole room's, a spread's, a migrated
-	 * producer's, a relocated room's) takes the moved load while its expected load (mean
-	 * forecast, no tail, no growth) stays under the fill target, the load the move's trigger
-	 * and its price read. A budget small against the forecast's tail (a worker at 15 % of a
-	 * core whose p95 sits points above its mean) has every trajectory over the fill target,
-	 * and judged on it no relief move ever finds a target. While some worker is under the
-	 * fill target on its trajectory, targets are judged on the trajectory: filled on the mean,
-	 * a target's own tail is what overloads it next. Off: always on the trajectory.
+	 * start of a decision, a room moved whole (by relief, or relocated at admission when it
+	 * outgrew its worker) goes to a worker whose expected load (mean forecast, no tail, no
+	 * growth) stays under the fill target with it: the load the move's trigger and its price
+	 * read. A budget small against the forecast's tail (a worker at 15 % of a core whose p95
+	 * sits points above its mean) has every trajectory over the fill target, and judged on it
+	 * no room ever finds a new worker. While some worker is under the fill target on its
+	 * trajectory, targets are judged on the trajectory: filled on its mean, a target's own
+	 * tail is what overloads it next. Only whole rooms: a fan-out spread or a producer
+	 * migration opens a pipe per producer and worker, which on workers this small costs more
+	 * than it relieves; those keep their targets on the trajectory. Off: always the trajectory.
 	 */
-	moveTargetsOnExpected: boolean;
+	roomTargetsOnExpected: boolean;
 	/**
 	 * A worker's trajectory is its mean forecast plus the larger of the forecast's tail (p95 −
 	 * mean) and its rooms' growth, not their sum: both stand for load not yet seen. The anchored
