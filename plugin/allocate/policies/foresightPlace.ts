@@ -1,5 +1,5 @@
 /** Admission: where each pending join goes, when its room moves whole instead of splitting, and when a refusal pays. */
-import { joinCostPct, splitLeftPct, typicalIngressRate } from '../estimate';
+import { joinCostPct, pipeCostPct, splitLeftPct, typicalIngressRate } from '../estimate';
 import { type PendingJoin, type WorkerView, packetCostPct } from '../snapshot';
 import { wholeRoom, roomTarget, roomConsumers, commitRoomMove } from './foresightMoves';
 import { type Plan, topLayerEgressPct, leastBy } from './foresightPlan';
@@ -24,7 +24,7 @@ export function placeJoins(plan: Plan): void {
 	const model = snapshot.costModel;
 	// Egress per consumer of producers admitted earlier in this decision, per room.
 	const pendingEgress = new Map<string, number>();
-	// Pipes this decision's joins open (producer>worker): a split's leftover counts each once.
+	// Pipes this decision's joins open (producer>worker), each paid once.
 	const pipesBooked = new Set<string>();
 	for (const join of snapshot.pendingJoins) {
 		let audience = plan.receivers.get(join.roomId);
@@ -140,9 +140,15 @@ export function placeJoins(plan: Plan): void {
 			if (workerId === chosen.id) continue;
 			plan.add(workerId, peers.size * perMember + (join.sends.length > 0 ? packetCostPct(join.sends.reduce((s, c) => s + typicalIngressRate(c), 0), model.pipeIngressUsPerPacket) : 0));
 		}
-		// Its consumers of producers on other workers are fed by pipes: a later joiner sent the same way opens none.
-		// Their egress is not booked on the producers' workers (the plan never has; measured, relief sees it).
-		if (join.consumes) for (const p of index.producersByRoom.get(join.roomId) ?? []) if (p.workerId !== chosen.id) pipesBooked.add(`${p.id}>${chosen.id}`);
+		// Its consumers of producers on other workers are fed by pipes, whose egress (every layer) the producers' workers pay.
+		if (join.consumes) {
+			for (const p of index.producersByRoom.get(join.roomId) ?? []) {
+				const key = `${p.id}>${chosen.id}`;
+				if (p.workerId === chosen.id || index.pipedTo.get(p.id)?.has(chosen.id) || pipesBooked.has(key)) continue;
+				pipesBooked.add(key);
+				plan.add(p.workerId, pipeCostPct(p, model).source);
+			}
+		}
 		if (join.consumes) {
 			let peers = audience.get(chosen.id);
 			if (!peers) audience.set(chosen.id, (peers = new Set()));
